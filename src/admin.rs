@@ -1,0 +1,299 @@
+//! Admin requests: what the CLI asks of the store, carried out in the daemon
+//! over a Unix socket in `data_dir` (mode 0600), or in the CLI's own process
+//! when no daemon runs. sled admits one process, so there is no third way.
+//!
+//! The wire format is one JSON request line and one JSON response line.
+//! Output formatting (table, CSV) is the CLI's business, not this module's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use data_encoding::BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use crate::commands::{self, Refusal};
+use crate::context::Context;
+use crate::store::{Status, Subscriber};
+
+/// Longest request line: a whole message for `inject`, base64-encoded, plus room.
+fn max_request_bytes(ctx: &Context) -> usize {
+    ctx.config.inbound.max_message_bytes / 3 * 4 + 64 * 1024
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Lists,
+    Subscribers {
+        list: String,
+        status: Option<String>,
+    },
+    Add {
+        list: String,
+        email: String,
+        name: Option<String>,
+        attributes: BTreeMap<String, String>,
+        consent: String,
+    },
+    Remove {
+        list: String,
+        email: String,
+    },
+    Inject {
+        recipient: String,
+        sender: Option<String>,
+        /// The message, base64.
+        message: String,
+    },
+}
+
+/// Why a request failed; `exit` is the CLI's exit code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub exit: i32,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            exit: 1,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        Failure {
+            message: format!("{e:#}"),
+            exit: 1,
+        }
+    }
+}
+
+/// sysexits(3) codes for `inject`.
+pub mod sysexits {
+    pub const OK: i32 = 0;
+    pub const DATAERR: i32 = 65;
+    pub const NOUSER: i32 = 67;
+    pub const TEMPFAIL: i32 = 75;
+}
+
+/// The JSON form of a subscriber that `subscribers` prints (spec: at least
+/// email, name, status, bounces, subscribed_at, attributes).
+pub fn subscriber_json(s: &Subscriber) -> Value {
+    json!({
+        "email": s.email,
+        "name": s.name,
+        "status": s.status.as_str(),
+        "bounces": s.bounces,
+        "subscribed_at": s.subscribed_at.map(|t| t.to_rfc3339()),
+        "unsubscribed_at": s.unsubscribed_at.map(|t| t.to_rfc3339()),
+        "attributes": s.attributes,
+    })
+}
+
+/// Carries out one request. Changes are synced before this returns Ok.
+pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> {
+    let list_of = |id: &str| {
+        ctx.lists.get(id).ok_or_else(|| {
+            let known: Vec<_> = ctx.lists.iter().map(|l| l.id.as_str()).collect();
+            Failure::usage(format!("no list {id:?} (lists: {})", known.join(", ")))
+        })
+    };
+    let value = match request {
+        Request::Lists => {
+            let mut out = Vec::new();
+            for list in ctx.lists.iter() {
+                let counts = ctx.store.counts(&list.id)?;
+                let by_status: BTreeMap<&str, usize> = Status::ALL
+                    .iter()
+                    .map(|s| (s.as_str(), counts.get(s).copied().unwrap_or(0)))
+                    .collect();
+                out.push(json!({
+                    "id": list.id,
+                    "name": list.name,
+                    "address": crate::address::list_address(list, "", None, &ctx.config.domain),
+                    "subscription": list.subscription,
+                    "language": list.language,
+                    "counts": by_status,
+                }));
+            }
+            Value::Array(out)
+        }
+        Request::Subscribers { list, status } => {
+            let list = list_of(&list)?;
+            let status = match status {
+                Some(s) => Some(Status::parse(&s).ok_or_else(|| {
+                    let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                    Failure::usage(format!("unknown status {s:?} (one of: {})", all.join(", ")))
+                })?),
+                None => None,
+            };
+            let subs = ctx.store.subscribers(&list.id)?;
+            Value::Array(
+                subs.iter()
+                    .filter(|s| status.is_none_or(|st| s.status == st))
+                    .map(subscriber_json)
+                    .collect(),
+            )
+        }
+        Request::Add {
+            list,
+            email,
+            name,
+            attributes,
+            consent,
+        } => {
+            let list = list_of(&list)?;
+            let msg =
+                commands::admin_add(ctx, list, &email, name.as_deref(), attributes, &consent)?;
+            ctx.store.sync().await?;
+            ctx.mail_ready.notify_one();
+            json!(msg)
+        }
+        Request::Remove { list, email } => {
+            let list = list_of(&list)?;
+            let msg = commands::admin_remove(ctx, list, &email)?;
+            ctx.store.sync().await?;
+            json!(msg)
+        }
+        Request::Inject {
+            recipient,
+            sender,
+            message,
+        } => {
+            let raw = BASE64
+                .decode(message.as_bytes())
+                .map_err(|e| Failure::usage(format!("bad message encoding: {e}")))?;
+            match commands::handle_inbound(ctx, &recipient, sender.as_deref(), &raw).await {
+                Ok(handled) => json!(handled.0),
+                Err(e) => {
+                    let exit = match e {
+                        Refusal::Unparseable => sysexits::DATAERR,
+                        Refusal::UnknownRecipient => sysexits::NOUSER,
+                        Refusal::Temporary(_) => sysexits::TEMPFAIL,
+                    };
+                    return Err(Failure {
+                        message: format!("{recipient}: {e}"),
+                        exit,
+                    });
+                }
+            }
+        }
+    };
+    Ok(value)
+}
+
+/// Serves admin requests on `path` until `shutdown` turns true.
+pub async fn serve(ctx: Arc<Context>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let stream = tokio::select! {
+            a = listener.accept() => match a {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(&ctx, stream).await {
+                tracing::warn!(error = %e, "admin connection failed");
+            }
+        });
+    }
+}
+
+async fn answer(ctx: &Context, stream: UnixStream) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = Vec::new();
+    let limit = max_request_bytes(ctx) as u64;
+    let mut reader = BufReader::new(read).take(limit);
+    reader.read_until(b'\n', &mut line).await?;
+    let response = match serde_json::from_slice::<Request>(&line) {
+        Ok(request) => {
+            let name = request_name(&request);
+            let span = tracing::info_span!("admin", command = name);
+            let _enter = span.enter();
+            tracing::info!("admin request");
+            drop(_enter);
+            execute(ctx, request).await
+        }
+        Err(e) if line.len() as u64 >= limit => {
+            Err(Failure::usage(format!("request too large ({e})")))
+        }
+        Err(e) => Err(Failure::usage(format!("bad admin request: {e}"))),
+    };
+    let body = match response {
+        Ok(v) => json!({"ok": v}),
+        Err(f) => json!({"err": f}),
+    };
+    let mut out = serde_json::to_vec(&body)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    Ok(())
+}
+
+fn request_name(r: &Request) -> &'static str {
+    match r {
+        Request::Lists => "lists",
+        Request::Subscribers { .. } => "subscribers",
+        Request::Add { .. } => "add",
+        Request::Remove { .. } => "remove",
+        Request::Inject { .. } => "inject",
+    }
+}
+
+/// Sends `request` to a daemon listening on `socket`. `Ok(None)` means no
+/// daemon answers there (no socket, or a stale one), so the caller may open
+/// the store itself.
+pub async fn call(
+    socket: &Path,
+    request: &Request,
+) -> anyhow::Result<Option<Result<Value, Failure>>> {
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => anyhow::bail!("{}: cannot reach the daemon: {e}", socket.display()),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    write.shutdown().await?;
+    let mut reader = BufReader::new(read);
+    let mut answer = Vec::new();
+    reader.read_until(b'\n', &mut answer).await?;
+    if answer.is_empty() {
+        anyhow::bail!("the daemon closed the connection without an answer");
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Answer {
+        Ok(Value),
+        Err(Failure),
+    }
+    Ok(Some(match serde_json::from_slice::<Answer>(&answer)? {
+        Answer::Ok(v) => Ok(v),
+        Answer::Err(f) => Err(f),
+    }))
+}
+
+use tokio::io::AsyncReadExt as _;

@@ -1,0 +1,1068 @@
+//! What mail to a list address does: subscribe, confirm, unsubscribe, help,
+//! approval, and forwarding to the owners.
+//!
+//! Handlers change the store and queue their answers in one atomic write,
+//! then sync; they never touch the network. The caller acknowledges (SMTP 250,
+//! exit 0, HTTP 2xx) only after a handler returned Ok, so a crash never loses
+//! a confirmation. Automated mail (bounces, auto-replies, list mail) is never
+//! answered.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use mail_parser::{Message, MessageParser};
+use serde_json::{json, Value};
+
+use crate::address::{self, Action};
+use crate::classify::{self, Automated};
+use crate::compose::{self, AutoSubmitted};
+use crate::context::{Context, Metrics};
+use crate::lists::{List, Subscription};
+use crate::store::{
+    Consent, OutMail, Pending, PendingAction, Status, Subscriber, Tx, RECORD_VERSION,
+};
+use crate::token::{Purpose, Token};
+
+/// Words that subscribe, in Subject or the first line (spec: any case).
+pub const SUBSCRIBE_WORDS: &[&str] = &["subscribe", "prenumerera", "join"];
+/// Words that unsubscribe.
+pub const UNSUBSCRIBE_WORDS: &[&str] = &[
+    "unsubscribe",
+    "avsluta",
+    "avprenumerera",
+    "avregistrera",
+    "sluta",
+    "stop",
+    "leave",
+];
+/// Words that ask for help.
+pub const HELP_WORDS: &[&str] = &["help", "hjälp"];
+
+/// A command word found in a mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Word {
+    Subscribe,
+    Unsubscribe,
+    Help,
+}
+
+/// Why inbound mail was not accepted. Each maps to one SMTP reply and one
+/// sysexits code, in `inbound` and `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("the message could not be parsed")]
+    Unparseable,
+    #[error("no such list address")]
+    UnknownRecipient,
+    /// The store or the disk failed: the sender should try again later.
+    #[error("temporary failure: {0}")]
+    Temporary(#[from] anyhow::Error),
+}
+
+/// What happened to an accepted message, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled(pub &'static str);
+
+/// Strips reply and forward prefixes: "Re: SV: Sv: AW: Fwd: VS:".
+pub fn strip_subject_prefixes(subject: &str) -> &str {
+    let mut s = subject.trim();
+    loop {
+        let lower = s.to_lowercase();
+        let stripped = [
+            "re:", "sv:", "aw:", "vs:", "fwd:", "fw:", "vb:", "antw:", "ang:",
+        ]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| s[p.len()..].trim_start());
+        match stripped {
+            Some(rest) => s = rest,
+            None => return s,
+        }
+    }
+}
+
+/// Reads one command word: the whole trimmed text (less trailing
+/// punctuation) must be the word, so "Stop sending me the handbook" is not one.
+pub fn command_word(text: &str) -> Option<Word> {
+    let t = text
+        .trim()
+        .trim_end_matches(['.', '!', '?'])
+        .trim()
+        .to_lowercase();
+    let is = |words: &[&str]| words.contains(&t.as_str());
+    if is(SUBSCRIBE_WORDS) {
+        Some(Word::Subscribe)
+    } else if is(UNSUBSCRIBE_WORDS) {
+        Some(Word::Unsubscribe)
+    } else if is(HELP_WORDS) {
+        Some(Word::Help)
+    } else {
+        None
+    }
+}
+
+/// The first line of the body that is neither empty nor quoted.
+pub fn first_own_line(body: &str) -> Option<&str> {
+    body.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('>'))
+}
+
+/// The sender: From's first address, else the envelope sender.
+fn sender<'m>(msg: &'m Message<'m>, reverse_path: Option<&'m str>) -> Option<(String, String)> {
+    if let Some(addr) = msg.from().and_then(|f| f.first()) {
+        if let Some(email) = addr.address() {
+            let name = addr.name().map(address::header_safe).unwrap_or_default();
+            return Some((address::normalize(email), name));
+        }
+    }
+    reverse_path
+        .filter(|r| !r.is_empty())
+        .map(|r| (address::normalize(r), String::new()))
+}
+
+fn message_id(msg: &Message<'_>) -> Option<String> {
+    msg.message_id()
+        .map(|id| format!("<{}>", address::header_safe(id)))
+}
+
+/// Handles one message received for `rcpt`. `reverse_path` is the envelope
+/// sender (Some("") for `<>`), None when unknown (pipe delivery).
+pub async fn handle_inbound(
+    ctx: &Context,
+    rcpt: &str,
+    reverse_path: Option<&str>,
+    raw: &[u8],
+) -> Result<Handled, Refusal> {
+    let (list, action) = address::parse_recipient(rcpt, &ctx.config.domain, &ctx.lists)
+        .ok_or(Refusal::UnknownRecipient)?;
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or(Refusal::Unparseable)?;
+    if msg.headers().is_empty() {
+        return Err(Refusal::Unparseable);
+    }
+    Metrics::inc(&ctx.metrics.messages_received);
+    let automated = classify::automated(&msg, reverse_path);
+    let handled = match (&action, automated) {
+        (Action::Bounces(_), _) => {
+            // Bounce processing (counting, disabling) belongs to the bounce
+            // handler; until then a bounce is accepted and logged, never answered.
+            tracing::info!(list = %list.id, "bounce received");
+            return Ok(Handled("bounce accepted"));
+        }
+        (_, Some(kind)) => {
+            Metrics::inc(&ctx.metrics.automated_ignored);
+            tracing::info!(list = %list.id, ?kind, "automated mail ignored");
+            return Ok(Handled(match kind {
+                Automated::Bounce => "bounce ignored",
+                Automated::AutoReply => "auto-reply ignored",
+                Automated::ListOrBulk => "list or bulk mail ignored",
+            }));
+        }
+        (Action::Owner | Action::Post | Action::Reply(_), None) => {
+            forward_to_owners(ctx, list, reverse_path, raw)?
+        }
+        _ => {
+            let Some((email, name)) = sender(&msg, reverse_path) else {
+                return Ok(Handled("no sender to answer"));
+            };
+            if !address::is_valid(&email) || address::is_system_sender(&email) {
+                return Ok(Handled("sender not answerable"));
+            }
+            let request = Request {
+                list,
+                email: &email,
+                name: &name,
+                method: "mail",
+                evidence: message_id(&msg).unwrap_or_else(|| "mail without Message-ID".into()),
+                in_reply_to: message_id(&msg),
+                attributes: BTreeMap::new(),
+            };
+            match &action {
+                Action::Subscribe => subscribe(ctx, &request)?,
+                Action::Unsubscribe => request_unsubscribe(ctx, &request)?,
+                Action::Confirm(token) => confirm(ctx, list, token, &request)?,
+                Action::UnsubscribeToken(token) => {
+                    unsubscribe_by_token(ctx, list, token, &request)?
+                }
+                Action::Request => {
+                    let subject = msg.subject().unwrap_or_default();
+                    if let Some(token) = Token::find_in(subject) {
+                        confirm_token(ctx, Some(list), token, &request)?
+                    } else {
+                        let body = msg.body_text(0).unwrap_or_default();
+                        let word = command_word(strip_subject_prefixes(subject))
+                            .or_else(|| first_own_line(&body).and_then(command_word));
+                        match word {
+                            Some(Word::Subscribe) => subscribe(ctx, &request)?,
+                            Some(Word::Unsubscribe) => request_unsubscribe(ctx, &request)?,
+                            Some(Word::Help) => help(ctx, &request, None)?,
+                            None => help(ctx, &request, Some("reason_unknown_command"))?,
+                        }
+                    }
+                }
+                Action::Owner | Action::Post | Action::Reply(_) | Action::Bounces(_) => {
+                    unreachable!("handled above")
+                }
+            }
+        }
+    };
+    ctx.store.sync().await?;
+    ctx.mail_ready.notify_one();
+    Ok(handled)
+}
+
+/// Who asks, and how; the evidence becomes the consent record.
+pub struct Request<'a> {
+    pub list: &'a List,
+    pub email: &'a str,
+    pub name: &'a str,
+    /// `mail`, `web` or `admin`.
+    pub method: &'static str,
+    /// Message-ID or IP.
+    pub evidence: String,
+    pub in_reply_to: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> Value {
+    let d = &ctx.config.domain;
+    json!({
+        "list": {
+            "id": list.id,
+            "name": list.name,
+            "description": list.description,
+            "address": address::list_address(list, "", None, d),
+        },
+        "email": email,
+        "name": name,
+        "subscribe_address": address::list_address(list, "subscribe", None, d),
+        "unsubscribe_address": address::list_address(list, "unsubscribe", None, d),
+        "request_address": address::list_address(list, "request", None, d),
+        "owner_address": address::list_address(list, "owner", None, d),
+        "list_url": format!("{}/lists/{}", ctx.config.base_url(), list.id),
+        "expires_days": ctx.config.limits.token_days,
+        "reason_unknown_token": false,
+        "reason_not_subscribed": false,
+        "reason_unknown_command": false,
+    })
+}
+
+/// Renders template `name` and queues it in `tx`.
+#[allow(clippy::too_many_arguments)]
+fn queue_mail(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    name: &str,
+    to_email: &str,
+    to_name: &str,
+    data: &Value,
+    reply_to: Option<String>,
+    auto: AutoSubmitted,
+    in_reply_to: Option<String>,
+) -> anyhow::Result<()> {
+    let rendered = ctx.templates.render(list.language, &list.id, name, data)?;
+    let id = tx.next_id()?;
+    let env = compose::Envelope {
+        list,
+        domain: &ctx.config.domain,
+        to_email,
+        to_name,
+        reply_to,
+        auto,
+        in_reply_to,
+    };
+    let (_, raw) = compose::system_mail(&env, &rendered, id)?;
+    tx.enqueue_mail(&OutMail {
+        v: RECORD_VERSION,
+        id,
+        reverse_path: address::list_address(list, "bounces", None, &ctx.config.domain),
+        forward_path: vec![to_email.to_string()],
+        raw,
+        attempts: 0,
+        next_attempt: 0,
+        created_at: ctx.now(),
+        last_error: None,
+    });
+    Ok(())
+}
+
+/// Issues a pending confirmation and its token.
+fn issue(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    req: &Request<'_>,
+    email: &str,
+    action: PendingAction,
+) -> anyhow::Result<(Pending, String)> {
+    let pending = Pending {
+        v: RECORD_VERSION,
+        id: tx.random_id()?,
+        list: req.list.id.clone(),
+        email: email.to_string(),
+        name: req.name.to_string(),
+        action,
+        issued: ctx.now_secs(),
+        method: req.method.to_string(),
+        evidence: req.evidence.clone(),
+        attributes: req.attributes.clone(),
+        completed: false,
+    };
+    let purpose = purpose_of(action);
+    let token = ctx.secret.mint(
+        purpose,
+        &pending.list,
+        &pending.email,
+        pending.id,
+        pending.issued,
+    );
+    tx.put_pending(&pending);
+    Ok((pending, token))
+}
+
+fn purpose_of(action: PendingAction) -> Purpose {
+    match action {
+        PendingAction::Subscribe => Purpose::ConfirmSubscribe,
+        PendingAction::Unsubscribe => Purpose::ConfirmUnsubscribe,
+        PendingAction::Approve => Purpose::Approve,
+    }
+}
+
+fn confirm_data(ctx: &Context, list: &List, email: &str, name: &str, token: &str) -> Value {
+    let mut data = base_data(ctx, list, email, name);
+    data["token"] = json!(token);
+    data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
+    data["confirm_address"] = json!(address::list_address(
+        list,
+        "confirm",
+        Some(token),
+        &ctx.config.domain
+    ));
+    data
+}
+
+fn confirmation_budget(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    email: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let key = format!("confirm\0{}\0{}", list.id, email);
+    let ok = tx.take_daily(&key, ctx.config.limits.confirmations_per_day, now)?;
+    if !ok {
+        tracing::info!(list = %list.id, "confirmation cap reached; no mail sent");
+    }
+    Ok(ok)
+}
+
+fn reply_budget(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    email: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let ok = tx.take_daily(
+        &format!("reply\0{email}"),
+        ctx.config.limits.replies_per_day,
+        now,
+    )?;
+    if !ok {
+        tracing::info!("reply cap reached; no mail sent");
+    }
+    Ok(ok)
+}
+
+/// A request to join: a pending record and a confirmation mail (at most
+/// `confirmations_per_day` a day), or a note that the address is already in.
+pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
+    let now = ctx.now();
+    let email = address::normalize(req.email);
+    ctx.store.write(|tx| {
+        let existing = tx.subscriber(&req.list.id, &email)?;
+        let template = match existing.as_ref().map(|s| s.status) {
+            Some(Status::Confirmed) => "already-subscribed",
+            Some(Status::AwaitingApproval) => "awaiting-approval",
+            Some(Status::Disabled) => {
+                // An admin disabled this address; a mail cannot undo that.
+                return Ok(Handled("subscribe refused: disabled"));
+            }
+            _ => "confirm-subscribe",
+        };
+        if !confirmation_budget(ctx, tx, req.list, &email, now)? {
+            return Ok(Handled("subscribe: confirmation cap reached"));
+        }
+        let name = if req.name.is_empty() {
+            existing
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default()
+        } else {
+            req.name.to_string()
+        };
+        if template != "confirm-subscribe" {
+            let data = base_data(ctx, req.list, &email, &name);
+            queue_mail(
+                ctx,
+                tx,
+                req.list,
+                template,
+                &email,
+                &name,
+                &data,
+                None,
+                AutoSubmitted::Replied,
+                req.in_reply_to.clone(),
+            )?;
+            return Ok(Handled("subscribe: already on the list"));
+        }
+        let (_, token) = issue(ctx, tx, req, &email, PendingAction::Subscribe)?;
+        match existing {
+            // A former subscriber keeps their record and status until they confirm.
+            Some(s) if s.status != Status::Pending => {}
+            Some(mut s) => {
+                s.name = name.clone();
+                s.updated_at = now;
+                tx.put_subscriber(&s);
+            }
+            None => {
+                let s = Subscriber {
+                    v: RECORD_VERSION,
+                    id: tx.random_id()?,
+                    list: req.list.id.clone(),
+                    email: email.clone(),
+                    name: name.clone(),
+                    status: Status::Pending,
+                    attributes: req.attributes.clone(),
+                    consent: None,
+                    created_at: now,
+                    subscribed_at: None,
+                    unsubscribed_at: None,
+                    bounces: 0,
+                    updated_at: now,
+                };
+                tx.put_subscriber(&s);
+            }
+        }
+        let data = confirm_data(ctx, req.list, &email, &name, &token);
+        let reply_to = address::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
+        queue_mail(
+            ctx,
+            tx,
+            req.list,
+            "confirm-subscribe",
+            &email,
+            &name,
+            &data,
+            Some(reply_to),
+            AutoSubmitted::Replied,
+            req.in_reply_to.clone(),
+        )?;
+        Ok(Handled("subscribe: confirmation sent"))
+    })
+}
+
+/// A request to leave: a confirmation mail, or help if the address is not on the list.
+pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
+    let now = ctx.now();
+    let email = address::normalize(req.email);
+    ctx.store.write(|tx| {
+        let member = tx.subscriber(&req.list.id, &email)?.filter(|s| {
+            matches!(
+                s.status,
+                Status::Confirmed | Status::AwaitingApproval | Status::Pending | Status::Bounced
+            )
+        });
+        let Some(member) = member else {
+            if reply_budget(ctx, tx, &email, now)? {
+                let mut data = base_data(ctx, req.list, &email, req.name);
+                data["reason_not_subscribed"] = json!(true);
+                queue_mail(
+                    ctx,
+                    tx,
+                    req.list,
+                    "help",
+                    &email,
+                    req.name,
+                    &data,
+                    None,
+                    AutoSubmitted::Replied,
+                    req.in_reply_to.clone(),
+                )?;
+            }
+            return Ok(Handled("unsubscribe: not subscribed"));
+        };
+        if !confirmation_budget(ctx, tx, req.list, &email, now)? {
+            return Ok(Handled("unsubscribe: confirmation cap reached"));
+        }
+        let (_, token) = issue(ctx, tx, req, &email, PendingAction::Unsubscribe)?;
+        let data = confirm_data(ctx, req.list, &email, &member.name, &token);
+        let reply_to = address::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
+        queue_mail(
+            ctx,
+            tx,
+            req.list,
+            "confirm-unsubscribe",
+            &email,
+            &member.name,
+            &data,
+            Some(reply_to),
+            AutoSubmitted::Replied,
+            req.in_reply_to.clone(),
+        )?;
+        Ok(Handled("unsubscribe: confirmation sent"))
+    })
+}
+
+/// Sends the help text, with an optional reason flag set.
+pub fn help(ctx: &Context, req: &Request<'_>, reason: Option<&str>) -> anyhow::Result<Handled> {
+    let now = ctx.now();
+    let email = address::normalize(req.email);
+    ctx.store.write(|tx| {
+        if reply_budget(ctx, tx, &email, now)? {
+            let mut data = base_data(ctx, req.list, &email, req.name);
+            if let Some(reason) = reason {
+                data[reason] = json!(true);
+            }
+            queue_mail(
+                ctx,
+                tx,
+                req.list,
+                "help",
+                &email,
+                req.name,
+                &data,
+                None,
+                AutoSubmitted::Replied,
+                req.in_reply_to.clone(),
+            )?;
+        }
+        Ok(Handled("help sent"))
+    })
+}
+
+/// A reply to `L-confirm+TOKEN@D`.
+fn confirm(ctx: &Context, list: &List, token: &str, req: &Request<'_>) -> anyhow::Result<Handled> {
+    match Token::decode(token) {
+        Some(t) => confirm_token(ctx, Some(list), t, req),
+        None => help(ctx, req, Some("reason_unknown_token")),
+    }
+}
+
+/// What a confirmation did, for the web pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    Subscribed,
+    AwaitingApproval,
+    Approved,
+    Unsubscribed,
+    /// The same token again: nothing more to do.
+    AlreadyDone,
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    Unknown,
+    Expired,
+    /// An approval token came from someone who is not an owner.
+    NotOwner,
+}
+
+/// Looks a token up and checks it against its record.
+pub fn check_token(
+    ctx: &Context,
+    list: Option<&List>,
+    token: &Token,
+) -> anyhow::Result<Result<Pending, TokenProblem>> {
+    let Some(pending) = ctx.store.pending(token.id)? else {
+        return Ok(Err(TokenProblem::Unknown));
+    };
+    if list.is_some_and(|l| l.id != pending.list)
+        || !ctx.secret.verify(
+            token,
+            purpose_of(pending.action),
+            &pending.list,
+            &pending.email,
+        )
+    {
+        return Ok(Err(TokenProblem::Unknown));
+    }
+    if token.expired(u64::from(ctx.now_secs()), ctx.token_max_age()) {
+        return Ok(Err(TokenProblem::Expired));
+    }
+    Ok(Ok(pending))
+}
+
+fn confirm_token(
+    ctx: &Context,
+    list: Option<&List>,
+    token: Token,
+    req: &Request<'_>,
+) -> anyhow::Result<Handled> {
+    let confirmer = address::normalize(req.email);
+    match apply_token(ctx, list, &token, &confirmer, req.method, &req.evidence)? {
+        Ok(Confirmed::AlreadyDone) => Ok(Handled("confirm: already done")),
+        Ok(_) => Ok(Handled("confirmed")),
+        Err(TokenProblem::NotOwner) => {
+            tracing::warn!("approval reply from a non-owner ignored");
+            Ok(Handled("approval from non-owner ignored"))
+        }
+        Err(_) => help(ctx, req, Some("reason_unknown_token")),
+    }
+}
+
+/// Carries out what a valid token stands for. `confirmer` is who presented
+/// it (an approval must come from an owner); `evidence` the Message-ID of
+/// the reply or the IP of the web request.
+pub fn apply_token(
+    ctx: &Context,
+    list: Option<&List>,
+    token: &Token,
+    confirmer: &str,
+    method: &str,
+    evidence: &str,
+) -> anyhow::Result<Result<Confirmed, TokenProblem>> {
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        // Checked inside the write lock, so two replies cannot both apply it.
+        let pending = match check_token(ctx, list, token)? {
+            Ok(p) => p,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        if pending.completed {
+            return Ok(Ok(Confirmed::AlreadyDone));
+        }
+        let Some(list) = ctx.lists.get(&pending.list) else {
+            return Ok(Err(TokenProblem::Unknown));
+        };
+        if pending.action == PendingAction::Approve
+            && !list.is_owner(confirmer)
+            && method != "admin"
+        {
+            return Ok(Err(TokenProblem::NotOwner));
+        }
+        let mut done = pending.clone();
+        done.completed = true;
+        tx.put_pending(&done);
+        let existing = tx.subscriber(&list.id, &pending.email)?;
+        let outcome = match pending.action {
+            PendingAction::Subscribe => {
+                let mut s = existing.unwrap_or_else(|| Subscriber {
+                    v: RECORD_VERSION,
+                    id: 0,
+                    list: list.id.clone(),
+                    email: pending.email.clone(),
+                    name: pending.name.clone(),
+                    status: Status::Pending,
+                    attributes: BTreeMap::new(),
+                    consent: None,
+                    created_at: now,
+                    subscribed_at: None,
+                    unsubscribed_at: None,
+                    bounces: 0,
+                    updated_at: now,
+                });
+                if s.id == 0 {
+                    s.id = tx.random_id()?;
+                }
+                if matches!(s.status, Status::Confirmed | Status::AwaitingApproval) {
+                    return Ok(Ok(Confirmed::AlreadyDone));
+                }
+                if !pending.name.is_empty() {
+                    s.name = pending.name.clone();
+                }
+                s.attributes.extend(pending.attributes.clone());
+                s.consent = Some(Consent {
+                    method: pending.method.clone(),
+                    at: now,
+                    evidence: format!(
+                        "request {} at {}",
+                        pending.evidence,
+                        issued_at(pending.issued)
+                    ),
+                    confirmed_by: Some(format!("{method} {evidence}")),
+                });
+                s.unsubscribed_at = None;
+                s.bounces = 0;
+                s.updated_at = now;
+                let data = base_data(ctx, list, &s.email, &s.name);
+                if list.subscription == Subscription::Closed {
+                    s.status = Status::AwaitingApproval;
+                    tx.put_subscriber(&s);
+                    queue_mail(
+                        ctx,
+                        tx,
+                        list,
+                        "awaiting-approval",
+                        &s.email,
+                        &s.name,
+                        &data,
+                        None,
+                        AutoSubmitted::Replied,
+                        None,
+                    )?;
+                    let approver = Request {
+                        list,
+                        email: &s.email,
+                        name: &s.name,
+                        method: "owner",
+                        evidence: pending.evidence.clone(),
+                        in_reply_to: None,
+                        attributes: BTreeMap::new(),
+                    };
+                    let (_, token) = issue(ctx, tx, &approver, &s.email, PendingAction::Approve)?;
+                    let odata = confirm_data(ctx, list, &s.email, &s.name, &token);
+                    let reply_to =
+                        address::list_address(list, "confirm", Some(&token), &ctx.config.domain);
+                    for owner in &list.owners {
+                        queue_mail(
+                            ctx,
+                            tx,
+                            list,
+                            "approve-request",
+                            owner,
+                            "",
+                            &odata,
+                            Some(reply_to.clone()),
+                            AutoSubmitted::Generated,
+                            None,
+                        )?;
+                    }
+                    Confirmed::AwaitingApproval
+                } else {
+                    s.status = Status::Confirmed;
+                    s.subscribed_at = Some(now);
+                    tx.put_subscriber(&s);
+                    queue_mail(
+                        ctx,
+                        tx,
+                        list,
+                        "welcome",
+                        &s.email,
+                        &s.name,
+                        &data,
+                        None,
+                        AutoSubmitted::Replied,
+                        None,
+                    )?;
+                    Confirmed::Subscribed
+                }
+            }
+            PendingAction::Approve => {
+                let Some(mut s) = existing.filter(|s| s.status == Status::AwaitingApproval) else {
+                    return Ok(Ok(Confirmed::AlreadyDone));
+                };
+                s.status = Status::Confirmed;
+                s.subscribed_at = Some(now);
+                s.updated_at = now;
+                if let Some(c) = s.consent.as_mut() {
+                    c.confirmed_by = Some(format!(
+                        "{}; approved by {confirmer} ({method} {evidence})",
+                        c.confirmed_by.clone().unwrap_or_default()
+                    ));
+                }
+                tx.put_subscriber(&s);
+                let data = base_data(ctx, list, &s.email, &s.name);
+                queue_mail(
+                    ctx,
+                    tx,
+                    list,
+                    "welcome",
+                    &s.email,
+                    &s.name,
+                    &data,
+                    None,
+                    AutoSubmitted::Generated,
+                    None,
+                )?;
+                Confirmed::Approved
+            }
+            PendingAction::Unsubscribe => {
+                let Some(s) = existing.filter(|s| s.status != Status::Unsubscribed) else {
+                    return Ok(Ok(Confirmed::AlreadyDone));
+                };
+                leave(ctx, tx, list, s, now)?;
+                Confirmed::Unsubscribed
+            }
+        };
+        Ok(Ok(outcome))
+    })
+}
+
+fn issued_at(secs: u32) -> String {
+    DateTime::from_timestamp(i64::from(secs), 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+/// Marks `s` unsubscribed and queues the goodbye mail.
+fn leave(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    mut s: Subscriber,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    s.status = Status::Unsubscribed;
+    s.unsubscribed_at = Some(now);
+    s.updated_at = now;
+    tx.put_subscriber(&s);
+    let data = base_data(ctx, list, &s.email, &s.name);
+    queue_mail(
+        ctx,
+        tx,
+        list,
+        "goodbye",
+        &s.email,
+        &s.name,
+        &data,
+        None,
+        AutoSubmitted::Replied,
+        None,
+    )
+}
+
+/// Mail to `L-unsubscribe+TOKEN@D` (the mailto of List-Unsubscribe): leaves at once.
+fn unsubscribe_by_token(
+    ctx: &Context,
+    list: &List,
+    token: &str,
+    req: &Request<'_>,
+) -> anyhow::Result<Handled> {
+    let Some(token) = Token::decode(token) else {
+        return help(ctx, req, Some("reason_unknown_token"));
+    };
+    let now = ctx.now();
+    let done = ctx.store.write(|tx| {
+        let Some(s) = tx.subscriber_by_id(token.id)? else {
+            return Ok(None);
+        };
+        if s.list != list.id
+            || !ctx
+                .secret
+                .verify(&token, Purpose::Subscriber, &s.list, &s.email)
+        {
+            return Ok(None);
+        }
+        if s.status == Status::Unsubscribed {
+            return Ok(Some(Handled("unsubscribe: already gone")));
+        }
+        leave(ctx, tx, list, s, now)?;
+        Ok(Some(Handled("unsubscribed by token")))
+    })?;
+    match done {
+        Some(h) => Ok(h),
+        None => help(ctx, req, Some("reason_unknown_token")),
+    }
+}
+
+/// Resends the message unchanged to the owners, as an alias would, with the
+/// list's bounce address as envelope sender so failures come back to us.
+fn forward_to_owners(
+    ctx: &Context,
+    list: &List,
+    reverse_path: Option<&str>,
+    raw: &[u8],
+) -> Result<Handled, Refusal> {
+    if list.owners.is_empty() {
+        return Ok(Handled("no owners to forward to"));
+    }
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let id = tx.next_id()?;
+        let mut bytes = format!(
+            "X-Original-Sender: {}\r\n",
+            address::header_safe(reverse_path.unwrap_or("unknown"))
+        )
+        .into_bytes();
+        bytes.extend_from_slice(raw);
+        tx.enqueue_mail(&OutMail {
+            v: RECORD_VERSION,
+            id,
+            reverse_path: address::list_address(list, "bounces", None, &ctx.config.domain),
+            forward_path: list.owners.clone(),
+            raw: bytes,
+            attempts: 0,
+            next_attempt: 0,
+            created_at: now,
+            last_error: None,
+        });
+        Ok(())
+    })?;
+    Ok(Handled("forwarded to the owners"))
+}
+
+/// `utskick add`: a confirmed subscriber on an admin's word, or the approval
+/// of someone awaiting it. The consent text is the proof.
+pub fn admin_add(
+    ctx: &Context,
+    list: &List,
+    email: &str,
+    name: Option<&str>,
+    attributes: BTreeMap<String, String>,
+    consent: &str,
+) -> anyhow::Result<String> {
+    if !address::is_valid(email) {
+        anyhow::bail!("{email:?} is not an e-mail address");
+    }
+    if consent.trim().is_empty() {
+        anyhow::bail!("--consent must say how this person agreed");
+    }
+    for key in attributes.keys() {
+        if !list.attributes.contains(key) {
+            anyhow::bail!(
+                "list {} has no attribute {key:?} (it has: {})",
+                list.id,
+                list.attributes.join(", ")
+            );
+        }
+    }
+    let email = address::normalize(email);
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let mut s = tx.subscriber(&list.id, &email)?.unwrap_or(Subscriber {
+            v: RECORD_VERSION,
+            id: tx.random_id()?,
+            list: list.id.clone(),
+            email: email.clone(),
+            name: String::new(),
+            status: Status::Pending,
+            attributes: BTreeMap::new(),
+            consent: None,
+            created_at: now,
+            subscribed_at: None,
+            unsubscribed_at: None,
+            bounces: 0,
+            updated_at: now,
+        });
+        if let Some(name) = name {
+            s.name = address::header_safe(name);
+        }
+        s.attributes.extend(
+            attributes
+                .into_iter()
+                .map(|(k, v)| (k, address::header_safe(&v))),
+        );
+        let was = s.status;
+        if was == Status::Confirmed {
+            s.updated_at = now;
+            tx.put_subscriber(&s);
+            return Ok(format!(
+                "{email} is already a confirmed subscriber of {}",
+                list.id
+            ));
+        }
+        s.status = Status::Confirmed;
+        s.subscribed_at = Some(now);
+        s.unsubscribed_at = None;
+        s.bounces = 0;
+        s.updated_at = now;
+        let admin_consent = Consent {
+            method: "admin".into(),
+            at: now,
+            evidence: address::header_safe(consent),
+            confirmed_by: Some("recorded by an admin".into()),
+        };
+        if was == Status::AwaitingApproval {
+            if let Some(c) = s.consent.as_mut() {
+                c.confirmed_by = Some(format!(
+                    "{}; approved by an admin: {}",
+                    c.confirmed_by.clone().unwrap_or_default(),
+                    admin_consent.evidence
+                ));
+            } else {
+                s.consent = Some(admin_consent);
+            }
+        } else {
+            s.consent = Some(admin_consent);
+        }
+        tx.put_subscriber(&s);
+        let data = base_data(ctx, list, &s.email, &s.name);
+        queue_mail(
+            ctx,
+            tx,
+            list,
+            "welcome",
+            &s.email,
+            &s.name,
+            &data,
+            None,
+            AutoSubmitted::Generated,
+            None,
+        )?;
+        Ok(if was == Status::AwaitingApproval {
+            format!("approved {email} on {}", list.id)
+        } else {
+            format!("added {email} to {}", list.id)
+        })
+    })
+}
+
+/// `utskick remove`: kept as unsubscribed, not deleted; no mail is sent.
+pub fn admin_remove(ctx: &Context, list: &List, email: &str) -> anyhow::Result<String> {
+    let email = address::normalize(email);
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let Some(mut s) = tx.subscriber(&list.id, &email)? else {
+            anyhow::bail!("{email} is not on {}", list.id);
+        };
+        if s.status == Status::Unsubscribed {
+            return Ok(format!("{email} had already left {}", list.id));
+        }
+        s.status = Status::Unsubscribed;
+        s.unsubscribed_at = Some(now);
+        s.updated_at = now;
+        tx.put_subscriber(&s);
+        Ok(format!("removed {email} from {}", list.id))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_words_table() {
+        let cases = [
+            ("subscribe", Some(Word::Subscribe)),
+            ("Prenumerera", Some(Word::Subscribe)),
+            ("JOIN", Some(Word::Subscribe)),
+            ("avsluta", Some(Word::Unsubscribe)),
+            ("Avsluta!", Some(Word::Unsubscribe)),
+            ("  AVPRENUMERERA ", Some(Word::Unsubscribe)),
+            ("avregistrera", Some(Word::Unsubscribe)),
+            ("sluta", Some(Word::Unsubscribe)),
+            ("Stop.", Some(Word::Unsubscribe)),
+            ("leave", Some(Word::Unsubscribe)),
+            ("unsubscribe", Some(Word::Unsubscribe)),
+            ("hjälp", Some(Word::Help)),
+            ("HJÄLP", Some(Word::Help)),
+            ("help?", Some(Word::Help)),
+            ("stop sending the handbook", None),
+            ("Tack för handboken", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(command_word(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn subject_prefixes() {
+        assert_eq!(strip_subject_prefixes("Re: SV: Sv:  avsluta"), "avsluta");
+        assert_eq!(strip_subject_prefixes("AW: Fwd: hjälp"), "hjälp");
+        assert_eq!(strip_subject_prefixes("Resultat"), "Resultat");
+    }
+
+    #[test]
+    fn first_own_line_skips_quotes_and_blanks() {
+        assert_eq!(
+            first_own_line("\n> avsluta\n\n  prenumerera\nmer"),
+            Some("prenumerera")
+        );
+        assert_eq!(first_own_line("> only quote"), None);
+    }
+}

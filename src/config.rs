@@ -1,0 +1,421 @@
+//! `utskick.toml`: embedded defaults, then the file, validated once at start.
+//!
+//! Every key has a default, so no file is needed. A bad file is refused with
+//! one line that names the file, the key and what is wrong; nothing else in
+//! the crate re-validates what this module accepted.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be used. The message is shown to the user as is.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Domain of every list address.
+    pub domain: String,
+    /// Public root of the web pages, used in links.
+    pub base_url: String,
+    pub data_dir: PathBuf,
+    pub lists_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub inbound: Inbound,
+    pub http: Http,
+    pub outbound: Outbound,
+    pub dkim: Option<Dkim>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Smtp,
+    Lmtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Inbound {
+    pub listen: SocketAddr,
+    pub protocol: Protocol,
+    pub max_message_bytes: usize,
+    /// Simultaneous inbound connections; the next one waits in the kernel backlog.
+    pub max_connections: usize,
+    /// Seconds a client may stay silent before the session is closed (RFC 5321 §4.5.3.2 asks for minutes; we are a local service).
+    pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Outbound {
+    pub transport: TransportKind,
+    /// `host:port` of the relay.
+    pub relay: String,
+    pub tls: Tls,
+    pub username: String,
+    /// Name of the environment variable that holds the relay password; the
+    /// password itself never sits in the file.
+    pub password_env: String,
+    pub connections: u32,
+    /// 0: no limit.
+    pub max_per_hour: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dkim {
+    pub selector: String,
+    pub private_key_file: PathBuf,
+}
+
+/// Limits that protect strangers and the daemon itself (keys beyond the spec; documented in the README).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Confirmation mails (subscribe, unsubscribe, already-subscribed) per address, per list, per day:
+    /// a forged From must not make us flood a stranger.
+    pub confirmations_per_day: u32,
+    /// All other automatic answers (help, unknown token) per address per day, across lists.
+    pub replies_per_day: u32,
+    /// Days a confirmation token stays valid.
+    pub token_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domain: "localhost".into(),
+            base_url: "http://127.0.0.1:8080".into(),
+            data_dir: "data".into(),
+            lists_dir: "lists".into(),
+            templates_dir: "templates".into(),
+            inbound: Inbound::default(),
+            http: Http::default(),
+            outbound: Outbound::default(),
+            dkim: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            listen: ([127, 0, 0, 1], 2525).into(),
+            protocol: Protocol::Smtp,
+            max_message_bytes: 10 * 1024 * 1024,
+            max_connections: 64,
+            idle_timeout_secs: 300,
+        }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: ([127, 0, 0, 1], 8080).into(),
+        }
+    }
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            transport: TransportKind::File,
+            relay: "127.0.0.1:25".into(),
+            tls: Tls::None,
+            username: String::new(),
+            password_env: "UTSKICK_SMTP_PASSWORD".into(),
+            connections: 4,
+            max_per_hour: 0,
+        }
+    }
+}
+
+impl Default for Dkim {
+    fn default() -> Self {
+        Dkim {
+            selector: "utskick".into(),
+            private_key_file: "dkim.pem".into(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            confirmations_per_day: 1,
+            replies_per_day: 5,
+            token_days: 7,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`. A missing file is fine when `required` is false (the
+    /// default path): then the embedded defaults apply.
+    pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default())
+            }
+            Err(e) => {
+                return Err(ConfigError {
+                    file,
+                    message: format!("cannot read: {e}"),
+                })
+            }
+        };
+        Config::parse(&text, &file)
+    }
+
+    /// Parses and validates the text of a configuration file named `file`.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            file: file.to_string(),
+            message,
+        };
+        let value: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| err(one_line_toml_error(&e, text)))?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().message().to_string();
+            if path == "." || path.is_empty() {
+                err(inner)
+            } else {
+                err(format!("key `{path}`: {inner}"))
+            }
+        })?;
+        config.validate().map_err(err)?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !is_domain(&self.domain) {
+            return Err(format!(
+                "key `domain`: {:?} is not a domain name (letters, digits, '-' and '.')",
+                self.domain
+            ));
+        }
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://"))
+            || self.base_url.len() <= "https://".len()
+        {
+            return Err(format!(
+                "key `base_url`: {:?} must start with http:// or https://",
+                self.base_url
+            ));
+        }
+        if self.inbound.max_message_bytes < 1024 {
+            return Err("key `inbound.max_message_bytes`: must be at least 1024".into());
+        }
+        if self.inbound.max_connections == 0 {
+            return Err("key `inbound.max_connections`: must be at least 1".into());
+        }
+        if self.inbound.idle_timeout_secs == 0 {
+            return Err("key `inbound.idle_timeout_secs`: must be at least 1".into());
+        }
+        if self.outbound.connections == 0 {
+            return Err("key `outbound.connections`: must be at least 1".into());
+        }
+        if self.outbound.transport == TransportKind::Smtp {
+            match self.outbound.relay.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+                _ => {
+                    return Err(format!(
+                        "key `outbound.relay`: {:?} is not host:port",
+                        self.outbound.relay
+                    ))
+                }
+            }
+        }
+        if self.limits.token_days == 0 {
+            return Err("key `limits.token_days`: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The public root without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.base_url.trim_end_matches('/')
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    pub fn secret_path(&self) -> PathBuf {
+        self.data_dir.join("secret")
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.data_dir.join("utskick.sock")
+    }
+}
+
+fn is_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// toml's own message spans several lines with a source excerpt; keep the
+/// position and the reason on one line.
+fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let reason = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {reason}")
+        }
+        None => reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        Config::parse(text, "utskick.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::parse("", "utskick.toml").unwrap();
+        assert_eq!(c.domain, "localhost");
+        assert_eq!(c.inbound.listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.outbound.transport, TransportKind::File);
+        assert_eq!(c.inbound.max_message_bytes, 10485760);
+        assert!(c.dkim.is_none());
+    }
+
+    #[test]
+    fn the_spec_example_parses() {
+        let c = Config::parse(
+            r#"
+domain = "example.se"
+base_url = "https://lista.example.se"
+[inbound]
+listen = "0.0.0.0:25"
+protocol = "lmtp"
+[outbound]
+transport = "smtp"
+relay = "smtp.example.se:587"
+tls = "starttls"
+max_per_hour = 300
+[dkim]
+selector = "s1"
+"#,
+            "utskick.toml",
+        )
+        .unwrap();
+        assert_eq!(c.inbound.protocol, Protocol::Lmtp);
+        assert_eq!(c.outbound.tls, Tls::Starttls);
+        assert_eq!(c.dkim.unwrap().private_key_file, PathBuf::from("dkim.pem"));
+    }
+
+    #[test]
+    fn bad_files_name_the_file_the_key_and_the_problem() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[inbound]\nlisten = \"nowhere\"\n",
+                "utskick.toml: key `inbound.listen`: invalid socket address syntax",
+            ),
+            (
+                "[inbound]\nprotocol = \"pop3\"\n",
+                "utskick.toml: key `inbound.protocol`: unknown variant `pop3`, expected `smtp` or `lmtp`",
+            ),
+            (
+                "[outbound]\nconnections = -1\n",
+                "utskick.toml: key `outbound.connections`: invalid value: integer `-1`, expected u32",
+            ),
+            (
+                "domian = \"example.se\"\n",
+                "utskick.toml: key `domian`: unknown field `domian`, expected one of `domain`",
+            ),
+            (
+                "[outbound]\ntls = \"ssl\"\n",
+                "utskick.toml: key `outbound.tls`: unknown variant `ssl`, expected one of `none`, `starttls`, `tls`",
+            ),
+            (
+                "domain = \"exa mple.se\"\n",
+                "utskick.toml: key `domain`: \"exa mple.se\" is not a domain name",
+            ),
+            (
+                "base_url = \"lista.example.se\"\n",
+                "utskick.toml: key `base_url`: \"lista.example.se\" must start with http:// or https://",
+            ),
+            (
+                "[outbound]\ntransport = \"smtp\"\nrelay = \"smtp.example.se\"\n",
+                "utskick.toml: key `outbound.relay`: \"smtp.example.se\" is not host:port",
+            ),
+            ("domain = \n", "utskick.toml: line 1: "),
+            (
+                "[inbound]\nmax_message_bytes = 10\n",
+                "utskick.toml: key `inbound.max_message_bytes`: must be at least 1024",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = error(text);
+            assert!(
+                got.starts_with(want),
+                "for {text:?}\n got: {got}\nwant: {want}…"
+            );
+            assert!(!got.contains('\n'), "multi-line error: {got}");
+        }
+    }
+
+    #[test]
+    fn a_missing_default_file_is_fine_but_a_named_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("utskick.toml");
+        assert!(Config::load(&path, false).is_ok());
+        let e = Config::load(&path, true).unwrap_err().to_string();
+        assert!(e.contains("utskick.toml: cannot read"), "{e}");
+    }
+}

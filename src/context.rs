@@ -1,0 +1,65 @@
+//! What every handler shares: configuration, lists, templates, the token
+//! secret, the store, the clock, and the bell that wakes the outbound worker.
+//!
+//! The clock and the secret come in from outside so tests bring their own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::lists::Lists;
+use crate::store::Store;
+use crate::templates::Templates;
+use crate::token::Secret;
+
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Counters for `/metrics` and the closing log line.
+#[derive(Default)]
+pub struct Metrics {
+    pub messages_received: AtomicU64,
+    pub messages_rejected: AtomicU64,
+    pub automated_ignored: AtomicU64,
+    pub mails_sent: AtomicU64,
+    pub mails_failed: AtomicU64,
+    pub mails_deferred: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Context {
+    pub config: Config,
+    pub lists: Lists,
+    pub templates: Templates,
+    pub secret: Secret,
+    pub store: Store,
+    pub clock: Clock,
+    /// Rung after a system mail is queued and synced.
+    pub mail_ready: tokio::sync::Notify,
+    pub metrics: Metrics,
+}
+
+impl Context {
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Unix seconds, as tokens carry them.
+    pub fn now_secs(&self) -> u32 {
+        u32::try_from(self.now().timestamp().max(0)).unwrap_or(u32::MAX)
+    }
+
+    pub fn token_max_age(&self) -> u64 {
+        u64::from(self.config.limits.token_days) * 86_400
+    }
+}

@@ -1,0 +1,149 @@
+//! The daemon: builds the context, binds every listener, runs the inbound
+//! server, the web server, the admin socket, the outbound worker and the
+//! housekeeping task, and shuts them down in order.
+//!
+//! Crash-only: nothing here needs a clean stop to stay correct. A clean stop
+//! only saves the clients a retry.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::context::{system_clock, Clock, Context, Metrics};
+use crate::lists::Lists;
+use crate::outbound::{self, Transport};
+use crate::store::Store;
+use crate::templates::Templates;
+use crate::token::Secret;
+use crate::{admin, inbound, web};
+
+/// How often expired confirmations are purged.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Everything a process needs to act on the store: the daemon, or the CLI
+/// when no daemon runs.
+pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", config.data_dir.display()))?;
+    restrict(&config.data_dir, 0o700);
+    let lists = Lists::load(&config.lists_dir)?;
+    let templates = Templates::load(&config.templates_dir, &lists)?;
+    let secret = Secret::load_or_create(&config.secret_path())?;
+    let store = Store::open(&config.store_dir())?;
+    Ok(Context {
+        config,
+        lists,
+        templates,
+        secret,
+        store,
+        clock,
+        mail_ready: tokio::sync::Notify::new(),
+        metrics: Metrics::default(),
+    })
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot restrict permissions");
+    }
+}
+
+/// Runs until `shutdown` resolves, then stops accepting, lets sessions
+/// finish the message in hand, sends what is due, and syncs the store.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let transport = Transport::from_config(&config)?;
+    let ctx = Arc::new(build_context(config, system_clock())?);
+    let cfg = &ctx.config;
+
+    let smtp = TcpListener::bind(cfg.inbound.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("inbound.listen {}: {e}", cfg.inbound.listen))?;
+    let http = TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", cfg.http.listen))?;
+    let socket_path = cfg.socket_path();
+    // We hold the store's lock, so a socket file left here is stale.
+    let _ = std::fs::remove_file(&socket_path);
+    let admin_listener = UnixListener::bind(&socket_path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", socket_path.display()))?;
+    restrict(&socket_path, 0o600);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let smtp_addr = smtp.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let inbound_task = tokio::spawn(inbound::serve(ctx.clone(), smtp, stop_rx.clone()));
+    let web_task = tokio::spawn(web::serve(ctx.clone(), http, stop_rx.clone()));
+    let admin_task = tokio::spawn(admin::serve(ctx.clone(), admin_listener, stop_rx.clone()));
+    let worker_task = tokio::spawn(outbound::run_worker(
+        ctx.clone(),
+        transport,
+        stop_rx.clone(),
+    ));
+    let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx.clone()));
+
+    tracing::info!(
+        smtp = %smtp_addr,
+        protocol = ?cfg.inbound.protocol,
+        http = %http_addr,
+        lists = ctx.lists.iter().count(),
+        "utskick serving"
+    );
+    // One plain line for people and scripts (tests read the ports from it).
+    println!(
+        "utskick ready: {} on {smtp_addr}, http on {http_addr}, lists: {}",
+        match cfg.inbound.protocol {
+            crate::config::Protocol::Smtp => "smtp",
+            crate::config::Protocol::Lmtp => "lmtp",
+        },
+        ctx.lists
+            .iter()
+            .map(|l| l.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = inbound_task.await;
+    let _ = admin_task.await;
+    let _ = web_task.await;
+    let _ = worker_task.await;
+    let _ = housekeeping.await;
+    ctx.store.sync().await?;
+    let _ = std::fs::remove_file(&socket_path);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let cutoff = ctx.now_secs().saturating_sub(ctx.token_max_age() as u32);
+        match ctx.store.purge_pending(cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired confirmations purged"),
+            Err(e) => tracing::error!(error = %e, "purge failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signals() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

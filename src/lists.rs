@@ -1,0 +1,260 @@
+//! `lists/<id>.toml`: the lists this daemon serves, loaded and validated at start.
+//!
+//! A list here is configuration only; its subscribers live in the store.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::address;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Sv,
+    En,
+}
+
+impl Language {
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Sv => "sv",
+            Language::En => "en",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subscription {
+    /// Double opt-in.
+    Open,
+    /// Double opt-in, then an owner approves.
+    Closed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListFile {
+    name: String,
+    address: String,
+    #[serde(default = "default_language")]
+    language: Language,
+    #[serde(default)]
+    owners: Vec<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_subscription")]
+    subscription: Subscription,
+    #[serde(default)]
+    attributes: Vec<String>,
+}
+
+fn default_language() -> Language {
+    Language::Sv
+}
+
+fn default_subscription() -> Subscription {
+    Subscription::Open
+}
+
+/// One list, as configured.
+#[derive(Debug, Clone, Serialize)]
+pub struct List {
+    /// File stem: the list's name in commands and URLs.
+    pub id: String,
+    pub name: String,
+    /// Local part of the list address (lower case).
+    pub address: String,
+    pub language: Language,
+    /// Owner addresses, normalised.
+    pub owners: Vec<String>,
+    pub description: String,
+    pub subscription: Subscription,
+    pub attributes: Vec<String>,
+}
+
+impl List {
+    pub fn is_owner(&self, email: &str) -> bool {
+        let email = address::normalize(email);
+        self.owners.contains(&email)
+    }
+}
+
+/// All lists, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Lists {
+    by_id: BTreeMap<String, List>,
+}
+
+impl Lists {
+    /// Reads every `*.toml` in `dir`. A missing directory means no lists.
+    pub fn load(dir: &Path) -> anyhow::Result<Lists> {
+        let mut lists = Lists::default();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(lists),
+            Err(e) => anyhow::bail!("{}: cannot read: {e}", dir.display()),
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let id = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+            let list =
+                List::parse(&id, &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            lists.insert(list)?;
+        }
+        Ok(lists)
+    }
+
+    pub fn insert(&mut self, list: List) -> anyhow::Result<()> {
+        if let Some(other) = self
+            .by_id
+            .values()
+            .find(|l| address::local_parts_collide(&l.address, &list.address))
+        {
+            anyhow::bail!(
+                "lists `{}` and `{}` use addresses that collide ({} and {})",
+                other.id,
+                list.id,
+                other.address,
+                list.address
+            );
+        }
+        self.by_id.insert(list.id.clone(), list);
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Option<&List> {
+        self.by_id.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &List> {
+        self.by_id.values()
+    }
+
+    /// The list whose local part is `local` (already lower case).
+    pub fn by_address(&self, local: &str) -> Option<&List> {
+        self.by_id.values().find(|l| l.address == local)
+    }
+}
+
+impl List {
+    pub fn parse(id: &str, text: &str) -> Result<List, String> {
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "list id {id:?} (the file name) must be lower-case letters, digits, '-' or '_'"
+            ));
+        }
+        let file: ListFile = toml::from_str(text).map_err(|e| {
+            let reason = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: {reason}")
+                }
+                None => reason,
+            }
+        })?;
+        let local = file.address.trim().to_ascii_lowercase();
+        if !address::is_valid_list_local(&local) {
+            return Err(format!(
+                "key `address`: {:?} is not a usable local part (letters, digits, '.', '_' or '-'; no '+')",
+                file.address
+            ));
+        }
+        let mut owners = Vec::new();
+        for owner in &file.owners {
+            if !address::is_valid(owner) {
+                return Err(format!("key `owners`: {owner:?} is not an e-mail address"));
+            }
+            owners.push(address::normalize(owner));
+        }
+        for attr in &file.attributes {
+            if attr.is_empty()
+                || !attr
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(format!(
+                    "key `attributes`: {attr:?} must be letters, digits, '_' or '-'"
+                ));
+            }
+        }
+        if file.name.trim().is_empty() {
+            return Err("key `name`: must not be empty".into());
+        }
+        Ok(List {
+            id: id.to_string(),
+            name: file.name.trim().to_string(),
+            address: local,
+            language: file.language,
+            owners,
+            description: file.description,
+            subscription: file.subscription,
+            attributes: file.attributes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_projects_own_lists_load() {
+        let lists = Lists::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/lists"))).unwrap();
+        let lf = lists.get("lokal-finansiering").unwrap();
+        assert_eq!(lf.subscription, Subscription::Open);
+        assert_eq!(lf.language, Language::Sv);
+        let p = lists.get("partnerskap").unwrap();
+        assert_eq!(p.subscription, Subscription::Closed);
+        assert!(!p.owners.is_empty());
+    }
+
+    #[test]
+    fn bad_list_files_say_what_is_wrong() {
+        let e = List::parse("x", "name = \"X\"\naddress = \"a+b\"\n").unwrap_err();
+        assert!(e.starts_with("key `address`"), "{e}");
+        let e = List::parse(
+            "x",
+            "name = \"X\"\naddress = \"x\"\nowners = [\"nobody\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("key `owners`"), "{e}");
+        let e = List::parse(
+            "x",
+            "name = \"X\"\naddress = \"x\"\nsubscription = \"maybe\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown variant `maybe`"), "{e}");
+        let e = List::parse("Bad Id", "name = \"X\"\naddress = \"x\"\n").unwrap_err();
+        assert!(e.contains("list id"), "{e}");
+    }
+
+    #[test]
+    fn colliding_addresses_are_refused() {
+        let mut lists = Lists::default();
+        lists
+            .insert(List::parse("a", "name = \"A\"\naddress = \"news\"\n").unwrap())
+            .unwrap();
+        let e = lists
+            .insert(List::parse("b", "name = \"B\"\naddress = \"news-request\"\n").unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("collide"), "{e}");
+    }
+}

@@ -1,0 +1,284 @@
+//! Tokens: short HMAC-SHA256 proofs bound to a purpose, a list, an address and
+//! a time of issue, written in lower-case base32.
+//!
+//! A token carries only a record id and its issue time; the list and address
+//! it is bound to come from the store record the id names, so a token can
+//! never vouch for anything the store does not hold. The secret is made on
+//! first start and never logged.
+
+use std::io::Write;
+use std::path::Path;
+
+use data_encoding::{Encoding, Specification};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of HMAC kept in a token: 80 bits, far beyond what online guessing
+/// can reach, and short enough that `list-confirm+TOKEN` stays within the
+/// 64-octet local part of RFC 5321.
+const MAC_LEN: usize = 10;
+/// id (8) + issued (4) + mac.
+const TOKEN_BYTES: usize = 8 + 4 + MAC_LEN;
+/// Length of the encoded token.
+pub const TOKEN_CHARS: usize = (TOKEN_BYTES * 8).div_ceil(5);
+
+/// What a token may be used for; part of the MAC, so one purpose's token is
+/// useless for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    ConfirmSubscribe,
+    ConfirmUnsubscribe,
+    Approve,
+    /// Newsletter tokens (reply, unsubscribe link, VERP).
+    Subscriber,
+}
+
+impl Purpose {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Purpose::ConfirmSubscribe => b"confirm-subscribe",
+            Purpose::ConfirmUnsubscribe => b"confirm-unsubscribe",
+            Purpose::Approve => b"approve",
+            Purpose::Subscriber => b"subscriber",
+        }
+    }
+}
+
+fn encoding() -> Encoding {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.encoding().expect("a valid base32 alphabet")
+}
+
+/// The daemon's token key.
+#[derive(Clone)]
+pub struct Secret([u8; 32]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl Secret {
+    pub fn from_bytes(bytes: [u8; 32]) -> Secret {
+        Secret(bytes)
+    }
+
+    /// Reads `path`, or makes a new random secret there with mode 0600.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Secret> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
+                    anyhow::anyhow!("{}: must hold exactly 32 bytes", path.display())
+                })?;
+                return Ok(Secret(bytes));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("{}: cannot read: {e}", path.display()),
+        }
+        let mut bytes = [0u8; 32];
+        rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        Ok(Secret(bytes))
+    }
+
+    fn mac(
+        &self,
+        purpose: Purpose,
+        list: &str,
+        address: &str,
+        id: u64,
+        issued: u32,
+    ) -> [u8; MAC_LEN] {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for part in [purpose.tag(), list.as_bytes(), address.as_bytes()] {
+            mac.update(&(part.len() as u32).to_be_bytes());
+            mac.update(part);
+        }
+        mac.update(&id.to_be_bytes());
+        mac.update(&issued.to_be_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(&full[..MAC_LEN]);
+        out
+    }
+
+    /// A token for record `id`, bound to `purpose`, `list` and `address`
+    /// (normalised), issued at `issued` (Unix seconds).
+    pub fn mint(
+        &self,
+        purpose: Purpose,
+        list: &str,
+        address: &str,
+        id: u64,
+        issued: u32,
+    ) -> String {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        bytes[..8].copy_from_slice(&id.to_be_bytes());
+        bytes[8..12].copy_from_slice(&issued.to_be_bytes());
+        bytes[12..].copy_from_slice(&self.mac(purpose, list, address, id, issued));
+        encoding().encode(&bytes)
+    }
+
+    /// True if `token` is exactly what `mint` gave for these arguments.
+    /// Constant time in the MAC comparison.
+    pub fn verify(&self, token: &Token, purpose: Purpose, list: &str, address: &str) -> bool {
+        let want = self.mac(purpose, list, address, token.id, token.issued);
+        bool::from(want.ct_eq(&token.mac))
+    }
+}
+
+/// A decoded but not yet verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: u64,
+    pub issued: u32,
+    mac: [u8; MAC_LEN],
+}
+
+impl Token {
+    /// Decodes the text form; None for anything that is not a token's shape.
+    /// Upper case is accepted: some mail servers fold local parts.
+    pub fn decode(text: &str) -> Option<Token> {
+        let text = text.trim().to_ascii_lowercase();
+        if text.len() != TOKEN_CHARS {
+            return None;
+        }
+        let bytes = encoding().decode(text.as_bytes()).ok()?;
+        if bytes.len() != TOKEN_BYTES {
+            return None;
+        }
+        let id = u64::from_be_bytes(bytes[..8].try_into().ok()?);
+        let issued = u32::from_be_bytes(bytes[8..12].try_into().ok()?);
+        let mut mac = [0u8; MAC_LEN];
+        mac.copy_from_slice(&bytes[12..]);
+        Some(Token { id, issued, mac })
+    }
+
+    /// Finds a token as a whole word in free text such as a Subject.
+    pub fn find_in(text: &str) -> Option<Token> {
+        text.split(|c: char| !c.is_ascii_alphanumeric())
+            .find_map(Token::decode)
+    }
+
+    /// Has it outlived `max_age_secs` at `now` (Unix seconds)? A token from
+    /// the future is treated as expired too.
+    pub fn expired(&self, now: u64, max_age_secs: u64) -> bool {
+        let issued = u64::from(self.issued);
+        issued > now + 300 || now - issued.min(now) > max_age_secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> Secret {
+        Secret::from_bytes([7; 32])
+    }
+
+    #[test]
+    fn a_token_round_trips_and_binds_every_field() {
+        let s = secret();
+        let t = s.mint(
+            Purpose::ConfirmSubscribe,
+            "lf",
+            "asa@exempel.se",
+            42,
+            1_700_000_000,
+        );
+        assert_eq!(t.len(), TOKEN_CHARS);
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)),
+            "{t}"
+        );
+        let tok = Token::decode(&t).unwrap();
+        assert_eq!((tok.id, tok.issued), (42, 1_700_000_000));
+        assert!(s.verify(&tok, Purpose::ConfirmSubscribe, "lf", "asa@exempel.se"));
+        assert!(!s.verify(&tok, Purpose::ConfirmUnsubscribe, "lf", "asa@exempel.se"));
+        assert!(!s.verify(&tok, Purpose::ConfirmSubscribe, "other", "asa@exempel.se"));
+        assert!(!s.verify(&tok, Purpose::ConfirmSubscribe, "lf", "bo@exempel.se"));
+        assert!(!Secret::from_bytes([8; 32]).verify(
+            &tok,
+            Purpose::ConfirmSubscribe,
+            "lf",
+            "asa@exempel.se"
+        ));
+        // Upper-cased by a mail server: still the same token.
+        assert_eq!(Token::decode(&t.to_uppercase()).unwrap(), tok);
+    }
+
+    #[test]
+    fn a_changed_character_breaks_it() {
+        let s = secret();
+        let t = s.mint(Purpose::Approve, "lf", "a@b.se", 1, 100);
+        for i in 0..t.len() {
+            let mut forged: Vec<u8> = t.clone().into_bytes();
+            forged[i] = if forged[i] == b'a' { b'b' } else { b'a' };
+            let forged = String::from_utf8(forged).unwrap();
+            if let Some(tok) = Token::decode(&forged) {
+                assert!(
+                    !s.verify(&tok, Purpose::Approve, "lf", "a@b.se"),
+                    "position {i}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_list_confirm_address_fits_in_a_local_part() {
+        assert!("lokal-finansiering-confirm+".len() + TOKEN_CHARS <= 64);
+    }
+
+    #[test]
+    fn expiry() {
+        let t = Token {
+            id: 1,
+            issued: 1000,
+            mac: [0; MAC_LEN],
+        };
+        assert!(!t.expired(1000 + 7 * 86400, 7 * 86400));
+        assert!(t.expired(1001 + 7 * 86400, 7 * 86400));
+        assert!(t.expired(0, 7 * 86400));
+    }
+
+    #[test]
+    fn found_in_a_subject() {
+        let s = secret();
+        let t = s.mint(Purpose::ConfirmSubscribe, "lf", "a@b.se", 9, 5);
+        let subject = format!("SV: Bekräfta: Lokal finansiering (confirm {t})");
+        assert_eq!(Token::find_in(&subject).unwrap().id, 9);
+        assert!(Token::find_in("Re: hello there").is_none());
+    }
+
+    #[test]
+    fn the_secret_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let a = Secret::load_or_create(&path).unwrap();
+        let b = Secret::load_or_create(&path).unwrap();
+        assert_eq!(a.0, b.0);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert_eq!(format!("{a:?}"), "Secret(…)");
+    }
+}
