@@ -96,6 +96,7 @@ pub fn subscriber_json(s: &Subscriber) -> Value {
         "subscribed_at": s.subscribed_at.map(|t| t.to_rfc3339()),
         "unsubscribed_at": s.unsubscribed_at.map(|t| t.to_rfc3339()),
         "attributes": s.attributes,
+        "consent": s.consent,
     })
 }
 

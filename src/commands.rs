@@ -391,9 +391,6 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             }
             _ => "confirm-subscribe",
         };
-        if !confirmation_budget(ctx, tx, req.list, &email, now)? {
-            return Ok(Handled("subscribe: confirmation cap reached"));
-        }
         let name = if req.name.is_empty() {
             existing
                 .as_ref()
@@ -403,6 +400,10 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             req.name.to_string()
         };
         if template != "confirm-subscribe" {
+            // Not a confirmation: the general reply budget applies.
+            if !reply_budget(ctx, tx, &email, now)? {
+                return Ok(Handled("subscribe: reply cap reached"));
+            }
             let data = base_data(ctx, req.list, &email, &name);
             queue_mail(
                 ctx,
@@ -417,6 +418,9 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
                 req.in_reply_to.clone(),
             )?;
             return Ok(Handled("subscribe: already on the list"));
+        }
+        if !confirmation_budget(ctx, tx, req.list, &email, now)? {
+            return Ok(Handled("subscribe: confirmation cap reached"));
         }
         let (_, token) = issue(ctx, tx, req, &email, PendingAction::Subscribe)?;
         match existing {

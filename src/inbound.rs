@@ -203,7 +203,9 @@ impl Session {
                 }
                 State::Data(receiver) => {
                     let done = receiver.ingest(bytes, &mut self.message);
-                    if self.message.len() > self.max_bytes() {
+                    let too_big = self.message.len() > self.max_bytes();
+                    if too_big && !done {
+                        // Stop buffering; read on to the terminator, then refuse.
                         self.message = Vec::new();
                         *state = State::Discard(DummyDataReceiver::new_data(receiver), false);
                         continue;
@@ -211,7 +213,11 @@ impl Session {
                     if !done {
                         return;
                     }
-                    self.deliver().await;
+                    if too_big {
+                        self.refuse_too_big();
+                    } else {
+                        self.deliver().await;
+                    }
                     *state = State::Command(RequestReceiver::default());
                 }
                 State::Bdat(receiver) => {
@@ -240,17 +246,21 @@ impl Session {
                         return;
                     }
                     if !*bdat {
-                        Metrics::inc(&self.ctx.metrics.messages_rejected);
-                        let limit = self.max_bytes();
-                        self.reply(&format!(
-                            "552 5.3.4 Message exceeds the size limit of {limit} bytes"
-                        ));
-                        self.reset();
+                        self.refuse_too_big();
                     }
                     *state = State::Command(RequestReceiver::default());
                 }
             }
         }
+    }
+
+    fn refuse_too_big(&mut self) {
+        Metrics::inc(&self.ctx.metrics.messages_rejected);
+        let limit = self.max_bytes();
+        self.reply(&format!(
+            "552 5.3.4 Message exceeds the size limit of {limit} bytes"
+        ));
+        self.reset();
     }
 
     fn protocol_error(&mut self, e: ProtoError) {

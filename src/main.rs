@@ -116,9 +116,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let config = load_config(&cli.config)?;
     let (request, format) = match cli.command {
         Command::Serve => {
-            return daemon::run(config, daemon::signals())
-                .await
-                .map_err(Failure::from);
+            let signals = daemon::signals()?;
+            return daemon::run(config, signals).await.map_err(Failure::from);
         }
         Command::Inject { recipient, sender } => {
             let (request, _) = inject_request(&config, recipient, sender)?;

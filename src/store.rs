@@ -464,8 +464,12 @@ impl Tx<'_> {
     pub fn random_id(&self) -> anyhow::Result<u64> {
         loop {
             let id = rand::random::<u64>() | 1;
-            let taken = self.changes.contains_key(&(T::Pending, id.to_be_bytes().to_vec()))
-                || self.changes.contains_key(&(T::Ids, id.to_be_bytes().to_vec()))
+            let taken = self
+                .changes
+                .contains_key(&(T::Pending, id.to_be_bytes().to_vec()))
+                || self
+                    .changes
+                    .contains_key(&(T::Ids, id.to_be_bytes().to_vec()))
                 || self.store.tree(T::Pending).contains_key(id.to_be_bytes())?
                 || self.store.tree(T::Ids).contains_key(id.to_be_bytes())?;
             if !taken {
