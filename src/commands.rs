@@ -126,6 +126,18 @@ fn message_id(msg: &Message<'_>) -> Option<String> {
         .map(|id| format!("<{}>", address::header_safe(id)))
 }
 
+/// Parses `raw`; None unless it starts with a well-formed header field
+/// (mail-parser is lenient and takes any bytes before a colon as a name).
+pub fn parse_message(raw: &[u8]) -> Option<Message<'_>> {
+    let msg = MessageParser::default().parse(raw)?;
+    let well_formed =
+        |name: &str| !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':');
+    match msg.headers().first() {
+        Some(first) if well_formed(first.name()) => Some(msg),
+        _ => None,
+    }
+}
+
 /// Handles one message received for `rcpt`. `reverse_path` is the envelope
 /// sender (Some("") for `<>`), None when unknown (pipe delivery).
 pub async fn handle_inbound(
@@ -136,12 +148,7 @@ pub async fn handle_inbound(
 ) -> Result<Handled, Refusal> {
     let (list, action) = address::parse_recipient(rcpt, &ctx.config.domain, &ctx.lists)
         .ok_or(Refusal::UnknownRecipient)?;
-    let msg = MessageParser::default()
-        .parse(raw)
-        .ok_or(Refusal::Unparseable)?;
-    if msg.headers().is_empty() {
-        return Err(Refusal::Unparseable);
-    }
+    let msg = parse_message(raw).ok_or(Refusal::Unparseable)?;
     Metrics::inc(&ctx.metrics.messages_received);
     let automated = classify::automated(&msg, reverse_path);
     let handled = match (&action, automated) {

@@ -204,8 +204,7 @@ fn inject_request(
             exit: sysexits::DATAERR,
         });
     }
-    let parsed = mail_parser::MessageParser::default().parse(&raw);
-    let Some(msg) = parsed.filter(|m| !m.headers().is_empty()) else {
+    let Some(msg) = utskick::commands::parse_message(&raw) else {
         return Err(Failure {
             message: "the message could not be parsed".into(),
             exit: sysexits::DATAERR,

@@ -1,0 +1,152 @@
+//! The wire protocol of the inbound listener: LMTP, BDAT, limits.
+
+mod common;
+
+use common::{plain, Client, Daemon, DOMAIN};
+
+fn addr(suffix: &str) -> String {
+    format!("lokal-finansiering{suffix}@{DOMAIN}")
+}
+
+#[test]
+fn lmtp_gives_one_reply_per_recipient() {
+    let mut d = Daemon::start("[inbound]\nlisten = \"127.0.0.1:0\"\nprotocol = \"lmtp\"\n");
+    let mut c = d.smtp();
+    assert!(c.greeting.contains("LMTP"), "{}", c.greeting);
+    assert!(c.cmd("EHLO x").starts_with("500"), "EHLO is not LMTP");
+    assert!(c.cmd("LHLO mta.example").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<{}>", addr("-subscribe")))
+        .starts_with("250"));
+    assert!(c.cmd("RCPT TO:<stranger@example.com>").starts_with("550"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<partnerskap-subscribe@{DOMAIN}>"))
+        .starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send_raw(&common::dot_stuff(&plain(
+        "a@example.org",
+        &addr("-subscribe"),
+        "subscribe",
+        "",
+    )));
+    // Two accepted recipients: two replies.
+    let first = c.reply();
+    let second = c.reply();
+    assert!(
+        first.starts_with("250") && second.starts_with("250"),
+        "{first} / {second}"
+    );
+    assert!(
+        c.cmd("NOOP").starts_with("250"),
+        "no third reply was left behind"
+    );
+    c.quit();
+    let mails = d.wait_mails(2);
+    assert!(mails.iter().all(|m| m.to == "a@example.org"));
+}
+
+#[test]
+fn bdat_chunks_are_accepted() {
+    let mut d = Daemon::start("");
+    let mut c = d.smtp();
+    assert!(c.ehlo().contains("CHUNKING"));
+    assert!(c.cmd("MAIL FROM:<b@example.org>").starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<{}>", addr("-subscribe")))
+        .starts_with("250"));
+    let msg = plain("b@example.org", &addr("-subscribe"), "subscribe", "");
+    let (a, b) = msg.split_at(msg.len() / 2);
+    c.send_raw(format!("BDAT {}\r\n{a}", a.len()).as_bytes());
+    assert!(c.reply().starts_with("250"));
+    c.send_raw(format!("BDAT {} LAST\r\n{b}", b.len()).as_bytes());
+    let r = c.reply();
+    assert!(r.starts_with("250"), "{r}");
+    c.quit();
+    assert_eq!(d.wait_mails(1)[0].to, "b@example.org");
+}
+
+#[test]
+fn commands_out_of_order_and_garbage_get_errors_not_a_crash() {
+    let d = Daemon::start("");
+    let mut c = d.smtp();
+    assert!(
+        c.cmd("MAIL FROM:<a@example.org>").starts_with("503"),
+        "hello first"
+    );
+    c.ehlo();
+    assert!(c
+        .cmd(&format!("RCPT TO:<{}>", addr("-subscribe")))
+        .starts_with("503"));
+    assert!(c.cmd("DATA").starts_with("503"));
+    assert!(c.cmd("MAIL FROM:<not an address").starts_with("501"));
+    assert!(c.cmd("FROB").starts_with("500"));
+    assert!(c.cmd("STARTTLS").starts_with("502"));
+    assert!(c.cmd("VRFY root").starts_with("252"));
+    let long = "X".repeat(5000);
+    assert!(c.cmd(&long).starts_with("500"));
+    // Binary noise.
+    c.send_raw(b"\x00\xff\xfe\r\n");
+    assert!(c.reply().starts_with("500"));
+    assert!(c.cmd("NOOP").starts_with("250"));
+    c.quit();
+    // Still serving.
+    let mut c = d.smtp();
+    c.ehlo();
+    c.quit();
+}
+
+#[test]
+fn too_many_errors_end_the_session() {
+    let d = Daemon::start("");
+    let mut c = d.smtp();
+    for _ in 0..10 {
+        assert!(c.cmd("FROB").starts_with("500"));
+    }
+    let last = c.reply();
+    assert!(last.starts_with("421"), "{last}");
+    assert_eq!(c.reply(), "<closed>");
+}
+
+#[test]
+fn idle_clients_are_disconnected() {
+    let d = Daemon::start("[inbound]\nlisten = \"127.0.0.1:0\"\nidle_timeout_secs = 1\n");
+    let mut c = d.smtp();
+    c.ehlo();
+    let started = std::time::Instant::now();
+    let r = c.reply();
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn connections_over_the_cap_are_told_to_come_back() {
+    let d = Daemon::start("[inbound]\nlisten = \"127.0.0.1:0\"\nmax_connections = 2\n");
+    let _a = d.smtp();
+    let _b = d.smtp();
+    let third = Client::connect(&d.smtp);
+    assert!(third.greeting.starts_with("421"), "{}", third.greeting);
+    drop(_a);
+    // A slot frees up once a session ends.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let fourth = Client::connect(&d.smtp);
+    assert!(fourth.greeting.starts_with("220"), "{}", fourth.greeting);
+}
+
+#[test]
+fn a_message_with_dots_and_8bit_text_survives_intact() {
+    let mut d = Daemon::start("");
+    let to = addr("-request");
+    // Leading dots are stuffed by the client and unstuffed by us; the
+    // command word is on the first body line.
+    let msg = plain(
+        "=?utf-8?q?J=C3=B6rgen?= <j@example.org>",
+        &to,
+        "",
+        "prenumerera\r\n.\r\n..två punkter\r\nÅÄÖ åäö",
+    );
+    let r = d.send("j@example.org", &to, &msg);
+    assert!(r.starts_with("250"), "{r}");
+    let m = d.wait_mails(1);
+    assert!(m[0].text.contains("Hej Jörgen!"), "{}", m[0].text);
+}
