@@ -321,6 +321,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Mails given up on, with their last error (bodies dropped).
+    pub fn dead_letters(&self) -> anyhow::Result<Vec<OutMail>> {
+        self.tree(T::Dead).iter().map(|kv| decode(&kv?.1)).collect()
+    }
+
+    /// Every mail in the queue, due or not.
+    pub fn queued_mail(&self) -> anyhow::Result<Vec<OutMail>> {
+        self.tree(T::Outbox)
+            .iter()
+            .map(|kv| decode(&kv?.1))
+            .collect()
+    }
+
     /// Number of system mails waiting to go out.
     pub fn outbox_len(&self) -> usize {
         self.tree(T::Outbox).len()
