@@ -280,6 +280,7 @@ fn queue_mail(
         reply_to,
         auto,
         in_reply_to,
+        dkim: ctx.dkim.as_ref(),
     };
     let (_, raw) = compose::system_mail(&env, &rendered, id)?;
     tx.enqueue_mail(&OutMail {

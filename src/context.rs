@@ -44,6 +44,8 @@ pub struct Context {
     pub secret: Secret,
     pub store: Store,
     pub clock: Clock,
+    /// Present when `[dkim]` is configured.
+    pub dkim: Option<lettre::message::dkim::DkimConfig>,
     /// Rung after a system mail is queued and synced.
     pub mail_ready: tokio::sync::Notify,
     pub metrics: Metrics,

@@ -34,8 +34,17 @@ pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
     let lists = Lists::load(&config.lists_dir)?;
     let templates = Templates::load(&config.templates_dir, &lists)?;
     let secret = Secret::load_or_create(&config.secret_path())?;
+    let dkim = match &config.dkim {
+        Some(d) => Some(crate::compose::load_dkim(
+            &d.selector,
+            &config.domain,
+            &d.private_key_file,
+        )?),
+        None => None,
+    };
     let store = Store::open(&config.store_dir())?;
     Ok(Context {
+        dkim,
         config,
         lists,
         templates,
