@@ -16,9 +16,14 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use crate::campaign::{self, NewCampaign, Steer};
 use crate::commands::{self, Refusal};
 use crate::context::Context;
+use crate::newsletter::Content;
 use crate::store::{Status, Subscriber};
+
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Longest request line: a whole message for `inject`, base64-encoded, plus room.
 fn max_request_bytes(ctx: &Context) -> usize {
@@ -50,6 +55,66 @@ pub enum Request {
         /// The message, base64.
         message: String,
     },
+    /// Queue a campaign (or, with `dry_run`, only validate and count).
+    Queue {
+        list: String,
+        content: WireContent,
+        filters: Vec<(String, String)>,
+        /// RFC 3339; None: now.
+        at: Option<String>,
+        dry_run: bool,
+    },
+    /// One test copy of a campaign's content to `to`.
+    SendTest {
+        list: String,
+        content: WireContent,
+        to: String,
+    },
+    Campaigns,
+    Status {
+        id: u64,
+    },
+    Steer {
+        id: u64,
+        /// `pause`, `resume` or `cancel`.
+        action: String,
+    },
+}
+
+/// Campaign content on the wire: attachment bodies in base64, not as JSON
+/// arrays of numbers (four times smaller).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireContent {
+    pub content: Content,
+    /// One base64 body per attachment, in order.
+    pub attachments: Vec<String>,
+}
+
+impl WireContent {
+    pub fn new(mut content: Content) -> WireContent {
+        let attachments = content
+            .attachments
+            .iter_mut()
+            .map(|a| BASE64.encode(&std::mem::take(&mut a.data)))
+            .collect();
+        WireContent {
+            content,
+            attachments,
+        }
+    }
+
+    pub fn into_content(self) -> Result<Content, Failure> {
+        let mut content = self.content;
+        if content.attachments.len() != self.attachments.len() {
+            return Err(Failure::usage("attachment count mismatch"));
+        }
+        for (a, b64) in content.attachments.iter_mut().zip(self.attachments) {
+            a.data = BASE64
+                .decode(b64.as_bytes())
+                .map_err(|e| Failure::usage(format!("bad attachment encoding: {e}")))?;
+        }
+        Ok(content)
+    }
 }
 
 /// Why a request failed; `exit` is the CLI's exit code.
@@ -60,7 +125,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Failure {
+    pub fn usage(message: impl Into<String>) -> Failure {
         Failure {
             message: message.into(),
             exit: 1,
@@ -165,6 +230,77 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             ctx.store.sync().await?;
             json!(msg)
         }
+        Request::Queue {
+            list,
+            content,
+            filters,
+            at,
+            dry_run,
+        } => {
+            let list = list_of(&list)?;
+            let content = content.into_content()?;
+            let at = match at {
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map_err(|e| Failure::usage(format!("--at {t:?}: {e}")))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            };
+            campaign::check_filters(list, &filters)?;
+            crate::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let recipients = campaign::count_recipients(ctx, &list.id, &filters)?;
+            if dry_run {
+                json!({"dry_run": true, "recipients": recipients, "subject": content.subject})
+            } else {
+                let c = campaign::create(
+                    ctx,
+                    NewCampaign {
+                        list: list.id.clone(),
+                        content,
+                        filters,
+                        at,
+                    },
+                )?;
+                ctx.store.sync().await?;
+                ctx.campaign_ready.notify_one();
+                let mut v = campaign::campaign_json(&c);
+                v["recipients"] = json!(recipients);
+                v
+            }
+        }
+        Request::SendTest { list, content, to } => {
+            let list = list_of(&list)?;
+            let content = content.into_content()?;
+            let msg = campaign::send_test(ctx, list, &content, &to)?;
+            ctx.store.sync().await?;
+            ctx.mail_ready.notify_one();
+            json!(msg)
+        }
+        Request::Campaigns => Value::Array(
+            ctx.store
+                .campaigns()?
+                .iter()
+                .map(campaign::campaign_json)
+                .collect(),
+        ),
+        Request::Status { id } => match ctx.store.campaign(id)? {
+            Some(c) => campaign::campaign_json(&c),
+            None => return Err(Failure::usage(format!("no campaign {id}"))),
+        },
+        Request::Steer { id, action } => {
+            let how = match action.as_str() {
+                "pause" => Steer::Pause,
+                "resume" => Steer::Resume,
+                "cancel" => Steer::Cancel,
+                other => return Err(Failure::usage(format!("unknown action {other:?}"))),
+            };
+            let c = campaign::steer(ctx, id, how)?;
+            ctx.store.sync().await?;
+            ctx.campaign_ready.notify_one();
+            campaign::campaign_json(&c)
+        }
         Request::Inject {
             recipient,
             sender,
@@ -182,7 +318,9 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
                         Refusal::Temporary(_) => sysexits::TEMPFAIL,
                     };
                     return Err(Failure {
-                        message: format!("{recipient}: {e}"),
+                        // Not the recipient itself: it may carry a token,
+                        // and this text ends up in the MTA's logs.
+                        message: format!("inject: {e}"),
                         exit,
                     });
                 }
@@ -194,7 +332,11 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
 
 /// Serves admin requests on `path` until `shutdown` turns true.
 pub async fn serve(ctx: Arc<Context>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
+    // Requests in flight finish before shutdown goes on, so a CLI call that
+    // changed the store also gets its answer.
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
+        while in_flight.try_join_next().is_some() {}
         let stream = tokio::select! {
             a = listener.accept() => match a {
                 Ok((s, _)) => s,
@@ -204,15 +346,16 @@ pub async fn serve(ctx: Arc<Context>, listener: UnixListener, mut shutdown: watc
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        in_flight.spawn(async move {
             if let Err(e) = answer(&ctx, stream).await {
                 tracing::warn!(error = %e, "admin connection failed");
             }
         });
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 async fn answer(ctx: &Context, stream: UnixStream) -> anyhow::Result<()> {
@@ -220,7 +363,10 @@ async fn answer(ctx: &Context, stream: UnixStream) -> anyhow::Result<()> {
     let mut line = Vec::new();
     let limit = max_request_bytes(ctx) as u64;
     let mut reader = BufReader::new(read).take(limit);
-    reader.read_until(b'\n', &mut line).await?;
+    // A client that connects and says nothing must not hold up shutdown.
+    tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line))
+        .await
+        .map_err(|_| anyhow::anyhow!("no request within {REQUEST_TIMEOUT:?}"))??;
     let response = match serde_json::from_slice::<Request>(&line) {
         Ok(request) => {
             let name = request_name(&request);
@@ -252,6 +398,11 @@ fn request_name(r: &Request) -> &'static str {
         Request::Add { .. } => "add",
         Request::Remove { .. } => "remove",
         Request::Inject { .. } => "inject",
+        Request::Queue { .. } => "queue",
+        Request::SendTest { .. } => "send-test",
+        Request::Campaigns => "campaigns",
+        Request::Status { .. } => "status",
+        Request::Steer { .. } => "steer",
     }
 }
 

@@ -112,7 +112,7 @@ pub fn first_own_line(body: &str) -> Option<&str> {
 fn sender<'m>(msg: &'m Message<'m>, reverse_path: Option<&'m str>) -> Option<(String, String)> {
     if let Some(addr) = msg.from().and_then(|f| f.first()) {
         if let Some(email) = addr.address() {
-            let name = addr.name().map(address::header_safe).unwrap_or_default();
+            let name = addr.name().map(clip_name).unwrap_or_default();
             return Some((address::normalize(email), name));
         }
     }
@@ -121,9 +121,33 @@ fn sender<'m>(msg: &'m Message<'m>, reverse_path: Option<&'m str>) -> Option<(St
         .map(|r| (address::normalize(r), String::new()))
 }
 
+/// Longest display name kept (characters): enough for any real name.
+const MAX_NAME_CHARS: usize = 200;
+/// Longest Message-ID kept as evidence.
+const MAX_MESSAGE_ID_CHARS: usize = 250;
+
+/// A display name as stored: header-safe and of sane length.
+pub fn clip_name(name: &str) -> String {
+    address::header_safe(name)
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .collect()
+}
+
 fn message_id(msg: &Message<'_>) -> Option<String> {
-    msg.message_id()
-        .map(|id| format!("<{}>", address::header_safe(id)))
+    msg.message_id().map(|id| {
+        let id: String = address::header_safe(id)
+            .chars()
+            .take(MAX_MESSAGE_ID_CHARS)
+            .collect();
+        format!("<{id}>")
+    })
+}
+
+/// Our own loop marker on mail we forward; mail that carries it is ours
+/// coming back and is dropped.
+pub fn loop_marker(list: &List, domain: &str) -> String {
+    address::list_address(list, "", None, domain)
 }
 
 /// Parses `raw`; None unless it starts with a well-formed header field
@@ -158,6 +182,17 @@ pub async fn handle_inbound(
             tracing::info!(list = %list.id, "bounce received");
             return Ok(Handled("bounce accepted"));
         }
+        (_, _)
+            if msg.header_values("X-Loop").any(|v| {
+                v.as_text().is_some_and(|t| {
+                    t.trim()
+                        .eq_ignore_ascii_case(&loop_marker(list, &ctx.config.domain))
+                })
+            }) =>
+        {
+            tracing::warn!(list = %list.id, "our own forwarded mail came back: dropped");
+            return Ok(Handled("loop dropped"));
+        }
         (_, Some(kind)) => {
             Metrics::inc(&ctx.metrics.automated_ignored);
             tracing::info!(list = %list.id, ?kind, "automated mail ignored");
@@ -189,7 +224,7 @@ pub async fn handle_inbound(
             match &action {
                 Action::Subscribe => subscribe(ctx, &request)?,
                 Action::Unsubscribe => request_unsubscribe(ctx, &request)?,
-                Action::Confirm(token) => confirm(ctx, list, token, &request)?,
+                Action::Confirm(token) => confirm(ctx, list, token, &request, says_no(&msg))?,
                 Action::UnsubscribeToken(token) => {
                     unsubscribe_by_token(ctx, list, token, &request)?
                 }
@@ -270,6 +305,15 @@ fn queue_mail(
     auto: AutoSubmitted,
     in_reply_to: Option<String>,
 ) -> anyhow::Result<()> {
+    if to_email.parse::<lettre::Address>().is_err() {
+        // Valid to us but not to the mail library (an IDNA domain it cannot
+        // encode, say): no answer is possible, and retrying will not help.
+        tracing::info!(
+            template = name,
+            "recipient address cannot be mailed; no answer sent"
+        );
+        return Ok(());
+    }
     let rendered = ctx.templates.render(list.language, &list.id, name, data)?;
     let id = tx.next_id()?;
     let env = compose::Envelope {
@@ -358,7 +402,7 @@ fn confirmation_budget(
     email: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
-    let key = format!("confirm\0{}\0{}", list.id, email);
+    let key = format!("confirm\0{}\0{}", list.id, email.to_lowercase());
     let ok = tx.take_daily(&key, ctx.config.limits.confirmations_per_day, now)?;
     if !ok {
         tracing::info!(list = %list.id, "confirmation cap reached; no mail sent");
@@ -373,7 +417,7 @@ fn reply_budget(
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     let ok = tx.take_daily(
-        &format!("reply\0{email}"),
+        &format!("reply\0{}", email.to_lowercase()),
         ctx.config.limits.replies_per_day,
         now,
     )?;
@@ -556,11 +600,51 @@ pub fn help(ctx: &Context, req: &Request<'_>, reason: Option<&str>) -> anyhow::R
 }
 
 /// A reply to `L-confirm+TOKEN@D`.
-fn confirm(ctx: &Context, list: &List, token: &str, req: &Request<'_>) -> anyhow::Result<Handled> {
+fn confirm(
+    ctx: &Context,
+    list: &List,
+    token: &str,
+    req: &Request<'_>,
+    declined: bool,
+) -> anyhow::Result<Handled> {
+    let is_unsubscribe = |t: &Token| matches!(ctx.store.pending(t.id), Ok(Some(p)) if p.action == PendingAction::Unsubscribe);
     match Token::decode(token) {
+        // "avsluta" in reply to a confirmation to leave means yes.
+        Some(t) if declined && !is_unsubscribe(&t) => decline(ctx, Some(list), &t),
         Some(t) => confirm_token(ctx, Some(list), t, req),
         None => help(ctx, req, Some("reason_unknown_token")),
     }
+}
+
+/// Does a reply to a confirmation say no? "Sluta! Jag har inte bett om
+/// det här" in reply to a forged subscription must not subscribe anyone.
+fn says_no(msg: &Message<'_>) -> bool {
+    let subject = msg.subject().unwrap_or_default();
+    let subject: String = strip_subject_prefixes(subject)
+        .split_whitespace()
+        .filter(|w| Token::decode(w.trim_matches(|c: char| !c.is_ascii_alphanumeric())).is_none())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first_word = |text: &str| {
+        text.split(|c: char| c.is_whitespace() || c == ',' || c == '!' || c == '.')
+            .find(|w| !w.is_empty())
+            .and_then(command_word)
+    };
+    let body = msg.body_text(0).unwrap_or_default();
+    command_word(&subject) == Some(Word::Unsubscribe)
+        || first_own_line(&body).and_then(first_word) == Some(Word::Unsubscribe)
+}
+
+/// Closes a confirmation without acting on it.
+fn decline(ctx: &Context, list: Option<&List>, token: &Token) -> anyhow::Result<Handled> {
+    ctx.store.write(|tx| {
+        if let Ok(mut p) = check_token(ctx, list, token)? {
+            p.completed = true;
+            tx.put_pending(&p);
+        }
+        Ok(())
+    })?;
+    Ok(Handled("confirmation declined"))
 }
 
 /// What a confirmation did, for the web pages.
@@ -650,9 +734,9 @@ pub fn apply_token(
         let Some(list) = ctx.lists.get(&pending.list) else {
             return Ok(Err(TokenProblem::Unknown));
         };
-        if pending.action == PendingAction::Approve
-            && !list.is_owner(confirmer)
-            && method != "admin"
+        // By mail, an approval must come from an owner. On the web the
+        // token alone is the proof: only the owners were sent it.
+        if pending.action == PendingAction::Approve && method == "mail" && !list.is_owner(confirmer)
         {
             return Ok(Err(TokenProblem::NotOwner));
         }
@@ -682,6 +766,14 @@ pub fn apply_token(
                 }
                 if matches!(s.status, Status::Confirmed | Status::AwaitingApproval) {
                     return Ok(Ok(Confirmed::AlreadyDone));
+                }
+                // An admin's block stands; and a token older than the
+                // person's last departure does not bring them back.
+                let left_after = s
+                    .unsubscribed_at
+                    .is_some_and(|t| t.timestamp() >= i64::from(pending.issued));
+                if s.status == Status::Disabled || left_after {
+                    return Ok(Err(TokenProblem::Expired));
                 }
                 if !pending.name.is_empty() {
                     s.name = pending.name.clone();
@@ -844,31 +936,69 @@ fn unsubscribe_by_token(
     token: &str,
     req: &Request<'_>,
 ) -> anyhow::Result<Handled> {
-    let Some(token) = Token::decode(token) else {
-        return help(ctx, req, Some("reason_unknown_token"));
+    let left = match Token::decode(token) {
+        Some(token) => leave_by_token(ctx, Some(list), &token)?,
+        None => None,
     };
+    match left {
+        Some(Left::Now) => Ok(Handled("unsubscribed by token")),
+        Some(Left::Already) => Ok(Handled("unsubscribe: already gone")),
+        None => help(ctx, req, Some("reason_unknown_token")),
+    }
+}
+
+/// What a newsletter token's unsubscribe did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    Now,
+    Already,
+}
+
+/// The subscriber a newsletter token names, if the token is genuine.
+pub fn token_subscriber(
+    ctx: &Context,
+    list: Option<&List>,
+    token: &Token,
+) -> anyhow::Result<Option<Subscriber>> {
+    let Some(s) = ctx.store.subscriber_by_id(token.id)? else {
+        return Ok(None);
+    };
+    let genuine = list.is_none_or(|l| l.id == s.list)
+        && ctx
+            .secret
+            .verify(token, Purpose::Subscriber, &s.list, &s.email);
+    Ok(genuine.then_some(s))
+}
+
+/// Unsubscribes the person a newsletter token names (the mailto and the
+/// one-click link of `List-Unsubscribe`), with a goodbye mail. None: not a
+/// genuine token. Idempotent. Not synced: the caller syncs before answering.
+pub fn leave_by_token(
+    ctx: &Context,
+    list: Option<&List>,
+    token: &Token,
+) -> anyhow::Result<Option<Left>> {
     let now = ctx.now();
-    let done = ctx.store.write(|tx| {
+    ctx.store.write(|tx| {
         let Some(s) = tx.subscriber_by_id(token.id)? else {
             return Ok(None);
         };
-        if s.list != list.id
+        if list.is_some_and(|l| l.id != s.list)
             || !ctx
                 .secret
-                .verify(&token, Purpose::Subscriber, &s.list, &s.email)
+                .verify(token, Purpose::Subscriber, &s.list, &s.email)
         {
             return Ok(None);
         }
         if s.status == Status::Unsubscribed {
-            return Ok(Some(Handled("unsubscribe: already gone")));
+            return Ok(Some(Left::Already));
         }
+        let Some(list) = ctx.lists.get(&s.list) else {
+            return Ok(None);
+        };
         leave(ctx, tx, list, s, now)?;
-        Ok(Some(Handled("unsubscribed by token")))
-    })?;
-    match done {
-        Some(h) => Ok(h),
-        None => help(ctx, req, Some("reason_unknown_token")),
-    }
+        Ok(Some(Left::Now))
+    })
 }
 
 /// Resends the message unchanged to the owners, as an alias would, with the
@@ -886,7 +1016,8 @@ fn forward_to_owners(
     ctx.store.write(|tx| {
         let id = tx.next_id()?;
         let mut bytes = format!(
-            "X-Original-Sender: {}\r\n",
+            "X-Loop: {}\r\nX-Original-Sender: {}\r\n",
+            loop_marker(list, &ctx.config.domain),
             address::header_safe(reverse_path.unwrap_or("unknown"))
         )
         .into_bytes();

@@ -48,6 +48,8 @@ pub struct Context {
     pub dkim: Option<lettre::message::dkim::DkimConfig>,
     /// Rung after a system mail is queued and synced.
     pub mail_ready: tokio::sync::Notify,
+    /// Rung after a campaign is queued or resumed.
+    pub campaign_ready: tokio::sync::Notify,
     pub metrics: Metrics,
 }
 

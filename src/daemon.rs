@@ -22,7 +22,8 @@ use crate::templates::Templates;
 use crate::token::Secret;
 use crate::{admin, inbound, web};
 
-/// How often expired confirmations are purged.
+/// How often expired confirmations, stale pending subscribers and old
+/// counters are purged.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
 /// Everything a process needs to act on the store: the daemon, or the CLI
@@ -52,6 +53,7 @@ pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
         store,
         clock,
         mail_ready: tokio::sync::Notify::new(),
+        campaign_ready: tokio::sync::Notify::new(),
         metrics: Metrics::default(),
     })
 }
@@ -92,6 +94,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let admin_task = tokio::spawn(admin::serve(ctx.clone(), admin_listener, stop_rx.clone()));
     let worker_task = tokio::spawn(outbound::run_worker(
         ctx.clone(),
+        transport.clone(),
+        stop_rx.clone(),
+    ));
+    let campaign_task = tokio::spawn(crate::campaign::run_worker(
+        ctx.clone(),
         transport,
         stop_rx.clone(),
     ));
@@ -125,6 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let _ = admin_task.await;
     let _ = web_task.await;
     let _ = worker_task.await;
+    let _ = campaign_task.await;
     let _ = housekeeping.await;
     ctx.store.sync().await?;
     let _ = std::fs::remove_file(&socket_path);
@@ -135,7 +143,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let cutoff = ctx.now_secs().saturating_sub(ctx.token_max_age() as u32);
-        match ctx.store.purge_pending(cutoff) {
+        match ctx.store.purge_stale(cutoff, ctx.now()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired confirmations purged"),
             Err(e) => tracing::error!(error = %e, "purge failed"),

@@ -7,7 +7,7 @@
 //! changed. It knows nothing of subscriptions itself.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smtp_proto::request::receiver::{
     BdatReceiver, DataReceiver, DummyDataReceiver, RequestReceiver,
@@ -30,6 +30,8 @@ const MAX_RECIPIENTS: usize = 100;
 const MAX_ERRORS: u32 = 10;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Time for one DATA or BDAT phase (RFC 5321 §4.5.3.2.6: 10 minutes).
+const DATA_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long shutdown waits for sessions that are mid-message.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -79,6 +81,13 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, mut shutdown: watch
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
         tracing::warn!("sessions still open at shutdown were cut");
     }
+}
+
+/// Writes with a deadline.
+async fn write(socket: &mut TcpStream, bytes: &[u8], limit: Duration) -> std::io::Result<()> {
+    tokio::time::timeout(limit, socket.write_all(bytes))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read"))?
 }
 
 enum State {
@@ -148,19 +157,30 @@ impl Session {
         tracing::debug!("session opened");
         let mut state = State::Command(RequestReceiver::default());
         let mut buf = vec![0u8; READ_CHUNK];
+        // Time runs from the last reply, not the last byte: a client that
+        // trickles a byte a minute must still finish its command in time.
+        let mut last_progress = Instant::now();
         loop {
+            let allowed = match state {
+                State::Command(_) => idle,
+                _ => DATA_TIMEOUT,
+            };
+            let left = allowed.saturating_sub(last_progress.elapsed());
             let read = tokio::select! {
-                r = tokio::time::timeout(idle, socket.read(&mut buf)) => r,
+                r = tokio::time::timeout(left, socket.read(&mut buf)) => r,
                 _ = shutdown.changed(), if matches!(state, State::Command(_)) && self.message.is_empty() => {
-                    socket.write_all(b"421 4.3.2 Service shutting down, try again later\r\n").await?;
+                    write(&mut socket, b"421 4.3.2 Service shutting down, try again later\r\n", idle).await?;
                     return Ok(());
                 }
             };
             let n = match read {
                 Err(_) => {
-                    socket
-                        .write_all(b"421 4.4.2 Idle timeout, closing connection\r\n")
-                        .await?;
+                    write(
+                        &mut socket,
+                        b"421 4.4.2 Timeout, closing connection\r\n",
+                        idle,
+                    )
+                    .await?;
                     return Ok(());
                 }
                 Ok(Ok(0)) => return Ok(()),
@@ -170,7 +190,9 @@ impl Session {
             let mut bytes = buf[..n].iter();
             self.ingest(&mut state, &mut bytes).await;
             if !self.out.is_empty() {
-                socket.write_all(&std::mem::take(&mut self.out)).await?;
+                last_progress = Instant::now();
+                // A client that sends but never reads must not hold the slot.
+                write(&mut socket, &std::mem::take(&mut self.out), idle).await?;
             }
             if self.quit {
                 return Ok(());
@@ -353,6 +375,13 @@ impl Session {
                     Metrics::inc(&self.ctx.metrics.messages_rejected);
                     tracing::info!("recipient refused: not a list address");
                     self.reply("550 5.1.1 No such list address here");
+                } else if self
+                    .recipients
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&to.address))
+                {
+                    // The same address twice would run its handler twice.
+                    self.reply("250 2.1.5 Recipient OK (duplicate ignored)");
                 } else {
                     self.recipients.push(to.address);
                     self.reply("250 2.1.5 Recipient OK");
@@ -380,7 +409,12 @@ impl Session {
                         true,
                     ));
                 }
-                if self.message.len() + chunk_size > self.max_bytes() {
+                if self
+                    .message
+                    .len()
+                    .checked_add(chunk_size)
+                    .is_none_or(|total| total > self.max_bytes())
+                {
                     let max = self.max_bytes();
                     self.reply(&format!(
                         "552 5.3.4 Message exceeds the size limit of {max} bytes"

@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod admin;
+pub mod campaign;
 pub mod classify;
 pub mod commands;
 pub mod compose;
@@ -18,6 +19,7 @@ pub mod context;
 pub mod daemon;
 pub mod inbound;
 pub mod lists;
+pub mod newsletter;
 pub mod outbound;
 pub mod store;
 pub mod templates;

@@ -3,16 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
-use utskick::admin::{self, sysexits, Failure, Request};
+use utskick::admin::{self, sysexits, Failure, Request, WireContent};
 use utskick::config::Config;
 use utskick::context::system_clock;
 use utskick::outbound::{self, Transport};
-use utskick::{address, daemon};
+use utskick::{address, daemon, newsletter};
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +73,68 @@ enum Command {
     },
     /// Unsubscribe someone (kept as unsubscribed, not deleted)
     Remove { list: String, email: String },
+    /// Queue a newsletter written in Markdown
+    Queue {
+        list: String,
+        file: PathBuf,
+        /// When to send: 2026-12-01T08:00 (local time) or RFC 3339 [default: now]
+        #[arg(long)]
+        at: Option<String>,
+        /// Only subscribers whose attribute KEY is VALUE; may be repeated (all must match)
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// A file to attach; may be repeated
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+        /// Validate and count the recipients; queue nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Queue a material announcement (a handbook, folder, presentation)
+    Announce {
+        list: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        link: Option<String>,
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+        /// A Markdown description
+        #[arg(long)]
+        body: Option<PathBuf>,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+    },
+    /// Render a newsletter without queueing it
+    Preview {
+        list: String,
+        file: PathBuf,
+        /// Write the message (.eml) or its HTML part (.html) here
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Send one test copy to this address
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+    },
+    /// Queued, sending and sent campaigns with progress
+    Campaigns,
+    /// One campaign
+    Status {
+        id: u64,
+        /// Show a live progress bar until the campaign ends
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Pause a campaign
+    Pause { id: u64 },
+    /// Resume a paused campaign
+    Resume { id: u64 },
+    /// Cancel a campaign
+    Cancel { id: u64 },
 }
 
 fn main() -> ExitCode {
@@ -121,7 +183,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Inject { recipient, sender } => {
             let (request, _) = inject_request(&config, recipient, sender)?;
-            (request, None)
+            // An MTA's pipe bounces on any exit but 75: everything that is
+            // not a verdict on the message itself must say "try again".
+            let value = ask(&config, request).await.map_err(|mut f| {
+                if f.exit != sysexits::DATAERR && f.exit != sysexits::NOUSER {
+                    f.exit = sysexits::TEMPFAIL;
+                    f.message = format!("4.3.0 {}", f.message);
+                }
+                f
+            })?;
+            print_value(&value, None, Listing::Subscribers);
+            return Ok(());
         }
         Command::Lists => (Request::Lists, Some(Format::Table)),
         Command::Subscribers {
@@ -136,14 +208,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             attrs,
             consent,
         } => {
-            let mut attributes = BTreeMap::new();
-            for a in attrs {
-                let (k, v) = a.split_once('=').ok_or_else(|| Failure {
-                    message: format!("--attr {a:?}: expected KEY=VALUE"),
-                    exit: 64,
-                })?;
-                attributes.insert(k.trim().to_string(), v.to_string());
-            }
+            let attributes = parse_pairs("--attr", &attrs)?.into_iter().collect();
             (
                 Request::Add {
                     list,
@@ -156,14 +221,320 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             )
         }
         Command::Remove { list, email } => (Request::Remove { list, email }, None),
+        Command::Queue {
+            list,
+            file,
+            at,
+            filters,
+            attach,
+            dry_run,
+        } => {
+            let (content, mut all_filters) = read_newsletter(&config, &file, &attach)?;
+            all_filters.extend(parse_pairs("--where", &filters)?);
+            let request = Request::Queue {
+                list,
+                content: WireContent::new(content),
+                filters: all_filters,
+                at: at.map(|t| parse_at(&t)).transpose()?,
+                dry_run,
+            };
+            return queued(&config, request).await;
+        }
+        Command::Announce {
+            list,
+            title,
+            link,
+            attach,
+            body,
+            at,
+            filters,
+        } => {
+            let description = match &body {
+                Some(path) => Some((file_name(path), read_text(path)?)),
+                None => None,
+            };
+            let attachments = read_attachments(&config, &attach)?;
+            let content = newsletter::announcement(
+                &title,
+                link.as_deref(),
+                description.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+                attachments,
+            )
+            .map_err(|e| Failure::usage(e.to_string()))?;
+            let request = Request::Queue {
+                list,
+                content: WireContent::new(content),
+                filters: parse_pairs("--where", &filters)?,
+                at: at.map(|t| parse_at(&t)).transpose()?,
+                dry_run: false,
+            };
+            return queued(&config, request).await;
+        }
+        Command::Preview {
+            list,
+            file,
+            out,
+            to,
+            attach,
+        } => return preview(&config, &list, &file, out, to, &attach).await,
+        Command::Campaigns => (Request::Campaigns, Some(Format::Table)),
+        Command::Status { id, follow } => {
+            if follow {
+                return follow_status(&config, id).await;
+            }
+            (Request::Status { id }, None)
+        }
+        Command::Pause { id } => steer(id, "pause"),
+        Command::Resume { id } => steer(id, "resume"),
+        Command::Cancel { id } => steer(id, "cancel"),
     };
-    let is_lists = matches!(request, Request::Lists);
-    let value = match admin::call(&config.socket_path(), &request).await? {
-        Some(answer) => answer?,
-        None => run_locally(config, request).await?,
+    let kind = match &request {
+        Request::Lists => Listing::Lists,
+        Request::Campaigns => Listing::Campaigns,
+        _ => Listing::Subscribers,
     };
-    print_value(&value, format, is_lists);
+    let value = ask(&config, request).await?;
+    print_value(&value, format, kind);
     Ok(())
+}
+
+fn steer(id: u64, action: &str) -> (Request, Option<Format>) {
+    (
+        Request::Steer {
+            id,
+            action: action.into(),
+        },
+        None,
+    )
+}
+
+/// Asks the running daemon, or does it here when none runs.
+async fn ask(config: &Config, request: Request) -> Result<Value, Failure> {
+    match admin::call(&config.socket_path(), &request).await? {
+        Some(answer) => answer,
+        None => run_locally(config.clone(), request).await,
+    }
+}
+
+fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    items
+        .iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| Failure {
+                    message: format!("{flag} {a:?}: expected KEY=VALUE"),
+                    exit: 64,
+                })
+        })
+        .collect()
+}
+
+/// `--at`: RFC 3339, or a local date and time such as 2026-12-01T08:00.
+fn parse_at(text: &str) -> Result<String, Failure> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_rfc3339());
+    }
+    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return match naive.and_local_timezone(chrono::Local) {
+                chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                    Ok(t.to_rfc3339())
+                }
+                chrono::LocalResult::None => Err(Failure::usage(format!(
+                    "--at {text:?} does not exist in the local time zone"
+                ))),
+            };
+        }
+    }
+    Err(Failure::usage(format!(
+        "--at {text:?}: expected a time like 2026-12-01T08:00 or 2026-12-01T08:00:00+01:00"
+    )))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn read_text(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
+
+fn read_attachments(
+    config: &Config,
+    paths: &[PathBuf],
+) -> Result<Vec<newsletter::Attachment>, Failure> {
+    let mut total = 0;
+    let mut out = Vec::new();
+    for p in paths {
+        let a = newsletter::read_attachment(p, total, config.limits.max_attachment_bytes)
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        total += a.data.len();
+        out.push(a);
+    }
+    Ok(out)
+}
+
+fn read_newsletter(
+    config: &Config,
+    file: &Path,
+    attach: &[PathBuf],
+) -> Result<(newsletter::Content, Vec<(String, String)>), Failure> {
+    let text = read_text(file)?;
+    let (mut content, filters) = newsletter::parse_newsletter(&file_name(file), &text)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    content.attachments = read_attachments(config, attach)?;
+    Ok((content, filters))
+}
+
+async fn queued(config: &Config, request: Request) -> Result<(), Failure> {
+    let daemon_running = std::os::unix::net::UnixStream::connect(config.socket_path()).is_ok();
+    let v = ask(config, request).await?;
+    if v["dry_run"] == true {
+        println!(
+            "{} would go to {} recipients (nothing queued)",
+            text(&v["subject"]),
+            text(&v["recipients"])
+        );
+        return Ok(());
+    }
+    println!(
+        "campaign {} queued for {}: {:?} to {} recipients at {}",
+        text(&v["id"]),
+        text(&v["list"]),
+        text(&v["subject"]),
+        text(&v["recipients"]),
+        text(&v["scheduled_at"]),
+    );
+    if !daemon_running {
+        println!("the daemon is not running: `utskick serve` sends it");
+    }
+    Ok(())
+}
+
+/// A recipient for previews: the list's sample person.
+fn sample_attributes(list: &utskick::lists::List) -> BTreeMap<String, String> {
+    list.attributes
+        .iter()
+        .map(|a| (a.clone(), format!("({a})")))
+        .collect()
+}
+
+async fn preview(
+    config: &Config,
+    list_id: &str,
+    file: &Path,
+    out: Option<PathBuf>,
+    to: Option<String>,
+    attach: &[PathBuf],
+) -> Result<(), Failure> {
+    let lists = utskick::lists::Lists::load(&config.lists_dir)?;
+    let list = lists
+        .get(list_id)
+        .ok_or_else(|| Failure::usage(format!("no list {list_id:?}")))?;
+    let (content, _) = read_newsletter(config, file, attach)?;
+    if let Some(to) = to {
+        let v = ask(
+            config,
+            Request::SendTest {
+                list: list_id.to_string(),
+                content: WireContent::new(content.clone()),
+                to,
+            },
+        )
+        .await?;
+        println!("{}", text(&v));
+    }
+    let prepared = newsletter::Prepared::new(&content, list, &config.templates_dir)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let attributes = sample_attributes(list);
+    let base = config.base_url();
+    let unsubscribe_url = format!("{base}/unsubscribe/preview");
+    let mailto = address::list_address(list, "unsubscribe", None, &config.domain);
+    let reply_to = address::list_address(list, "reply", None, &config.domain);
+    let recipient = newsletter::Recipient {
+        email: "anna.andersson@example.se",
+        name: "Anna Andersson",
+        attributes: &attributes,
+        unsubscribe_url: &unsubscribe_url,
+        unsubscribe_mailto: &mailto,
+        reply_to: &reply_to,
+    };
+    let message_id = format!("utskick.{}.preview@{}", list.id, config.domain);
+    let env = newsletter::Envelope {
+        message_id: &message_id,
+        date: chrono::Local::now().fixed_offset(),
+        domain: &config.domain,
+    };
+    let raw = prepared.message(list, &recipient, &env, None)?;
+    match out {
+        Some(path) if path.extension().is_some_and(|x| x == "html") => {
+            let html = prepared.html(list, &recipient)?;
+            std::fs::write(&path, html)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+        Some(path) => {
+            std::fs::write(&path, &raw)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+        None => {
+            let parsed = mail_parser::MessageParser::default().parse(&raw);
+            let subject = parsed
+                .as_ref()
+                .and_then(|m| m.subject())
+                .unwrap_or_default();
+            let body = parsed
+                .as_ref()
+                .and_then(|m| m.body_text(0))
+                .unwrap_or_default();
+            println!("Subject: {subject}\n\n{body}");
+        }
+    }
+    Ok(())
+}
+
+async fn follow_status(config: &Config, id: u64) -> Result<(), Failure> {
+    let first = ask(config, Request::Status { id }).await?;
+    if std::os::unix::net::UnixStream::connect(config.socket_path()).is_err() {
+        print_value(&first, None, Listing::Subscribers);
+        println!("the daemon is not running: nothing will change until `utskick serve` runs");
+        return Ok(());
+    }
+    let bar = indicatif::ProgressBar::new(first["total"].as_u64().unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:40}] {pos}/{len} {msg} {per_sec} ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("campaign {id}"));
+    loop {
+        let v = ask(config, Request::Status { id }).await?;
+        let total = v["total"].as_u64().unwrap_or(0);
+        let (sent, failed, skipped) = (
+            v["sent"].as_u64().unwrap_or(0),
+            v["failed"].as_u64().unwrap_or(0),
+            v["skipped"].as_u64().unwrap_or(0),
+        );
+        bar.set_length(total);
+        bar.set_position(sent + failed + skipped);
+        let status = text(&v["status"]);
+        bar.set_message(format!(
+            "{status}: sent {sent}, failed {failed}, skipped {skipped}, remaining {}",
+            total.saturating_sub(sent + failed + skipped)
+        ));
+        if matches!(status.as_str(), "done" | "cancelled") {
+            bar.finish();
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Without a daemon: open the store here, act, and send what the action queued.
@@ -226,9 +597,19 @@ fn inject_request(
                 exit: sysexits::NOUSER,
             })?,
     };
+    // The Return-Path header as the MTA wrote it: `<>` is the null sender.
+    // (mail-parser's return_address() falls back to From, which would hide
+    // a bounce's null sender.)
     let sender = sender.or_else(|| {
-        msg.return_address()
-            .map(|r| r.trim_matches(['<', '>']).to_string())
+        msg.header_raw("Return-Path").map(|r| {
+            let r = r.trim();
+            let inner = r
+                .split('<')
+                .nth(1)
+                .and_then(|x| x.split('>').next())
+                .unwrap_or(r);
+            inner.trim().to_string()
+        })
     });
     let message = data_encoding::BASE64.encode(&raw);
     Ok((
@@ -241,14 +622,22 @@ fn inject_request(
     ))
 }
 
-fn print_value(value: &Value, format: Option<Format>, is_lists: bool) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    Lists,
+    Campaigns,
+    Subscribers,
+}
+
+fn print_value(value: &Value, format: Option<Format>, kind: Listing) {
     match (format, value) {
         (None, Value::String(s)) => println!("{s}"),
         (None, v) => println!("{v}"),
         (Some(Format::Json), v) => {
             println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
         }
-        (Some(_), Value::Array(rows)) if is_lists => print_lists(rows),
+        (Some(_), Value::Array(rows)) if kind == Listing::Lists => print_lists(rows),
+        (Some(_), Value::Array(rows)) if kind == Listing::Campaigns => print_campaigns(rows),
         (Some(Format::Csv), Value::Array(rows)) => print_csv(rows),
         (Some(Format::Table), Value::Array(rows)) => print_table(rows),
         (_, v) => println!("{v}"),
@@ -261,6 +650,44 @@ fn text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         v => v.to_string(),
     }
+}
+
+fn print_campaigns(rows: &[Value]) {
+    let mut table = vec![[
+        "id",
+        "list",
+        "kind",
+        "status",
+        "sent",
+        "failed",
+        "skipped",
+        "total",
+        "scheduled",
+        "subject",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
+    for r in rows {
+        table.push(
+            [
+                "id",
+                "list",
+                "kind",
+                "status",
+                "sent",
+                "failed",
+                "skipped",
+                "total",
+                "scheduled_at",
+                "subject",
+            ]
+            .iter()
+            .map(|k| text(&r[*k]))
+            .collect(),
+        );
+    }
+    print_aligned(&table);
 }
 
 fn print_lists(rows: &[Value]) {

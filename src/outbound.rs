@@ -6,12 +6,15 @@
 //! crash between the two sends it again), or after a permanent failure or
 //! the last retry, when it is kept in the dead-letter tree with its error.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls as LettreTls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls as LettreTls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::task::JoinSet;
@@ -39,7 +42,211 @@ pub struct SendError {
 #[derive(Clone)]
 pub enum Transport {
     File(AsyncFileTransport<Tokio1Executor>),
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// lettre's pool for system mail, and the settings campaign senders use
+    /// to hold their own connections.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Arc<RelaySettings>),
+    /// Remembers every message and fails when told to (tests, benchmarks).
+    Recording(Arc<Recorder>),
+}
+
+/// How to reach and log in to the relay.
+#[derive(Debug)]
+pub struct RelaySettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub credentials: Option<Credentials>,
+    pub hello: ClientId,
+}
+
+/// One message a `Recorder` kept: (reverse path, forward path, bytes).
+pub type Recorded = (String, Vec<String>, Vec<u8>);
+
+/// A transport that keeps what it is given.
+#[derive(Default)]
+pub struct Recorder {
+    /// (reverse path, forward path, message)
+    pub sent: Mutex<Vec<Recorded>>,
+    /// Answers for the next sends, in order; when empty, success.
+    pub script: Mutex<VecDeque<SendError>>,
+    /// While true every send fails as if the relay were unreachable.
+    pub down: AtomicBool,
+}
+
+impl Recorder {
+    pub fn fail_next(&self, permanent: bool, message: &str) {
+        self.script.lock().unwrap().push_back(SendError {
+            permanent,
+            message: message.to_string(),
+        });
+    }
+
+    pub fn count(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+
+    fn send(
+        &self,
+        reverse_path: &str,
+        forward_path: &[String],
+        raw: &[u8],
+    ) -> Result<(), SendError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(SendError {
+                permanent: false,
+                message: "connection refused (recorder is down)".into(),
+            });
+        }
+        if let Some(e) = self.script.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        self.sent.lock().unwrap().push((
+            reverse_path.to_string(),
+            forward_path.to_vec(),
+            raw.to_vec(),
+        ));
+        Ok(())
+    }
+}
+
+/// One sending lane: a campaign sender task owns one, and with it one
+/// relay connection that stays open between messages.
+pub enum Lane {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Relay(Arc<RelaySettings>, Option<Box<AsyncSmtpConnection>>),
+    Recording(Arc<Recorder>),
+}
+
+fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, SendError> {
+    let from = if reverse_path.is_empty() {
+        None
+    } else {
+        Some(reverse_path.parse().map_err(|e| SendError {
+            permanent: true,
+            message: format!("bad envelope sender: {e}"),
+        })?)
+    };
+    let to = forward_path
+        .iter()
+        .map(|a| a.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SendError {
+            permanent: true,
+            message: format!("bad recipient: {e}"),
+        })?;
+    Envelope::new(from, to).map_err(|e| SendError {
+        permanent: true,
+        message: format!("bad envelope: {e}"),
+    })
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    SendError {
+        permanent: e.is_permanent(),
+        message: e.to_string(),
+    }
+}
+
+impl RelaySettings {
+    /// Opens a session. The socket gets TCP_NODELAY: lettre writes the
+    /// final `.` of DATA as its own small write, which Nagle would hold
+    /// until the relay's delayed ACK (about 40 ms a message on loopback).
+    /// Implicit TLS goes through lettre's own connect, which has no such option.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let tls = |host: &str| {
+            TlsParameters::new(host.to_string()).map_err(|e| SendError {
+                permanent: false,
+                message: format!("TLS setup: {e}"),
+            })
+        };
+        let mut conn = if self.tls == Tls::Tls {
+            AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(SMTP_TIMEOUT),
+                &self.hello,
+                Some(tls(&self.host)?),
+                None,
+            )
+            .await
+            .map_err(|e| classify(&e))?
+        } else {
+            let unreachable = |e: String| SendError {
+                permanent: false,
+                message: format!(
+                    "cannot connect to the relay {}:{}: {e}",
+                    self.host, self.port
+                ),
+            };
+            let stream = tokio::time::timeout(
+                SMTP_TIMEOUT,
+                tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+            )
+            .await
+            .map_err(|_| unreachable("timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+            let _ = stream.set_nodelay(true);
+            let mut conn =
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                    .await
+                    .map_err(|e| classify(&e))?;
+            if self.tls == Tls::Starttls {
+                conn.starttls(tls(&self.host)?, &self.hello)
+                    .await
+                    .map_err(|e| classify(&e))?;
+            }
+            conn
+        };
+        if let Some(credentials) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        Ok(conn)
+    }
+}
+
+impl Lane {
+    pub async fn send(
+        &mut self,
+        reverse_path: &str,
+        forward_path: &[String],
+        raw: &[u8],
+    ) -> Result<(), SendError> {
+        let envelope = envelope(reverse_path, forward_path)?;
+        match self {
+            Lane::File(t) => t
+                .send_raw(&envelope, raw)
+                .await
+                .map(drop)
+                .map_err(|e| SendError {
+                    permanent: false,
+                    message: e.to_string(),
+                }),
+            Lane::Recording(r) => r.send(reverse_path, forward_path, raw),
+            Lane::Relay(settings, conn) => {
+                if conn.as_ref().is_none_or(|c| c.has_broken()) {
+                    *conn = Some(Box::new(settings.connect().await?));
+                }
+                let c = conn.as_mut().expect("connected above");
+                match c.send(&envelope, raw).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        // lettre leaves the session broken after an error:
+                        // the next message opens a fresh one.
+                        *conn = None;
+                        Err(classify(&e))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the session politely.
+    pub async fn close(&mut self) {
+        if let Lane::Relay(_, Some(c)) = self {
+            let _ = c.quit().await;
+        }
+    }
 }
 
 impl Transport {
@@ -79,7 +286,20 @@ impl Transport {
                     })?;
                     builder = builder.credentials(Credentials::new(o.username.clone(), password));
                 }
-                Ok(Transport::Smtp(builder.build()))
+                let credentials = if o.username.is_empty() {
+                    None
+                } else {
+                    let password = std::env::var(&o.password_env).unwrap_or_default();
+                    Some(Credentials::new(o.username.clone(), password))
+                };
+                let relay = RelaySettings {
+                    host: host.to_string(),
+                    port,
+                    tls: o.tls,
+                    credentials,
+                    hello: ClientId::Domain(config.domain.clone()),
+                };
+                Ok(Transport::Smtp(builder.build(), Arc::new(relay)))
             }
         }
     }
@@ -90,26 +310,7 @@ impl Transport {
         forward_path: &[String],
         raw: &[u8],
     ) -> Result<(), SendError> {
-        let from = if reverse_path.is_empty() {
-            None
-        } else {
-            Some(reverse_path.parse().map_err(|e| SendError {
-                permanent: true,
-                message: format!("bad envelope sender: {e}"),
-            })?)
-        };
-        let to = forward_path
-            .iter()
-            .map(|a| a.parse())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SendError {
-                permanent: true,
-                message: format!("bad recipient: {e}"),
-            })?;
-        let envelope = Envelope::new(from, to).map_err(|e| SendError {
-            permanent: true,
-            message: format!("bad envelope: {e}"),
-        })?;
+        let envelope = envelope(reverse_path, forward_path)?;
         match self {
             Transport::File(t) => {
                 t.send_raw(&envelope, raw)
@@ -121,15 +322,21 @@ impl Transport {
                         message: e.to_string(),
                     })
             }
-            Transport::Smtp(t) => {
-                t.send_raw(&envelope, raw)
-                    .await
-                    .map(drop)
-                    .map_err(|e| SendError {
-                        permanent: e.is_permanent(),
-                        message: e.to_string(),
-                    })
-            }
+            Transport::Smtp(t, _) => t
+                .send_raw(&envelope, raw)
+                .await
+                .map(drop)
+                .map_err(|e| classify(&e)),
+            Transport::Recording(r) => r.send(reverse_path, forward_path, raw),
+        }
+    }
+
+    /// A lane for one campaign sender task.
+    pub fn lane(&self) -> Lane {
+        match self {
+            Transport::File(t) => Lane::File(t.clone()),
+            Transport::Smtp(_, relay) => Lane::Relay(relay.clone(), None),
+            Transport::Recording(r) => Lane::Recording(r.clone()),
         }
     }
 }
@@ -164,9 +371,15 @@ pub async fn run_worker(
 /// mails were handled.
 pub async fn drain_once(ctx: &Arc<Context>, transport: &Transport) -> anyhow::Result<usize> {
     let mut total = 0;
+    let mut tried = std::collections::HashSet::new();
     loop {
+        // What we send must be durable first: a confirmation whose pending
+        // record a crash could still lose would carry a dead token.
+        ctx.store.sync().await?;
         let now = ctx.now().timestamp();
-        let due = ctx.store.due_mail(now, BATCH)?;
+        let mut due = ctx.store.due_mail(now, BATCH)?;
+        // A mail whose send task died stays due: try it once per call.
+        due.retain(|m| tried.insert(m.id));
         if due.is_empty() {
             return Ok(total);
         }

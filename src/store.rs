@@ -138,12 +138,95 @@ pub struct OutMail {
     pub reverse_path: String,
     pub forward_path: Vec<String>,
     /// The whole message, CRLF line ends.
+    #[serde(with = "base64_bytes")]
     pub raw: Vec<u8>,
     pub attempts: u32,
     /// Unix seconds before which no retry is made.
     pub next_attempt: i64,
     pub created_at: DateTime<Utc>,
     pub last_error: Option<String>,
+}
+
+/// Where a campaign is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    Scheduled,
+    Sending,
+    Paused,
+    Done,
+    Cancelled,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Scheduled => "scheduled",
+            CampaignStatus::Sending => "sending",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Done => "done",
+            CampaignStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Done or cancelled: nothing will change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, CampaignStatus::Done | CampaignStatus::Cancelled)
+    }
+}
+
+/// A newsletter or announcement. Attachment bodies live in the `blobs`
+/// tree, not here, so the record stays small; `content.attachments[i].data`
+/// is empty in the stored record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub v: u32,
+    pub id: u64,
+    pub list: String,
+    pub content: crate::newsletter::Content,
+    /// Attribute filters (`--where`), all must match.
+    pub filters: Vec<(String, String)>,
+    pub status: CampaignStatus,
+    /// Status before a pause, to resume to.
+    pub paused_from: Option<CampaignStatus>,
+    pub created_at: DateTime<Utc>,
+    pub scheduled_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Recipients fixed when sending started.
+    pub total: u64,
+    pub sent: u64,
+    pub failed: u64,
+    /// Left the list (or were disabled) before their copy went.
+    pub skipped: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    /// A transient failure; retried at `next_attempt`.
+    Deferred,
+    Sent,
+    /// A permanent failure (5xx) or too many transient ones.
+    Failed,
+    Skipped,
+}
+
+/// One recipient of one campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub v: u32,
+    pub campaign: u64,
+    pub subscriber: u64,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// Unix seconds.
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+    pub done_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +244,21 @@ enum T {
     Outbox = 3,
     Counters = 4,
     Dead = 5,
+    Campaigns = 6,
+    Deliveries = 7,
+    Blobs = 8,
+}
+
+fn delivery_key(campaign: u64, subscriber: u64) -> Vec<u8> {
+    let mut k = campaign.to_be_bytes().to_vec();
+    k.extend_from_slice(&subscriber.to_be_bytes());
+    k
+}
+
+fn blob_key(campaign: u64, index: usize) -> Vec<u8> {
+    let mut k = campaign.to_be_bytes().to_vec();
+    k.extend_from_slice(&(index as u32).to_be_bytes());
+    k
 }
 
 /// Asks a flush of everything written so far, and lets writers that arrive
@@ -177,17 +275,39 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
-    trees: [sled::Tree; 6],
+    trees: [sled::Tree; 9],
     write_lock: Mutex<()>,
     commit: GroupCommit,
 }
 
+/// The key of a subscriber: the address in lower case throughout, so
+/// `Asa@x.se` and `asa@x.se` are one person (as in Mailman); the record
+/// keeps the spelling they used.
 fn sub_key(list: &str, email: &str) -> Vec<u8> {
+    let email = email.to_lowercase();
     let mut k = Vec::with_capacity(list.len() + email.len() + 1);
     k.extend_from_slice(list.as_bytes());
     k.push(0);
     k.extend_from_slice(email.as_bytes());
     k
+}
+
+/// Message bytes as base64 in JSON records (a JSON array of numbers would
+/// take four times the space).
+mod base64_bytes {
+    use data_encoding::BASE64;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        BASE64
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 fn decode<R: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<R> {
@@ -237,6 +357,9 @@ impl Store {
             open("outbox")?,
             open("counters")?,
             open("dead_letters")?,
+            open("campaigns")?,
+            open("deliveries")?,
+            open("blobs")?,
         ];
         Ok(Store {
             inner: Arc::new(Inner {
@@ -310,12 +433,98 @@ impl Store {
     pub fn due_mail(&self, now: i64, limit: usize) -> anyhow::Result<Vec<OutMail>> {
         let mut out = Vec::new();
         for kv in self.tree(T::Outbox).iter() {
-            let mail: OutMail = decode(&kv?.1)?;
+            let (k, v) = kv?;
+            let mail: OutMail = match decode(&v) {
+                Ok(m) => m,
+                Err(e) => {
+                    // One unreadable record must not stop all system mail.
+                    tracing::error!(key = ?k, error = %e, "unreadable queued mail skipped");
+                    continue;
+                }
+            };
             if mail.next_attempt <= now {
                 out.push(mail);
                 if out.len() >= limit {
                     break;
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn campaign(&self, id: u64) -> anyhow::Result<Option<Campaign>> {
+        self.tree(T::Campaigns)
+            .get(id.to_be_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// All campaigns, oldest first.
+    pub fn campaigns(&self) -> anyhow::Result<Vec<Campaign>> {
+        self.tree(T::Campaigns)
+            .iter()
+            .map(|kv| decode(&kv?.1))
+            .collect()
+    }
+
+    /// The attachment bodies of a campaign, in order.
+    pub fn blobs(&self, campaign: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+        self.tree(T::Blobs)
+            .scan_prefix(campaign.to_be_bytes())
+            .map(|kv| Ok(kv?.1.to_vec()))
+            .collect()
+    }
+
+    /// Up to `limit` deliveries of `campaign` after subscriber id `after`,
+    /// in id order: a cursor, so a send never holds all recipients at once.
+    pub fn deliveries_after(
+        &self,
+        campaign: u64,
+        after: Option<u64>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Delivery>> {
+        let start = match after {
+            Some(id) => delivery_key(campaign, id.saturating_add(1)),
+            None => delivery_key(campaign, 0),
+        };
+        let end = delivery_key(campaign, u64::MAX);
+        let mut out = Vec::new();
+        for kv in self.tree(T::Deliveries).range(start..=end) {
+            out.push(decode(&kv?.1)?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` subscribers of `list` after the key of `after`, in
+    /// address order; a cursor for streaming recipients.
+    pub fn subscribers_after(
+        &self,
+        list: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Subscriber>> {
+        let mut prefix = list.as_bytes().to_vec();
+        prefix.push(0);
+        let start = match after {
+            Some(email) => {
+                let mut k = sub_key(list, email);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for kv in self.tree(T::Subscribers).range(start..) {
+            let (k, v) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(decode(&v)?);
+            if out.len() >= limit {
+                break;
             }
         }
         Ok(out)
@@ -354,10 +563,10 @@ impl Store {
         };
         let result = f(&mut tx)?;
         if !tx.changes.is_empty() {
-            let [a, b, c, d, e, g] = &self.inner.trees;
-            (a, b, c, d, e, g)
-                .transaction(|(a, b, c, d, e, g)| {
-                    let views = [a, b, c, d, e, g];
+            let [a, b, c, d, e, g, h, i, j] = &self.inner.trees;
+            (a, b, c, d, e, g, h, i, j)
+                .transaction(|(a, b, c, d, e, g, h, i, j)| {
+                    let views = [a, b, c, d, e, g, h, i, j];
                     for ((t, key), value) in &tx.changes {
                         let view = views[*t as usize];
                         match value {
@@ -397,19 +606,47 @@ impl Store {
     }
 
     /// Removes pending confirmations issued before `cutoff` (Unix seconds).
-    pub fn purge_pending(&self, cutoff: u32) -> anyhow::Result<usize> {
+    /// Housekeeping: removes confirmations issued before `cutoff` (Unix
+    /// seconds), subscribers still `pending` from before it (their token can
+    /// no longer be used, and a stranger's address should not linger), and
+    /// rate counters of past days. Returns how many records went.
+    pub fn purge_stale(&self, cutoff: u32, now: DateTime<Utc>) -> anyhow::Result<usize> {
         let mut stale = Vec::new();
         for kv in self.tree(T::Pending).iter() {
             let (k, v) = kv?;
             let p: Pending = decode(&v)?;
             if p.issued < cutoff {
-                stale.push(k.to_vec());
+                stale.push((T::Pending, k.to_vec()));
+            }
+        }
+        for kv in self.tree(T::Subscribers).iter() {
+            let (k, v) = kv?;
+            let s: Subscriber = decode(&v)?;
+            if s.status == Status::Pending && s.created_at.timestamp() < i64::from(cutoff) {
+                stale.push((T::Subscribers, k.to_vec()));
+                stale.push((T::Ids, s.id.to_be_bytes().to_vec()));
+            }
+        }
+        let today = day_of(now);
+        for kv in self.tree(T::Counters).iter() {
+            let (k, v) = kv?;
+            let c: Counter = decode(&v)?;
+            if c.day < today {
+                stale.push((T::Counters, k.to_vec()));
             }
         }
         let n = stale.len();
+        // Under the writer lock each record is checked again, so a
+        // confirmation that lands meanwhile is not lost.
         self.write(|tx| {
-            for k in stale {
-                tx.changes.insert((T::Pending, k), None);
+            for (t, k) in stale {
+                if t == T::Subscribers {
+                    let still: Option<Subscriber> = tx.get(t, &k)?;
+                    if still.is_none_or(|s| s.status != Status::Pending) {
+                        continue;
+                    }
+                }
+                tx.changes.insert((t, k), None);
             }
             Ok(())
         })?;
@@ -489,6 +726,31 @@ impl Tx<'_> {
                 return Ok(id);
             }
         }
+    }
+
+    pub fn campaign(&self, id: u64) -> anyhow::Result<Option<Campaign>> {
+        self.get(T::Campaigns, &id.to_be_bytes())
+    }
+
+    pub fn put_campaign(&mut self, c: &Campaign) {
+        self.changes
+            .insert((T::Campaigns, c.id.to_be_bytes().to_vec()), Some(encode(c)));
+    }
+
+    pub fn put_blob(&mut self, campaign: u64, index: usize, data: &[u8]) {
+        self.changes
+            .insert((T::Blobs, blob_key(campaign, index)), Some(data.to_vec()));
+    }
+
+    pub fn delivery(&self, campaign: u64, subscriber: u64) -> anyhow::Result<Option<Delivery>> {
+        self.get(T::Deliveries, &delivery_key(campaign, subscriber))
+    }
+
+    pub fn put_delivery(&mut self, d: &Delivery) {
+        self.changes.insert(
+            (T::Deliveries, delivery_key(d.campaign, d.subscriber)),
+            Some(encode(d)),
+        );
     }
 
     pub fn enqueue_mail(&mut self, mail: &OutMail) {
@@ -613,6 +875,44 @@ mod tests {
         assert!(take(day1));
         assert!(!take(day1));
         assert!(take(day2));
+    }
+
+    #[test]
+    fn housekeeping_purges_stale_pending_people_and_old_counters_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let now = DateTime::from_timestamp(2_000_000, 0).unwrap();
+        let mut stranger = subscriber(1, "stranger@exempel.se");
+        stranger.status = Status::Pending;
+        stranger.created_at = old;
+        let mut member = subscriber(2, "member@exempel.se");
+        member.created_at = old;
+        let mut fresh = subscriber(3, "fresh@exempel.se");
+        fresh.status = Status::Pending;
+        fresh.created_at = now;
+        store
+            .write(|tx| {
+                tx.put_subscriber(&stranger);
+                tx.put_subscriber(&member);
+                tx.put_subscriber(&fresh);
+                tx.take_daily("k", 5, old)?;
+                Ok(())
+            })
+            .unwrap();
+        store.purge_stale(1_500_000, now).unwrap();
+        let left: Vec<_> = store
+            .subscribers("lf")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.email)
+            .collect();
+        assert_eq!(left, ["fresh@exempel.se", "member@exempel.se"]);
+        assert!(store.subscriber_by_id(1).unwrap().is_none());
+        assert!(
+            store.write(|tx| tx.take_daily("k", 1, now)).unwrap(),
+            "the old counter is gone"
+        );
     }
 
     #[test]

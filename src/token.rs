@@ -32,7 +32,10 @@ pub enum Purpose {
     ConfirmSubscribe,
     ConfirmUnsubscribe,
     Approve,
-    /// Newsletter tokens (reply, unsubscribe link, VERP).
+    /// Newsletter tokens (reply, unsubscribe link, VERP): the id is the
+    /// subscriber's, and the 32-bit field that holds the issue time in
+    /// confirmation tokens holds the campaign number. They do not expire:
+    /// an unsubscribe link must work for as long as the mail is read.
     Subscriber,
 }
 

@@ -29,6 +29,10 @@ pub fn router(ctx: Arc<Context>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/confirm/{token}", get(confirm_page).post(confirm_post))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe_post),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ctx)
 }
@@ -233,6 +237,89 @@ async fn confirm_post(
         (Language::En, Confirmed::AlreadyDone) => (
             "Already done",
             "This was already done. Nothing more is needed.",
+        ),
+    };
+    page(
+        StatusCode::OK,
+        lang,
+        title,
+        &format!("<p>{}</p>", escape(text)),
+    )
+}
+
+/// The link in every newsletter's footer and `List-Unsubscribe`: a page
+/// with one button (a GET must not act: scanners fetch links).
+async fn unsubscribe_page(State(ctx): State<Arc<Context>>, Path(token): Path<String>) -> Response {
+    let found = match Token::decode(&token) {
+        Some(t) => commands::token_subscriber(&ctx, None, &t),
+        None => Ok(None),
+    };
+    let s = match found {
+        Ok(Some(s)) => s,
+        Ok(None) => return problem_page(TokenProblem::Unknown, Language::Sv),
+        Err(e) => return internal(e),
+    };
+    let Some(list) = ctx.lists.get(&s.list) else {
+        return problem_page(TokenProblem::Unknown, Language::Sv);
+    };
+    let (title, text, button) = match list.language {
+        Language::Sv => (
+            "Avsluta prenumerationen",
+            "Tryck på knappen för att sluta få utskick från",
+            "Avsluta",
+        ),
+        Language::En => (
+            "Unsubscribe",
+            "Press the button to stop receiving mail from",
+            "Unsubscribe",
+        ),
+    };
+    let body = format!(
+        "<p>{text} <strong>{name}</strong> ({email}).</p>\
+<form method=\"post\"><button type=\"submit\" style=\"font-size:1.1rem;padding:.6rem 1.4rem;background:#1d5e3a;color:#fff;border:0;border-radius:6px;cursor:pointer\">{button}</button></form>",
+        text = escape(text),
+        name = escape(&list.name),
+        email = escape(&s.email),
+        button = escape(button),
+    );
+    page(StatusCode::OK, list.language, title, &body)
+}
+
+/// Leaves the list: the page's button, and RFC 8058 one-click POSTs from
+/// mail providers (body `List-Unsubscribe=One-Click`), which need a 200.
+async fn unsubscribe_post(State(ctx): State<Arc<Context>>, Path(token): Path<String>) -> Response {
+    let Some(parsed) = Token::decode(&token) else {
+        return problem_page(TokenProblem::Unknown, Language::Sv);
+    };
+    let left = match commands::leave_by_token(&ctx, None, &parsed) {
+        Ok(Some(left)) => left,
+        Ok(None) => return problem_page(TokenProblem::Unknown, Language::Sv),
+        Err(e) => return internal(e),
+    };
+    if let Err(e) = ctx.store.sync().await {
+        return internal(e);
+    }
+    ctx.mail_ready.notify_one();
+    let lang = commands::token_subscriber(&ctx, None, &parsed)
+        .ok()
+        .flatten()
+        .and_then(|s| ctx.lists.get(&s.list).map(|l| l.language))
+        .unwrap_or(Language::Sv);
+    let (title, text) = match (lang, left) {
+        (Language::Sv, commands::Left::Now) => (
+            "Du har avslutat",
+            "Du får inga fler utskick. Ett kort bekräftelsemejl är på väg.",
+        ),
+        (Language::Sv, commands::Left::Already) => {
+            ("Redan avslutad", "Den här adressen får redan inga utskick.")
+        }
+        (Language::En, commands::Left::Now) => (
+            "You have left",
+            "You will get no more mail. A short confirmation is on its way.",
+        ),
+        (Language::En, commands::Left::Already) => (
+            "Already unsubscribed",
+            "This address already gets no mail from the list.",
         ),
     };
     page(

@@ -306,3 +306,15 @@ fn bad_configuration_files_are_named_with_the_key() {
     assert!(!out.status.success());
     assert!(err.contains("trasig.toml: key `address`"), "{err}");
 }
+
+#[test]
+fn inject_never_answers_the_null_sender_of_the_return_path() {
+    let mut d = Daemon::start("");
+    let msg = format!(
+        "Return-Path: <>\r\n{}",
+        plain("person@example.org", &addr("-request"), "hjälp", "")
+    );
+    let (code, err) = inject(&d, &[], msg.as_bytes());
+    assert_eq!(code, 0, "{err}");
+    d.assert_no_new_mail_except_sentinel("sentinel9@example.org");
+}

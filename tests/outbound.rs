@@ -1,9 +1,12 @@
 //! Outbound through lettre to a real SMTP server on loopback: a small
 //! recording server that can be told to refuse, temporarily or for good.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use common::sink::{Mode, Sink};
 
 use utskick::commands::{self, Request};
 use utskick::config::Config;
@@ -11,79 +14,9 @@ use utskick::context::system_clock;
 use utskick::daemon::build_context;
 use utskick::outbound::{drain_once, Transport};
 
-#[derive(Clone, Copy)]
-enum Mode {
-    Accept,
-    /// 451 to RCPT.
-    Busy,
-    /// 550 to RCPT.
-    NoSuchUser,
-}
-
-/// One accepted message: (MAIL FROM, RCPT TO, data).
-type Received = Arc<Mutex<Vec<(String, String, String)>>>;
-
-fn sink(mode: Mode) -> (String, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let got: Received = Arc::default();
-    let record = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let record = record.clone();
-            std::thread::spawn(move || {
-                let mut w = stream.try_clone().unwrap();
-                let mut r = BufReader::new(stream);
-                let _ = w.write_all(b"220 sink ESMTP\r\n");
-                let (mut from, mut to) = (String::new(), String::new());
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let upper = line.to_ascii_uppercase();
-                    let reply: &[u8] = if upper.starts_with("EHLO") {
-                        b"250-sink\r\n250 PIPELINING\r\n"
-                    } else if upper.starts_with("MAIL") {
-                        from = line.trim().to_string();
-                        b"250 ok\r\n"
-                    } else if upper.starts_with("RCPT") {
-                        to = line.trim().to_string();
-                        match mode {
-                            Mode::Accept => b"250 ok\r\n",
-                            Mode::Busy => b"451 4.3.0 try later\r\n",
-                            Mode::NoSuchUser => b"550 5.1.1 no such user\r\n",
-                        }
-                    } else if upper.starts_with("DATA") {
-                        let _ = w.write_all(b"354 go\r\n");
-                        let mut data = String::new();
-                        loop {
-                            line.clear();
-                            r.read_line(&mut line).unwrap();
-                            if line == ".\r\n" {
-                                break;
-                            }
-                            data.push_str(&line);
-                        }
-                        record
-                            .lock()
-                            .unwrap()
-                            .push((from.clone(), to.clone(), data));
-                        b"250 queued\r\n"
-                    } else if upper.starts_with("QUIT") {
-                        let _ = w.write_all(b"221 bye\r\n");
-                        return;
-                    } else {
-                        b"250 ok\r\n"
-                    };
-                    let _ = w.write_all(reply);
-                }
-            });
-        }
-    });
-    (addr, got)
+fn sink(mode: Mode) -> (String, common::sink::Received) {
+    let s = Sink::start(mode);
+    (s.addr, s.got)
 }
 
 fn setup(relay: &str) -> (tempfile::TempDir, Arc<utskick::context::Context>, Transport) {

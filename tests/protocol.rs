@@ -150,3 +150,25 @@ fn a_message_with_dots_and_8bit_text_survives_intact() {
     let m = d.wait_mails(1);
     assert!(m[0].text.contains("Hej Jörgen!"), "{}", m[0].text);
 }
+
+#[test]
+fn a_bdat_size_that_overflows_is_refused_not_a_crash() {
+    let d = Daemon::start("");
+    let mut c = d.smtp();
+    c.ehlo();
+    assert!(c.cmd("MAIL FROM:<b@example.org>").starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<{}>", addr("-subscribe")))
+        .starts_with("250"));
+    c.send_raw(b"BDAT 10\r\n0123456789");
+    assert!(c.reply().starts_with("250"));
+    let r = c.cmd("BDAT 18446744073709551610");
+    assert!(
+        r.starts_with("552") || r.starts_with("501") || r.starts_with("500"),
+        "{r}"
+    );
+    c.stream.shutdown(std::net::Shutdown::Both).unwrap();
+    // The daemon still serves.
+    let mut c = d.smtp();
+    c.ehlo();
+}

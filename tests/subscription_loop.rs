@@ -658,3 +658,116 @@ pub fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+#[test]
+fn saying_no_to_a_confirmation_subscribes_no_one() {
+    let mut d = Daemon::start("");
+    let email = "ovald@example.org";
+    let confirm = request_subscription(&mut d, email, email);
+    let to = confirm.reply_to.clone();
+    let body = "Sluta! Jag har inte bett om det här.\r\n\r\n> Bekräfta\r\n";
+    let r = d.send(
+        email,
+        &to,
+        &plain(email, &to, &format!("SV: {}", confirm.subject), body),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    d.assert_no_new_mail_except_sentinel("sentinel5@example.org");
+    assert_eq!(
+        d.status_of("lokal-finansiering", email).as_deref(),
+        Some("pending")
+    );
+    // The token is spent: a later "yes" does nothing either.
+    let r = reply_to(&mut d, email, &confirm);
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(
+        d.status_of("lokal-finansiering", email).as_deref(),
+        Some("pending")
+    );
+}
+
+#[test]
+fn case_variants_of_an_address_are_one_person_and_share_the_cap() {
+    let mut d = Daemon::start("");
+    let to = addr("-subscribe");
+    for from in [
+        "Victim@Example.org",
+        "victim@example.org",
+        "VICTIM@example.ORG",
+    ] {
+        let r = d.send(
+            "forger@example.net",
+            &to,
+            &plain(from, &to, "subscribe", ""),
+        );
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let m = d.wait_mails(1);
+    assert!(m[0].to.eq_ignore_ascii_case("victim@example.org"));
+    d.assert_no_new_mail_except_sentinel("sentinel6@example.org");
+    let subs = d.subscribers("lokal-finansiering");
+    assert_eq!(
+        subs.iter()
+            .filter(|s| s["email"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case("victim@example.org"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_duplicate_recipient_is_handled_once() {
+    let mut d = Daemon::start("");
+    let mut c = d.smtp();
+    c.ehlo();
+    let to = addr("-subscribe");
+    let r = c.transaction(
+        "dup@example.org",
+        &[&to, &to, &to.to_uppercase()],
+        &plain("dup@example.org", &to, "subscribe", ""),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    c.quit();
+    assert_eq!(d.wait_mails(1)[0].to, "dup@example.org");
+    d.assert_no_new_mail_except_sentinel("sentinel7@example.org");
+}
+
+#[test]
+fn our_own_forwarded_mail_coming_back_is_dropped() {
+    let mut d = Daemon::start("");
+    let to = addr("-owner");
+    let r = d.send(
+        "someone@example.org",
+        &to,
+        &plain("someone@example.org", &to, "Fråga om handboken", "Hej!"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let fwd = d.wait_mails(1);
+    assert_eq!(fwd[0].to, "projektledare@example.se");
+    assert_eq!(fwd[0].header("X-Loop").as_deref(), Some(addr("").as_str()));
+    // The forward comes back (an owner alias pointing at the list).
+    let r = d.send("someone@example.org", &to, &fwd[0].raw);
+    assert!(r.starts_with("250"), "{r}");
+    d.assert_no_new_mail_except_sentinel("sentinel8@example.org");
+}
+
+#[test]
+fn an_old_token_does_not_bring_back_someone_who_left() {
+    let mut d = Daemon::start("[limits]\nconfirmations_per_day = 5\n");
+    let email = "hanna@example.org";
+    let first = request_subscription(&mut d, email, email);
+    let second = request_subscription(&mut d, email, email);
+    reply_to(&mut d, email, &second);
+    d.wait_mails(1);
+    d.cli_ok(&["remove", "lokal-finansiering", email]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = reply_to(&mut d, email, &first);
+    assert!(r.starts_with("250"), "{r}");
+    d.wait_mails(1); // the help reply about an expired link
+    assert_eq!(
+        d.status_of("lokal-finansiering", email).as_deref(),
+        Some("unsubscribed")
+    );
+}

@@ -3,6 +3,8 @@
 //! reader for the file outbox.
 #![allow(dead_code)]
 
+pub mod sink;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

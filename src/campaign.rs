@@ -1,0 +1,671 @@
+//! Campaigns: newsletters and announcements from queueing to the last
+//! delivery. Creating one validates it completely (templates, filters,
+//! attachments); the worker fixes the recipients when sending starts, then
+//! sends one envelope per recipient (VERP) over `outbound.connections`
+//! lanes, paced by `max_per_hour` and a per-domain limit.
+//!
+//! Each acceptance by the relay is recorded and synced before that lane
+//! takes its next message, so after a kill -9 at most one message per lane
+//! goes twice. Recipients are streamed from the store in batches; memory
+//! does not grow with the list.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore};
+
+use crate::address;
+use crate::context::{Context, Metrics};
+use crate::lists::List;
+use crate::newsletter::{self, Content, Prepared};
+use crate::outbound::{SendError, Transport};
+use crate::store::{
+    Campaign, CampaignStatus, Delivery, DeliveryState, Status, Subscriber, RECORD_VERSION,
+};
+use crate::token::Purpose;
+
+/// Recipients read from the store at a time.
+const BATCH: usize = 256;
+/// Messages in flight to one recipient domain at once: hosted mail
+/// (Gmail, Outlook) throttles senders per domain.
+pub const PER_DOMAIN_CONCURRENCY: usize = 2;
+/// Delays after the 1st, 2nd, … transient failure of one delivery: minutes
+/// growing to hours, three days in all; then it counts as failed.
+const RETRY_DELAYS_SECS: &[i64] = &[
+    5 * 60,
+    15 * 60,
+    30 * 60,
+    3600,
+    2 * 3600,
+    4 * 3600,
+    8 * 3600,
+    12 * 3600,
+    16 * 3600,
+    24 * 3600,
+];
+/// How often the worker looks for due campaigns when nothing wakes it.
+const POLL: Duration = Duration::from_secs(2);
+
+/// A campaign to create.
+pub struct NewCampaign {
+    pub list: String,
+    pub content: Content,
+    pub filters: Vec<(String, String)>,
+    /// None: now.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Does `s` match every filter? Attribute values compare case-insensitively.
+pub fn matches(s: &Subscriber, filters: &[(String, String)]) -> bool {
+    filters.iter().all(|(k, v)| {
+        s.attributes
+            .get(k)
+            .is_some_and(|have| have.trim().to_lowercase() == v.trim().to_lowercase())
+    })
+}
+
+/// Checks filters against the list's declared attributes.
+pub fn check_filters(list: &List, filters: &[(String, String)]) -> anyhow::Result<()> {
+    for (k, _) in filters {
+        if !list.attributes.contains(k) {
+            anyhow::bail!(
+                "--where {k}=…: list {} has no attribute {k:?} (it has: {})",
+                list.id,
+                if list.attributes.is_empty() {
+                    "none".to_string()
+                } else {
+                    list.attributes.join(", ")
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Confirmed subscribers of `list` that match `filters`, counted by streaming.
+pub fn count_recipients(
+    ctx: &Context,
+    list: &str,
+    filters: &[(String, String)],
+) -> anyhow::Result<u64> {
+    let mut n = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let batch = ctx
+            .store
+            .subscribers_after(list, cursor.as_deref(), BATCH)?;
+        let Some(last) = batch.last() else {
+            return Ok(n);
+        };
+        cursor = Some(last.email.clone());
+        n += batch
+            .iter()
+            .filter(|s| s.status == Status::Confirmed && matches(s, filters))
+            .count() as u64;
+    }
+}
+
+/// Validates and stores a campaign as scheduled. Returns it (attachment
+/// bodies stripped, as stored).
+pub fn create(ctx: &Context, new: NewCampaign) -> anyhow::Result<Campaign> {
+    let list = ctx
+        .lists
+        .get(&new.list)
+        .ok_or_else(|| anyhow::anyhow!("no list {:?}", new.list))?;
+    check_filters(list, &new.filters)?;
+    // Compiles and test-renders: template errors surface here, with file and line.
+    Prepared::new(&new.content, list, &ctx.config.templates_dir)?;
+    let now = ctx.now();
+    let mut stored = new.content.clone();
+    for a in &mut stored.attachments {
+        a.data = Vec::new();
+    }
+    ctx.store.write(|tx| {
+        let id = tx.next_id()?;
+        let campaign = Campaign {
+            v: RECORD_VERSION,
+            id,
+            list: list.id.clone(),
+            content: stored,
+            filters: new.filters.clone(),
+            status: CampaignStatus::Scheduled,
+            paused_from: None,
+            created_at: now,
+            scheduled_at: new.at.unwrap_or(now),
+            started_at: None,
+            finished_at: None,
+            total: 0,
+            sent: 0,
+            failed: 0,
+            skipped: 0,
+        };
+        for (i, a) in new.content.attachments.iter().enumerate() {
+            tx.put_blob(id, i, &a.data);
+        }
+        tx.put_campaign(&campaign);
+        Ok(campaign)
+    })
+}
+
+/// Steering from the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steer {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+pub fn steer(ctx: &Context, id: u64, how: Steer) -> anyhow::Result<Campaign> {
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let mut c = tx
+            .campaign(id)?
+            .ok_or_else(|| anyhow::anyhow!("no campaign {id}"))?;
+        match (how, c.status) {
+            (_, s) if s.is_final() => {
+                anyhow::bail!("campaign {id} is {} and cannot be changed", s.as_str())
+            }
+            (Steer::Pause, CampaignStatus::Paused) => {}
+            (Steer::Pause, s) => {
+                c.paused_from = Some(s);
+                c.status = CampaignStatus::Paused;
+            }
+            (Steer::Resume, CampaignStatus::Paused) => {
+                c.status = c.paused_from.take().unwrap_or(CampaignStatus::Scheduled);
+            }
+            (Steer::Resume, s) => anyhow::bail!("campaign {id} is {}, not paused", s.as_str()),
+            (Steer::Cancel, _) => {
+                c.status = CampaignStatus::Cancelled;
+                c.finished_at = Some(now);
+            }
+        }
+        tx.put_campaign(&c);
+        Ok(c)
+    })
+}
+
+/// Loads a stored campaign's content with its attachment bodies.
+pub fn full_content(ctx: &Context, c: &Campaign) -> anyhow::Result<Content> {
+    let mut content = c.content.clone();
+    let blobs = ctx.store.blobs(c.id)?;
+    for (a, data) in content.attachments.iter_mut().zip(blobs) {
+        a.data = data;
+    }
+    Ok(content)
+}
+
+/// Runs campaigns until `shutdown`.
+pub async fn run_worker(
+    ctx: Arc<Context>,
+    transport: Transport,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Campaign id → when its next deferred delivery is due.
+    let mut next_due: HashMap<u64, i64> = HashMap::new();
+    loop {
+        if let Err(e) = tick(&ctx, &transport, &shutdown, &mut next_due).await {
+            tracing::error!(error = %format!("{e:#}"), "campaign round failed");
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = ctx.campaign_ready.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One look at every campaign: start those due, send what is due.
+pub async fn tick(
+    ctx: &Arc<Context>,
+    transport: &Transport,
+    shutdown: &watch::Receiver<bool>,
+    next_due: &mut HashMap<u64, i64>,
+) -> anyhow::Result<()> {
+    for c in ctx.store.campaigns()? {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let now = ctx.now();
+        match c.status {
+            CampaignStatus::Scheduled if c.scheduled_at <= now => {
+                let c = start(ctx, c)?;
+                send_round(ctx, transport, shutdown, c, next_due).await?;
+            }
+            CampaignStatus::Sending => {
+                if next_due
+                    .get(&c.id)
+                    .is_some_and(|due| *due > now.timestamp())
+                {
+                    continue;
+                }
+                send_round(ctx, transport, shutdown, c, next_due).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Fixes the recipients: one pending delivery per confirmed, matching
+/// subscriber, written in batches. Safe to repeat if a crash cuts it short:
+/// the campaign stays scheduled until the last batch is in.
+fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
+    let mut cursor: Option<String> = None;
+    let mut total = 0u64;
+    loop {
+        let batch = ctx
+            .store
+            .subscribers_after(&c.list, cursor.as_deref(), BATCH)?;
+        let Some(last) = batch.last() else { break };
+        cursor = Some(last.email.clone());
+        let chosen: Vec<&Subscriber> = batch
+            .iter()
+            .filter(|s| s.status == Status::Confirmed && matches(s, &c.filters))
+            .collect();
+        total += chosen.len() as u64;
+        ctx.store.write(|tx| {
+            for s in chosen {
+                tx.put_delivery(&Delivery {
+                    v: RECORD_VERSION,
+                    campaign: c.id,
+                    subscriber: s.id,
+                    state: DeliveryState::Pending,
+                    attempts: 0,
+                    next_attempt: 0,
+                    last_error: None,
+                    done_at: None,
+                });
+            }
+            Ok(())
+        })?;
+    }
+    let now = ctx.now();
+    let started = ctx.store.write(|tx| {
+        let mut fresh = tx.campaign(c.id)?.unwrap_or(c);
+        if fresh.status != CampaignStatus::Scheduled {
+            // Paused or cancelled while recipients were being fixed.
+            return Ok(fresh);
+        }
+        fresh.status = if total == 0 {
+            CampaignStatus::Done
+        } else {
+            CampaignStatus::Sending
+        };
+        fresh.total = total;
+        fresh.started_at = Some(now);
+        if total == 0 {
+            fresh.finished_at = Some(now);
+        }
+        tx.put_campaign(&fresh);
+        Ok(fresh)
+    })?;
+    tracing::info!(campaign = started.id, list = %started.list, recipients = total, "campaign started");
+    Ok(started)
+}
+
+/// One message for one lane.
+struct Job {
+    delivery: Delivery,
+    to: String,
+    reverse_path: String,
+    raw: Vec<u8>,
+    _domain_permit: OwnedSemaphorePermit,
+}
+
+/// Sends every delivery of `c` that is due now, then marks the campaign
+/// done if nothing is left.
+async fn send_round(
+    ctx: &Arc<Context>,
+    transport: &Transport,
+    shutdown: &watch::Receiver<bool>,
+    c: Campaign,
+    next_due: &mut HashMap<u64, i64>,
+) -> anyhow::Result<()> {
+    if c.status != CampaignStatus::Sending {
+        return Ok(());
+    }
+    let list = ctx
+        .lists
+        .get(&c.list)
+        .ok_or_else(|| {
+            anyhow::anyhow!("campaign {}: list {} is no longer configured", c.id, c.list)
+        })?
+        .clone();
+    let prepared = Prepared::new(&full_content(ctx, &c)?, &list, &ctx.config.templates_dir)?;
+    let lanes = ctx.config.outbound.connections.max(1) as usize;
+    let (tx, rx) = mpsc::channel::<Job>(lanes * 2);
+    let rx = Arc::new(AsyncMutex::new(rx));
+    let mut senders = Vec::with_capacity(lanes);
+    for _ in 0..lanes {
+        let rx = rx.clone();
+        let ctx = ctx.clone();
+        let mut lane = transport.lane();
+        senders.push(tokio::spawn(async move {
+            loop {
+                let job = { rx.lock().await.recv().await };
+                let Some(job) = job else { break };
+                let result = lane
+                    .send(&job.reverse_path, std::slice::from_ref(&job.to), &job.raw)
+                    .await;
+                if let Err(e) = record(&ctx, &job.delivery, result).await {
+                    tracing::error!(error = %format!("{e:#}"), "recording a delivery failed");
+                }
+            }
+            lane.close().await;
+        }));
+    }
+
+    let pace = match ctx.config.outbound.max_per_hour {
+        0 => None,
+        n => Some(Duration::from_secs_f64(3600.0 / f64::from(n))),
+    };
+    let mut next_slot = tokio::time::Instant::now();
+    let mut domains: HashMap<String, Arc<Semaphore>> = HashMap::new();
+    let mut cursor = None;
+    let mut earliest_deferred: Option<i64> = None;
+    'outer: loop {
+        let batch = ctx.store.deliveries_after(c.id, cursor, BATCH)?;
+        let Some(last) = batch.last() else { break };
+        cursor = Some(last.subscriber);
+        for d in batch {
+            let now = ctx.now();
+            match d.state {
+                DeliveryState::Pending => {}
+                DeliveryState::Deferred if d.next_attempt <= now.timestamp() => {}
+                DeliveryState::Deferred => {
+                    earliest_deferred =
+                        Some(earliest_deferred.map_or(d.next_attempt, |e| e.min(d.next_attempt)));
+                    continue;
+                }
+                _ => continue,
+            }
+            // Steering and shutdown take effect between messages.
+            let status = ctx.store.campaign(c.id)?.map(|c| c.status);
+            if status != Some(CampaignStatus::Sending) || *shutdown.borrow() {
+                break 'outer;
+            }
+            let subscriber = ctx.store.subscriber_by_id(d.subscriber)?;
+            let Some(s) = subscriber.filter(|s| s.status == Status::Confirmed && s.list == c.list)
+            else {
+                skip(ctx, &d).await?;
+                continue;
+            };
+            let raw = match render(ctx, &prepared, &list, &c, &s) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    // Validated at queue time, so this is a defect, not bad input.
+                    tracing::error!(campaign = c.id, error = %format!("{e:#}"), "rendering failed");
+                    record(
+                        ctx,
+                        &d,
+                        Err(SendError {
+                            permanent: true,
+                            message: format!("render: {e:#}"),
+                        }),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            if let Some(pace) = pace {
+                tokio::time::sleep_until(next_slot).await;
+                next_slot = tokio::time::Instant::now() + pace;
+            }
+            let domain = address::split(&s.email)
+                .map(|(_, d)| d.to_lowercase())
+                .unwrap_or_default();
+            let permit = domains
+                .entry(domain)
+                .or_insert_with(|| Arc::new(Semaphore::new(PER_DOMAIN_CONCURRENCY)))
+                .clone()
+                .acquire_owned()
+                .await?;
+            let token = subscriber_token(ctx, &c, &s);
+            let job = Job {
+                delivery: d,
+                to: s.email.clone(),
+                reverse_path: address::list_address(
+                    &list,
+                    "bounces",
+                    Some(&token),
+                    &ctx.config.domain,
+                ),
+                raw,
+                _domain_permit: permit,
+            };
+            if tx.send(job).await.is_err() {
+                break 'outer;
+            }
+        }
+    }
+    drop(tx);
+    for s in senders {
+        let _ = s.await;
+    }
+    match earliest_deferred {
+        Some(due) => {
+            next_due.insert(c.id, due);
+        }
+        None => {
+            next_due.remove(&c.id);
+        }
+    }
+    finish_if_done(ctx, c.id)?;
+    Ok(())
+}
+
+/// The token that names `s` and campaign `c` (reply, unsubscribe, VERP).
+pub fn subscriber_token(ctx: &Context, c: &Campaign, s: &Subscriber) -> String {
+    ctx.secret
+        .mint(Purpose::Subscriber, &s.list, &s.email, s.id, c.id as u32)
+}
+
+fn render(
+    ctx: &Context,
+    prepared: &Prepared,
+    list: &List,
+    c: &Campaign,
+    s: &Subscriber,
+) -> anyhow::Result<Vec<u8>> {
+    let token = subscriber_token(ctx, c, s);
+    let d = &ctx.config.domain;
+    let unsubscribe_url = format!("{}/unsubscribe/{token}", ctx.config.base_url());
+    let unsubscribe_mailto = address::list_address(list, "unsubscribe", Some(&token), d);
+    let reply_to = address::list_address(list, "reply", Some(&token), d);
+    // Every declared attribute is present, so strict templates never miss one.
+    let mut attributes: BTreeMap<String, String> = list
+        .attributes
+        .iter()
+        .map(|a| (a.clone(), String::new()))
+        .collect();
+    attributes.extend(s.attributes.clone());
+    let recipient = newsletter::Recipient {
+        email: &s.email,
+        name: &s.name,
+        attributes: &attributes,
+        unsubscribe_url: &unsubscribe_url,
+        unsubscribe_mailto: &unsubscribe_mailto,
+        reply_to: &reply_to,
+    };
+    let message_id = format!("utskick.{}.c{}.s{:x}@{d}", list.id, c.id, s.id);
+    let env = newsletter::Envelope {
+        message_id: &message_id,
+        date: ctx.now().fixed_offset(),
+        domain: d,
+    };
+    prepared.message(list, &recipient, &env, ctx.dkim.as_ref())
+}
+
+async fn skip(ctx: &Context, d: &Delivery) -> anyhow::Result<()> {
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let Some(mut c) = tx.campaign(d.campaign)? else {
+            return Ok(());
+        };
+        let mut d = d.clone();
+        d.state = DeliveryState::Skipped;
+        d.done_at = Some(now);
+        c.skipped += 1;
+        tx.put_delivery(&d);
+        tx.put_campaign(&c);
+        Ok(())
+    })?;
+    ctx.store.sync().await
+}
+
+/// Records the relay's answer for one delivery, durably.
+async fn record(ctx: &Context, d: &Delivery, result: Result<(), SendError>) -> anyhow::Result<()> {
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let Some(mut c) = tx.campaign(d.campaign)? else {
+            return Ok(());
+        };
+        let mut d = tx
+            .delivery(d.campaign, d.subscriber)?
+            .unwrap_or_else(|| d.clone());
+        if matches!(
+            d.state,
+            DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Skipped
+        ) {
+            return Ok(());
+        }
+        match result {
+            Ok(()) => {
+                Metrics::inc(&ctx.metrics.mails_sent);
+                d.state = DeliveryState::Sent;
+                d.done_at = Some(now);
+                d.last_error = None;
+                c.sent += 1;
+            }
+            Err(e) => {
+                d.attempts += 1;
+                d.last_error = Some(e.message.clone());
+                let delay = RETRY_DELAYS_SECS.get(d.attempts as usize - 1);
+                match (e.permanent, delay) {
+                    (false, Some(delay)) => {
+                        Metrics::inc(&ctx.metrics.mails_deferred);
+                        d.state = DeliveryState::Deferred;
+                        d.next_attempt = now.timestamp() + delay;
+                    }
+                    _ => {
+                        Metrics::inc(&ctx.metrics.mails_failed);
+                        d.state = DeliveryState::Failed;
+                        d.done_at = Some(now);
+                        c.failed += 1;
+                        if e.permanent {
+                            // A 5xx from the relay counts as a bounce.
+                            if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
+                                s.bounces += 1;
+                                s.updated_at = now;
+                                tx.put_subscriber(&s);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tx.put_delivery(&d);
+        tx.put_campaign(&c);
+        Ok(())
+    })?;
+    ctx.store.sync().await
+}
+
+fn finish_if_done(ctx: &Context, id: u64) -> anyhow::Result<()> {
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let Some(mut c) = tx.campaign(id)? else {
+            return Ok(());
+        };
+        if c.status == CampaignStatus::Sending && c.sent + c.failed + c.skipped >= c.total {
+            c.status = CampaignStatus::Done;
+            c.finished_at = Some(now);
+            tx.put_campaign(&c);
+            tracing::info!(
+                campaign = id,
+                sent = c.sent,
+                failed = c.failed,
+                skipped = c.skipped,
+                "campaign done"
+            );
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Queues one copy of `content` to `to` as a test (`preview --to`). Its
+/// links carry no valid token: a test copy cannot unsubscribe anyone.
+pub fn send_test(
+    ctx: &Context,
+    list: &List,
+    content: &Content,
+    to: &str,
+) -> anyhow::Result<String> {
+    if !address::is_valid(to) {
+        anyhow::bail!("--to {to:?} is not an e-mail address");
+    }
+    let prepared = Prepared::new(content, list, &ctx.config.templates_dir)?;
+    let d = &ctx.config.domain;
+    let attributes: BTreeMap<String, String> = list
+        .attributes
+        .iter()
+        .map(|a| (a.clone(), String::new()))
+        .collect();
+    let recipient = newsletter::Recipient {
+        email: to,
+        name: "",
+        attributes: &attributes,
+        unsubscribe_url: &format!("{}/unsubscribe/test", ctx.config.base_url()),
+        unsubscribe_mailto: &address::list_address(list, "request", None, d),
+        reply_to: &address::list_address(list, "owner", None, d),
+    };
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let id = tx.next_id()?;
+        let message_id = format!("utskick.{}.test{id}@{d}", list.id);
+        let env = newsletter::Envelope {
+            message_id: &message_id,
+            date: now.fixed_offset(),
+            domain: d,
+        };
+        let raw = prepared.message(list, &recipient, &env, ctx.dkim.as_ref())?;
+        tx.enqueue_mail(&crate::store::OutMail {
+            v: RECORD_VERSION,
+            id,
+            reverse_path: address::list_address(list, "bounces", None, d),
+            forward_path: vec![to.to_string()],
+            raw,
+            attempts: 0,
+            next_attempt: 0,
+            created_at: now,
+            last_error: None,
+        });
+        Ok(format!("test copy queued to {to}"))
+    })
+}
+
+/// The JSON the CLI shows for a campaign.
+pub fn campaign_json(c: &Campaign) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id,
+        "list": c.list,
+        "kind": c.content.kind,
+        "subject": c.content.subject,
+        "status": c.status.as_str(),
+        "scheduled_at": c.scheduled_at.to_rfc3339(),
+        "started_at": c.started_at.map(|t| t.to_rfc3339()),
+        "finished_at": c.finished_at.map(|t| t.to_rfc3339()),
+        "filters": c.filters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "attachments": c.content.attachments.iter().map(|a| a.filename.clone()).collect::<Vec<_>>(),
+        "total": c.total,
+        "sent": c.sent,
+        "failed": c.failed,
+        "skipped": c.skipped,
+    })
+}

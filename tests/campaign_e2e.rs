@@ -1,0 +1,176 @@
+//! End to end: the real binary queues a newsletter from a Markdown file and
+//! sends it through SMTP to a sink on loopback, surviving a kill -9.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::sink::{Mode, Sink};
+use common::Daemon;
+
+const CONNECTIONS: usize = 4;
+
+fn smtp_daemon(sink: &Sink) -> Daemon {
+    Daemon::start(&format!(
+        "[outbound]\ntransport = \"smtp\"\nrelay = \"{}\"\nconnections = {CONNECTIONS}\n",
+        sink.addr
+    ))
+}
+
+fn status(d: &Daemon, id: &str) -> serde_json::Value {
+    let out = d.cli_ok(&["status", id]);
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_newsletter_reaches_every_subscriber_through_a_kill_9() {
+    let sink = Sink::start(Mode::Accept);
+    let mut d = smtp_daemon(&sink);
+    let n = 120;
+    for i in 0..n {
+        let region = if i % 2 == 0 { "Jämtland" } else { "Skåne" };
+        d.cli_ok(&[
+            "add",
+            "lokal-finansiering",
+            &format!("p{i:03}@example.org"),
+            "--name",
+            &format!("Person {i}"),
+            "--attr",
+            &format!("region={region}"),
+            "--consent",
+            "test",
+        ]);
+    }
+    let md = d.dir.path().join("december.md");
+    std::fs::write(
+        &md,
+        "---\nsubject: Nyhetsbrev december\npreheader: Handboken är klar\n---\n# Nyhetsbrev december\n\nHej {{name}}!\n\nHandboken om lokal finansiering är klar.\n",
+    )
+    .unwrap();
+    // Dry run: counts, queues nothing.
+    let out = d.cli_ok(&[
+        "queue",
+        "lokal-finansiering",
+        md.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert!(out.contains(&format!("{n} recipients")), "{out}");
+    let out = d.cli_ok(&[
+        "queue",
+        "lokal-finansiering",
+        md.to_str().unwrap(),
+        "--where",
+        "region=Jämtland",
+        "--dry-run",
+    ]);
+    assert!(out.contains(&format!("{} recipients", n / 2)), "{out}");
+
+    // Slow relay, so the kill lands mid-send.
+    sink.delay_ms.store(20, std::sync::atomic::Ordering::SeqCst);
+    let out = d.cli_ok(&["queue", "lokal-finansiering", md.to_str().unwrap()]);
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    wait_for("the send to begin", || {
+        sink.recipients("-bounces+").len() >= 20
+    });
+    d.kill9();
+    let before = sink.recipients("-bounces+").len();
+    assert!(before < n, "the kill came too late to test anything");
+    sink.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    d.spawn();
+    wait_for("the campaign to finish", || {
+        status(&d, &id)["status"] == "done"
+    });
+
+    let got = sink.recipients("-bounces+");
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), n, "every subscriber got the newsletter");
+    let duplicates = got.len() - unique.len();
+    assert!(
+        duplicates <= CONNECTIONS,
+        "{duplicates} duplicates after a kill -9 with {CONNECTIONS} connections"
+    );
+    let s = status(&d, &id);
+    assert_eq!(s["sent"], n as u64);
+    assert_eq!(s["total"], n as u64);
+
+    // Each copy is personal.
+    let received = sink.got.lock().unwrap();
+    let copy = received
+        .iter()
+        .find(|(from, to, _)| from.contains("-bounces+") && to.contains("<p007@example.org>"))
+        .unwrap();
+    assert!(copy.2.contains("Person 7"), "{}", copy.2);
+    assert!(copy
+        .2
+        .contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    drop(received);
+
+    // The campaigns listing shows it.
+    let list = d.cli_ok(&["campaigns"]);
+    assert!(list.contains(&id) && list.contains("done"), "{list}");
+}
+
+#[test]
+fn the_one_click_link_unsubscribes_without_a_page() {
+    let sink = Sink::start(Mode::Accept);
+    let mut d = smtp_daemon(&sink);
+    d.cli_ok(&[
+        "add",
+        "lokal-finansiering",
+        "eva@example.org",
+        "--consent",
+        "test",
+    ]);
+    let md = d.dir.path().join("nyhet.md");
+    std::fs::write(&md, "# Nyhet\n\nHej {{name}}!\n").unwrap();
+    d.cli_ok(&["queue", "lokal-finansiering", md.to_str().unwrap()]);
+    wait_for("the newsletter", || {
+        !sink.recipients("-bounces+").is_empty()
+    });
+    let from = sink
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(f, _, _)| f.contains("-bounces+"))
+        .unwrap()
+        .0
+        .clone();
+    let token = from
+        .split_once('+')
+        .unwrap()
+        .1
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    // RFC 8058: a POST with the one-click body, no page, answers 200.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(&d.http).unwrap();
+    let body = "List-Unsubscribe=One-Click";
+    write!(
+        s,
+        "POST /unsubscribe/{token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(
+        d.status_of("lokal-finansiering", "eva@example.org")
+            .as_deref(),
+        Some("unsubscribed")
+    );
+    let _ = d.terminate();
+}

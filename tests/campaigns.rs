@@ -1,0 +1,363 @@
+//! The campaign queue in process, with a recording transport that can be
+//! told to fail and a clock the test moves.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use utskick::campaign::{self, NewCampaign, Steer};
+use utskick::commands;
+use utskick::config::Config;
+use utskick::context::Context;
+use utskick::daemon::build_context;
+use utskick::newsletter::{Content, Kind};
+use utskick::outbound::{Recorder, Transport};
+use utskick::store::{CampaignStatus, DeliveryState, Status};
+
+struct World {
+    _dir: tempfile::TempDir,
+    ctx: Arc<Context>,
+    recorder: Arc<Recorder>,
+    transport: Transport,
+    offset: Arc<AtomicI64>,
+    next_due: std::collections::HashMap<u64, i64>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    _stop_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl World {
+    fn new(extra: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let root = env!("CARGO_MANIFEST_DIR");
+        let text = format!(
+            "domain = \"lista.example.se\"\nbase_url = \"https://lista.example.se\"\ndata_dir = \"{}\"\nlists_dir = \"{root}/lists\"\ntemplates_dir = \"{root}/templates\"\n{extra}",
+            dir.path().join("data").display()
+        );
+        let config = Config::parse(&text, "test.toml").unwrap();
+        let offset = Arc::new(AtomicI64::new(0));
+        let o = offset.clone();
+        let clock = Arc::new(move || Utc::now() + Duration::seconds(o.load(Ordering::SeqCst)));
+        let ctx = Arc::new(build_context(config, clock).unwrap());
+        let recorder = Arc::new(Recorder::default());
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        World {
+            _dir: dir,
+            ctx,
+            transport: Transport::Recording(recorder.clone()),
+            recorder,
+            offset,
+            next_due: Default::default(),
+            stop,
+            _stop_tx: stop_tx,
+        }
+    }
+
+    fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    fn add(&self, email: &str, name: &str, region: &str) {
+        let list = self.ctx.lists.get("lokal-finansiering").unwrap();
+        let attrs = [("region".to_string(), region.to_string())]
+            .into_iter()
+            .collect();
+        commands::admin_add(&self.ctx, list, email, Some(name), attrs, "test").unwrap();
+    }
+
+    fn queue(&self, filters: Vec<(String, String)>, at: Option<DateTime<Utc>>) -> u64 {
+        let content = Content {
+            kind: Kind::Newsletter,
+            source: "test.md".into(),
+            subject: "Nyhetsbrev december".into(),
+            preheader: String::new(),
+            markdown: "# Nyhetsbrev december\n\nHej {{name}}! Läs [handboken](https://example.se/handbok).\n".into(),
+            title: String::new(),
+            link: None,
+            attachments: vec![],
+        };
+        campaign::create(
+            &self.ctx,
+            NewCampaign {
+                list: "lokal-finansiering".into(),
+                content,
+                filters,
+                at,
+            },
+        )
+        .unwrap()
+        .id
+    }
+
+    async fn tick(&mut self) {
+        campaign::tick(&self.ctx, &self.transport, &self.stop, &mut self.next_due)
+            .await
+            .unwrap();
+    }
+
+    fn campaign(&self, id: u64) -> utskick::store::Campaign {
+        self.ctx.store.campaign(id).unwrap().unwrap()
+    }
+
+    /// Recipients of campaign mail (VERP envelope senders), in order.
+    fn campaign_recipients(&self) -> Vec<String> {
+        self.recorder
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(from, _, _)| from.contains("-bounces+"))
+            .map(|(_, to, _)| to[0].clone())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn every_confirmed_subscriber_gets_one_personal_copy() {
+    let mut w = World::new("");
+    w.add("a@example.org", "Anna", "Jämtland");
+    w.add("b@example.org", "Bo", "Skåne");
+    w.add("c@example.org", "Cia", "Jämtland");
+    // Not confirmed: never mailed.
+    let list = w.ctx.lists.get("lokal-finansiering").unwrap();
+    commands::admin_remove(&w.ctx, list, "c@example.org").unwrap();
+    let id = w.queue(vec![], None);
+    w.tick().await;
+    let mut to = w.campaign_recipients();
+    to.sort();
+    assert_eq!(to, ["a@example.org", "b@example.org"]);
+    let c = w.campaign(id);
+    assert_eq!(c.status, CampaignStatus::Done);
+    assert_eq!((c.total, c.sent, c.failed), (2, 2, 0));
+    // Personal: each copy greets its reader and carries its own tokens.
+    let sent = w.recorder.sent.lock().unwrap().clone();
+    let anna = sent
+        .iter()
+        .find(|(_, to, _)| to[0] == "a@example.org")
+        .unwrap();
+    let text = String::from_utf8_lossy(&anna.2).to_string();
+    let msg = mail_parser::MessageParser::default()
+        .parse(&anna.2)
+        .unwrap();
+    assert!(msg.body_text(0).unwrap().contains("Hej Anna!"), "{text}");
+    assert!(
+        anna.0.starts_with("lokal-finansiering-bounces+") && anna.0.ends_with("@lista.example.se"),
+        "{}",
+        anna.0
+    );
+    let token = anna
+        .0
+        .split_once('+')
+        .unwrap()
+        .1
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    let unfolded = text.replace("\r\n ", " ");
+    assert!(
+        unfolded.contains(&format!("https://lista.example.se/unsubscribe/{token}")),
+        "{text}"
+    );
+    assert!(unfolded.contains(&format!(
+        "mailto:lokal-finansiering-unsubscribe+{token}@lista.example.se"
+    )));
+    assert!(unfolded.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    assert!(unfolded.contains(&format!(
+        "Reply-To: lokal-finansiering-reply+{token}@lista.example.se"
+    )));
+    // The token names Anna: the one-click path unsubscribes her and no one else.
+    let t = utskick::token::Token::decode(&token).unwrap();
+    assert_eq!(
+        commands::leave_by_token(&w.ctx, None, &t).unwrap(),
+        Some(commands::Left::Now)
+    );
+    assert_eq!(
+        w.ctx
+            .store
+            .subscriber("lokal-finansiering", "a@example.org")
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Unsubscribed
+    );
+    assert_eq!(
+        w.ctx
+            .store
+            .subscriber("lokal-finansiering", "b@example.org")
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Confirmed
+    );
+}
+
+#[tokio::test]
+async fn where_filters_choose_part_of_the_network() {
+    let mut w = World::new("");
+    w.add("a@example.org", "Anna", "Jämtland");
+    w.add("b@example.org", "Bo", "Skåne");
+    w.queue(vec![("region".into(), "jämtland".into())], None);
+    w.tick().await;
+    assert_eq!(w.campaign_recipients(), ["a@example.org"]);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_later_then_succeeds() {
+    let mut w = World::new("");
+    w.add("a@example.org", "Anna", "x");
+    w.recorder.fail_next(false, "451 4.3.0 try again");
+    let id = w.queue(vec![], None);
+    w.tick().await;
+    let c = w.campaign(id);
+    assert_eq!((c.status, c.sent), (CampaignStatus::Sending, 0));
+    // Not yet due.
+    w.tick().await;
+    assert!(w.campaign_recipients().is_empty());
+    w.advance(10 * 60);
+    w.tick().await;
+    assert_eq!(w.campaign_recipients(), ["a@example.org"]);
+    assert_eq!(w.campaign(id).status, CampaignStatus::Done);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_recorded_as_a_bounce() {
+    let mut w = World::new("");
+    w.add("a@example.org", "Anna", "x");
+    w.add("b@example.org", "Bo", "x");
+    w.recorder.fail_next(true, "550 5.1.1 no such user");
+    let id = w.queue(vec![], None);
+    w.tick().await;
+    let c = w.campaign(id);
+    assert_eq!((c.status, c.sent, c.failed), (CampaignStatus::Done, 1, 1));
+    let bounced: Vec<_> = w
+        .ctx
+        .store
+        .subscribers("lokal-finansiering")
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.bounces == 1)
+        .collect();
+    assert_eq!(bounced.len(), 1);
+    let d = w.ctx.store.deliveries_after(id, None, 10).unwrap();
+    assert_eq!(
+        d.iter()
+            .filter(|d| d.state == DeliveryState::Failed)
+            .count(),
+        1
+    );
+    assert!(d
+        .iter()
+        .any(|d| d.last_error.as_deref() == Some("550 5.1.1 no such user")));
+}
+
+#[tokio::test]
+async fn a_relay_down_for_a_while_delays_but_loses_nothing() {
+    let mut w = World::new("");
+    for i in 0..5 {
+        w.add(&format!("p{i}@example.org"), "P", "x");
+    }
+    w.recorder.down.store(true, Ordering::SeqCst);
+    let id = w.queue(vec![], None);
+    w.tick().await;
+    assert_eq!(w.campaign(id).sent, 0);
+    w.advance(6 * 60);
+    w.tick().await;
+    assert_eq!(w.campaign(id).sent, 0, "still down");
+    w.recorder.down.store(false, Ordering::SeqCst);
+    w.advance(20 * 60);
+    w.tick().await;
+    let c = w.campaign(id);
+    assert_eq!((c.status, c.sent), (CampaignStatus::Done, 5));
+    assert_eq!(w.campaign_recipients().len(), 5);
+}
+
+#[tokio::test]
+async fn pause_resume_and_cancel() {
+    let mut w = World::new("");
+    w.add("a@example.org", "Anna", "x");
+    let id = w.queue(vec![], None);
+    campaign::steer(&w.ctx, id, Steer::Pause).unwrap();
+    w.tick().await;
+    assert!(w.campaign_recipients().is_empty());
+    assert_eq!(w.campaign(id).status, CampaignStatus::Paused);
+    campaign::steer(&w.ctx, id, Steer::Resume).unwrap();
+    w.tick().await;
+    assert_eq!(w.campaign_recipients(), ["a@example.org"]);
+
+    let id2 = w.queue(vec![], None);
+    campaign::steer(&w.ctx, id2, Steer::Cancel).unwrap();
+    w.tick().await;
+    assert_eq!(w.campaign_recipients().len(), 1);
+    assert_eq!(w.campaign(id2).status, CampaignStatus::Cancelled);
+    assert!(
+        campaign::steer(&w.ctx, id2, Steer::Resume).is_err(),
+        "a cancelled campaign stays cancelled"
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_scheduled_for_later_waits_for_its_time() {
+    let mut w = World::new("");
+    w.add("a@example.org", "Anna", "x");
+    let at = w.ctx.now() + Duration::hours(1);
+    let id = w.queue(vec![], Some(at));
+    w.tick().await;
+    assert_eq!(w.campaign(id).status, CampaignStatus::Scheduled);
+    assert!(w.campaign_recipients().is_empty());
+    w.advance(3601);
+    w.tick().await;
+    assert_eq!(w.campaign_recipients(), ["a@example.org"]);
+}
+
+#[tokio::test]
+async fn someone_who_leaves_during_the_send_is_skipped() {
+    let mut w = World::new("");
+    w.add("a@example.org", "Anna", "x");
+    w.add("b@example.org", "Bo", "x");
+    // Both fail once; Bo leaves before the retry.
+    w.recorder.fail_next(false, "451 busy");
+    w.recorder.fail_next(false, "451 busy");
+    let id = w.queue(vec![], None);
+    w.tick().await;
+    let list = w.ctx.lists.get("lokal-finansiering").unwrap();
+    commands::admin_remove(&w.ctx, list, "b@example.org").unwrap();
+    w.advance(10 * 60);
+    w.tick().await;
+    assert_eq!(w.campaign_recipients(), ["a@example.org"]);
+    let c = w.campaign(id);
+    assert_eq!((c.status, c.sent, c.skipped), (CampaignStatus::Done, 1, 1));
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_refused_at_queue_time_with_file_and_line() {
+    let w = World::new("");
+    let content = Content {
+        kind: Kind::Newsletter,
+        source: "december.md".into(),
+        subject: "S".into(),
+        preheader: String::new(),
+        markdown: "Hej!\n\nVi ses {{nmae}}.\n".into(),
+        title: String::new(),
+        link: None,
+        attachments: vec![],
+    };
+    let e = campaign::create(
+        &w.ctx,
+        NewCampaign {
+            list: "lokal-finansiering".into(),
+            content,
+            filters: vec![],
+            at: None,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("december.md:3"), "{e}");
+    assert!(w.ctx.store.campaigns().unwrap().is_empty());
+    let e = campaign::check_filters(
+        w.ctx.lists.get("lokal-finansiering").unwrap(),
+        &[("roll".into(), "x".into())],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no attribute"), "{e}");
+}
