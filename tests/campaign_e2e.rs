@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sink::{Mode, Sink};
+use mail_parser::MimeHeaders;
 use common::Daemon;
 
 const CONNECTIONS: usize = 4;
@@ -173,4 +174,131 @@ fn the_one_click_link_unsubscribes_without_a_page() {
         Some("unsubscribed")
     );
     let _ = d.terminate();
+}
+
+#[test]
+fn an_announcement_with_an_attachment_and_a_test_copy() {
+    let sink = Sink::start(Mode::Accept);
+    let mut d = smtp_daemon(&sink);
+    d.cli_ok(&[
+        "add",
+        "lokal-finansiering",
+        "kim@example.org",
+        "--name",
+        "Kim",
+        "--consent",
+        "test",
+    ]);
+    let pdf = d.dir.path().join("handbok.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4\n% test\n").unwrap();
+    // One test copy first, to the leader only.
+    let md = d.dir.path().join("intro.md");
+    std::fs::write(&md, "# Handboken\n\nHej {{name}}! Här är handboken.\n").unwrap();
+    let out = d.cli_ok(&[
+        "preview",
+        "lokal-finansiering",
+        md.to_str().unwrap(),
+        "--to",
+        "leader@example.org",
+    ]);
+    assert!(out.contains("test copy queued"), "{out}");
+    wait_for("the test copy", || {
+        sink.recipients("")
+            .iter()
+            .any(|r| r == "leader@example.org")
+    });
+
+    let out = d.cli_ok(&[
+        "announce",
+        "lokal-finansiering",
+        "--title",
+        "Handboken om lokala finansieringslösningar",
+        "--link",
+        "https://example.se/handbok",
+        "--attach",
+        pdf.to_str().unwrap(),
+        "--body",
+        md.to_str().unwrap(),
+    ]);
+    assert!(out.starts_with("campaign "), "{out}");
+    wait_for("the announcement", || {
+        !sink.recipients("-bounces+").is_empty()
+    });
+    let received = sink.got.lock().unwrap();
+    let (_, _, data) = received
+        .iter()
+        .find(|(from, _, _)| from.contains("-bounces+"))
+        .unwrap();
+    let msg = mail_parser::MessageParser::default()
+        .parse(data.as_bytes())
+        .unwrap();
+    assert!(
+        msg.subject()
+            .unwrap()
+            .contains("Handboken om lokala finansieringslösningar"),
+        "{:?}",
+        msg.subject()
+    );
+    let attachment = msg.attachment(0).expect("the handbook is attached");
+    assert_eq!(attachment.attachment_name(), Some("handbok.pdf"));
+    assert_eq!(attachment.content_type().unwrap().ctype(), "application");
+    assert_eq!(attachment.content_type().unwrap().subtype(), Some("pdf"));
+    assert!(msg.body_text(0).unwrap().contains("Hej Kim!"));
+    assert!(msg
+        .body_html(0)
+        .unwrap()
+        .contains("https://example.se/handbok"));
+}
+
+#[test]
+fn queue_refuses_bad_input_with_one_clear_line() {
+    let sink = Sink::start(Mode::Accept);
+    let d = smtp_daemon(&sink);
+    let md = d.dir.path().join("fel.md");
+    std::fs::write(&md, "---\nsubject: Hej\n---\nHej {{nmae}}!\n").unwrap();
+    let out = d.cli(&["queue", "lokal-finansiering", md.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("fel.md:4") && err.contains("nmae"), "{err}");
+    let ok = d.dir.path().join("ok.md");
+    std::fs::write(&ok, "# Hej\n").unwrap();
+    for args in [
+        vec![
+            "queue",
+            "lokal-finansiering",
+            ok.to_str().unwrap(),
+            "--where",
+            "roll=partner",
+        ],
+        vec![
+            "queue",
+            "lokal-finansiering",
+            ok.to_str().unwrap(),
+            "--at",
+            "i morgon",
+        ],
+        vec!["queue", "no-such-list", ok.to_str().unwrap()],
+        vec!["queue", "lokal-finansiering", "/nonexistent.md"],
+        vec![
+            "announce",
+            "lokal-finansiering",
+            "--title",
+            "X",
+            "--attach",
+            "/nonexistent.pdf",
+        ],
+    ] {
+        let out = d.cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.starts_with("utskick: ") && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        d.cli_ok(&["campaigns"]).lines().count(),
+        1,
+        "nothing queued (only the header line)"
+    );
 }

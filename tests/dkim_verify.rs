@@ -1,0 +1,213 @@
+//! Verifies the DKIM signatures utskick writes, independently of the code
+//! that writes them: RFC 6376 relaxed canonicalisation and RFC 8463
+//! Ed25519-SHA256, with the public key derived from the configured seed.
+
+use data_encoding::BASE64;
+use ed25519_dalek::{Signature, SigningKey, Verifier};
+use sha2::{Digest, Sha256};
+
+/// Splits a message into (header fields with their raw text, body).
+fn split(raw: &str) -> (Vec<String>, &str) {
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header/body boundary");
+    let mut fields: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            let last = fields.last_mut().expect("a continuation follows a field");
+            last.push_str("\r\n");
+            last.push_str(line);
+        } else {
+            fields.push(line.to_string());
+        }
+    }
+    (fields, body)
+}
+
+/// RFC 6376 §3.4.2.
+fn relaxed_header(field: &str) -> String {
+    let (name, value) = field.split_once(':').unwrap();
+    let value = value.replace("\r\n", "");
+    let value = value
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{}:{}", name.trim().to_ascii_lowercase(), value.trim())
+}
+
+/// RFC 6376 §3.4.4: runs of whitespace in a line become one space,
+/// whitespace at line ends goes, empty lines at the end go.
+fn relaxed_body(body: &str) -> String {
+    let mut lines: Vec<String> = body
+        .split("\r\n")
+        .map(|line| {
+            let mut out = String::new();
+            let mut in_space = false;
+            for c in line.chars() {
+                if c == ' ' || c == '\t' {
+                    in_space = true;
+                } else {
+                    if in_space {
+                        out.push(' ');
+                    }
+                    in_space = false;
+                    out.push(c);
+                }
+            }
+            out
+        })
+        .collect();
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    lines.join("\r\n") + "\r\n"
+}
+
+fn tag<'a>(sig: &'a str, name: &str) -> &'a str {
+    sig.split(';')
+        .map(str::trim)
+        .find_map(|t| t.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name}= in {sig}"))
+}
+
+/// Verifies the first DKIM-Signature of `raw` against `key`.
+fn verify(raw: &str, key: &SigningKey) -> Result<(), String> {
+    let (fields, body) = split(raw);
+    let sig_field = fields
+        .iter()
+        .find(|f| f.to_ascii_lowercase().starts_with("dkim-signature:"))
+        .ok_or("not signed")?;
+    let sig_value: String = sig_field.split_once(':').unwrap().1.replace("\r\n", "");
+    assert_eq!(tag(&sig_value, "a"), "ed25519-sha256");
+    assert_eq!(tag(&sig_value, "c"), "relaxed/relaxed");
+    let bh = Sha256::digest(relaxed_body(body).as_bytes());
+    if BASE64.encode(&bh) != tag(&sig_value, "bh").replace([' ', '\t'], "") {
+        return Err("body hash mismatch".into());
+    }
+    let mut data = String::new();
+    let mut used = vec![false; fields.len()];
+    for name in tag(&sig_value, "h").split(':') {
+        let name = name.trim().to_ascii_lowercase();
+        // The last unused instance, from the bottom (RFC 6376 §5.4.2).
+        if let Some(i) = (0..fields.len()).rev().find(|&i| {
+            !used[i]
+                && fields[i]
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .to_ascii_lowercase()
+                    == name
+        }) {
+            used[i] = true;
+            data.push_str(&relaxed_header(&fields[i]));
+            data.push_str("\r\n");
+        }
+    }
+    // The signature field itself, with b= emptied, without a final CRLF.
+    let b_value = tag(&sig_value, "b").to_string();
+    let unfolded = format!("DKIM-Signature:{sig_value}");
+    let unsigned = unfolded.replacen(&b_value, "", 1);
+    if b_value.is_empty() || unsigned == unfolded {
+        return Err("cannot blank b=".into());
+    }
+    data.push_str(&relaxed_header(&unsigned));
+    let signature = BASE64
+        .decode(b_value.replace([' ', '\t', '\r', '\n'], "").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let signature = Signature::from_slice(&signature).map_err(|e| e.to_string())?;
+    let digest = Sha256::digest(data.as_bytes());
+    key.verifying_key()
+        .verify(&digest, &signature)
+        .map_err(|e| format!("signature does not verify: {e}"))
+}
+
+fn signed_newsletter(seed: [u8; 32]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dkim.key");
+    std::fs::write(&key, BASE64.encode(&seed)).unwrap();
+    let dkim = utskick::compose::load_dkim("utskick", "lista.example.se", &key).unwrap();
+    let list = utskick::lists::List::parse(
+        "lokal-finansiering",
+        "name = \"Lokal finansiering\"\naddress = \"lokal-finansiering\"\nattributes = [\"region\"]\n",
+    )
+    .unwrap();
+    let content = utskick::newsletter::Content {
+        kind: utskick::newsletter::Kind::Newsletter,
+        source: "t.md".into(),
+        subject: "Nyhetsbrev".into(),
+        preheader: String::new(),
+        markdown: "Hej {{name}}!\n\nHandboken är klar.\n".into(),
+        title: String::new(),
+        link: None,
+        attachments: vec![],
+    };
+    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let prepared = utskick::newsletter::Prepared::new(&content, &list, &templates).unwrap();
+    let attrs = [("region".to_string(), "Jämtland".to_string())]
+        .into_iter()
+        .collect();
+    let r = utskick::newsletter::Recipient {
+        email: "asa@example.org",
+        name: "Åsa Öberg",
+        attributes: &attrs,
+        unsubscribe_url: "https://lista.example.se/unsubscribe/abc",
+        unsubscribe_mailto: "lokal-finansiering-unsubscribe+abc@lista.example.se",
+        reply_to: "lokal-finansiering-reply+abc@lista.example.se",
+    };
+    let env = utskick::newsletter::Envelope {
+        message_id: "m1@lista.example.se",
+        date: chrono::DateTime::parse_from_rfc3339("2026-12-01T08:00:00+01:00").unwrap(),
+        domain: "lista.example.se",
+    };
+    String::from_utf8(prepared.message(&list, &r, &env, Some(&dkim)).unwrap()).unwrap()
+}
+
+#[test]
+fn a_signed_newsletter_verifies_and_covers_the_unsubscribe_headers() {
+    let seed = [7u8; 32];
+    let raw = signed_newsletter(seed);
+    let key = SigningKey::from_bytes(&seed);
+    verify(&raw, &key).unwrap();
+    let (fields, _) = split(&raw);
+    let sig = fields
+        .iter()
+        .find(|f| f.starts_with("DKIM-Signature"))
+        .unwrap()
+        .replace("\r\n", "");
+    let h = tag(sig.split_once(':').unwrap().1, "h").to_ascii_lowercase();
+    for needed in [
+        "from",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-id",
+        "reply-to",
+        "subject",
+    ] {
+        assert!(
+            h.split(':').any(|x| x.trim() == needed),
+            "{needed} not signed: {h}"
+        );
+    }
+}
+
+#[test]
+fn a_tampered_newsletter_does_not_verify() {
+    let seed = [7u8; 32];
+    let raw = signed_newsletter(seed);
+    let key = SigningKey::from_bytes(&seed);
+    let changed_header = raw.replacen(
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "List-Unsubscribe-Post: nothing",
+        1,
+    );
+    assert_ne!(changed_header, raw);
+    assert!(verify(&changed_header, &key).is_err());
+    let changed_body = raw.replacen("Handboken", "Handbocken", 1);
+    assert_ne!(changed_body, raw);
+    assert!(verify(&changed_body, &key).is_err());
+    let other_key = SigningKey::from_bytes(&[8u8; 32]);
+    assert!(verify(&raw, &other_key).is_err());
+}
