@@ -179,7 +179,7 @@ fn the_one_click_link_unsubscribes_without_a_page() {
 #[test]
 fn an_announcement_with_an_attachment_and_a_test_copy() {
     let sink = Sink::start(Mode::Accept);
-    let mut d = smtp_daemon(&sink);
+    let d = smtp_daemon(&sink);
     d.cli_ok(&[
         "add",
         "lokal-finansiering",
