@@ -71,6 +71,8 @@ pub enum Request {
         to: String,
     },
     Campaigns,
+    /// Inbound messages that were neither acted on nor forwarded, and why.
+    Ignored,
     Status {
         id: u64,
     },
@@ -158,6 +160,7 @@ pub fn subscriber_json(s: &Subscriber) -> Value {
         "name": s.name,
         "status": s.status.as_str(),
         "bounces": s.bounces,
+        "bounce_score": (s.bounce_score * 100.0).round() / 100.0,
         "subscribed_at": s.subscribed_at.map(|t| t.to_rfc3339()),
         "unsubscribed_at": s.unsubscribed_at.map(|t| t.to_rfc3339()),
         "attributes": s.attributes,
@@ -261,6 +264,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
                         content,
                         filters,
                         at,
+                        draft: false,
                     },
                 )?;
                 ctx.store.sync().await?;
@@ -278,6 +282,23 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             ctx.mail_ready.notify_one();
             json!(msg)
         }
+        Request::Ignored => Value::Array(
+            ctx.store
+                .ignored()?
+                .iter()
+                .map(|i| {
+                    json!({
+                        "at": i.at.to_rfc3339(),
+                        "list": i.list,
+                        "address": i.address,
+                        "sender": i.sender,
+                        "subject": i.subject,
+                        "message_id": i.message_id,
+                        "reason": i.reason,
+                    })
+                })
+                .collect(),
+        ),
         Request::Campaigns => Value::Array(
             ctx.store
                 .campaigns()?
@@ -310,7 +331,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
                 .decode(message.as_bytes())
                 .map_err(|e| Failure::usage(format!("bad message encoding: {e}")))?;
             match commands::handle_inbound(ctx, &recipient, sender.as_deref(), &raw).await {
-                Ok(handled) => json!(handled.0),
+                Ok(handled) => json!(handled.what),
                 Err(e) => {
                     let exit = match e {
                         Refusal::Unparseable => sysexits::DATAERR,
@@ -401,6 +422,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::Queue { .. } => "queue",
         Request::SendTest { .. } => "send-test",
         Request::Campaigns => "campaigns",
+        Request::Ignored => "ignored",
         Request::Status { .. } => "status",
         Request::Steer { .. } => "steer",
     }

@@ -55,6 +55,8 @@ pub struct NewCampaign {
     pub filters: Vec<(String, String)>,
     /// None: now.
     pub at: Option<DateTime<Utc>>,
+    /// Held until an owner approves it (a post mailed to the list).
+    pub draft: bool,
 }
 
 /// Does `s` match every filter? Attribute values compare case-insensitively.
@@ -130,7 +132,11 @@ pub fn create(ctx: &Context, new: NewCampaign) -> anyhow::Result<Campaign> {
             list: list.id.clone(),
             content: stored,
             filters: new.filters.clone(),
-            status: CampaignStatus::Scheduled,
+            status: if new.draft {
+                CampaignStatus::Draft
+            } else {
+                CampaignStatus::Scheduled
+            },
             paused_from: None,
             created_at: now,
             scheduled_at: new.at.unwrap_or(now),
@@ -184,6 +190,24 @@ pub fn steer(ctx: &Context, id: u64, how: Steer) -> anyhow::Result<Campaign> {
         tx.put_campaign(&c);
         Ok(c)
     })
+}
+
+/// Cancels drafts (posts mailed to the list) that no owner approved
+/// before `cutoff` (Unix seconds): their approval token has expired.
+pub fn expire_drafts(ctx: &Context, cutoff: u32) -> anyhow::Result<usize> {
+    let stale: Vec<u64> = ctx
+        .store
+        .campaigns()?
+        .into_iter()
+        .filter(|c| {
+            c.status == CampaignStatus::Draft && c.created_at.timestamp() < i64::from(cutoff)
+        })
+        .map(|c| c.id)
+        .collect();
+    for id in &stale {
+        steer(ctx, *id, Steer::Cancel)?;
+    }
+    Ok(stale.len())
 }
 
 /// Loads a stored campaign's content with its attachment bodies.

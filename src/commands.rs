@@ -19,7 +19,8 @@ use crate::compose::{self, AutoSubmitted};
 use crate::context::{Context, Metrics};
 use crate::lists::{List, Subscription};
 use crate::store::{
-    Consent, OutMail, Pending, PendingAction, Status, Subscriber, Tx, RECORD_VERSION,
+    CampaignStatus, Consent, OutMail, Pending, PendingAction, Status, Subscriber, Tx,
+    RECORD_VERSION,
 };
 use crate::token::{Purpose, Token};
 
@@ -59,9 +60,29 @@ pub enum Refusal {
     Temporary(#[from] anyhow::Error),
 }
 
-/// What happened to an accepted message, for the log.
+/// What happened to an accepted message, for the log; `ignored` when it
+/// was neither acted on nor forwarded (recorded for `utskick ignored`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handled(pub &'static str);
+pub struct Handled {
+    pub what: &'static str,
+    pub ignored: bool,
+}
+
+impl Handled {
+    pub fn done(what: &'static str) -> Handled {
+        Handled {
+            what,
+            ignored: false,
+        }
+    }
+
+    pub fn ignored(what: &'static str) -> Handled {
+        Handled {
+            what,
+            ignored: true,
+        }
+    }
+}
 
 /// Strips reply and forward prefixes: "Re: SV: Sv: AW: Fwd: VS:".
 pub fn strip_subject_prefixes(subject: &str) -> &str {
@@ -109,7 +130,10 @@ pub fn first_own_line(body: &str) -> Option<&str> {
 }
 
 /// The sender: From's first address, else the envelope sender.
-fn sender<'m>(msg: &'m Message<'m>, reverse_path: Option<&'m str>) -> Option<(String, String)> {
+pub(crate) fn sender<'m>(
+    msg: &'m Message<'m>,
+    reverse_path: Option<&'m str>,
+) -> Option<(String, String)> {
     if let Some(addr) = msg.from().and_then(|f| f.first()) {
         if let Some(email) = addr.address() {
             let name = addr.name().map(clip_name).unwrap_or_default();
@@ -134,7 +158,7 @@ pub fn clip_name(name: &str) -> String {
         .collect()
 }
 
-fn message_id(msg: &Message<'_>) -> Option<String> {
+pub(crate) fn message_id(msg: &Message<'_>) -> Option<String> {
     msg.message_id().map(|id| {
         let id: String = address::header_safe(id)
             .chars()
@@ -174,84 +198,156 @@ pub async fn handle_inbound(
         .ok_or(Refusal::UnknownRecipient)?;
     let msg = parse_message(raw).ok_or(Refusal::Unparseable)?;
     Metrics::inc(&ctx.metrics.messages_received);
-    let automated = classify::automated(&msg, reverse_path);
-    let handled = match (&action, automated) {
-        (Action::Bounces(_), _) => {
-            // Bounce processing (counting, disabling) belongs to the bounce
-            // handler; until then a bounce is accepted and logged, never answered.
-            tracing::info!(list = %list.id, "bounce received");
-            return Ok(Handled("bounce accepted"));
-        }
-        (_, _)
-            if msg.header_values("X-Loop").any(|v| {
-                v.as_text().is_some_and(|t| {
-                    t.trim()
-                        .eq_ignore_ascii_case(&loop_marker(list, &ctx.config.domain))
-                })
-            }) =>
-        {
-            tracing::warn!(list = %list.id, "our own forwarded mail came back: dropped");
-            return Ok(Handled("loop dropped"));
-        }
-        (_, Some(kind)) => {
-            Metrics::inc(&ctx.metrics.automated_ignored);
-            tracing::info!(list = %list.id, ?kind, "automated mail ignored");
-            return Ok(Handled(match kind {
-                Automated::Bounce => "bounce ignored",
-                Automated::AutoReply => "auto-reply ignored",
-                Automated::ListOrBulk => "list or bulk mail ignored",
-            }));
-        }
-        (Action::Owner | Action::Post | Action::Reply(_), None) => {
-            forward_to_owners(ctx, list, reverse_path, raw)?
-        }
-        _ => {
-            let Some((email, name)) = sender(&msg, reverse_path) else {
-                return Ok(Handled("no sender to answer"));
-            };
-            if !address::is_valid(&email) || address::is_system_sender(&email) {
-                return Ok(Handled("sender not answerable"));
-            }
-            let request = Request {
-                list,
-                email: &email,
-                name: &name,
-                method: "mail",
-                evidence: message_id(&msg).unwrap_or_else(|| "mail without Message-ID".into()),
-                in_reply_to: message_id(&msg),
-                attributes: BTreeMap::new(),
-            };
-            match &action {
-                Action::Subscribe => subscribe(ctx, &request)?,
-                Action::Unsubscribe => request_unsubscribe(ctx, &request)?,
-                Action::Confirm(token) => confirm(ctx, list, token, &request, says_no(&msg))?,
-                Action::UnsubscribeToken(token) => {
-                    unsubscribe_by_token(ctx, list, token, &request)?
-                }
-                Action::Request => {
-                    let subject = msg.subject().unwrap_or_default();
-                    if let Some(token) = Token::find_in(subject) {
-                        confirm_token(ctx, Some(list), token, &request)?
-                    } else {
-                        let body = msg.body_text(0).unwrap_or_default();
-                        let word = command_word(strip_subject_prefixes(subject))
-                            .or_else(|| first_own_line(&body).and_then(command_word));
-                        match word {
-                            Some(Word::Subscribe) => subscribe(ctx, &request)?,
-                            Some(Word::Unsubscribe) => request_unsubscribe(ctx, &request)?,
-                            Some(Word::Help) => help(ctx, &request, None)?,
-                            None => help(ctx, &request, Some("reason_unknown_command"))?,
-                        }
-                    }
-                }
-                Action::Owner | Action::Post | Action::Reply(_) | Action::Bounces(_) => {
-                    unreachable!("handled above")
-                }
-            }
-        }
-    };
+    let handled = route(ctx, list, &action, &msg, reverse_path, raw)?;
+    if handled.ignored {
+        record_ignored(ctx, list, &action, &msg, reverse_path, handled.what)?;
+    }
     ctx.store.sync().await?;
     ctx.mail_ready.notify_one();
+    ctx.campaign_ready.notify_one();
+    Ok(handled)
+}
+
+/// Which address a message came to, for the ignored-message record.
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Post => "post",
+        Action::Subscribe => "subscribe",
+        Action::Unsubscribe => "unsubscribe",
+        Action::Request => "request",
+        Action::Owner => "owner",
+        Action::Confirm(_) => "confirm",
+        Action::UnsubscribeToken(_) => "unsubscribe-token",
+        Action::Reply(_) => "reply",
+        Action::Bounces(_) => "bounces",
+    }
+}
+
+fn record_ignored(
+    ctx: &Context,
+    list: &List,
+    action: &Action,
+    msg: &Message<'_>,
+    reverse_path: Option<&str>,
+    reason: &'static str,
+) -> anyhow::Result<()> {
+    let sender = sender(msg, reverse_path)
+        .map(|(e, _)| e)
+        .or_else(|| {
+            reverse_path.map(|r| {
+                if r.is_empty() {
+                    "<>".to_string()
+                } else {
+                    r.to_string()
+                }
+            })
+        })
+        .unwrap_or_default();
+    let subject: String = address::header_safe(msg.subject().unwrap_or_default())
+        .chars()
+        .take(200)
+        .collect();
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let id = tx.next_id()?;
+        tx.record_ignored(&crate::store::Ignored {
+            v: RECORD_VERSION,
+            id,
+            at: now,
+            list: list.id.clone(),
+            address: action_name(action).to_string(),
+            sender,
+            subject,
+            message_id: message_id(msg).unwrap_or_default(),
+            reason: reason.to_string(),
+        })
+    })
+}
+
+/// Decides what a message does. Changes are written, not yet synced.
+fn route(
+    ctx: &Context,
+    list: &List,
+    action: &Action,
+    msg: &Message<'_>,
+    reverse_path: Option<&str>,
+    raw: &[u8],
+) -> Result<Handled, Refusal> {
+    let marker = loop_marker(list, &ctx.config.domain);
+    if msg.header_values("X-Loop").any(|v| {
+        v.as_text()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(&marker))
+    }) {
+        tracing::warn!(list = %list.id, "our own forwarded mail came back: dropped");
+        return Ok(Handled::ignored("loop: our own forwarded mail came back"));
+    }
+    // Bounces first: many carry Auto-Submitted.
+    if let Action::Bounces(token) = action {
+        return Ok(crate::dialogue::bounce(ctx, list, token.as_deref(), msg)?);
+    }
+    if let Some(kind) = classify::automated(msg, reverse_path) {
+        Metrics::inc(&ctx.metrics.automated_ignored);
+        tracing::info!(list = %list.id, ?kind, "automated mail ignored");
+        return Ok(Handled::ignored(match kind {
+            Automated::Bounce => "a bounce to a command address",
+            Automated::AutoReply => "an auto-reply",
+            Automated::ListOrBulk => "list or bulk mail",
+        }));
+    }
+    match action {
+        Action::Reply(token) => return Ok(crate::dialogue::reply(ctx, list, token, msg, raw)?),
+        Action::Post => {
+            let from = sender(msg, reverse_path)
+                .map(|(e, _)| e)
+                .unwrap_or_default();
+            if list.is_owner(&from) {
+                return Ok(crate::dialogue::owner_post(ctx, list, &from, msg)?);
+            }
+            return forward_to_owners(ctx, list, reverse_path, raw);
+        }
+        Action::Owner => return forward_to_owners(ctx, list, reverse_path, raw),
+        _ => {}
+    }
+    let Some((email, name)) = sender(msg, reverse_path) else {
+        return Ok(Handled::ignored("no sender to answer"));
+    };
+    if !address::is_valid(&email) || address::is_system_sender(&email) {
+        return Ok(Handled::ignored("sender not answerable"));
+    }
+    let request = Request {
+        list,
+        email: &email,
+        name: &name,
+        method: "mail",
+        evidence: message_id(msg).unwrap_or_else(|| "mail without Message-ID".into()),
+        in_reply_to: message_id(msg),
+        attributes: BTreeMap::new(),
+    };
+    let handled = match action {
+        Action::Subscribe => subscribe(ctx, &request)?,
+        Action::Unsubscribe => request_unsubscribe(ctx, &request)?,
+        Action::Confirm(token) => confirm(ctx, list, token, &request, says_no(msg))?,
+        Action::UnsubscribeToken(token) => unsubscribe_by_token(ctx, list, token, &request)?,
+        Action::Request => {
+            let subject = msg.subject().unwrap_or_default();
+            if let Some(token) = Token::find_in(subject) {
+                confirm_token(ctx, Some(list), token, &request)?
+            } else {
+                let body = msg.body_text(0).unwrap_or_default();
+                let word = command_word(strip_subject_prefixes(subject))
+                    .or_else(|| first_own_line(&body).and_then(command_word));
+                match word {
+                    Some(Word::Subscribe) => subscribe(ctx, &request)?,
+                    Some(Word::Unsubscribe) => request_unsubscribe(ctx, &request)?,
+                    Some(Word::Help) => help(ctx, &request, None)?,
+                    None => help(ctx, &request, Some("reason_unknown_command"))?,
+                }
+            }
+        }
+        Action::Owner | Action::Post | Action::Reply(_) | Action::Bounces(_) => {
+            unreachable!("routed above")
+        }
+    };
     Ok(handled)
 }
 
@@ -268,7 +364,7 @@ pub struct Request<'a> {
     pub attributes: BTreeMap<String, String>,
 }
 
-fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> Value {
+pub(crate) fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> Value {
     let d = &ctx.config.domain;
     json!({
         "list": {
@@ -293,7 +389,7 @@ fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> Value {
 
 /// Renders template `name` and queues it in `tx`.
 #[allow(clippy::too_many_arguments)]
-fn queue_mail(
+pub(crate) fn queue_mail(
     ctx: &Context,
     tx: &mut Tx<'_>,
     list: &List,
@@ -356,6 +452,7 @@ fn issue(
         email: email.to_string(),
         name: req.name.to_string(),
         action,
+        campaign: None,
         issued: ctx.now_secs(),
         method: req.method.to_string(),
         evidence: req.evidence.clone(),
@@ -379,6 +476,7 @@ fn purpose_of(action: PendingAction) -> Purpose {
         PendingAction::Subscribe => Purpose::ConfirmSubscribe,
         PendingAction::Unsubscribe => Purpose::ConfirmUnsubscribe,
         PendingAction::Approve => Purpose::Approve,
+        PendingAction::Post => Purpose::Post,
     }
 }
 
@@ -439,7 +537,7 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             Some(Status::AwaitingApproval) => "awaiting-approval",
             Some(Status::Disabled) => {
                 // An admin disabled this address; a mail cannot undo that.
-                return Ok(Handled("subscribe refused: disabled"));
+                return Ok(Handled::ignored("subscribe refused: disabled"));
             }
             _ => "confirm-subscribe",
         };
@@ -454,7 +552,7 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
         if template != "confirm-subscribe" {
             // Not a confirmation: the general reply budget applies.
             if !reply_budget(ctx, tx, &email, now)? {
-                return Ok(Handled("subscribe: reply cap reached"));
+                return Ok(Handled::ignored("subscribe: reply cap reached"));
             }
             let data = base_data(ctx, req.list, &email, &name);
             queue_mail(
@@ -469,10 +567,10 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
                 AutoSubmitted::Replied,
                 req.in_reply_to.clone(),
             )?;
-            return Ok(Handled("subscribe: already on the list"));
+            return Ok(Handled::done("subscribe: already on the list"));
         }
         if !confirmation_budget(ctx, tx, req.list, &email, now)? {
-            return Ok(Handled("subscribe: confirmation cap reached"));
+            return Ok(Handled::ignored("subscribe: confirmation cap reached"));
         }
         let (_, token) = issue(ctx, tx, req, &email, PendingAction::Subscribe)?;
         match existing {
@@ -485,19 +583,15 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             }
             None => {
                 let s = Subscriber {
-                    v: RECORD_VERSION,
-                    id: tx.random_id()?,
-                    list: req.list.id.clone(),
-                    email: email.clone(),
-                    name: name.clone(),
-                    status: Status::Pending,
                     attributes: req.attributes.clone(),
-                    consent: None,
-                    created_at: now,
-                    subscribed_at: None,
-                    unsubscribed_at: None,
-                    bounces: 0,
-                    updated_at: now,
+                    ..Subscriber::new(
+                        tx.random_id()?,
+                        &req.list.id,
+                        &email,
+                        &name,
+                        Status::Pending,
+                        now,
+                    )
                 };
                 tx.put_subscriber(&s);
             }
@@ -516,7 +610,7 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             AutoSubmitted::Replied,
             req.in_reply_to.clone(),
         )?;
-        Ok(Handled("subscribe: confirmation sent"))
+        Ok(Handled::done("subscribe: confirmation sent"))
     })
 }
 
@@ -548,10 +642,10 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
                     req.in_reply_to.clone(),
                 )?;
             }
-            return Ok(Handled("unsubscribe: not subscribed"));
+            return Ok(Handled::done("unsubscribe: not subscribed"));
         };
         if !confirmation_budget(ctx, tx, req.list, &email, now)? {
-            return Ok(Handled("unsubscribe: confirmation cap reached"));
+            return Ok(Handled::ignored("unsubscribe: confirmation cap reached"));
         }
         let (_, token) = issue(ctx, tx, req, &email, PendingAction::Unsubscribe)?;
         let data = confirm_data(ctx, req.list, &email, &member.name, &token);
@@ -568,7 +662,7 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
             AutoSubmitted::Replied,
             req.in_reply_to.clone(),
         )?;
-        Ok(Handled("unsubscribe: confirmation sent"))
+        Ok(Handled::done("unsubscribe: confirmation sent"))
     })
 }
 
@@ -595,7 +689,7 @@ pub fn help(ctx: &Context, req: &Request<'_>, reason: Option<&str>) -> anyhow::R
                 req.in_reply_to.clone(),
             )?;
         }
-        Ok(Handled("help sent"))
+        Ok(Handled::done("help sent"))
     })
 }
 
@@ -644,7 +738,7 @@ fn decline(ctx: &Context, list: Option<&List>, token: &Token) -> anyhow::Result<
         }
         Ok(())
     })?;
-    Ok(Handled("confirmation declined"))
+    Ok(Handled::ignored("confirmation declined"))
 }
 
 /// What a confirmation did, for the web pages.
@@ -654,6 +748,8 @@ pub enum Confirmed {
     AwaitingApproval,
     Approved,
     Unsubscribed,
+    /// An owner's post, approved, is queued.
+    Queued,
     /// The same token again: nothing more to do.
     AlreadyDone,
 }
@@ -700,11 +796,11 @@ fn confirm_token(
 ) -> anyhow::Result<Handled> {
     let confirmer = address::normalize(req.email);
     match apply_token(ctx, list, &token, &confirmer, req.method, &req.evidence)? {
-        Ok(Confirmed::AlreadyDone) => Ok(Handled("confirm: already done")),
-        Ok(_) => Ok(Handled("confirmed")),
+        Ok(Confirmed::AlreadyDone) => Ok(Handled::ignored("confirm: already done")),
+        Ok(_) => Ok(Handled::done("confirmed")),
         Err(TokenProblem::NotOwner) => {
             tracing::warn!("approval reply from a non-owner ignored");
-            Ok(Handled("approval from non-owner ignored"))
+            Ok(Handled::ignored("approval from non-owner ignored"))
         }
         Err(_) => help(ctx, req, Some("reason_unknown_token")),
     }
@@ -746,20 +842,15 @@ pub fn apply_token(
         let existing = tx.subscriber(&list.id, &pending.email)?;
         let outcome = match pending.action {
             PendingAction::Subscribe => {
-                let mut s = existing.unwrap_or_else(|| Subscriber {
-                    v: RECORD_VERSION,
-                    id: 0,
-                    list: list.id.clone(),
-                    email: pending.email.clone(),
-                    name: pending.name.clone(),
-                    status: Status::Pending,
-                    attributes: BTreeMap::new(),
-                    consent: None,
-                    created_at: now,
-                    subscribed_at: None,
-                    unsubscribed_at: None,
-                    bounces: 0,
-                    updated_at: now,
+                let mut s = existing.unwrap_or_else(|| {
+                    Subscriber::new(
+                        0,
+                        &list.id,
+                        &pending.email,
+                        &pending.name,
+                        Status::Pending,
+                        now,
+                    )
                 });
                 if s.id == 0 {
                     s.id = tx.random_id()?;
@@ -891,6 +982,19 @@ pub fn apply_token(
                 leave(ctx, tx, list, s, now)?;
                 Confirmed::Unsubscribed
             }
+            PendingAction::Post => {
+                let draft = pending
+                    .campaign
+                    .and_then(|id| tx.campaign(id).ok().flatten());
+                let Some(mut c) = draft.filter(|c| c.status == CampaignStatus::Draft) else {
+                    return Ok(Ok(Confirmed::AlreadyDone));
+                };
+                c.status = CampaignStatus::Scheduled;
+                c.scheduled_at = now;
+                tx.put_campaign(&c);
+                tracing::info!(campaign = c.id, list = %list.id, "owner approved a mailed post");
+                Confirmed::Queued
+            }
         };
         Ok(Ok(outcome))
     })
@@ -903,7 +1007,7 @@ fn issued_at(secs: u32) -> String {
 }
 
 /// Marks `s` unsubscribed and queues the goodbye mail.
-fn leave(
+pub(crate) fn leave(
     ctx: &Context,
     tx: &mut Tx<'_>,
     list: &List,
@@ -941,8 +1045,8 @@ fn unsubscribe_by_token(
         None => None,
     };
     match left {
-        Some(Left::Now) => Ok(Handled("unsubscribed by token")),
-        Some(Left::Already) => Ok(Handled("unsubscribe: already gone")),
+        Some(Left::Now) => Ok(Handled::done("unsubscribed by token")),
+        Some(Left::Already) => Ok(Handled::ignored("unsubscribe: already gone")),
         None => help(ctx, req, Some("reason_unknown_token")),
     }
 }
@@ -1003,14 +1107,14 @@ pub fn leave_by_token(
 
 /// Resends the message unchanged to the owners, as an alias would, with the
 /// list's bounce address as envelope sender so failures come back to us.
-fn forward_to_owners(
+pub(crate) fn forward_to_owners(
     ctx: &Context,
     list: &List,
     reverse_path: Option<&str>,
     raw: &[u8],
 ) -> Result<Handled, Refusal> {
     if list.owners.is_empty() {
-        return Ok(Handled("no owners to forward to"));
+        return Ok(Handled::ignored("no owners to forward to"));
     }
     let now = ctx.now();
     ctx.store.write(|tx| {
@@ -1035,7 +1139,7 @@ fn forward_to_owners(
         });
         Ok(())
     })?;
-    Ok(Handled("forwarded to the owners"))
+    Ok(Handled::done("forwarded to the owners"))
 }
 
 /// `utskick add`: a confirmed subscriber on an admin's word, or the approval
@@ -1066,21 +1170,14 @@ pub fn admin_add(
     let email = address::normalize(email);
     let now = ctx.now();
     ctx.store.write(|tx| {
-        let mut s = tx.subscriber(&list.id, &email)?.unwrap_or(Subscriber {
-            v: RECORD_VERSION,
-            id: tx.random_id()?,
-            list: list.id.clone(),
-            email: email.clone(),
-            name: String::new(),
-            status: Status::Pending,
-            attributes: BTreeMap::new(),
-            consent: None,
-            created_at: now,
-            subscribed_at: None,
-            unsubscribed_at: None,
-            bounces: 0,
-            updated_at: now,
-        });
+        let mut s = tx.subscriber(&list.id, &email)?.unwrap_or(Subscriber::new(
+            tx.random_id()?,
+            &list.id,
+            &email,
+            "",
+            Status::Pending,
+            now,
+        ));
         if let Some(name) = name {
             s.name = address::header_safe(name);
         }

@@ -110,6 +110,9 @@ pub struct Limits {
     pub token_days: u32,
     /// Total size of a campaign's attachments; bigger files belong behind a link.
     pub max_attachment_bytes: usize,
+    /// Bounce score at which a subscriber becomes `bounced` (a permanent
+    /// bounce adds 1, a temporary one 0.2; the score halves in 14 days).
+    pub bounce_threshold: f64,
 }
 
 impl Default for Config {
@@ -179,6 +182,7 @@ impl Default for Limits {
             replies_per_day: 5,
             token_days: 7,
             max_attachment_bytes: 10 * 1024 * 1024,
+            bounce_threshold: 3.0,
         }
     }
 }

@@ -143,6 +143,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let cutoff = ctx.now_secs().saturating_sub(ctx.token_max_age() as u32);
+        if let Err(e) = crate::campaign::expire_drafts(&ctx, cutoff) {
+            tracing::error!(error = %e, "expiring drafts failed");
+        }
         match ctx.store.purge_stale(cutoff, ctx.now()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired confirmations purged"),

@@ -462,7 +462,7 @@ impl Session {
             let result =
                 commands::handle_inbound(&self.ctx, rcpt, Some(&reverse_path), &message).await;
             match &result {
-                Ok(handled) => tracing::info!(outcome = handled.0, "message accepted"),
+                Ok(handled) => tracing::info!(outcome = handled.what, "message accepted"),
                 Err(e) => tracing::warn!(error = %e, "message not accepted"),
             }
             replies.push(result);

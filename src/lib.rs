@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod admin;
+pub mod bounce;
 pub mod campaign;
 pub mod classify;
 pub mod commands;
@@ -17,10 +18,12 @@ pub mod compose;
 pub mod config;
 pub mod context;
 pub mod daemon;
+pub mod dialogue;
 pub mod inbound;
 pub mod lists;
 pub mod newsletter;
 pub mod outbound;
+pub mod reply;
 pub mod store;
 pub mod templates;
 pub mod token;

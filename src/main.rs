@@ -122,6 +122,11 @@ enum Command {
     },
     /// Queued, sending and sent campaigns with progress
     Campaigns,
+    /// Inbound mail that was neither acted on nor forwarded, and why
+    Ignored {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// One campaign
     Status {
         id: u64,
@@ -278,6 +283,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             attach,
         } => return preview(&config, &list, &file, out, to, &attach).await,
         Command::Campaigns => (Request::Campaigns, Some(Format::Table)),
+        Command::Ignored { format } => (Request::Ignored, Some(format)),
         Command::Status { id, follow } => {
             if follow {
                 return follow_status(&config, id).await;
@@ -291,6 +297,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let kind = match &request {
         Request::Lists => Listing::Lists,
         Request::Campaigns => Listing::Campaigns,
+        Request::Ignored => Listing::Ignored,
         _ => Listing::Subscribers,
     };
     let value = ask(&config, request).await?;
@@ -626,6 +633,7 @@ fn inject_request(
 enum Listing {
     Lists,
     Campaigns,
+    Ignored,
     Subscribers,
 }
 
@@ -638,6 +646,10 @@ fn print_value(value: &Value, format: Option<Format>, kind: Listing) {
         }
         (Some(_), Value::Array(rows)) if kind == Listing::Lists => print_lists(rows),
         (Some(_), Value::Array(rows)) if kind == Listing::Campaigns => print_campaigns(rows),
+        (Some(Format::Table), Value::Array(rows)) if kind == Listing::Ignored => print_columns(
+            rows,
+            &["at", "list", "address", "sender", "reason", "subject"],
+        ),
         (Some(Format::Csv), Value::Array(rows)) => print_csv(rows),
         (Some(Format::Table), Value::Array(rows)) => print_table(rows),
         (_, v) => println!("{v}"),
@@ -652,42 +664,30 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn print_campaigns(rows: &[Value]) {
-    let mut table = vec![[
-        "id",
-        "list",
-        "kind",
-        "status",
-        "sent",
-        "failed",
-        "skipped",
-        "total",
-        "scheduled",
-        "subject",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect::<Vec<_>>()];
+fn print_columns(rows: &[Value], keys: &[&str]) {
+    let mut table = vec![keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()];
     for r in rows {
-        table.push(
-            [
-                "id",
-                "list",
-                "kind",
-                "status",
-                "sent",
-                "failed",
-                "skipped",
-                "total",
-                "scheduled_at",
-                "subject",
-            ]
-            .iter()
-            .map(|k| text(&r[*k]))
-            .collect(),
-        );
+        table.push(keys.iter().map(|k| text(&r[*k])).collect());
     }
     print_aligned(&table);
+}
+
+fn print_campaigns(rows: &[Value]) {
+    print_columns(
+        rows,
+        &[
+            "id",
+            "list",
+            "kind",
+            "status",
+            "sent",
+            "failed",
+            "skipped",
+            "total",
+            "scheduled_at",
+            "subject",
+        ],
+    );
 }
 
 fn print_lists(rows: &[Value]) {

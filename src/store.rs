@@ -77,7 +77,7 @@ pub struct Consent {
     pub confirmed_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscriber {
     pub v: u32,
     /// Unique across lists; newsletter tokens name it.
@@ -95,7 +95,43 @@ pub struct Subscriber {
     pub unsubscribed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub bounces: u32,
+    /// Permanent bounces add 1, temporary ones a little; the score halves
+    /// every `BOUNCE_HALF_LIFE_DAYS` (see `dialogue`).
+    #[serde(default)]
+    pub bounce_score: f64,
+    #[serde(default)]
+    pub last_bounce_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Subscriber {
+    /// A fresh record with nothing but who and where.
+    pub fn new(
+        id: u64,
+        list: &str,
+        email: &str,
+        name: &str,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> Subscriber {
+        Subscriber {
+            v: RECORD_VERSION,
+            id,
+            list: list.to_string(),
+            email: email.to_string(),
+            name: name.to_string(),
+            status,
+            attributes: BTreeMap::new(),
+            consent: None,
+            created_at: now,
+            subscribed_at: None,
+            unsubscribed_at: None,
+            bounces: 0,
+            bounce_score: 0.0,
+            last_bounce_at: None,
+            updated_at: now,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +141,8 @@ pub enum PendingAction {
     Unsubscribe,
     /// An owner's approval of a confirmed person on a closed list.
     Approve,
+    /// An owner's approval of the draft campaign they mailed to the list.
+    Post,
 }
 
 /// A confirmation that waits for its token to come back.
@@ -127,7 +165,29 @@ pub struct Pending {
     /// Set once the token was used; a second use changes nothing.
     #[serde(default)]
     pub completed: bool,
+    /// For `Post`: the draft campaign.
+    #[serde(default)]
+    pub campaign: Option<u64>,
 }
+
+/// An inbound message that was neither acted on nor forwarded, and why,
+/// so that nothing is lost silently (`utskick ignored`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ignored {
+    pub v: u32,
+    pub id: u64,
+    pub at: DateTime<Utc>,
+    pub list: String,
+    /// Which address it came to: `subscribe`, `reply`, `bounces`, …
+    pub address: String,
+    pub sender: String,
+    pub subject: String,
+    pub message_id: String,
+    pub reason: String,
+}
+
+/// How many ignored-message records are kept (oldest go first).
+pub const MAX_IGNORED: usize = 1000;
 
 /// A system mail waiting for the outbound worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,6 +307,7 @@ enum T {
     Campaigns = 6,
     Deliveries = 7,
     Blobs = 8,
+    Ignored = 9,
 }
 
 fn delivery_key(campaign: u64, subscriber: u64) -> Vec<u8> {
@@ -275,7 +336,7 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
-    trees: [sled::Tree; 9],
+    trees: [sled::Tree; 10],
     write_lock: Mutex<()>,
     commit: GroupCommit,
 }
@@ -360,6 +421,7 @@ impl Store {
             open("campaigns")?,
             open("deliveries")?,
             open("blobs")?,
+            open("ignored")?,
         ];
         Ok(Store {
             inner: Arc::new(Inner {
@@ -530,6 +592,14 @@ impl Store {
         Ok(out)
     }
 
+    /// The ignored-message records, oldest first.
+    pub fn ignored(&self) -> anyhow::Result<Vec<Ignored>> {
+        self.tree(T::Ignored)
+            .iter()
+            .map(|kv| decode(&kv?.1))
+            .collect()
+    }
+
     /// Mails given up on, with their last error (bodies dropped).
     pub fn dead_letters(&self) -> anyhow::Result<Vec<OutMail>> {
         self.tree(T::Dead).iter().map(|kv| decode(&kv?.1)).collect()
@@ -563,10 +633,10 @@ impl Store {
         };
         let result = f(&mut tx)?;
         if !tx.changes.is_empty() {
-            let [a, b, c, d, e, g, h, i, j] = &self.inner.trees;
-            (a, b, c, d, e, g, h, i, j)
-                .transaction(|(a, b, c, d, e, g, h, i, j)| {
-                    let views = [a, b, c, d, e, g, h, i, j];
+            let [a, b, c, d, e, g, h, i, j, k] = &self.inner.trees;
+            (a, b, c, d, e, g, h, i, j, k)
+                .transaction(|(a, b, c, d, e, g, h, i, j, k)| {
+                    let views = [a, b, c, d, e, g, h, i, j, k];
                     for ((t, key), value) in &tx.changes {
                         let view = views[*t as usize];
                         match value {
@@ -753,6 +823,21 @@ impl Tx<'_> {
         );
     }
 
+    /// Records an ignored message, dropping the oldest beyond `MAX_IGNORED`.
+    pub fn record_ignored(&mut self, record: &Ignored) -> anyhow::Result<()> {
+        let tree = self.store.tree(T::Ignored);
+        if tree.len() >= MAX_IGNORED {
+            if let Some((oldest, _)) = tree.first()? {
+                self.changes.insert((T::Ignored, oldest.to_vec()), None);
+            }
+        }
+        self.changes.insert(
+            (T::Ignored, record.id.to_be_bytes().to_vec()),
+            Some(encode(record)),
+        );
+        Ok(())
+    }
+
     pub fn enqueue_mail(&mut self, mail: &OutMail) {
         self.changes.insert(
             (T::Outbox, mail.id.to_be_bytes().to_vec()),
@@ -828,6 +913,8 @@ mod tests {
             subscribed_at: Some(now),
             unsubscribed_at: None,
             bounces: 0,
+            bounce_score: 0.0,
+            last_bounce_at: None,
             updated_at: now,
         }
     }

@@ -25,6 +25,7 @@ pub const SYSTEM_MAILS: &[&str] = &[
     "help",
     "awaiting-approval",
     "approve-request",
+    "post-preview",
 ];
 
 const VARIANTS: [&str; 3] = ["subject", "txt", "html"];
@@ -51,6 +52,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "sv" / "help",
     "sv" / "awaiting-approval",
     "sv" / "approve-request",
+    "sv" / "post-preview",
     "en" / "confirm-subscribe",
     "en" / "welcome",
     "en" / "already-subscribed",
@@ -59,6 +61,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "en" / "help",
     "en" / "awaiting-approval",
     "en" / "approve-request",
+    "en" / "post-preview",
 ];
 
 /// A rendered mail, before it becomes a message.

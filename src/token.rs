@@ -32,6 +32,8 @@ pub enum Purpose {
     ConfirmSubscribe,
     ConfirmUnsubscribe,
     Approve,
+    /// An owner's approval of the post they mailed to the list.
+    Post,
     /// Newsletter tokens (reply, unsubscribe link, VERP): the id is the
     /// subscriber's, and the 32-bit field that holds the issue time in
     /// confirmation tokens holds the campaign number. They do not expire:
@@ -45,6 +47,7 @@ impl Purpose {
             Purpose::ConfirmSubscribe => b"confirm-subscribe",
             Purpose::ConfirmUnsubscribe => b"confirm-unsubscribe",
             Purpose::Approve => b"approve",
+            Purpose::Post => b"post",
             Purpose::Subscriber => b"subscriber",
         }
     }

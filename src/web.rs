@@ -135,6 +135,16 @@ async fn confirm_page(State(ctx): State<Arc<Context>>, Path(token): Path<String>
             "Tryck på knappen för att sluta få utskick från",
             "Avsluta",
         ),
+        (Language::Sv, PendingAction::Post) => (
+            "Godkänn utskicket",
+            "Tryck på knappen för att skicka utskicket till",
+            "Skicka",
+        ),
+        (Language::En, PendingAction::Post) => (
+            "Approve the mailing",
+            "Press the button to send the mailing to",
+            "Send",
+        ),
         (Language::Sv, PendingAction::Approve) => (
             "Godkänn medlem",
             "Tryck på knappen för att godkänna medlemmen i",
@@ -213,6 +223,14 @@ async fn confirm_post(
         (Language::Sv, Confirmed::Unsubscribed) => (
             "Du har avslutat",
             "Du får inga fler utskick. Ett kort bekräftelsemejl är på väg.",
+        ),
+        (Language::Sv, Confirmed::Queued) => (
+            "Utskicket är köat",
+            "Utskicket går nu ut till prenumeranterna.",
+        ),
+        (Language::En, Confirmed::Queued) => (
+            "The mailing is queued",
+            "The mailing now goes out to the subscribers.",
         ),
         (Language::Sv, Confirmed::AlreadyDone) => (
             "Redan klart",

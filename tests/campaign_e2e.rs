@@ -6,8 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sink::{Mode, Sink};
-use mail_parser::MimeHeaders;
 use common::Daemon;
+use mail_parser::MimeHeaders;
 
 const CONNECTIONS: usize = 4;
 

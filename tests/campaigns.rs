@@ -82,6 +82,7 @@ impl World {
                 content,
                 filters,
                 at,
+                draft: false,
             },
         )
         .unwrap()
@@ -348,6 +349,7 @@ async fn an_unknown_field_is_refused_at_queue_time_with_file_and_line() {
             content,
             filters: vec![],
             at: None,
+            draft: false,
         },
     )
     .unwrap_err()

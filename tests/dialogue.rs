@@ -1,0 +1,339 @@
+//! End to end through SMTP: replies to newsletters, bounces, complaints,
+//! and the leader's post to the list address.
+
+mod common;
+
+use common::{plain, Daemon, Mail, DOMAIN};
+
+fn addr(suffix: &str) -> String {
+    format!("lokal-finansiering{suffix}@{DOMAIN}")
+}
+
+const OWNER: &str = "projektledare@example.se";
+
+/// Adds `people` as confirmed subscribers and sends them a newsletter;
+/// returns each one's copy.
+fn newsletter_to(d: &mut Daemon, people: &[(&str, &str)]) -> Vec<Mail> {
+    for (email, name) in people {
+        d.cli_ok(&[
+            "add",
+            "lokal-finansiering",
+            email,
+            "--name",
+            name,
+            "--consent",
+            "test",
+        ]);
+    }
+    d.wait_mails(people.len()); // welcome mails
+    let md = d.dir.path().join("nyhet.md");
+    std::fs::write(&md, "# Nyhetsbrev\n\nHej {{name}}! Handboken är klar.\n").unwrap();
+    d.cli_ok(&["queue", "lokal-finansiering", md.to_str().unwrap()]);
+    let mails = d.wait_mails(people.len());
+    assert!(mails
+        .iter()
+        .all(|m| m.reply_to.starts_with("lokal-finansiering-reply+")));
+    mails
+}
+
+/// A reply in Gmail's Swedish style, quoting the newsletter with its footer.
+fn gmail_reply(from: &str, to: &str, subject: &str, own: &str) -> String {
+    let body = format!(
+        "{own}\r\n\r\nDen tis 1 dec. 2026 kl 08:00 skrev Lokal finansiering <{}>:\r\n\r\n> Hej! Handboken är klar.\r\n>\r\n> Vill du inte ha fler utskick? Avsluta prenumerationen här\r\n> eller svara med ordet avsluta.\r\n",
+        addr("")
+    );
+    plain(from, to, &format!("Re: {subject}"), &body)
+}
+
+fn status(d: &Daemon, email: &str) -> String {
+    d.status_of("lokal-finansiering", email).unwrap()
+}
+
+#[test]
+fn a_reply_that_says_avsluta_leaves_the_list() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(&mut d, &[("anna@example.org", "Anna")]);
+    let m = &copies[0];
+    let r = d.send(
+        "anna@example.org",
+        &m.reply_to,
+        &gmail_reply(
+            "Anna <anna@example.org>",
+            &m.reply_to,
+            &m.subject,
+            "Avsluta",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let goodbye = d.wait_mails(1);
+    assert_eq!(goodbye[0].to, "anna@example.org");
+    assert!(
+        goodbye[0].text.contains(&addr("-subscribe")),
+        "says how to come back: {}",
+        goodbye[0].text
+    );
+    assert_eq!(status(&d, "anna@example.org"), "unsubscribed");
+}
+
+#[test]
+fn a_reply_with_a_question_reaches_the_leader_even_though_the_quote_says_avsluta() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(&mut d, &[("bo@example.org", "Bo")]);
+    let m = &copies[0];
+    let own = "Tack! Kan ni skicka handboken i tryck?\r\n\r\nBo";
+    let r = d.send(
+        "bo@example.org",
+        &m.reply_to,
+        &gmail_reply("Bo Ek <bo@example.org>", &m.reply_to, &m.subject, own),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let fwd = d.wait_mails(1);
+    assert_eq!(fwd[0].to, OWNER);
+    assert_eq!(
+        fwd[0].header("From").as_deref(),
+        Some("Bo Ek <bo@example.org>")
+    );
+    assert!(
+        fwd[0].subject.starts_with("[Lokal finansiering"),
+        "{}",
+        fwd[0].subject
+    );
+    assert!(fwd[0].subject.contains("Re: "), "{}", fwd[0].subject);
+    assert!(
+        fwd[0].reply_to.eq_ignore_ascii_case("bo@example.org"),
+        "{}",
+        fwd[0].reply_to
+    );
+    assert!(fwd[0].text.contains("handboken i tryck"));
+    assert_eq!(status(&d, "bo@example.org"), "confirmed");
+}
+
+#[test]
+fn avsluta_from_someone_the_newsletter_was_forwarded_to_unsubscribes_no_one() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(&mut d, &[("cia@example.org", "Cia")]);
+    let m = &copies[0];
+    let r = d.send(
+        "kollega@example.net",
+        &m.reply_to,
+        &gmail_reply("kollega@example.net", &m.reply_to, &m.subject, "avsluta"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let fwd = d.wait_mails(1);
+    assert_eq!(fwd[0].to, OWNER);
+    assert_eq!(status(&d, "cia@example.org"), "confirmed");
+}
+
+#[test]
+fn an_auto_reply_to_a_newsletter_does_nothing_and_is_recorded() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(&mut d, &[("dan@example.org", "Dan")]);
+    let m = &copies[0];
+    let msg = format!(
+        "Auto-Submitted: auto-replied\r\n{}",
+        plain(
+            "dan@example.org",
+            &m.reply_to,
+            "Frånvaro: Re: Nyhetsbrev",
+            "Jag är ledig till 7 januari. avsluta"
+        )
+    );
+    let r = d.send("dan@example.org", &m.reply_to, &msg);
+    assert!(r.starts_with("250"), "{r}");
+    d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+    assert_eq!(status(&d, "dan@example.org"), "confirmed");
+    let ignored = d.cli_ok(&["ignored", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&ignored).unwrap();
+    assert!(
+        rows.iter().any(|r| r["address"] == "reply"
+            && r["reason"] == "an auto-reply"
+            && r["sender"] == "dan@example.org"),
+        "{ignored}"
+    );
+}
+
+fn dsn(to: &str, failed: &str, status: &str) -> String {
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <{}@mx.example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\nFinal-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; 550 {status} User unknown\r\n\r\n--b1--\r\n",
+        common::rand_id()
+    )
+}
+
+#[test]
+fn three_permanent_bounces_make_a_subscriber_bounced() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(
+        &mut d,
+        &[("eva@example.org", "Eva"), ("fia@example.org", "Fia")],
+    );
+    let eva = copies.iter().find(|m| m.to == "eva@example.org").unwrap();
+    let verp = eva.reverse_path.clone().unwrap();
+    assert!(verp.starts_with("lokal-finansiering-bounces+"), "{verp}");
+    for i in 0..3 {
+        let r = d.send("", &verp, &dsn(&verp, "eva@example.org", "5.1.1"));
+        assert!(r.starts_with("250"), "{r}");
+        let subs = d.subscribers("lokal-finansiering");
+        let s = subs
+            .iter()
+            .find(|s| s["email"] == "eva@example.org")
+            .unwrap();
+        assert_eq!(s["bounces"], i + 1);
+    }
+    assert_eq!(status(&d, "eva@example.org"), "bounced");
+    assert_eq!(status(&d, "fia@example.org"), "confirmed");
+    // A bare bounce address: the report itself names the recipient.
+    let r = d.send(
+        "",
+        &addr("-bounces"),
+        &dsn(&addr("-bounces"), "fia@example.org", "4.2.2"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let subs = d.subscribers("lokal-finansiering");
+    let fia = subs
+        .iter()
+        .find(|s| s["email"] == "fia@example.org")
+        .unwrap();
+    assert_eq!(fia["bounces"], 1, "the report named Fia: {fia}");
+    assert_eq!(
+        fia["status"], "confirmed",
+        "one temporary failure is not a reason to stop"
+    );
+    // Bounces are never answered.
+    d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+    // The next newsletter skips Eva.
+    let md = d.dir.path().join("nr2.md");
+    std::fs::write(&md, "# Nr 2\n\nHej {{name}}!\n").unwrap();
+    d.cli_ok(&["queue", "lokal-finansiering", md.to_str().unwrap()]);
+    let next = d.wait_mails(1);
+    assert_eq!(next[0].to, "fia@example.org");
+}
+
+#[test]
+fn a_complaint_unsubscribes_the_complainer() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(&mut d, &[("gun@example.org", "Gun")]);
+    let verp = copies[0].reverse_path.clone().unwrap();
+    let arf = format!(
+        "From: feedback@mailbox.example\r\nTo: {verp}\r\nSubject: Complaint\r\nMessage-ID: <{}@mailbox.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"f\"\r\n\r\n--f\r\nContent-Type: text/plain\r\n\r\nThis is an abuse report.\r\n\r\n--f\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: test/1.0\r\nVersion: 1\r\nOriginal-Rcpt-To: gun@example.org\r\n\r\n--f--\r\n",
+        common::rand_id()
+    );
+    let r = d.send("", &verp, &arf);
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(status(&d, "gun@example.org"), "unsubscribed");
+    d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+}
+
+#[test]
+fn the_leaders_post_is_previewed_approved_and_sent_to_every_subscriber() {
+    let mut d = Daemon::start("");
+    for (e, n) in [("h1@example.org", "Hanna"), ("h2@example.org", "Hugo")] {
+        d.cli_ok(&[
+            "add",
+            "lokal-finansiering",
+            e,
+            "--name",
+            n,
+            "--consent",
+            "test",
+        ]);
+    }
+    d.wait_mails(2);
+    let post = format!(
+        "From: Projektledaren <{OWNER}>\r\nTo: {}\r\nSubject: Inbjudan till träffen i Östersund\r\nMessage-ID: <{}@example.se>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHej {{{{name}}}}!\r\n\r\nVälkommen till träffen den 21 januari.\r\n<script>alert(1)</script>\r\n\r\n--m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"program.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJSB0ZXN0Cg==\r\n--m--\r\n",
+        addr(""),
+        common::rand_id()
+    );
+    let r = d.send(OWNER, &addr(""), &post);
+    assert!(r.starts_with("250"), "{r}");
+    let preview = d.wait_mails(1);
+    assert_eq!(preview[0].to, OWNER);
+    assert!(
+        preview[0].text.contains("Inbjudan till träffen"),
+        "{}",
+        preview[0].text
+    );
+    assert!(
+        preview[0].text.contains("program.pdf"),
+        "{}",
+        preview[0].text
+    );
+    assert!(
+        preview[0].text.contains('2'),
+        "the recipient count: {}",
+        preview[0].text
+    );
+    assert!(preview[0]
+        .reply_to
+        .starts_with("lokal-finansiering-confirm+"));
+    // Nothing is sent before the approval.
+    assert!(d.cli_ok(&["campaigns"]).contains("draft"));
+
+    // The owner approves by replying.
+    let to = preview[0].reply_to.clone();
+    let r = d.send(
+        OWNER,
+        &to,
+        &plain(
+            OWNER,
+            &to,
+            &format!("Re: {}", preview[0].subject),
+            "Ja, skicka.",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let sent = d.wait_mails(2);
+    let mut to: Vec<_> = sent.iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, ["h1@example.org", "h2@example.org"]);
+    let hanna = sent.iter().find(|m| m.to == "h1@example.org").unwrap();
+    assert!(hanna.text.contains("Hej Hanna!"), "{}", hanna.text);
+    assert!(hanna.raw.contains("program.pdf"));
+    assert!(!hanna.html.contains("<script>"), "{}", hanna.html);
+    assert!(hanna.header("List-Unsubscribe").is_some());
+}
+
+#[test]
+fn a_forged_owner_post_goes_nowhere_without_the_round_trip() {
+    let mut d = Daemon::start("");
+    d.cli_ok(&[
+        "add",
+        "lokal-finansiering",
+        "i@example.org",
+        "--consent",
+        "test",
+    ]);
+    d.wait_mails(1);
+    // From says owner; the preview goes to the real owner mailbox, not to
+    // the forger, and nothing reaches subscribers.
+    let r = d.send(
+        "forger@example.net",
+        &addr(""),
+        &plain(OWNER, &addr(""), "Köp billigt", "spam"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let m = d.wait_mails(1);
+    assert_eq!(m[0].to, OWNER);
+    d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+}
+
+#[test]
+fn a_post_from_anyone_else_reaches_the_owners_only() {
+    let mut d = Daemon::start("");
+    d.cli_ok(&[
+        "add",
+        "lokal-finansiering",
+        "j@example.org",
+        "--consent",
+        "test",
+    ]);
+    d.wait_mails(1);
+    let r = d.send(
+        "j@example.org",
+        &addr(""),
+        &plain("j@example.org", &addr(""), "Fråga", "Hej alla!"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let m = d.wait_mails(1);
+    assert_eq!(m[0].to, OWNER);
+    assert!(m[0].text.contains("Hej alla!"));
+}
