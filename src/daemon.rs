@@ -90,7 +90,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let smtp_addr = smtp.local_addr()?;
     let http_addr = http.local_addr()?;
     let inbound_task = tokio::spawn(inbound::serve(ctx.clone(), smtp, stop_rx.clone()));
-    let web_task = tokio::spawn(web::serve(ctx.clone(), http, stop_rx.clone()));
+    // Built before anything starts, so a broken page template stops the
+    // daemon with its file name.
+    let app = web::router(ctx.clone())?;
+    let web_task = tokio::spawn(web::serve(app, http, stop_rx.clone()));
     let admin_task = tokio::spawn(admin::serve(ctx.clone(), admin_listener, stop_rx.clone()));
     let worker_task = tokio::spawn(outbound::run_worker(
         ctx.clone(),

@@ -49,6 +49,13 @@ struct ListFile {
     subscription: Subscription,
     #[serde(default)]
     attributes: Vec<String>,
+    /// Shown on the web index and in the public archive (default true).
+    #[serde(default = "default_public")]
+    public: bool,
+}
+
+fn default_public() -> bool {
+    true
 }
 
 fn default_language() -> Language {
@@ -73,6 +80,8 @@ pub struct List {
     pub description: String,
     pub subscription: Subscription,
     pub attributes: Vec<String>,
+    /// Listed on `/` and archived publicly.
+    pub public: bool,
 }
 
 impl List {
@@ -207,6 +216,7 @@ impl List {
             description: file.description,
             subscription: file.subscription,
             attributes: file.attributes,
+            public: file.public,
         })
     }
 }

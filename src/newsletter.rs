@@ -698,6 +698,25 @@ impl Prepared {
         Ok(message.formatted())
     }
 
+    /// The subject and the HTML body alone, without layout or footer: the
+    /// public archive's page (rendered for an anonymous reader).
+    pub fn archive_parts(
+        &self,
+        list: &List,
+        r: &Recipient<'_>,
+    ) -> anyhow::Result<(String, String)> {
+        let data = self.fields(list, r);
+        let subject = self
+            .plain
+            .render(SUBJECT, &data)
+            .map_err(|e| anyhow::anyhow!("{}", one_line(&e.to_string())))?;
+        let body = self
+            .html
+            .render(BODY_HTML, &data)
+            .map_err(|e| anyhow::anyhow!("{}", one_line(&e.to_string())))?;
+        Ok((address::header_safe(&subject), body))
+    }
+
     /// For `preview --out x.html`: the HTML part alone for a recipient.
     pub fn html(&self, list: &List, r: &Recipient<'_>) -> anyhow::Result<String> {
         Ok(self.render_anyhow(list, r)?.html)
