@@ -483,30 +483,45 @@ pub fn owner_post(
         .iter()
         .map(|a| format!("{} ({} kB)", a.filename, a.data.len().div_ceil(1024)))
         .collect();
+    let preview: String = text
+        .lines()
+        .take(PREVIEW_LINES)
+        .collect::<Vec<_>>()
+        .join("\n");
+    // One mail for both outcomes: the preview with its token, or the problem.
+    let answer = |tx: &mut Tx<'_>, token: Option<&str>, problem: &str| {
+        let mut data = base_data(ctx, list, owner, "");
+        data["post_subject"] = json!(content.subject);
+        data["problem"] = json!(problem);
+        data["recipients"] = json!(recipients);
+        data["attachments"] = json!(names);
+        data["preview"] = json!(if token.is_some() {
+            preview.as_str()
+        } else {
+            ""
+        });
+        data["token"] = json!(token.unwrap_or_default());
+        let reply_to =
+            token.map(|t| address::list_address(list, "confirm", Some(t), &ctx.config.domain));
+        data["confirm_address"] = json!(reply_to.clone().unwrap_or_default());
+        data["confirm_url"] = json!(token
+            .map(|t| format!("{}/confirm/{t}", ctx.config.base_url()))
+            .unwrap_or_default());
+        queue_mail(
+            ctx,
+            tx,
+            list,
+            "post-preview",
+            owner,
+            "",
+            &data,
+            reply_to,
+            AutoSubmitted::Replied,
+            commands::message_id(msg),
+        )
+    };
     if let Some(problem) = problem {
-        ctx.store.write(|tx| {
-            let mut data = base_data(ctx, list, owner, "");
-            data["post_subject"] = json!(content.subject);
-            data["problem"] = json!(problem);
-            data["recipients"] = json!(recipients);
-            data["attachments"] = json!(names);
-            data["preview"] = json!("");
-            data["token"] = json!("");
-            data["confirm_address"] = json!("");
-            data["confirm_url"] = json!("");
-            queue_mail(
-                ctx,
-                tx,
-                list,
-                "post-preview",
-                owner,
-                "",
-                &data,
-                None,
-                AutoSubmitted::Replied,
-                commands::message_id(msg),
-            )
-        })?;
+        ctx.store.write(|tx| answer(tx, None, &problem))?;
         return Ok(Handled::done("owner post refused: it has a problem"));
     }
     let draft = campaign::create(
@@ -542,38 +557,7 @@ pub fn owner_post(
             pending.issued,
         );
         tx.put_pending(&pending);
-        let preview: String = text
-            .lines()
-            .take(PREVIEW_LINES)
-            .collect::<Vec<_>>()
-            .join("\n");
-        let mut data = base_data(ctx, list, owner, "");
-        data["post_subject"] = json!(content.subject);
-        data["problem"] = json!("");
-        data["recipients"] = json!(recipients);
-        data["attachments"] = json!(names);
-        data["preview"] = json!(preview);
-        data["token"] = json!(token);
-        data["confirm_address"] = json!(address::list_address(
-            list,
-            "confirm",
-            Some(&token),
-            &ctx.config.domain
-        ));
-        data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
-        let reply_to = address::list_address(list, "confirm", Some(&token), &ctx.config.domain);
-        queue_mail(
-            ctx,
-            tx,
-            list,
-            "post-preview",
-            owner,
-            "",
-            &data,
-            Some(reply_to),
-            AutoSubmitted::Replied,
-            commands::message_id(msg),
-        )
+        answer(tx, Some(&token), "")
     })?;
     Ok(Handled::done("owner post held for approval"))
 }

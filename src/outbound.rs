@@ -140,6 +140,22 @@ fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, Sen
     })
 }
 
+/// Writes to the file outbox. A full disk or a missing directory can be
+/// mended by an admin, so its failures are transient.
+async fn send_file(
+    t: &AsyncFileTransport<Tokio1Executor>,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<(), SendError> {
+    t.send_raw(envelope, raw)
+        .await
+        .map(drop)
+        .map_err(|e| SendError {
+            permanent: false,
+            message: e.to_string(),
+        })
+}
+
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     SendError {
         permanent: e.is_permanent(),
@@ -214,14 +230,7 @@ impl Lane {
     ) -> Result<(), SendError> {
         let envelope = envelope(reverse_path, forward_path)?;
         match self {
-            Lane::File(t) => t
-                .send_raw(&envelope, raw)
-                .await
-                .map(drop)
-                .map_err(|e| SendError {
-                    permanent: false,
-                    message: e.to_string(),
-                }),
+            Lane::File(t) => send_file(t, &envelope, raw).await,
             Lane::Recording(r) => r.send(reverse_path, forward_path, raw),
             Lane::Relay(settings, conn) => {
                 if conn.as_ref().is_none_or(|c| c.has_broken()) {
@@ -312,16 +321,7 @@ impl Transport {
     ) -> Result<(), SendError> {
         let envelope = envelope(reverse_path, forward_path)?;
         match self {
-            Transport::File(t) => {
-                t.send_raw(&envelope, raw)
-                    .await
-                    .map(drop)
-                    .map_err(|e| SendError {
-                        // A full disk or a missing directory can be mended by an admin.
-                        permanent: false,
-                        message: e.to_string(),
-                    })
-            }
+            Transport::File(t) => send_file(t, &envelope, raw).await,
             Transport::Smtp(t, _) => t
                 .send_raw(&envelope, raw)
                 .await
