@@ -73,6 +73,21 @@ pub enum Request {
     Campaigns,
     /// Inbound messages that were neither acted on nor forwarded, and why.
     Ignored,
+    Import {
+        list: String,
+        rows: Vec<ImportRow>,
+        options: crate::people::ImportOptions,
+    },
+    Person {
+        email: String,
+    },
+    Forget {
+        email: String,
+    },
+    /// A consistent snapshot of the store into `path` (absolute), mode 0600.
+    Backup {
+        path: String,
+    },
     Status {
         id: u64,
     },
@@ -81,6 +96,40 @@ pub enum Request {
         /// `pause`, `resume` or `cancel`.
         action: String,
     },
+}
+
+/// One CSV row on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportRow {
+    pub line: usize,
+    pub email: String,
+    pub name: String,
+    pub status: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl From<crate::csvfile::Row> for ImportRow {
+    fn from(r: crate::csvfile::Row) -> ImportRow {
+        ImportRow {
+            line: r.line,
+            email: r.email,
+            name: r.name,
+            status: r.status,
+            attributes: r.attributes,
+        }
+    }
+}
+
+impl From<ImportRow> for crate::csvfile::Row {
+    fn from(r: ImportRow) -> crate::csvfile::Row {
+        crate::csvfile::Row {
+            line: r.line,
+            email: r.email,
+            name: r.name,
+            status: r.status,
+            attributes: r.attributes,
+        }
+    }
 }
 
 /// Campaign content on the wire: attachment bodies in base64, not as JSON
@@ -282,6 +331,46 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             ctx.mail_ready.notify_one();
             json!(msg)
         }
+        Request::Import {
+            list,
+            rows,
+            options,
+        } => {
+            let list = list_of(&list)?;
+            let rows: Vec<crate::csvfile::Row> = rows.into_iter().map(Into::into).collect();
+            let report = crate::people::import(ctx, list, &rows, &options)?;
+            ctx.store.sync().await?;
+            ctx.mail_ready.notify_one();
+            serde_json::to_value(report).map_err(anyhow::Error::from)?
+        }
+        Request::Person { email } => crate::people::person(ctx, &email)?,
+        Request::Forget { email } => {
+            let n = crate::people::forget(ctx, &email)?;
+            ctx.store.sync().await?;
+            json!(format!(
+                "forgot {email}: {n} records erased. A salted hash stays on the suppression list, so no import brings them back unless you pass --allow-forgotten; if they subscribe again themselves, that lifts it."
+            ))
+        }
+        Request::Backup { path } => {
+            let path = std::path::PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(Failure::usage("backup needs an absolute path"));
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options
+                .open(&path)
+                .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            let mut out = std::io::BufWriter::new(file);
+            let n = ctx.store.backup(&mut out, ctx.secret.bytes(), ctx.now())?;
+            out.into_inner()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .sync_all()
+                .map_err(anyhow::Error::from)?;
+            json!(format!("backed up {n} records to {}", path.display()))
+        }
         Request::Ignored => Value::Array(
             ctx.store
                 .ignored()?
@@ -423,6 +512,10 @@ fn request_name(r: &Request) -> &'static str {
         Request::SendTest { .. } => "send-test",
         Request::Campaigns => "campaigns",
         Request::Ignored => "ignored",
+        Request::Import { .. } => "import",
+        Request::Person { .. } => "person",
+        Request::Forget { .. } => "forget",
+        Request::Backup { .. } => "backup",
         Request::Status { .. } => "status",
         Request::Steer { .. } => "steer",
     }

@@ -883,6 +883,8 @@ pub fn apply_token(
                 s.unsubscribed_at = None;
                 s.bounces = 0;
                 s.updated_at = now;
+                // Their own new consent lifts an earlier "forget me".
+                tx.unsuppress(&crate::people::suppression_hash(ctx, &s.email));
                 let data = base_data(ctx, list, &s.email, &s.name);
                 if list.subscription == Subscription::Closed {
                     s.status = Status::AwaitingApproval;

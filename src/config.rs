@@ -108,6 +108,8 @@ pub struct Limits {
     pub replies_per_day: u32,
     /// Days a confirmation token stays valid.
     pub token_days: u32,
+    /// Days an unconfirmed person's record is kept before it is purged.
+    pub unconfirmed_days: u32,
     /// Total size of a campaign's attachments; bigger files belong behind a link.
     pub max_attachment_bytes: usize,
     /// Bounce score at which a subscriber becomes `bounced` (a permanent
@@ -181,6 +183,7 @@ impl Default for Limits {
             confirmations_per_day: 1,
             replies_per_day: 5,
             token_days: 7,
+            unconfirmed_days: 30,
             max_attachment_bytes: 10 * 1024 * 1024,
             bounce_threshold: 3.0,
         }

@@ -149,7 +149,10 @@ async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = crate::campaign::expire_drafts(&ctx, cutoff) {
             tracing::error!(error = %e, "expiring drafts failed");
         }
-        match ctx.store.purge_stale(cutoff, ctx.now()) {
+        let unconfirmed_cutoff = ctx
+            .now_secs()
+            .saturating_sub(ctx.config.limits.unconfirmed_days.saturating_mul(86_400));
+        match ctx.store.purge_stale(cutoff, unconfirmed_cutoff, ctx.now()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired confirmations purged"),
             Err(e) => tracing::error!(error = %e, "purge failed"),

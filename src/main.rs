@@ -122,6 +122,28 @@ enum Command {
     },
     /// Queued, sending and sent campaigns with progress
     Campaigns,
+    /// Add people from a CSV (email, name, then attributes) with recorded consent, or invite them
+    Import {
+        list: String,
+        file: PathBuf,
+        /// How these people agreed, recorded as their consent
+        #[arg(long, required_unless_present = "invite", conflicts_with = "invite")]
+        consent: Option<String>,
+        /// Send each row an invitation to confirm; subscribes no one by itself
+        #[arg(long)]
+        invite: bool,
+        /// Import addresses that were forgotten at their own request
+        #[arg(long)]
+        allow_forgotten: bool,
+    },
+    /// Everything stored about one person, across lists, as JSON
+    Person { email: String },
+    /// Erase a person's data; keep a salted hash so no import brings them back unknowingly
+    Forget { email: String },
+    /// A consistent snapshot of the store (works while the daemon runs)
+    Backup { file: PathBuf },
+    /// Load a snapshot into an empty data_dir (with no daemon running)
+    Restore { file: PathBuf },
     /// Inbound mail that was neither acted on nor forwarded, and why
     Ignored {
         #[arg(long, value_enum, default_value = "table")]
@@ -284,6 +306,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => return preview(&config, &list, &file, out, to, &attach).await,
         Command::Campaigns => (Request::Campaigns, Some(Format::Table)),
         Command::Ignored { format } => (Request::Ignored, Some(format)),
+        Command::Import {
+            list,
+            file,
+            consent,
+            invite,
+            allow_forgotten,
+        } => return import(&config, list, &file, consent, invite, allow_forgotten).await,
+        Command::Person { email } => (Request::Person { email }, Some(Format::Json)),
+        Command::Forget { email } => (Request::Forget { email }, None),
+        Command::Backup { file } => {
+            let path = std::path::absolute(&file)
+                .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+            (
+                Request::Backup {
+                    path: path.display().to_string(),
+                },
+                None,
+            )
+        }
+        Command::Restore { file } => return restore(&config, &file),
         Command::Status { id, follow } => {
             if follow {
                 return follow_status(&config, id).await;
@@ -302,6 +344,100 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     };
     let value = ask(&config, request).await?;
     print_value(&value, format, kind);
+    Ok(())
+}
+
+/// Rows per request, so a big file moves a progress bar and no one
+/// request grows without bound.
+const IMPORT_BATCH: usize = 200;
+
+async fn import(
+    config: &Config,
+    list: String,
+    file: &Path,
+    consent: Option<String>,
+    invite: bool,
+    allow_forgotten: bool,
+) -> Result<(), Failure> {
+    let bytes =
+        std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    let (rows, errors) = utskick::csvfile::read(&bytes)
+        .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    for e in &errors {
+        eprintln!("{}:{}: {}", file.display(), e.line, e.message);
+    }
+    let options = utskick::people::ImportOptions {
+        consent,
+        invite,
+        allow_forgotten,
+        source: file_name(file),
+    };
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    if rows.len() <= IMPORT_BATCH {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut total = utskick::people::ImportReport::default();
+    for chunk in rows.chunks(IMPORT_BATCH) {
+        let request = Request::Import {
+            list: list.clone(),
+            rows: chunk.iter().cloned().map(Into::into).collect(),
+            options: options.clone(),
+        };
+        let v = ask(config, request).await?;
+        let r: utskick::people::ImportReport =
+            serde_json::from_value(v).map_err(|e| Failure::usage(e.to_string()))?;
+        total.added += r.added;
+        total.invited += r.invited;
+        total.unchanged += r.unchanged;
+        total.skipped.extend(r.skipped);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    for (line, why) in &total.skipped {
+        eprintln!("{}:{line}: skipped: {why}", file.display());
+    }
+    println!(
+        "{}: {} added, {} invited, {} unchanged, {} skipped, {} unreadable",
+        list,
+        total.added,
+        total.invited,
+        total.unchanged,
+        total.skipped.len(),
+        errors.len()
+    );
+    Ok(())
+}
+
+/// Restores into an empty data_dir; refuses while a daemon runs.
+fn restore(config: &Config, file: &Path) -> Result<(), Failure> {
+    if std::os::unix::net::UnixStream::connect(config.socket_path()).is_ok() {
+        return Err(Failure::usage(
+            "a daemon is running on this data_dir: stop it, and restore into a new, empty data_dir",
+        ));
+    }
+    let input = std::fs::File::open(file)
+        .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Failure::usage(format!("{}: {e}", config.data_dir.display())))?;
+    if config.secret_path().exists() {
+        return Err(Failure::usage(format!(
+            "{} exists: restore only into a new, empty data_dir",
+            config.secret_path().display()
+        )));
+    }
+    let store = utskick::store::Store::open(&config.store_dir())?;
+    let (secret, n) = store
+        .restore(std::io::BufReader::new(input))
+        .map_err(|e| Failure::usage(format!("{}: {e:#}", file.display())))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write as _;
+    options
+        .open(config.secret_path())
+        .and_then(|mut f| f.write_all(&secret).and_then(|_| f.sync_all()))
+        .map_err(|e| Failure::usage(format!("{}: {e}", config.secret_path().display())))?;
+    println!("restored {n} records into {}", config.data_dir.display());
     Ok(())
 }
 

@@ -186,6 +186,9 @@ pub struct Ignored {
     pub reason: String,
 }
 
+/// Version of the backup file format.
+pub const BACKUP_VERSION: u64 = 1;
+
 /// How many ignored-message records are kept (oldest go first).
 pub const MAX_IGNORED: usize = 1000;
 
@@ -308,7 +311,23 @@ enum T {
     Deliveries = 7,
     Blobs = 8,
     Ignored = 9,
+    Suppressed = 10,
 }
+
+/// Tree names, in `T` order: the backup format names trees by these.
+const TREE_NAMES: [&str; 11] = [
+    "subscribers",
+    "subscriber_ids",
+    "pending",
+    "outbox",
+    "counters",
+    "dead_letters",
+    "campaigns",
+    "deliveries",
+    "blobs",
+    "ignored",
+    "suppressed",
+];
 
 fn delivery_key(campaign: u64, subscriber: u64) -> Vec<u8> {
     let mut k = campaign.to_be_bytes().to_vec();
@@ -336,7 +355,7 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
-    trees: [sled::Tree; 10],
+    trees: [sled::Tree; 11],
     write_lock: Mutex<()>,
     commit: GroupCommit,
 }
@@ -410,19 +429,13 @@ impl Store {
                 ),
                 e => anyhow::anyhow!("{}: cannot open the store: {e}", dir.display()),
             })?;
-        let open = |name: &str| db.open_tree(name);
-        let trees = [
-            open("subscribers")?,
-            open("subscriber_ids")?,
-            open("pending")?,
-            open("outbox")?,
-            open("counters")?,
-            open("dead_letters")?,
-            open("campaigns")?,
-            open("deliveries")?,
-            open("blobs")?,
-            open("ignored")?,
-        ];
+        let mut trees = Vec::with_capacity(TREE_NAMES.len());
+        for name in TREE_NAMES {
+            trees.push(db.open_tree(name)?);
+        }
+        let trees: [sled::Tree; 11] = trees
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("tree count"))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
@@ -592,6 +605,107 @@ impl Store {
         Ok(out)
     }
 
+    /// Is this salted hash of an address on the suppression list?
+    pub fn is_suppressed(&self, hash: &[u8]) -> anyhow::Result<bool> {
+        Ok(self.tree(T::Suppressed).contains_key(hash)?)
+    }
+
+    /// Writes every tree, under the writer lock so the snapshot is
+    /// consistent, as JSON lines: a header, then one line per record.
+    /// The token secret goes in too: without it, every unsubscribe link in
+    /// mail already sent would stop working after a restore.
+    pub fn backup(
+        &self,
+        out: &mut dyn std::io::Write,
+        secret: &[u8],
+        created: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        use data_encoding::BASE64;
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let header = serde_json::json!({
+            "format": "utskick-backup",
+            "version": BACKUP_VERSION,
+            "record_version": RECORD_VERSION,
+            "created": created.to_rfc3339(),
+            "secret": BASE64.encode(secret),
+        });
+        writeln!(out, "{header}")?;
+        let mut n = 0;
+        for (name, tree) in TREE_NAMES.iter().zip(&self.inner.trees) {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                let line = serde_json::json!({"tree": name, "key": BASE64.encode(&k), "value": BASE64.encode(&v)});
+                writeln!(out, "{line}")?;
+                n += 1;
+            }
+        }
+        out.flush()?;
+        Ok(n)
+    }
+
+    /// True when no tree holds a record.
+    pub fn is_empty(&self) -> bool {
+        self.inner.trees.iter().all(|t| t.is_empty())
+    }
+
+    /// Loads a backup into this (empty) store; returns the secret and the
+    /// record count. Checks the whole file before writing anything.
+    pub fn restore(&self, input: impl std::io::BufRead) -> anyhow::Result<(Vec<u8>, u64)> {
+        use data_encoding::BASE64;
+        if !self.is_empty() {
+            anyhow::bail!("the store is not empty: restore only into a new data_dir");
+        }
+        let mut lines = input.lines();
+        let header: serde_json::Value = serde_json::from_str(
+            &lines
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("empty backup file"))??,
+        )
+        .map_err(|e| anyhow::anyhow!("not an utskick backup: {e}"))?;
+        if header["format"] != "utskick-backup" {
+            anyhow::bail!("not an utskick backup");
+        }
+        if header["version"].as_u64() != Some(BACKUP_VERSION) {
+            anyhow::bail!(
+                "backup format version {} is not {BACKUP_VERSION}",
+                header["version"]
+            );
+        }
+        let secret = BASE64
+            .decode(header["secret"].as_str().unwrap_or_default().as_bytes())
+            .map_err(|e| anyhow::anyhow!("bad secret in backup: {e}"))?;
+        let mut records = Vec::new();
+        for (i, line) in lines.enumerate() {
+            let line = line?;
+            let v: serde_json::Value =
+                serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("line {}: {e}", i + 2))?;
+            let t = TREE_NAMES
+                .iter()
+                .position(|n| v["tree"] == *n)
+                .ok_or_else(|| anyhow::anyhow!("line {}: unknown tree {}", i + 2, v["tree"]))?;
+            let key = BASE64.decode(v["key"].as_str().unwrap_or_default().as_bytes())?;
+            let value = BASE64.decode(v["value"].as_str().unwrap_or_default().as_bytes())?;
+            records.push((t, key, value));
+        }
+        let n = records.len() as u64;
+        for chunk in records.chunks(1000) {
+            let _guard = self
+                .inner
+                .write_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (t, k, v) in chunk {
+                self.inner.trees[*t].insert(k.as_slice(), v.as_slice())?;
+            }
+        }
+        self.inner.db.flush()?;
+        Ok((secret, n))
+    }
+
     /// The ignored-message records, oldest first.
     pub fn ignored(&self) -> anyhow::Result<Vec<Ignored>> {
         self.tree(T::Ignored)
@@ -633,10 +747,10 @@ impl Store {
         };
         let result = f(&mut tx)?;
         if !tx.changes.is_empty() {
-            let [a, b, c, d, e, g, h, i, j, k] = &self.inner.trees;
-            (a, b, c, d, e, g, h, i, j, k)
-                .transaction(|(a, b, c, d, e, g, h, i, j, k)| {
-                    let views = [a, b, c, d, e, g, h, i, j, k];
+            let [a, b, c, d, e, g, h, i, j, k, l] = &self.inner.trees;
+            (a, b, c, d, e, g, h, i, j, k, l)
+                .transaction(|(a, b, c, d, e, g, h, i, j, k, l)| {
+                    let views = [a, b, c, d, e, g, h, i, j, k, l];
                     for ((t, key), value) in &tx.changes {
                         let view = views[*t as usize];
                         match value {
@@ -680,7 +794,12 @@ impl Store {
     /// seconds), subscribers still `pending` from before it (their token can
     /// no longer be used, and a stranger's address should not linger), and
     /// rate counters of past days. Returns how many records went.
-    pub fn purge_stale(&self, cutoff: u32, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    pub fn purge_stale(
+        &self,
+        cutoff: u32,
+        unconfirmed_cutoff: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
         let mut stale = Vec::new();
         for kv in self.tree(T::Pending).iter() {
             let (k, v) = kv?;
@@ -692,7 +811,9 @@ impl Store {
         for kv in self.tree(T::Subscribers).iter() {
             let (k, v) = kv?;
             let s: Subscriber = decode(&v)?;
-            if s.status == Status::Pending && s.created_at.timestamp() < i64::from(cutoff) {
+            if s.status == Status::Pending
+                && s.created_at.timestamp() < i64::from(unconfirmed_cutoff)
+            {
                 stale.push((T::Subscribers, k.to_vec()));
                 stale.push((T::Ids, s.id.to_be_bytes().to_vec()));
             }
@@ -821,6 +942,60 @@ impl Tx<'_> {
             (T::Deliveries, delivery_key(d.campaign, d.subscriber)),
             Some(encode(d)),
         );
+    }
+
+    /// Erases every record that holds `email` (subscriptions in every list,
+    /// pending confirmations, queued mail to them, ignored-message records
+    /// from them) and puts `hash` on the suppression list. Returns how many
+    /// records went.
+    pub fn forget(&mut self, email: &str, hash: &[u8], at: DateTime<Utc>) -> anyhow::Result<usize> {
+        let wanted = email.to_lowercase();
+        let mut n = 0;
+        for kv in self.store.tree(T::Subscribers).iter() {
+            let (k, v) = kv?;
+            let s: Subscriber = decode(&v)?;
+            if s.email.to_lowercase() == wanted {
+                self.changes.insert((T::Subscribers, k.to_vec()), None);
+                self.changes
+                    .insert((T::Ids, s.id.to_be_bytes().to_vec()), None);
+                n += 1;
+            }
+        }
+        for kv in self.store.tree(T::Pending).iter() {
+            let (k, v) = kv?;
+            let p: Pending = decode(&v)?;
+            if p.email.to_lowercase() == wanted {
+                self.changes.insert((T::Pending, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        for kv in self.store.tree(T::Outbox).iter() {
+            let (k, v) = kv?;
+            let m: OutMail = decode(&v)?;
+            if m.forward_path.iter().any(|f| f.to_lowercase() == wanted) {
+                self.changes.insert((T::Outbox, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        for kv in self.store.tree(T::Ignored).iter() {
+            let (k, v) = kv?;
+            let r: Ignored = decode(&v)?;
+            if r.sender.to_lowercase() == wanted {
+                self.changes.insert((T::Ignored, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        let record = serde_json::json!({"v": RECORD_VERSION, "at": at.to_rfc3339()});
+        self.changes.insert(
+            (T::Suppressed, hash.to_vec()),
+            Some(serde_json::to_vec(&record)?),
+        );
+        Ok(n)
+    }
+
+    /// Lifts a suppression: the person asked to come back themselves.
+    pub fn unsuppress(&mut self, hash: &[u8]) {
+        self.changes.insert((T::Suppressed, hash.to_vec()), None);
     }
 
     /// Records an ignored message, dropping the oldest beyond `MAX_IGNORED`.
@@ -987,7 +1162,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        store.purge_stale(1_500_000, now).unwrap();
+        store.purge_stale(1_500_000, 1_500_000, now).unwrap();
         let left: Vec<_> = store
             .subscribers("lf")
             .unwrap()

@@ -26,6 +26,7 @@ pub const SYSTEM_MAILS: &[&str] = &[
     "awaiting-approval",
     "approve-request",
     "post-preview",
+    "invite",
 ];
 
 const VARIANTS: [&str; 3] = ["subject", "txt", "html"];
@@ -53,6 +54,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "sv" / "awaiting-approval",
     "sv" / "approve-request",
     "sv" / "post-preview",
+    "sv" / "invite",
     "en" / "confirm-subscribe",
     "en" / "welcome",
     "en" / "already-subscribed",
@@ -62,6 +64,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "en" / "awaiting-approval",
     "en" / "approve-request",
     "en" / "post-preview",
+    "en" / "invite",
 ];
 
 /// A rendered mail, before it becomes a message.

@@ -121,6 +121,22 @@ impl Secret {
         out
     }
 
+    /// A keyed hash of `value` for `purpose` (for example a forgotten
+    /// address on the suppression list): stable, and not reversible by
+    /// anyone without the secret.
+    pub fn fingerprint(&self, purpose: &str, value: &str) -> Vec<u8> {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The raw key, for a backup only.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// A token for record `id`, bound to `purpose`, `list` and `address`
     /// (normalised), issued at `issued` (Unix seconds).
     pub fn mint(

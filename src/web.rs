@@ -660,9 +660,14 @@ fn anonymous(
         .map(|a| (a.clone(), String::new()))
         .collect();
     let list_url = format!("{}/lists/{}", ctx.config.base_url(), list.id);
+    // "Hej {{name}}!" must read well without a name.
+    let name = match list.language {
+        Language::Sv => "läsare",
+        Language::En => "reader",
+    };
     let reader = newsletter::Recipient {
         email: "",
-        name: "",
+        name,
         attributes: &attributes,
         unsubscribe_url: &list_url,
         unsubscribe_mailto: &list_url,

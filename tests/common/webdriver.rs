@@ -59,7 +59,11 @@ pub struct WdError {
 
 impl std::fmt::Display for WdError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WebDriver {} {}: {}", self.status, self.error, self.message)
+        write!(
+            f,
+            "WebDriver {} {}: {}",
+            self.status, self.error, self.message
+        )
     }
 }
 
@@ -85,6 +89,10 @@ impl Browser {
     pub fn start(screenshots: &Path) -> Browser {
         require_browser();
         std::fs::create_dir_all(screenshots).unwrap();
+        // A failure of an earlier run must not look like one of this run.
+        for stale in ["failure.png", "failure.html"] {
+            let _ = std::fs::remove_file(screenshots.join(stale));
+        }
         let dir = tempfile::tempdir().unwrap();
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -112,8 +120,8 @@ impl Browser {
     }
 
     fn driver_log(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("chromedriver.log"))
-            .unwrap_or_default();
+        let log =
+            std::fs::read_to_string(self.dir.path().join("chromedriver.log")).unwrap_or_default();
         // The end is what matters.
         let start = log.len().saturating_sub(4000);
         let start = (start..log.len())
@@ -179,7 +187,9 @@ impl Browser {
         });
         let v = self
             .raw("POST", "/session", Some(caps))
-            .unwrap_or_else(|e| panic!("cannot open a browser session: {e}\n{}", self.driver_log()));
+            .unwrap_or_else(|e| {
+                panic!("cannot open a browser session: {e}\n{}", self.driver_log())
+            });
         let id = v["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no sessionId in {v}"))
@@ -205,7 +215,10 @@ impl Browser {
         if status != 200 {
             return Err(WdError {
                 status,
-                error: value["error"].as_str().unwrap_or("unknown error").to_string(),
+                error: value["error"]
+                    .as_str()
+                    .unwrap_or("unknown error")
+                    .to_string(),
                 message: value["message"]
                     .as_str()
                     .unwrap_or(&v.to_string())
@@ -236,7 +249,10 @@ impl Browser {
     }
 
     pub fn current_url(&self) -> String {
-        self.ok("GET", "/url", None).as_str().unwrap_or("").to_string()
+        self.ok("GET", "/url", None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     fn url_or_unknown(&self) -> String {
@@ -247,12 +263,18 @@ impl Browser {
     }
 
     pub fn title(&self) -> String {
-        self.ok("GET", "/title", None).as_str().unwrap_or("").to_string()
+        self.ok("GET", "/title", None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// The page's HTML as the browser has it now.
     pub fn source(&self) -> String {
-        self.ok("GET", "/source", None).as_str().unwrap_or("").to_string()
+        self.ok("GET", "/source", None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// The first element matching the CSS selector, if any (no waiting).
@@ -269,6 +291,8 @@ impl Browser {
                     .to_string(),
             )),
             Err(e) if e.error == "no such element" => None,
+            // The document is being replaced under the look-up: try again.
+            Err(e) if e.error == "stale element reference" || e.error == "unknown error" => None,
             Err(e) => panic!("find {css:?}: {e}"),
         }
     }
@@ -337,6 +361,43 @@ impl Browser {
 
     pub fn click(&self, e: &Element) {
         self.ok("POST", &format!("/element/{}/click", e.0), Some(json!({})));
+    }
+
+    /// Clicks something that loads a new page (a submit button, a link) and
+    /// waits up to 10 s until the old document is gone. A POST may answer at
+    /// the same URL, so the URL alone cannot tell; the old `<html>` element
+    /// turning stale can.
+    pub fn click_and_wait_for_new_page(&self, e: &Element) {
+        let old = self.wait_for("html");
+        self.click(e);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = None;
+        loop {
+            match self.cmd("GET", &format!("/element/{}/name", old.0), None) {
+                // Chromium says "stale element reference", or, caught in the
+                // middle of the swap, an inspector error that the node "does
+                // not belong to the document"; a driver that no longer knows
+                // the reference at all says "no such element".
+                Err(e)
+                    if e.error == "stale element reference"
+                        || e.error == "no such element"
+                        || e.message.contains("does not belong to the document") =>
+                {
+                    break
+                }
+                Err(e) if e.status == 0 => panic!("waiting for a new page: {e}"),
+                Err(e) => last = Some(e),
+                Ok(_) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the click did not load a new page; still at {} (last error: {last:?})",
+                self.url_or_unknown()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // And the new one has loaded.
+        self.wait_for("body");
     }
 
     /// Types `text` into the element (W3C "Element Send Keys").
@@ -424,8 +485,7 @@ impl Drop for Browser {
                 }
             }
             eprintln!(
-                "browser failure: {} and failure.html in {}",
-                "failure.png",
+                "browser failure: see failure.png and failure.html in {}",
                 self.screenshots.display()
             );
         }
@@ -439,7 +499,12 @@ impl Drop for Browser {
 
 /// One HTTP/1.1 exchange with a JSON body (`Connection: close`); the status
 /// and the parsed JSON answer (`Null` for an empty body).
-pub fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Value)> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -457,12 +522,23 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> std::
     s.write_all(payload.as_bytes())?;
     s.flush()?;
 
+    // chromedriver keeps the connection open whatever the request says: read
+    // the header, then exactly Content-Length bytes (or the chunks).
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad(format!("no HTTP header in {} bytes", raw.len())))?;
+    let mut buf = [0u8; 16 * 1024];
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(bad(format!(
+                "connection closed in the header after {} bytes",
+                raw.len()
+            )));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut rest = raw[split + 4..].to_vec();
     let status: u16 = head
@@ -473,16 +549,34 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> std::
     let header = |name: &str| {
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     };
     if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
-        rest = dechunk(&rest).ok_or_else(|| bad("bad chunked body".into()))?;
+        loop {
+            if let Some(body) = dechunk(&rest) {
+                rest = body;
+                break;
+            }
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                return Err(bad("connection closed in a chunked body".into()));
+            }
+            rest.extend_from_slice(&buf[..n]);
+        }
     } else if let Some(n) = header("content-length").and_then(|n| n.parse::<usize>().ok()) {
-        if rest.len() < n {
-            return Err(bad(format!("short body: {} of {n} bytes", rest.len())));
+        while rest.len() < n {
+            let got = s.read(&mut buf)?;
+            if got == 0 {
+                return Err(bad(format!("short body: {} of {n} bytes", rest.len())));
+            }
+            rest.extend_from_slice(&buf[..got]);
         }
         rest.truncate(n);
+    } else {
+        s.read_to_end(&mut rest)?;
     }
     let value = if rest.iter().all(u8::is_ascii_whitespace) {
         Value::Null

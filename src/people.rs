@@ -1,0 +1,284 @@
+//! People in bulk and by request: importing a CSV with recorded consent or
+//! as invitations, what is stored about one person (GDPR access), and
+//! forgetting them (erasure, with a salted hash kept so no import brings
+//! them back unknowingly).
+//!
+//! Like `commands`, nothing here touches the network; the caller syncs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::address;
+use crate::commands::{self, clip_name};
+use crate::compose::AutoSubmitted;
+use crate::context::Context;
+use crate::csvfile::Row;
+use crate::lists::List;
+use crate::store::{Consent, Pending, PendingAction, Status, Subscriber, RECORD_VERSION};
+use crate::token::Purpose;
+
+/// How an import treats its rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportOptions {
+    /// The consent text recorded for every row (`--consent`); None with `invite`.
+    pub consent: Option<String>,
+    /// Send each row an invitation to confirm instead (`--invite`).
+    pub invite: bool,
+    /// Import addresses that were forgotten at their request (`--allow-forgotten`).
+    pub allow_forgotten: bool,
+    /// The file name, for the consent record.
+    pub source: String,
+}
+
+/// What an import did, row by row where it matters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportReport {
+    pub added: u64,
+    pub invited: u64,
+    pub unchanged: u64,
+    /// (line, reason)
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// The salted hash that stands for a forgotten address.
+pub fn suppression_hash(ctx: &Context, email: &str) -> Vec<u8> {
+    ctx.secret
+        .fingerprint("suppress", &email.trim().to_lowercase())
+}
+
+/// Imports `rows` into `list`. Idempotent: a row that is already confirmed
+/// changes nothing. Never re-adds someone who left, or someone forgotten
+/// (unless `allow_forgotten`). With `invite`, nobody is subscribed: each
+/// new row gets an invitation, within the confirmation cap.
+pub fn import(
+    ctx: &Context,
+    list: &List,
+    rows: &[Row],
+    opts: &ImportOptions,
+) -> anyhow::Result<ImportReport> {
+    let now = ctx.now();
+    let mut report = ImportReport::default();
+    let consent_text = opts
+        .consent
+        .as_deref()
+        .map(address::header_safe)
+        .unwrap_or_default();
+    if !opts.invite && consent_text.trim().is_empty() {
+        anyhow::bail!("--consent must say how these people agreed (or use --invite)");
+    }
+    for row in rows {
+        let unknown: Vec<&String> = row
+            .attributes
+            .keys()
+            .filter(|k| !list.attributes.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            report.skipped.push((
+                row.line,
+                format!(
+                    "columns the list does not have: {}",
+                    unknown
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+            continue;
+        }
+        if row.status.as_deref().is_some_and(|s| s != "confirmed") {
+            report.skipped.push((
+                row.line,
+                format!(
+                    "status {} in the file: only confirmed rows are imported",
+                    row.status.as_deref().unwrap_or_default()
+                ),
+            ));
+            continue;
+        }
+        let email = address::normalize(&row.email);
+        if !opts.allow_forgotten && ctx.store.is_suppressed(&suppression_hash(ctx, &email))? {
+            report.skipped.push((
+                row.line,
+                "forgotten at their request (use --allow-forgotten to import anyway)".into(),
+            ));
+            continue;
+        }
+        let name = clip_name(&row.name);
+        let attributes: BTreeMap<String, String> = row
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), clip_name(v)))
+            .collect();
+        let outcome = ctx.store.write(|tx| {
+            let existing = tx.subscriber(&list.id, &email)?;
+            match existing.as_ref().map(|s| s.status) {
+                Some(Status::Confirmed) => return Ok(Outcome::Unchanged),
+                Some(Status::Unsubscribed) => {
+                    return Ok(Outcome::Skip("left the list; not re-added".into()))
+                }
+                Some(Status::Disabled) => return Ok(Outcome::Skip("disabled by an admin".into())),
+                Some(Status::Bounced) => return Ok(Outcome::Skip("bounced; not re-added".into())),
+                _ => {}
+            }
+            if opts.invite {
+                if existing
+                    .as_ref()
+                    .is_some_and(|s| s.status == Status::AwaitingApproval)
+                {
+                    return Ok(Outcome::Unchanged);
+                }
+                let key = format!("confirm\0{}\0{}", list.id, email.to_lowercase());
+                if !tx.take_daily(&key, ctx.config.limits.confirmations_per_day, now)? {
+                    return Ok(Outcome::Skip(
+                        "confirmation cap for today reached; import again tomorrow".into(),
+                    ));
+                }
+                let mut s = existing.unwrap_or_else(|| {
+                    Subscriber::new(0, &list.id, &email, &name, Status::Pending, now)
+                });
+                if s.id == 0 {
+                    s.id = tx.random_id()?;
+                    s.attributes = attributes.clone();
+                    tx.put_subscriber(&s);
+                }
+                let pending = Pending {
+                    v: RECORD_VERSION,
+                    id: tx.random_id()?,
+                    list: list.id.clone(),
+                    email: email.clone(),
+                    name: name.clone(),
+                    action: PendingAction::Subscribe,
+                    issued: ctx.now_secs(),
+                    method: "invitation".into(),
+                    evidence: format!("invited from {} line {}", opts.source, row.line),
+                    attributes: attributes.clone(),
+                    completed: false,
+                    campaign: None,
+                };
+                let token = ctx.secret.mint(
+                    Purpose::ConfirmSubscribe,
+                    &list.id,
+                    &email,
+                    pending.id,
+                    pending.issued,
+                );
+                tx.put_pending(&pending);
+                let mut data = commands::base_data(ctx, list, &email, &name);
+                data["token"] = json!(token);
+                data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
+                data["confirm_address"] = json!(address::list_address(
+                    list,
+                    "confirm",
+                    Some(&token),
+                    &ctx.config.domain
+                ));
+                let reply_to =
+                    address::list_address(list, "confirm", Some(&token), &ctx.config.domain);
+                commands::queue_mail(
+                    ctx,
+                    tx,
+                    list,
+                    "invite",
+                    &email,
+                    &name,
+                    &data,
+                    Some(reply_to),
+                    AutoSubmitted::Generated,
+                    None,
+                )?;
+                return Ok(Outcome::Invited);
+            }
+            let mut s = existing.unwrap_or_else(|| {
+                Subscriber::new(0, &list.id, &email, &name, Status::Pending, now)
+            });
+            if s.id == 0 {
+                s.id = tx.random_id()?;
+            }
+            if !name.is_empty() {
+                s.name = name.clone();
+            }
+            s.attributes.extend(attributes.clone());
+            s.status = Status::Confirmed;
+            s.subscribed_at = Some(now);
+            s.updated_at = now;
+            s.consent = Some(Consent {
+                method: "import".into(),
+                at: now,
+                evidence: format!("{consent_text} ({} line {})", opts.source, row.line),
+                confirmed_by: Some("recorded by an admin at import".into()),
+            });
+            tx.put_subscriber(&s);
+            Ok(Outcome::Added)
+        })?;
+        match outcome {
+            Outcome::Added => report.added += 1,
+            Outcome::Invited => report.invited += 1,
+            Outcome::Unchanged => report.unchanged += 1,
+            Outcome::Skip(why) => report.skipped.push((row.line, why)),
+        }
+    }
+    Ok(report)
+}
+
+enum Outcome {
+    Added,
+    Invited,
+    Unchanged,
+    Skip(String),
+}
+
+/// Everything stored about one person, across lists (GDPR art. 15).
+pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Value> {
+    let wanted = email.trim().to_lowercase();
+    let mut subscriptions = Vec::new();
+    for list in ctx.lists.iter() {
+        if let Some(s) = ctx.store.subscriber(&list.id, &wanted)? {
+            subscriptions.push(json!({
+                "list": list.id,
+                "email": s.email,
+                "name": s.name,
+                "status": s.status.as_str(),
+                "attributes": s.attributes,
+                "consent": s.consent,
+                "created_at": s.created_at.to_rfc3339(),
+                "subscribed_at": s.subscribed_at.map(|t| t.to_rfc3339()),
+                "unsubscribed_at": s.unsubscribed_at.map(|t| t.to_rfc3339()),
+                "bounces": s.bounces,
+                "last_bounce_at": s.last_bounce_at.map(|t| t.to_rfc3339()),
+            }));
+        }
+    }
+    let ignored: Vec<Value> = ctx
+        .store
+        .ignored()?
+        .into_iter()
+        .filter(|i| i.sender.to_lowercase() == wanted)
+        .map(|i| json!({"at": i.at.to_rfc3339(), "list": i.list, "subject": i.subject, "reason": i.reason}))
+        .collect();
+    let queued = ctx
+        .store
+        .queued_mail()?
+        .iter()
+        .filter(|m| m.forward_path.iter().any(|f| f.to_lowercase() == wanted))
+        .count();
+    Ok(json!({
+        "email": email.trim(),
+        "subscriptions": subscriptions,
+        "messages_ignored": ignored,
+        "mails_waiting_to_be_sent": queued,
+        "forgotten": ctx.store.is_suppressed(&suppression_hash(ctx, &wanted))?,
+    }))
+}
+
+/// Erases a person (GDPR art. 17). Returns how many records went.
+pub fn forget(ctx: &Context, email: &str) -> anyhow::Result<usize> {
+    if !address::is_valid(email) {
+        anyhow::bail!("{email:?} is not an e-mail address");
+    }
+    let hash = suppression_hash(ctx, email);
+    let now = ctx.now();
+    ctx.store.write(|tx| tx.forget(email, &hash, now))
+}
