@@ -1,0 +1,304 @@
+//! Import, export, person, forget, backup and restore through the CLI of
+//! the real binary, with and without a running daemon.
+
+mod common;
+
+use common::Daemon;
+
+fn write(d: &Daemon, name: &str, bytes: &[u8]) -> String {
+    let p = d.dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn import_reads_excel_exports_reports_bad_rows_and_is_idempotent() {
+    let mut d = Daemon::start("");
+    let csv = "\u{feff}E-post;Namn;organisation;region\r\nasa@example.se;\"Öberg; Åsa\";Byalaget;Jämtland\r\nnot-an-address;X;;\r\nbo@example.se;Bo;;Skåne\r\nBO@example.se;Bo igen;;\r\n";
+    let path = write(&d, "deltagare.csv", csv.as_bytes());
+    let out = d.cli(&[
+        "import",
+        "lokal-finansiering",
+        &path,
+        "--consent",
+        "anmälningslista träffen i Ljusdal 2026-11-20",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("2 added")
+            && stdout.contains("1 unchanged")
+            && stdout.contains("1 unreadable"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("deltagare.csv:3:"),
+        "bad row by line: {stderr}"
+    );
+    let subs = d.subscribers("lokal-finansiering");
+    assert_eq!(subs.len(), 2);
+    let asa = subs
+        .iter()
+        .find(|s| s["email"] == "asa@example.se")
+        .unwrap();
+    assert_eq!(asa["status"], "confirmed");
+    assert_eq!(asa["name"], "Öberg; Åsa");
+    assert_eq!(asa["attributes"]["region"], "Jämtland");
+    assert_eq!(asa["consent"]["method"], "import");
+    assert!(asa["consent"]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("Ljusdal"));
+    // Nobody gets mail from an import with consent.
+    d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+    // Again: nothing changes.
+    let before = d.subscribers("lokal-finansiering");
+    let out = d.cli_ok(&["import", "lokal-finansiering", &path, "--consent", "igen"]);
+    assert!(
+        out.contains("0 added") && out.contains("3 unchanged"),
+        "{out}"
+    );
+    let after = d.subscribers("lokal-finansiering");
+    assert_eq!(before, after);
+    // The export imports back unchanged into another daemon.
+    let export = d.cli_ok(&["subscribers", "lokal-finansiering", "--format", "csv"]);
+    let mut d2 = Daemon::start("");
+    let path2 = write(&d2, "export.csv", export.as_bytes());
+    let out = d2.cli_ok(&[
+        "import",
+        "lokal-finansiering",
+        &path2,
+        "--consent",
+        "flytt från gamla listan",
+    ]);
+    assert!(
+        out.contains("2 added") && out.contains("1 skipped"),
+        "the pending sentinel is not imported: {out}"
+    );
+    let mine: Vec<(String, String, String)> = d2
+        .subscribers("lokal-finansiering")
+        .iter()
+        .map(|s| {
+            (
+                s["email"].to_string(),
+                s["name"].to_string(),
+                s["attributes"].to_string(),
+            )
+        })
+        .collect();
+    let theirs: Vec<(String, String, String)> = after
+        .iter()
+        .filter(|s| s["status"] == "confirmed")
+        .map(|s| {
+            (
+                s["email"].to_string(),
+                s["name"].to_string(),
+                s["attributes"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(mine, theirs);
+    d2.assert_no_new_mail_except_sentinel("sentinel@example.org");
+}
+
+#[test]
+fn invite_sends_invitations_and_subscribes_no_one() {
+    let mut d = Daemon::start("");
+    let path = write(
+        &d,
+        "inbjudan.csv",
+        "email,name\nkarin@example.se,Karin\nlars@example.se,Lars\n".as_bytes(),
+    );
+    let out = d.cli_ok(&["import", "lokal-finansiering", &path, "--invite"]);
+    assert!(out.contains("2 invited"), "{out}");
+    let mails = d.wait_mails(2);
+    assert!(mails
+        .iter()
+        .all(|m| m.reply_to.starts_with("lokal-finansiering-confirm+")));
+    assert!(mails.iter().any(|m| m.text.contains("Hej Karin!")));
+    let subs = d.subscribers("lokal-finansiering");
+    assert!(subs.iter().all(|s| s["status"] == "pending"), "{subs:?}");
+    // The cap: inviting again today sends nothing.
+    let out = d.cli_ok(&["import", "lokal-finansiering", &path, "--invite"]);
+    assert!(out.contains("0 invited"), "{out}");
+    // Karin accepts by replying.
+    let karin = mails.iter().find(|m| m.to == "karin@example.se").unwrap();
+    let to = karin.reply_to.clone();
+    d.send(
+        "karin@example.se",
+        &to,
+        &common::plain("karin@example.se", &to, "Re: inbjudan", "Ja!"),
+    );
+    assert!(d.wait_mails(1)[0].subject.contains("Välkommen"));
+    assert_eq!(
+        d.status_of("lokal-finansiering", "karin@example.se")
+            .as_deref(),
+        Some("confirmed")
+    );
+    assert_eq!(
+        d.status_of("lokal-finansiering", "lars@example.se")
+            .as_deref(),
+        Some("pending")
+    );
+}
+
+#[test]
+fn person_and_forget_then_an_import_keeps_them_out() {
+    let mut d = Daemon::start("");
+    d.cli_ok(&[
+        "add",
+        "lokal-finansiering",
+        "mona@example.se",
+        "--name",
+        "Mona",
+        "--consent",
+        "telefon",
+    ]);
+    d.cli_ok(&[
+        "add",
+        "partnerskap",
+        "mona@example.se",
+        "--consent",
+        "styrgruppen",
+    ]);
+    d.wait_mails(2);
+    let person: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["person", "Mona@Example.se"])).unwrap();
+    assert_eq!(
+        person["subscriptions"].as_array().unwrap().len(),
+        2,
+        "{person}"
+    );
+    assert_eq!(person["subscriptions"][0]["consent"]["evidence"], "telefon");
+    assert_eq!(person["forgotten"], false);
+    let out = d.cli_ok(&["forget", "mona@example.se"]);
+    assert!(out.contains("suppression"), "{out}");
+    let person: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["person", "mona@example.se"])).unwrap();
+    assert!(person["subscriptions"].as_array().unwrap().is_empty());
+    assert_eq!(person["forgotten"], true);
+    let path = write(
+        &d,
+        "gammal.csv",
+        b"email,name\nmona@example.se,Mona\nnils@example.se,Nils\n",
+    );
+    let out = d.cli(&[
+        "import",
+        "lokal-finansiering",
+        &path,
+        "--consent",
+        "gammal lista",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gammal.csv:2: skipped: forgotten"),
+        "{stderr}"
+    );
+    assert!(d
+        .status_of("lokal-finansiering", "mona@example.se")
+        .is_none());
+    assert_eq!(
+        d.status_of("lokal-finansiering", "nils@example.se")
+            .as_deref(),
+        Some("confirmed")
+    );
+    // Explicitly overridden.
+    d.cli_ok(&[
+        "import",
+        "lokal-finansiering",
+        &path,
+        "--consent",
+        "hon bad om det själv",
+        "--allow-forgotten",
+    ]);
+    assert_eq!(
+        d.status_of("lokal-finansiering", "mona@example.se")
+            .as_deref(),
+        Some("confirmed")
+    );
+}
+
+#[test]
+fn backup_while_running_then_restore_into_a_new_dir_is_equal() {
+    let mut d = Daemon::start("");
+    for (e, n) in [("a@example.se", "A"), ("b@example.se", "B")] {
+        d.cli_ok(&[
+            "add",
+            "lokal-finansiering",
+            e,
+            "--name",
+            n,
+            "--attr",
+            "region=Skåne",
+            "--consent",
+            "test",
+        ]);
+    }
+    d.wait_mails(2);
+    let md = write(&d, "n.md", b"# Nyhet\n\nHej {{name}}!\n");
+    d.cli_ok(&["queue", "lokal-finansiering", &md]);
+    d.wait_mails(2);
+    let backup = d.dir.path().join("backup.jsonl");
+    let out = d.cli_ok(&["backup", backup.to_str().unwrap()]);
+    assert!(out.contains("backed up"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let original_subs = d.subscribers("lokal-finansiering");
+    let original_campaigns = d.cli_ok(&["campaigns"]);
+
+    // A new daemon's config, restored before it starts.
+    let d2dir = tempfile::tempdir().unwrap();
+    let cfg = d2dir.path().join("u.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "domain = \"{}\"\nbase_url = \"https://lista.example.se\"\ndata_dir = \"{}\"\nlists_dir = \"{}\"\ntemplates_dir = \"{}\"\n",
+            common::DOMAIN,
+            d2dir.path().join("data").display(),
+            common::repo("lists").display(),
+            common::repo("templates").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["restore", backup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let subs: Vec<serde_json::Value> = serde_json::from_slice(
+        &run(&["subscribers", "lokal-finansiering", "--format", "json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(subs, original_subs);
+    assert_eq!(
+        String::from_utf8_lossy(&run(&["campaigns"]).stdout),
+        original_campaigns
+    );
+    assert_eq!(
+        std::fs::read(d.data().join("secret")).unwrap(),
+        std::fs::read(d2dir.path().join("data/secret")).unwrap(),
+        "the secret comes back, so links in sent mail keep working"
+    );
+    // Restoring again, into the now non-empty dir, is refused.
+    let out = run(&["restore", backup.to_str().unwrap()]);
+    assert!(!out.status.success());
+    // And into the running daemon's dir, too.
+    let out = d.cli(&["restore", backup.to_str().unwrap()]);
+    assert!(!out.status.success());
+}
