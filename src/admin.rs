@@ -84,6 +84,10 @@ pub enum Request {
     Forget {
         email: String,
     },
+    /// Monthly figures for one list, or all lists together.
+    Report {
+        list: Option<String>,
+    },
     /// A consistent snapshot of the store into `path` (absolute), mode 0600.
     Backup {
         path: String,
@@ -343,6 +347,37 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             ctx.mail_ready.notify_one();
             serde_json::to_value(report).map_err(anyhow::Error::from)?
         }
+        Request::Report { list } => {
+            let ids: Vec<String> = match list {
+                Some(id) => vec![list_of(&id)?.id.clone()],
+                None => ctx.lists.iter().map(|l| l.id.clone()).collect(),
+            };
+            let mut people = Vec::new();
+            for id in &ids {
+                for s in ctx.store.subscribers(id)? {
+                    people.push(crate::report::PersonHistory {
+                        joined: s.subscribed_at,
+                        left: s.unsubscribed_at.filter(|_| s.status != Status::Confirmed),
+                        bounces: s.bounces,
+                        last_bounce: s.last_bounce_at,
+                    });
+                }
+            }
+            let campaigns: Vec<crate::report::CampaignHistory> = ctx
+                .store
+                .campaigns()?
+                .into_iter()
+                .filter(|c| ids.contains(&c.list))
+                .map(|c| crate::report::CampaignHistory {
+                    subject: c.content.subject,
+                    started: c.started_at,
+                    delivered: c.sent,
+                    failed: c.failed,
+                })
+                .collect();
+            serde_json::to_value(crate::report::monthly(&people, &campaigns, ctx.now()))
+                .map_err(anyhow::Error::from)?
+        }
         Request::Person { email } => crate::people::person(ctx, &email)?,
         Request::Forget { email } => {
             let n = crate::people::forget(ctx, &email)?;
@@ -514,6 +549,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::Ignored => "ignored",
         Request::Import { .. } => "import",
         Request::Person { .. } => "person",
+        Request::Report { .. } => "report",
         Request::Forget { .. } => "forget",
         Request::Backup { .. } => "backup",
         Request::Status { .. } => "status",

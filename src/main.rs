@@ -35,6 +35,12 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyAlgorithm {
+    Ed25519,
+    Rsa,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: inbound SMTP/LMTP, HTTP, send queue
@@ -144,6 +150,20 @@ enum Command {
     Backup { file: PathBuf },
     /// Load a snapshot into an empty data_dir (with no daemon running)
     Restore { file: PathBuf },
+    /// Growth, joins, leaves, bounces and campaigns per month
+    Report {
+        list: Option<String>,
+        /// Also draw the chart into this SVG file
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Validate config, lists and templates, try the relay, print the DNS records to publish
+    Check,
+    /// Make a DKIM key and print its DNS record
+    DkimKeygen {
+        #[arg(long, value_enum, default_value = "ed25519")]
+        algorithm: KeyAlgorithm,
+    },
     /// Inbound mail that was neither acted on nor forwarded, and why
     Ignored {
         #[arg(long, value_enum, default_value = "table")]
@@ -314,6 +334,65 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             allow_forgotten,
         } => return import(&config, list, &file, consent, invite, allow_forgotten).await,
         Command::Person { email } => (Request::Person { email }, Some(Format::Json)),
+        Command::Report { list, svg } => {
+            let title_list = list.clone();
+            let v = ask(&config, Request::Report { list }).await?;
+            let months: Vec<utskick::report::Month> =
+                serde_json::from_value(v).map_err(|e| Failure::usage(e.to_string()))?;
+            let lang = report_language(&config, title_list.as_deref());
+            print!("{}", utskick::report::table(&months, lang));
+            if let Some(path) = svg {
+                let lists = utskick::lists::Lists::load(&config.lists_dir)?;
+                let name = title_list
+                    .as_deref()
+                    .and_then(|id| lists.get(id).map(|l| l.name.clone()))
+                    .unwrap_or_else(|| "utskick".into());
+                let title = match lang {
+                    utskick::report::Lang::Sv => format!("{name}: nätverkets tillväxt"),
+                    utskick::report::Lang::En => format!("{name}: growth of the network"),
+                };
+                std::fs::write(&path, utskick::report::svg(&months, &title, lang))
+                    .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+                println!("wrote {}", path.display());
+            }
+            return Ok(());
+        }
+        Command::Check => {
+            let name = cli
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| {
+                    if Path::new("utskick.toml").exists() {
+                        "utskick.toml".into()
+                    } else {
+                        "embedded defaults (no utskick.toml)".into()
+                    }
+                });
+            let (report, ok) = utskick::check::check(&config, &name).await;
+            print!("{report}");
+            return if ok {
+                Ok(())
+            } else {
+                Err(Failure {
+                    message: "some checks failed".into(),
+                    exit: 1,
+                })
+            };
+        }
+        Command::DkimKeygen { algorithm } => {
+            let path = config
+                .dkim
+                .as_ref()
+                .map(|d| d.private_key_file.clone())
+                .unwrap_or_else(|| PathBuf::from("dkim.pem"));
+            let algorithm = match algorithm {
+                KeyAlgorithm::Ed25519 => utskick::check::Algorithm::Ed25519,
+                KeyAlgorithm::Rsa => utskick::check::Algorithm::Rsa,
+            };
+            println!("{}", utskick::check::keygen(&config, &path, algorithm)?);
+            return Ok(());
+        }
         Command::Forget { email } => (Request::Forget { email }, None),
         Command::Backup { file } => {
             let path = std::path::absolute(&file)
@@ -439,6 +518,14 @@ fn restore(config: &Config, file: &Path) -> Result<(), Failure> {
         .map_err(|e| Failure::usage(format!("{}: {e}", config.secret_path().display())))?;
     println!("restored {n} records into {}", config.data_dir.display());
     Ok(())
+}
+
+fn report_language(config: &Config, list: Option<&str>) -> utskick::report::Lang {
+    let lists = utskick::lists::Lists::load(&config.lists_dir).unwrap_or_default();
+    match list.and_then(|id| lists.get(id)).map(|l| l.language) {
+        Some(utskick::lists::Language::En) => utskick::report::Lang::En,
+        _ => utskick::report::Lang::Sv,
+    }
 }
 
 fn steer(id: u64, action: &str) -> (Request, Option<Format>) {

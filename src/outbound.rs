@@ -331,6 +331,25 @@ impl Transport {
         }
     }
 
+    /// Tries the relay as `check` does: connect, EHLO, STARTTLS and AUTH
+    /// when configured. Describes what worked.
+    pub async fn probe(&self) -> Result<String, SendError> {
+        match self {
+            Transport::Smtp(_, relay) => {
+                let mut conn = relay.connect().await?;
+                let tls = if conn.is_encrypted() { "TLS" } else { "no TLS" };
+                let auth = if relay.credentials.is_some() {
+                    ", AUTH accepted"
+                } else {
+                    ""
+                };
+                let _ = conn.quit().await;
+                Ok(format!("EHLO accepted, {tls}{auth}"))
+            }
+            Transport::File(_) | Transport::Recording(_) => Ok("no relay".into()),
+        }
+    }
+
     /// A lane for one campaign sender task.
     pub fn lane(&self) -> Lane {
         match self {

@@ -21,7 +21,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the report needs to know of one subscriber (the caller maps store
 /// records to this: `subscribed_at`, `unsubscribed_at`, `bounces`,
@@ -45,7 +45,7 @@ pub struct CampaignHistory {
 }
 
 /// One calendar month (UTC) of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Month {
     pub year: i32,
     /// 1–12.

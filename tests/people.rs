@@ -302,3 +302,91 @@ fn backup_while_running_then_restore_into_a_new_dir_is_equal() {
     let out = d.cli(&["restore", backup.to_str().unwrap()]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn report_counts_and_draws_the_network() {
+    let mut d = Daemon::start("");
+    for e in ["r1@example.se", "r2@example.se", "r3@example.se"] {
+        d.cli_ok(&["add", "lokal-finansiering", e, "--consent", "test"]);
+    }
+    d.cli_ok(&["remove", "lokal-finansiering", "r3@example.se"]);
+    d.wait_mails(3);
+    let svg = d.dir.path().join("tillvaxt.svg");
+    let out = d.cli_ok(&[
+        "report",
+        "lokal-finansiering",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let month = chrono::Utc::now().format("%Y").to_string();
+    let row = out
+        .lines()
+        .find(|l| l.contains(&month))
+        .unwrap_or_else(|| panic!("{out}"));
+    let numbers: Vec<&str> = row
+        .split_whitespace()
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    // Month, year, then: confirmed 2, joins 3, leaves 1.
+    assert!(numbers.len() >= 4, "{row}");
+    assert_eq!(&numbers[1..4], ["2", "3", "1"], "{row}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.starts_with("<svg") || text.starts_with("<?xml"),
+        "{}",
+        &text[..80]
+    );
+    assert!(text.contains("Bekräftade prenumeranter") && text.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn check_reports_a_good_setup_and_a_broken_relay() {
+    let d = Daemon::start("");
+    let out = d.cli_ok(&["check"]);
+    assert!(
+        out.contains("ok   templates") && out.contains("DNS records to publish"),
+        "{out}"
+    );
+    assert!(out.contains("_dmarc.") && out.contains("v=spf1"), "{out}");
+    // dkim-keygen into the configured path, then check prints the record.
+    let key = d.dir.path().join("dkim.key");
+    let cfg = std::fs::read_to_string(d.config_path()).unwrap();
+    std::fs::write(
+        d.config_path(),
+        format!(
+            "{cfg}\n[dkim]\nselector = \"s2026\"\nprivate_key_file = \"{}\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let out = d.cli_ok(&["dkim-keygen"]);
+    assert!(
+        out.contains("s2026._domainkey.lista.example.se. IN TXT \"v=DKIM1; k=ed25519; p="),
+        "{out}"
+    );
+    assert!(
+        !d.cli(&["dkim-keygen"]).status.success(),
+        "never overwrites a key"
+    );
+    let out = d.cli_ok(&["check"]);
+    assert!(out.contains("s2026._domainkey"), "{out}");
+    // A relay that is not there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = std::fs::read_to_string(d.config_path()).unwrap();
+    std::fs::write(
+        d.config_path(),
+        format!("{cfg}\n[outbound]\ntransport = \"smtp\"\nrelay = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let out = d.cli(&["check"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("FAIL relay"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -1,0 +1,278 @@
+//! `check` and `dkim-keygen`: is this installation ready to go live, and
+//! which DNS records must be published for its mail to be delivered.
+//!
+//! Reads configuration, lists, templates and the DKIM key; talks to the
+//! relay once. Never opens the store, so it works while the daemon runs.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use data_encoding::BASE64;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::EncodePublicKey;
+
+use crate::config::{Config, TransportKind};
+use crate::lists::Lists;
+use crate::newsletter::{Content, Kind, Prepared};
+use crate::outbound::Transport;
+use crate::templates::{Templates, SYSTEM_MAILS};
+
+/// Key algorithms `dkim-keygen` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Ed25519,
+    Rsa,
+}
+
+/// RSA key size: 2048 bits is what receivers expect and DNS TXT records hold.
+const RSA_BITS: usize = 2048;
+
+/// The DNS TXT value for the public half of the key in `path`.
+pub fn dkim_txt(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!("dkim.private_key_file {}: cannot read: {e}", path.display())
+    })?;
+    if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not an RSA key: {e}", path.display()))?;
+        let public = key.to_public_key().to_public_key_der()?;
+        Ok(format!(
+            "v=DKIM1; k=rsa; p={}",
+            BASE64.encode(public.as_bytes())
+        ))
+    } else {
+        let seed: [u8; 32] = BASE64
+            .decode(text.trim().as_bytes())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: not the base64 of a 32-byte Ed25519 seed",
+                    path.display()
+                )
+            })?;
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        Ok(format!(
+            "v=DKIM1; k=ed25519; p={}",
+            BASE64.encode(public.as_bytes())
+        ))
+    }
+}
+
+/// Makes a key in `path` (mode 0600; an existing file is never
+/// overwritten) and returns the DNS record to publish.
+pub fn keygen(config: &Config, path: &Path, algorithm: Algorithm) -> anyhow::Result<String> {
+    let secret = match algorithm {
+        Algorithm::Ed25519 => {
+            let mut seed = [0u8; 32];
+            rand::Rng::fill(&mut rand::rngs::OsRng, &mut seed);
+            BASE64.encode(&seed) + "\n"
+        }
+        Algorithm::Rsa => rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)?
+            .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?
+            .to_string(),
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    use std::io::Write;
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(secret.as_bytes()))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (an existing key is never overwritten)",
+                path.display()
+            )
+        })?;
+    let selector = config
+        .dkim
+        .as_ref()
+        .map(|d| d.selector.as_str())
+        .unwrap_or("utskick");
+    Ok(format!(
+        "wrote {}\npublish: {selector}._domainkey.{}. IN TXT \"{}\"\nand add to utskick.toml:\n[dkim]\nselector = \"{selector}\"\nprivate_key_file = \"{}\"",
+        path.display(),
+        config.domain,
+        dkim_txt(path)?,
+        path.display()
+    ))
+}
+
+/// Runs every check; returns the report and whether all passed.
+pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
+    let mut out = String::new();
+    let mut ok = true;
+    let mut line = |passed: bool, what: &str, detail: String| {
+        ok &= passed;
+        let _ = writeln!(
+            out,
+            "{} {what}: {detail}",
+            if passed { "ok  " } else { "FAIL" }
+        );
+    };
+    line(true, "configuration", config_name.to_string());
+    let lists = match Lists::load(&config.lists_dir) {
+        Ok(l) => {
+            let ids: Vec<_> = l.iter().map(|l| l.id.clone()).collect();
+            line(
+                !ids.is_empty(),
+                "lists",
+                if ids.is_empty() {
+                    "none in lists_dir".into()
+                } else {
+                    ids.join(", ")
+                },
+            );
+            l
+        }
+        Err(e) => {
+            line(false, "lists", format!("{e:#}"));
+            Lists::default()
+        }
+    };
+    match Templates::load(&config.templates_dir, &lists) {
+        Ok(t) => {
+            let mut failures = Vec::new();
+            for list in lists.iter() {
+                for name in SYSTEM_MAILS {
+                    let data = sample_data(list);
+                    if let Err(e) = t.render(list.language, &list.id, name, &data) {
+                        failures.push(format!("{}/{name}: {e}", list.id));
+                    }
+                }
+                let sample = Content {
+                    kind: Kind::Newsletter,
+                    source: "sample.md".into(),
+                    subject: "Prov".into(),
+                    preheader: String::new(),
+                    markdown: "# Prov\n\nHej {{name}}!\n".into(),
+                    title: String::new(),
+                    link: None,
+                    attachments: vec![],
+                };
+                for kind in [Kind::Newsletter, Kind::Announcement] {
+                    let content = Content {
+                        kind,
+                        title: "Prov".into(),
+                        ..sample.clone()
+                    };
+                    if let Err(e) = Prepared::new(&content, list, &config.templates_dir) {
+                        failures.push(format!("{}/{kind:?}: {e}", list.id));
+                    }
+                }
+            }
+            let detail = if failures.is_empty() {
+                "every system mail and layout renders with sample data".to_string()
+            } else {
+                failures.join("; ")
+            };
+            line(failures.is_empty(), "templates", detail);
+        }
+        Err(e) => line(false, "templates", format!("{e:#}")),
+    }
+    match crate::web::Pages::load(&config.templates_dir) {
+        Ok(_) => line(true, "web pages", "compile".into()),
+        Err(e) => line(false, "web pages", format!("{e:#}")),
+    }
+    match config.outbound.transport {
+        TransportKind::File => line(
+            true,
+            "outbound",
+            format!(
+                "file transport into {} (no relay to try)",
+                config.outbox_dir().display()
+            ),
+        ),
+        TransportKind::Smtp => match Transport::from_config(config) {
+            Ok(t) => match t.probe().await {
+                Ok(detail) => line(
+                    true,
+                    "relay",
+                    format!("{}: {detail}", config.outbound.relay),
+                ),
+                Err(e) => line(
+                    false,
+                    "relay",
+                    format!("{}: {}", config.outbound.relay, e.message),
+                ),
+            },
+            Err(e) => line(false, "relay", format!("{e:#}")),
+        },
+    }
+    let dkim_record = match &config.dkim {
+        Some(d) => match dkim_txt(&d.private_key_file) {
+            Ok(txt) => {
+                line(
+                    true,
+                    "dkim",
+                    format!(
+                        "{} with selector {}",
+                        d.private_key_file.display(),
+                        d.selector
+                    ),
+                );
+                Some(format!(
+                    "{}._domainkey.{}. IN TXT \"{txt}\"",
+                    d.selector, config.domain
+                ))
+            }
+            Err(e) => {
+                line(false, "dkim", format!("{e:#}"));
+                None
+            }
+        },
+        None => {
+            line(
+                true,
+                "dkim",
+                "not configured: mail goes out unsigned (run `utskick dkim-keygen`)".into(),
+            );
+            None
+        }
+    };
+    let d = &config.domain;
+    let relay_host = config
+        .outbound
+        .relay
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or_default();
+    let _ = writeln!(out, "\nDNS records to publish for {d}:");
+    let _ = writeln!(
+        out,
+        "  {d}. IN MX 10 mail.{d}.        (the MTA that hands list mail to utskick)"
+    );
+    let spf = if config.outbound.transport == TransportKind::Smtp && !relay_host.is_empty() {
+        format!("v=spf1 mx a:{relay_host} ~all")
+    } else {
+        "v=spf1 mx ~all".to_string()
+    };
+    let _ = writeln!(out, "  {d}. IN TXT \"{spf}\"        (SPF: who may send as {d}; include your relay's own SPF if it has one)");
+    match dkim_record {
+        Some(r) => {
+            let _ = writeln!(out, "  {r}");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  (DKIM: run `utskick dkim-keygen` and publish the record it prints)"
+            );
+        }
+    }
+    let _ = writeln!(out, "  _dmarc.{d}. IN TXT \"v=DMARC1; p=none; rua=mailto:postmaster@{d}\"   (start with p=none, tighten to quarantine once reports are clean)");
+    (out, ok)
+}
+
+fn sample_data(list: &crate::lists::List) -> serde_json::Value {
+    serde_json::json!({
+        "list": {"id": list.id, "name": list.name, "description": list.description, "address": format!("{}@example.se", list.address)},
+        "email": "anna@example.se", "name": "Anna",
+        "subscribe_address": "x", "unsubscribe_address": "x", "request_address": "x", "owner_address": "x",
+        "list_url": "https://example.se", "expires_days": 7,
+        "reason_unknown_token": true, "reason_not_subscribed": false, "reason_unknown_command": false,
+        "token": "abc", "confirm_url": "https://example.se/confirm/abc", "confirm_address": "x",
+        "post_subject": "Prov", "problem": "", "recipients": 1, "attachments": ["a.pdf (1 kB)"], "preview": "Hej",
+    })
+}
