@@ -172,3 +172,48 @@ fn a_bdat_size_that_overflows_is_refused_not_a_crash() {
     let mut c = d.smtp();
     c.ehlo();
 }
+
+/// Malformed mail, each with its defined outcome: accepted and answered
+/// with help (it is still a person's mail), or refused as unparseable.
+/// The daemon survives all of it.
+#[test]
+fn malformed_mail_has_a_defined_outcome_and_never_kills_the_daemon() {
+    let d = Daemon::start("[inbound]\nlisten = \"127.0.0.1:0\"\nmax_message_bytes = 4194304\n");
+    let to = addr("-request");
+    let nested = {
+        let mut m = String::from("From: n@example.org\r\nSubject: nested\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n");
+        for i in 0..200 {
+            m.push_str(&format!(
+                "--b{i}\r\nContent-Type: multipart/mixed; boundary=\"b{}\"\r\n\r\n",
+                i + 1
+            ));
+        }
+        m.push_str("hjälp\r\n");
+        m
+    };
+    let long_header = format!(
+        "From: l@example.org\r\nX-Long: {}\r\nSubject: hjälp\r\n\r\nhej\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("broken MIME boundary", "From: a@example.org\r\nSubject: hjälp\r\nContent-Type: multipart/mixed; boundary=\"never\"\r\n\r\n--other\r\nno end\r\n".into(), "250"),
+        ("unknown charset", "From: b@example.org\r\nSubject: =?x-unknown-42?q?hj=E4lp?=\r\nContent-Type: text/plain; charset=x-unknown-42\r\n\r\n\u{e4}\r\n".into(), "250"),
+        ("8-bit headers", "From: Åsa Öberg <c@example.org>\r\nSubject: hjälp åäö\r\n\r\nhej\r\n".into(), "250"),
+        ("a 1 MB header line", long_header, "250"),
+        ("200 nested multiparts", nested, "250"),
+        ("NUL bytes", "From: e@example.org\r\nSubject: hj\u{0}lp\r\n\r\nhe\u{0}j\r\n".into(), "250"),
+        ("no header at all", "\r\n\r\njust a body\r\n".into(), "554"),
+        ("binary noise", "\u{1}\u{2}\u{3}\u{7f} :::: \u{fffd}\r\n".into(), "554"),
+    ];
+    for (what, msg, want) in cases {
+        let mut c = d.smtp();
+        c.ehlo();
+        let r = c.transaction("x@example.org", &[&to], &msg);
+        assert!(r.starts_with(want), "{what}: {r}");
+        c.quit();
+    }
+    // Still serving, and still answering.
+    let mut c = d.smtp();
+    c.ehlo();
+    c.quit();
+}
