@@ -9,7 +9,7 @@
 #
 # Runs as root on a fresh Debian 12 (installs postfix, and python3 for the
 # SMTP client, when missing). Never touches /etc/postfix. Prints one summary
-# line `postfix path: N passed, M failed` and exits non-zero on failure.
+# line `postfix-path: N passed, M failed` and exits non-zero on failure.
 # POSTFIX_CI_KEEP=1 keeps the scratch directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ t0=$(date +%s)
 summary_done=0
 summary() { # $1 passed, $2 failed
     summary_done=1
-    echo "postfix path: $1 passed, $2 failed"
+    echo "postfix-path: $1 passed, $2 failed"
 }
 fail() {
     echo "FAIL: $*" >&2
@@ -52,7 +52,7 @@ dump_diagnostics() {
 }
 
 # ---- 1. what we need ---------------------------------------------------------
-[ "$(id -u)" -eq 0 ] || { echo "postfix path: run as root (postfix start needs it)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "postfix-path: run as root (postfix start needs it)" >&2; exit 1; }
 need=()
 { [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-sink ]; } || need+=(postfix)
 command -v python3 > /dev/null || need+=(python3)
@@ -105,7 +105,7 @@ cleanup() {
     fi
     if [ "$rc" -ne 0 ] && [ "$summary_done" = 0 ]; then
         dump_diagnostics
-        echo "postfix path: 0 passed, 1 failed"
+        echo "postfix-path: 0 passed, 1 failed"
     fi
     if [ "${POSTFIX_CI_KEEP:-0}" = 1 ]; then
         echo "kept: $work" >&2

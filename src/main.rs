@@ -222,7 +222,17 @@ fn load_config(path: &Option<PathBuf>) -> Result<Config, Failure> {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let config = load_config(&cli.config)?;
+    let config = match load_config(&cli.config) {
+        Ok(c) => c,
+        // An MTA's pipe bounces on anything but 75: a broken configuration
+        // must make it keep the mail until the admin mends it.
+        Err(mut f) if matches!(cli.command, Command::Inject { .. }) => {
+            f.exit = sysexits::TEMPFAIL;
+            f.message = format!("4.3.5 {}", f.message);
+            return Err(f);
+        }
+        Err(f) => return Err(f),
+    };
     let (request, format) = match cli.command {
         Command::Serve => {
             let signals = daemon::signals()?;

@@ -318,3 +318,31 @@ fn inject_never_answers_the_null_sender_of_the_return_path() {
     assert_eq!(code, 0, "{err}");
     d.assert_no_new_mail_except_sentinel("sentinel9@example.org");
 }
+
+#[test]
+fn inject_defers_when_the_configuration_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[inbound]\nlisten = \"nowhere\"\n").unwrap();
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(&bad)
+        .arg("inject")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: a@b.se\r\n\r\nx\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
