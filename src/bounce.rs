@@ -891,6 +891,11 @@ fn alone_on_line(line: &str) -> bool {
     let mut rest = String::new();
     let mut pos = 0;
     for (s, e, _) in &found {
+        // Matches can overlap ("a@b.coma@c.se"); take each stretch once.
+        if *s < pos {
+            pos = pos.max(*e);
+            continue;
+        }
         rest.push_str(&line[pos..*s]);
         rest.push(' ');
         pos = *e;

@@ -376,7 +376,7 @@ async fn send_round(
                 let result = lane
                     .send(&job.reverse_path, std::slice::from_ref(&job.to), &job.raw)
                     .await;
-                if let Err(e) = record(&ctx, &job.delivery, result).await {
+                if let Err(e) = record(&ctx, &job.delivery, result, Blame::Relay).await {
                     tracing::error!(error = %format!("{e:#}"), "recording a delivery failed");
                 }
             }
@@ -431,6 +431,7 @@ async fn send_round(
                             permanent: true,
                             message: format!("render: {e:#}"),
                         }),
+                        Blame::Us,
                     )
                     .await?;
                     continue;
@@ -543,7 +544,20 @@ async fn skip(ctx: &Context, d: &Delivery) -> anyhow::Result<()> {
 }
 
 /// Records the relay's answer for one delivery, durably.
-async fn record(ctx: &Context, d: &Delivery, result: Result<(), SendError>) -> anyhow::Result<()> {
+/// Whose failure a failed delivery is: only the relay's refusals say
+/// something about the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blame {
+    Relay,
+    Us,
+}
+
+async fn record(
+    ctx: &Context,
+    d: &Delivery,
+    result: Result<(), SendError>,
+    blame: Blame,
+) -> anyhow::Result<()> {
     let now = ctx.now();
     ctx.store.write(|tx| {
         let Some(mut c) = tx.campaign(d.campaign)? else {
@@ -582,11 +596,18 @@ async fn record(ctx: &Context, d: &Delivery, result: Result<(), SendError>) -> a
                         d.done_at = Some(now);
                         c.failed += 1;
                         if e.permanent {
-                            // A 5xx from the relay counts as a bounce.
-                            if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
-                                s.bounces += 1;
-                                s.updated_at = now;
-                                tx.put_subscriber(&s);
+                            // A 5xx from the relay counts as a bounce, on
+                            // the same score as bounce reports.
+                            if blame == Blame::Relay {
+                                if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
+                                    crate::dialogue::add_bounce(
+                                        &mut s,
+                                        true,
+                                        ctx.config.limits.bounce_threshold,
+                                        now,
+                                    );
+                                    tx.put_subscriber(&s);
+                                }
                             }
                         }
                     }

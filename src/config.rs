@@ -88,6 +88,8 @@ pub struct Outbound {
     pub connections: u32,
     /// 0: no limit.
     pub max_per_hour: u32,
+    /// Seconds to wait for the relay: to connect, and for each answer.
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +166,7 @@ impl Default for Outbound {
             password_env: "UTSKICK_SMTP_PASSWORD".into(),
             connections: 4,
             max_per_hour: 0,
+            timeout_secs: 60,
         }
     }
 }
@@ -255,6 +258,9 @@ impl Config {
         }
         if self.inbound.idle_timeout_secs == 0 {
             return Err("key `inbound.idle_timeout_secs`: must be at least 1".into());
+        }
+        if self.outbound.timeout_secs == 0 {
+            return Err("key `outbound.timeout_secs`: must be at least 1".into());
         }
         if self.outbound.connections == 0 {
             return Err("key `outbound.connections`: must be at least 1".into());

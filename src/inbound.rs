@@ -90,6 +90,26 @@ async fn write(socket: &mut TcpStream, bytes: &[u8], limit: Duration) -> std::io
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read"))?
 }
 
+/// Drives one session's state machine over `chunks` as if they arrived
+/// from a client, and returns everything it answered. For the fuzz target
+/// and protocol tests: no socket, no timeouts.
+#[doc(hidden)]
+pub async fn replay(ctx: Arc<Context>, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut session = Session::new(ctx);
+    session.greeted = false;
+    let mut state = State::Command(RequestReceiver::default());
+    let mut answered = Vec::new();
+    for chunk in chunks {
+        let mut bytes = chunk.iter();
+        session.ingest(&mut state, &mut bytes).await;
+        answered.append(&mut session.out);
+        if session.quit {
+            break;
+        }
+    }
+    answered
+}
+
 enum State {
     Command(RequestReceiver),
     Data(DataReceiver),

@@ -29,8 +29,6 @@ const RETRY_DELAYS_SECS: &[i64] = &[60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 *
 const BATCH: usize = 64;
 /// How long the worker sleeps when nothing wakes it, to pick up retries.
 const IDLE_POLL: Duration = Duration::from_secs(5);
-/// Per-command timeout towards the relay.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A failed delivery, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +50,10 @@ pub enum Transport {
 /// How to reach and log in to the relay.
 #[derive(Debug)]
 pub struct RelaySettings {
+    /// For every connect and every reply: lettre's own timeout covers the
+    /// TCP connect only, so a relay that accepts and then says nothing
+    /// would hold a lane (or the system-mail queue) for ever.
+    pub timeout: Duration,
     pub host: String,
     pub port: u16,
     pub tls: Tls,
@@ -156,6 +158,14 @@ async fn send_file(
         })
 }
 
+/// The relay said nothing in time: transient.
+fn silent(limit: Duration) -> SendError {
+    SendError {
+        permanent: false,
+        message: format!("the relay did not answer within {} s", limit.as_secs()),
+    }
+}
+
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     SendError {
         permanent: e.is_permanent(),
@@ -169,6 +179,12 @@ impl RelaySettings {
     /// until the relay's delayed ACK (about 40 ms a message on loopback).
     /// Implicit TLS goes through lettre's own connect, which has no such option.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        tokio::time::timeout(self.timeout, self.connect_untimed())
+            .await
+            .map_err(|_| silent(self.timeout))?
+    }
+
+    async fn connect_untimed(&self) -> Result<AsyncSmtpConnection, SendError> {
         let tls = |host: &str| {
             TlsParameters::new(host.to_string()).map_err(|e| SendError {
                 permanent: false,
@@ -178,7 +194,7 @@ impl RelaySettings {
         let mut conn = if self.tls == Tls::Tls {
             AsyncSmtpConnection::connect_tokio1(
                 (self.host.as_str(), self.port),
-                Some(SMTP_TIMEOUT),
+                Some(self.timeout),
                 &self.hello,
                 Some(tls(&self.host)?),
                 None,
@@ -193,13 +209,9 @@ impl RelaySettings {
                     self.host, self.port
                 ),
             };
-            let stream = tokio::time::timeout(
-                SMTP_TIMEOUT,
-                tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-            )
-            .await
-            .map_err(|_| unreachable("timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
             let _ = stream.set_nodelay(true);
             let mut conn =
                 AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
@@ -237,13 +249,20 @@ impl Lane {
                     *conn = Some(Box::new(settings.connect().await?));
                 }
                 let c = conn.as_mut().expect("connected above");
-                match c.send(&envelope, raw).await {
-                    Ok(_) => Ok(()),
-                    Err(e) => {
+                // A relay that stops answering after the final "." may have
+                // taken the message: the retry can duplicate it, within the
+                // one-per-lane bound.
+                match tokio::time::timeout(settings.timeout, c.send(&envelope, raw)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => {
                         // lettre leaves the session broken after an error:
                         // the next message opens a fresh one.
                         *conn = None;
                         Err(classify(&e))
+                    }
+                    Err(_) => {
+                        *conn = None;
+                        Err(silent(settings.timeout))
                     }
                 }
             }
@@ -284,7 +303,7 @@ impl Transport {
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
                     .port(port)
                     .tls(tls)
-                    .timeout(Some(SMTP_TIMEOUT))
+                    .timeout(Some(Duration::from_secs(o.timeout_secs)))
                     .pool_config(PoolConfig::new().max_size(o.connections));
                 if !o.username.is_empty() {
                     let password = std::env::var(&o.password_env).map_err(|_| {
@@ -302,6 +321,7 @@ impl Transport {
                     Some(Credentials::new(o.username.clone(), password))
                 };
                 let relay = RelaySettings {
+                    timeout: Duration::from_secs(o.timeout_secs),
                     host: host.to_string(),
                     port,
                     tls: o.tls,
@@ -322,11 +342,12 @@ impl Transport {
         let envelope = envelope(reverse_path, forward_path)?;
         match self {
             Transport::File(t) => send_file(t, &envelope, raw).await,
-            Transport::Smtp(t, _) => t
-                .send_raw(&envelope, raw)
-                .await
-                .map(drop)
-                .map_err(|e| classify(&e)),
+            Transport::Smtp(t, relay) => {
+                match tokio::time::timeout(relay.timeout, t.send_raw(&envelope, raw)).await {
+                    Ok(r) => r.map(drop).map_err(|e| classify(&e)),
+                    Err(_) => Err(silent(relay.timeout)),
+                }
+            }
             Transport::Recording(r) => r.send(reverse_path, forward_path, raw),
         }
     }

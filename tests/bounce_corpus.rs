@@ -221,3 +221,17 @@ fn arf_reports_name_the_complained_about_recipient() {
         assert!(complaint(&msg).is_some(), "{}", f.file);
     }
 }
+
+/// Found by `cargo fuzz run dsn`: two addresses that overlap on one line
+/// ("…@mx.facebook.com4-ff6d…@email-bounces…") made a slice run backwards
+/// and panicked the session that received the bounce.
+#[test]
+fn regression_overlapping_addresses_on_one_line() {
+    let raw = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/fuzz-regressions/dsn-overlapping-addresses.eml"
+    ))
+    .unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let _ = utskick::bounce::parse(&msg);
+}
