@@ -414,10 +414,13 @@ pub async fn drain_once(ctx: &Arc<Context>, transport: &Transport) -> anyhow::Re
     let mut tried = std::collections::HashSet::new();
     loop {
         // What we send must be durable first: a confirmation whose pending
-        // record a crash could still lose would carry a dead token.
-        ctx.store.sync().await?;
+        // record a crash could still lose would carry a dead token. Read,
+        // then sync: everything read was written before the flush began,
+        // so the flush covers it (syncing first would leave a gap for a
+        // write that lands between the two).
         let now = ctx.now().timestamp();
         let mut due = ctx.store.due_mail(now, BATCH)?;
+        ctx.store.sync().await?;
         // A mail whose send task died stays due: try it once per call.
         due.retain(|m| tried.insert(m.id));
         if due.is_empty() {

@@ -769,7 +769,17 @@ impl Store {
     /// Makes every write that returned before this call durable. Concurrent
     /// callers share flushes: one flush covers every write before it began.
     pub async fn sync(&self) -> anyhow::Result<()> {
-        let ticket = self.inner.commit.written.load(Ordering::SeqCst);
+        // Read the count under the writer lock: a write is applied and
+        // counted under that lock, so one that a reader could already see
+        // is counted by the time we get it.
+        let ticket = {
+            let _guard = self
+                .inner
+                .write_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.inner.commit.written.load(Ordering::SeqCst)
+        };
         let mut flushed = self.inner.commit.flushed.lock().await;
         if *flushed >= ticket {
             return Ok(());
