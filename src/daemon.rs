@@ -66,9 +66,54 @@ fn restrict(path: &Path, mode: u32) {
     }
 }
 
+/// How the daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop.
+    Stopped,
+    /// The store failed (a full disk) and space has returned: the caller
+    /// starts afresh, which reopens the store.
+    Restart,
+}
+
+/// How often a failed store checks whether the disk takes writes again.
+const DISK_PROBE_EVERY: Duration = Duration::from_secs(2);
+/// What the probe writes: enough to notice a disk that is still full.
+const DISK_PROBE_BYTES: usize = 256 * 1024;
+
+/// Can `dir` take a write of some size again?
+fn disk_takes_writes(dir: &Path) -> bool {
+    use std::io::Write;
+    let path = dir.join(".utskick-disk-probe");
+    let ok = std::fs::File::create(&path)
+        .and_then(|mut f| {
+            f.write_all(&vec![0u8; DISK_PROBE_BYTES])
+                .and_then(|_| f.sync_all())
+        })
+        .is_ok();
+    let _ = std::fs::remove_file(&path);
+    ok
+}
+
+/// Resolves once the store has failed and the disk takes writes again.
+async fn store_recovered(ctx: Arc<Context>) {
+    loop {
+        tokio::time::sleep(DISK_PROBE_EVERY).await;
+        if ctx.store.has_failed() {
+            tracing::error!(
+                "the store cannot write (is the disk full?): answering 451 until it can"
+            );
+            if disk_takes_writes(&ctx.config.data_dir) {
+                tracing::warn!("the disk takes writes again: restarting to reopen the store");
+                return;
+            }
+        }
+    }
+}
+
 /// Runs until `shutdown` resolves, then stops accepting, lets sessions
 /// finish the message in hand, sends what is due, and syncs the store.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
     let transport = Transport::from_config(&config)?;
     let ctx = Arc::new(build_context(config, system_clock())?);
     let cfg = &ctx.config;
@@ -128,7 +173,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .join(", ")
     );
 
-    shutdown.await;
+    let exit = tokio::select! {
+        _ = shutdown => Exit::Stopped,
+        _ = store_recovered(ctx.clone()) => Exit::Restart,
+    };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = inbound_task.await;
@@ -137,10 +185,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let _ = worker_task.await;
     let _ = campaign_task.await;
     let _ = housekeeping.await;
-    ctx.store.sync().await?;
+    if exit == Exit::Stopped {
+        ctx.store.sync().await?;
+    }
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("stopped");
-    Ok(())
+    Ok(exit)
 }
 
 async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {

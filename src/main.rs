@@ -236,7 +236,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let (request, format) = match cli.command {
         Command::Serve => {
             let signals = daemon::signals()?;
-            return daemon::run(config, signals).await.map_err(Failure::from);
+            return match daemon::run(config, signals).await? {
+                daemon::Exit::Stopped => Ok(()),
+                // Crash-only recovery from a failed store: the same program,
+                // the same arguments, the same PID, a fresh store.
+                daemon::Exit::Restart => Err(reexec()),
+            };
         }
         Command::Inject { recipient, sender } => {
             let (request, _) = inject_request(&config, recipient, sender)?;
@@ -536,6 +541,18 @@ fn report_language(config: &Config, list: Option<&str>) -> utskick::report::Lang
         Some(utskick::lists::Language::En) => utskick::report::Lang::En,
         _ => utskick::report::Lang::Sv,
     }
+}
+
+/// Replaces this process with a fresh start of itself; returns only on error.
+fn reexec() -> Failure {
+    use std::os::unix::process::CommandExt;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return Failure::usage(format!("cannot restart: {e}")),
+    };
+    let e = std::process::Command::new(exe).args(args).exec();
+    Failure::usage(format!("cannot restart: {e}"))
 }
 
 fn steer(id: u64, action: &str) -> (Request, Option<Format>) {

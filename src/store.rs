@@ -358,6 +358,9 @@ struct Inner {
     trees: [sled::Tree; 11],
     write_lock: Mutex<()>,
     commit: GroupCommit,
+    /// Set when a flush failed: sled keeps the error and fails every later
+    /// flush, so only a fresh open (a restart) recovers.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// The key of a subscriber: the address in lower case throughout, so
@@ -441,6 +444,7 @@ impl Store {
                 db,
                 trees,
                 write_lock: Mutex::new(()),
+                failed: std::sync::atomic::AtomicBool::new(false),
                 commit: GroupCommit {
                     written: AtomicU64::new(0),
                     flushed: tokio::sync::Mutex::new(0),
@@ -786,11 +790,21 @@ impl Store {
         }
         let upto = self.inner.commit.written.load(Ordering::SeqCst);
         let db = self.inner.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        let result = tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| anyhow::anyhow!("flush task failed: {e}"))??;
+            .map_err(|e| anyhow::anyhow!("flush task failed: {e}"))?;
+        if let Err(e) = result {
+            self.inner.failed.store(true, Ordering::SeqCst);
+            return Err(e.into());
+        }
         *flushed = upto;
         Ok(())
+    }
+
+    /// True once a flush has failed (a full disk, say): nothing more can be
+    /// made durable until the store is opened afresh.
+    pub fn has_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::SeqCst)
     }
 
     /// The same, for callers outside an async runtime (the CLI without a daemon).

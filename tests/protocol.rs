@@ -217,3 +217,54 @@ fn malformed_mail_has_a_defined_outcome_and_never_kills_the_daemon() {
     c.ehlo();
     c.quit();
 }
+
+#[test]
+fn a_thousand_connections_at_once_get_421_over_the_cap_and_the_daemon_serves_on() {
+    let d = Daemon::start("");
+    let mut open = Vec::new();
+    let (mut ok, mut busy) = (0, 0);
+    for _ in 0..1000 {
+        let s = std::net::TcpStream::connect(&d.smtp).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        open.push(s);
+    }
+    for s in &open {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line);
+        if line.starts_with("220") {
+            ok += 1;
+        } else if line.starts_with("421") {
+            busy += 1;
+        }
+    }
+    assert_eq!(ok, 64, "the default cap ({busy} got 421)");
+    assert_eq!(ok + busy, 1000);
+    drop(open);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut c = d.smtp();
+    assert!(c.greeting.starts_with("220"), "{}", c.greeting);
+    c.ehlo();
+}
+
+#[test]
+fn bare_lf_line_ends_are_understood() {
+    let mut d = Daemon::start("");
+    let mut c = d.smtp();
+    let to = addr("-subscribe");
+    c.send_raw(
+        format!("EHLO lf.example\nMAIL FROM:<lf@example.org>\nRCPT TO:<{to}>\nDATA\n").as_bytes(),
+    );
+    let replies: Vec<String> = (0..4).map(|_| c.reply()).collect();
+    assert!(
+        replies[..3].iter().all(|r| r.starts_with("250")) && replies[3].starts_with("354"),
+        "{replies:?}"
+    );
+    c.send_raw(
+        format!("From: lf@example.org\nTo: {to}\nSubject: subscribe\n\nhej\r\n.\r\n").as_bytes(),
+    );
+    let r = c.reply();
+    assert!(r.starts_with("250"), "{r}");
+    c.quit();
+    assert_eq!(d.wait_mails(1)[0].to, "lf@example.org");
+}
