@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Turns bench/run's raw.tsv (and criterion's output) into Markdown tables:
+medians over runs, ratios to smtp-source with 4 sessions."""
+import re, statistics, sys
+from collections import OrderedDict
+
+raw = sys.argv[1]
+micro = sys.argv[2] if len(sys.argv) > 2 else None
+rows = OrderedDict()
+for line in open(raw, encoding="utf-8"):
+    parts = line.rstrip("\n").split("\t")
+    if len(parts) < 4:
+        continue
+    section, name, n = parts[0], parts[1], int(parts[2])
+    kv = dict(p.split("=", 1) for p in parts[4:])
+    rows.setdefault((section, name, n), []).append(kv)
+
+def med(runs, key):
+    vals = [float(r[key]) for r in runs if key in r and r[key] not in ("", "nan")]
+    return statistics.median(vals) if vals else float("nan")
+
+def micro_times():
+    """criterion: name, then `time:   [low mid high]` (same or next line)."""
+    if not micro:
+        return {}
+    try:
+        text = open(micro, encoding="utf-8").read()
+    except OSError:
+        return {}
+    found, name = OrderedDict(), None
+    units = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+    for line in text.splitlines():
+        m = re.match(r"^(\S.*?)\s+time:\s+\[(\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\]", line)
+        if m:
+            name = m.group(1).strip()
+        else:
+            m2 = re.match(r"^\s+time:\s+\[(\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\]", line)
+            if m2 and name:
+                m = m2
+            elif line and not line.startswith(" ") and "time:" not in line:
+                name = line.strip()
+                continue
+            else:
+                continue
+        g = m.groups()[-6:]
+        found[name] = (float(g[2]) * units[g[3]], f"{g[2]} {g[3]}")
+    return found
+
+out = []
+ob = [(k, v) for k, v in rows.items() if k[0] == "outbound"]
+if ob:
+    refs = [k[2] / med(v, "secs") for k, v in ob if k[1] == "smtp-source (4 sessions)"]
+    ref = refs[0] if refs else float("nan")
+    size = [k[2] for k in rows if k[0] == "outbound-size"]
+    out.append(f"### Outbound: one message of {size[0] if size else '~10,000'} bytes to each of N recipients, into smtp-sink\n")
+    out.append("| sender | N | runs | msg/s (median) | ratio to smtp-source (4) | CPU s | peak RSS MB |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for (s, name, n), v in ob:
+        rate = n / med(v, "secs")
+        ratio = rate / ref
+        out.append(f"| {name} | {n:,} | {len(v)} | {rate:,.0f} | {ratio:.2f} | {med(v, 'cpu'):.2f} | {med(v, 'rss'):.1f} |")
+    out.append("")
+
+mt = micro_times()
+ib = [(k, v) for k, v in rows.items() if k[0] == "inbound"]
+if ib:
+    sled = mt.get("sled insert+flush (200 B)")
+    out.append("### Inbound: subscribe requests over SMTP, each 250 after the store flush\n")
+    out.append("| sessions | requests per run | runs | durable req/s (median) | daemon CPU s | peak RSS MB |"
+               + (" vs sled insert+flush alone |" if sled else ""))
+    out.append("|---|---:|---:|---:|---:|---:|" + ("---:|" if sled else ""))
+    for (s, name, n), v in ib:
+        rate = statistics.median([float(r["sent"]) and int(n) / float(r["secs"]) for r in v])
+        extra = f" {rate * sled[0]:.2f} × {1 / sled[0]:,.0f}/s |" if sled else ""
+        out.append(f"| {name} | {n:,} | {len(v)} | {rate:,.0f} | {med(v, 'cpu'):.2f} | {med(v, 'rss'):.1f} |{extra}")
+    out.append("")
+
+sc = [(k, v) for k, v in rows.items() if k[0] == "scale"]
+if sc:
+    imp = {k[2]: med(v, "secs") for k, v in rows.items() if k[0] == "import"}
+    out.append("### Scale: one list with N confirmed subscribers (3 daemon starts each, medians)\n")
+    out.append("| subscribers | import s | store on disk MB | start-up s | RSS after start MB | peak RSS after `subscribers` MB | `lists` s | `subscribers --format csv` s |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (s, name, n), v in sc:
+        out.append(f"| {n:,} | {imp.get(n, float('nan')):.1f} | {med(v, 'mb'):.1f} | {med(v, 'start'):.3f} | "
+                   f"{med(v, 'rss'):.1f} | {med(v, 'hwm'):.1f} | {med(v, 'lists'):.3f} | {med(v, 'subscribers'):.3f} |")
+    out.append("")
+
+if mt:
+    out.append("### Micro (criterion, 2 s per bench; median estimate)\n")
+    out.append("| bench | time per iteration |")
+    out.append("|---|---:|")
+    for name, (secs, text) in mt.items():
+        out.append(f"| {name} | {text} |")
+    out.append("")
+
+print("\n".join(out))

@@ -1,0 +1,179 @@
+//! Micro benchmarks (issue 7). Run: `cargo bench --bench micro`
+//! (bench/run runs it and puts the numbers in its table).
+//!
+//! - token mint + verify (`token::Secret`)
+//! - reply-text extraction (`reply::own_text_of`) on a corpus reply
+//! - DSN parsing (`bounce::parse`) on a corpus Postfix bounce
+//! - rendering one newsletter message (`Prepared::message`, prepared once)
+//! - the same message DKIM-signed, Ed25519 and RSA-2048
+//! - sled's own insert + flush (the floor under durable inbound requests)
+//!
+//! Measurement time is short (2 s per bench) so the suite runs in under a
+//! minute; the numbers are good to a few per cent, which is all the issue's
+//! targets need.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use utskick::newsletter::{Envelope, Prepared, Recipient};
+use utskick::token::{Purpose, Secret, Token};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn list() -> utskick::lists::List {
+    utskick::lists::List::parse(
+        "lokal-finansiering",
+        "name = \"Lokal finansiering – för landsbygdens utveckling\"\n\
+         address = \"lokal-finansiering\"\nlanguage = \"sv\"\n\
+         description = \"Nyheter om lokala finansieringslösningar.\"\n\
+         attributes = [\"organisation\", \"region\"]\n",
+    )
+    .unwrap()
+}
+
+fn tokens(c: &mut Criterion) {
+    let secret = Secret::from_bytes([7u8; 32]);
+    let mut id = 0u64;
+    c.bench_function("token mint+verify", |b| {
+        b.iter(|| {
+            id += 1;
+            let t = secret.mint(
+                Purpose::Subscriber,
+                "lokal-finansiering",
+                "asa.oberg@example.org",
+                id,
+                12,
+            );
+            let token = Token::decode(black_box(&t)).unwrap();
+            assert!(secret.verify(
+                &token,
+                Purpose::Subscriber,
+                "lokal-finansiering",
+                "asa.oberg@example.org"
+            ));
+        })
+    });
+}
+
+fn reply_text(c: &mut Criterion) {
+    let path = root().join("tests/corpus/replies/erp-email_1_3.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    c.bench_function(&format!("reply own_text_of ({} B)", text.len()), |b| {
+        b.iter(|| utskick::reply::own_text_of(black_box(&text)))
+    });
+}
+
+fn dsn(c: &mut Criterion) {
+    let raw = std::fs::read(root().join("tests/corpus/bounces/lhost-postfix-04.eml")).unwrap();
+    c.bench_function(
+        &format!("bounce::parse postfix DSN ({} B)", raw.len()),
+        |b| {
+            b.iter(|| {
+                let msg = mail_parser::MessageParser::default()
+                    .parse(black_box(&raw))
+                    .unwrap();
+                utskick::bounce::parse(&msg)
+            })
+        },
+    );
+}
+
+fn rsa_key(dir: &Path) -> PathBuf {
+    let path = dir.join("rsa.key");
+    utskick::check::keygen(
+        &utskick::config::Config::default(),
+        &path,
+        utskick::check::Algorithm::Rsa,
+    )
+    .unwrap();
+    path
+}
+
+fn render(c: &mut Criterion) {
+    let list = list();
+    let text = std::fs::read_to_string(root().join("bench/newsletter.md")).unwrap();
+    let (content, _) = utskick::newsletter::parse_newsletter("newsletter.md", &text).unwrap();
+    let prepared = Prepared::new(&content, &list, &root().join("templates")).unwrap();
+    let attrs: BTreeMap<String, String> = [
+        ("organisation".to_string(), "Byalaget i Hede".to_string()),
+        ("region".to_string(), "Jämtland".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let r = Recipient {
+        email: "asa.oberg@example.org",
+        name: "Åsa Öberg",
+        attributes: &attrs,
+        unsubscribe_url: "https://lista.example.se/unsubscribe/abcdefghijklmnopqrstuvwxyz234567abcdefg",
+        unsubscribe_mailto: "lokal-finansiering-unsubscribe+abcdefghijklmnopqrstuvwxyz234567abcdefg@lista.example.se",
+        reply_to: "lokal-finansiering-reply+abcdefghijklmnopqrstuvwxyz234567abcdefg@lista.example.se",
+    };
+    let env = Envelope {
+        message_id: "utskick.lf.c12.r34@lista.example.se",
+        date: chrono::DateTime::parse_from_rfc3339("2026-12-01T08:00:00+01:00").unwrap(),
+        domain: "lista.example.se",
+    };
+    let size = prepared.message(&list, &r, &env, None).unwrap().len();
+    c.bench_function(&format!("render newsletter message ({size} B)"), |b| {
+        b.iter(|| prepared.message(&list, black_box(&r), &env, None).unwrap())
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let ed = dir.path().join("ed25519.key");
+    std::fs::write(&ed, data_encoding::BASE64.encode(&[9u8; 32])).unwrap();
+    let ed = utskick::compose::load_dkim("utskick", "lista.example.se", &ed).unwrap();
+    let rsa =
+        utskick::compose::load_dkim("utskick", "lista.example.se", &rsa_key(dir.path())).unwrap();
+    c.bench_function("render + DKIM Ed25519", |b| {
+        b.iter(|| {
+            prepared
+                .message(&list, black_box(&r), &env, Some(&ed))
+                .unwrap()
+        })
+    });
+    c.bench_function("render + DKIM RSA-2048", |b| {
+        b.iter(|| {
+            prepared
+                .message(&list, black_box(&r), &env, Some(&rsa))
+                .unwrap()
+        })
+    });
+}
+
+/// sled alone: one small insert and a flush, as the inbound path does per
+/// request without group commit. The flush is an fsync on the temp dir's
+/// file system, so run it on the disk the daemon's data_dir is on
+/// (`TMPDIR=...`).
+fn sled_flush(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path().join("db")).unwrap();
+    let value = vec![b'x'; 200];
+    let mut i = 0u64;
+    c.bench_function("sled insert+flush (200 B)", |b| {
+        b.iter(|| {
+            i += 1;
+            db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
+            db.flush().unwrap();
+        })
+    });
+    c.bench_function("sled insert only (200 B)", |b| {
+        b.iter(|| {
+            i += 1;
+            db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
+        })
+    });
+}
+
+criterion_group! {
+    name = micro;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30);
+    targets = tokens, reply_text, dsn, render, sled_flush
+}
+criterion_main!(micro);
