@@ -6,6 +6,7 @@
 //! only saves the clients a retry.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,7 +161,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         "utskick serving"
     );
     // One plain line for people and scripts (tests read the ports from it).
-    println!(
+    // Written, not println!: a closed stdout (a reader that went away, say
+    // after the daemon restarted itself) must not take the daemon down.
+    let _ = writeln!(
+        std::io::stdout(),
         "utskick ready: {} on {smtp_addr}, http on {http_addr}, lists: {}",
         match cfg.inbound.protocol {
             crate::config::Protocol::Smtp => "smtp",

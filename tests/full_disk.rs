@@ -119,11 +119,21 @@ fn a_full_disk_gets_451_and_recovers() {
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
-    assert_eq!(
-        d.status_of("lokal-finansiering", "b@example.org")
-            .as_deref(),
-        Some("pending")
-    );
+    // The daemon may still be restarting itself: ask until it answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Ok(s) =
+            std::panic::catch_unwind(|| d.status_of("lokal-finansiering", "b@example.org"))
+        {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert_eq!(status.as_deref(), Some("pending"));
 
     // Nothing corrupt: a restart reads everything acknowledged.
     d.kill9();
