@@ -75,7 +75,7 @@ pub enum Request {
     Ignored,
     Import {
         list: String,
-        rows: Vec<ImportRow>,
+        rows: Vec<crate::csvfile::Row>,
         options: crate::people::ImportOptions,
     },
     Person {
@@ -100,40 +100,6 @@ pub enum Request {
         /// `pause`, `resume` or `cancel`.
         action: String,
     },
-}
-
-/// One CSV row on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ImportRow {
-    pub line: usize,
-    pub email: String,
-    pub name: String,
-    pub status: Option<String>,
-    pub attributes: BTreeMap<String, String>,
-}
-
-impl From<crate::csvfile::Row> for ImportRow {
-    fn from(r: crate::csvfile::Row) -> ImportRow {
-        ImportRow {
-            line: r.line,
-            email: r.email,
-            name: r.name,
-            status: r.status,
-            attributes: r.attributes,
-        }
-    }
-}
-
-impl From<ImportRow> for crate::csvfile::Row {
-    fn from(r: ImportRow) -> crate::csvfile::Row {
-        crate::csvfile::Row {
-            line: r.line,
-            email: r.email,
-            name: r.name,
-            status: r.status,
-            attributes: r.attributes,
-        }
-    }
 }
 
 /// Campaign content on the wire: attachment bodies in base64, not as JSON
@@ -341,7 +307,6 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             options,
         } => {
             let list = list_of(&list)?;
-            let rows: Vec<crate::csvfile::Row> = rows.into_iter().map(Into::into).collect();
             let report = crate::people::import(ctx, list, &rows, &options)?;
             ctx.store.sync().await?;
             ctx.mail_ready.notify_one();

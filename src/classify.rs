@@ -459,7 +459,8 @@ fn weak_bounce_signals(msg: &Message<'_>) -> u8 {
 // Feedback reports
 // ---------------------------------------------------------------------------
 
-fn is_feedback_report(msg: &Message<'_>) -> bool {
+/// An ARF (RFC 5965) feedback report: a complaint, not a bounce.
+pub fn is_feedback_report(msg: &Message<'_>) -> bool {
     report_type(msg).is_some_and(|t| t == "feedback-report")
         || content_types(msg).any(|(t, s)| t == "message" && s == "feedback-report")
 }

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 pub const EXPORT_ONLY: &[&str] = &["status", "bounces", "subscribed_at", "bounce_score"];
 
 /// One data row, with its line number in the file (1 is the header).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Also what the CLI sends the daemon, so it is serde.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub line: usize,
     pub email: String,

@@ -85,7 +85,7 @@ pub fn bounce(
     };
     // A complaint (ARF) means "I do not want this": the person leaves at
     // once, and gets no goodbye mail that could draw another complaint.
-    if is_complaint(msg) {
+    if crate::classify::is_feedback_report(msg) {
         let who = named
             .as_ref()
             .map(|(s, _)| s.email.clone())
@@ -149,25 +149,6 @@ pub fn bounce(
     }
     tracing::info!(list = %list.id, subscribers = applied, "bounce recorded");
     Ok(Handled::done("bounce recorded"))
-}
-
-fn is_complaint(msg: &Message<'_>) -> bool {
-    msg.content_type().is_some_and(|ct| {
-        ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct
-                .subtype()
-                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
-            && ct
-                .attribute("report-type")
-                .is_some_and(|r| r.eq_ignore_ascii_case("feedback-report"))
-    }) || msg.parts.iter().any(|p| {
-        p.content_type().is_some_and(|ct| {
-            ct.ctype().eq_ignore_ascii_case("message")
-                && ct
-                    .subtype()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("feedback-report"))
-        })
-    })
 }
 
 /// Does the reply's own text, or its Subject, say "leave"?

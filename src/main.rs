@@ -474,7 +474,7 @@ async fn import(
     for chunk in rows.chunks(IMPORT_BATCH) {
         let request = Request::Import {
             list: list.clone(),
-            rows: chunk.iter().cloned().map(Into::into).collect(),
+            rows: chunk.to_vec(),
             options: options.clone(),
         };
         let v = ask(config, request).await?;
