@@ -4,10 +4,11 @@
 //! sends one envelope per recipient (VERP) over `outbound.connections`
 //! lanes, paced by `max_per_hour` and a per-domain limit.
 //!
-//! Each acceptance by the relay is recorded and synced before that lane
-//! takes its next message, so after a kill -9 at most one message per lane
-//! goes twice. Recipients are streamed from the store in batches; memory
-//! does not grow with the list.
+//! The relay's answers are recorded by one recorder task in batches: one
+//! transaction and one flush for many messages (group commit). A lane may
+//! run [`UNSYNCED_PER_LANE`] messages ahead of the flush, so after a kill -9
+//! at most that many per lane go twice. Recipients are streamed from the
+//! store in batches; memory does not grow with the list.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,6 +29,14 @@ use crate::token::Purpose;
 
 /// Recipients read from the store at a time.
 const BATCH: usize = 256;
+/// Messages each lane may have sent (or be sending) before their outcome
+/// is durable. A kill -9 can send at most this many per lane twice.
+pub const UNSYNCED_PER_LANE: usize = 4;
+/// Outcomes written in one transaction at most.
+const RECORD_BATCH: usize = 512;
+/// How long the recorder waits for more outcomes before it writes and
+/// flushes, unless half the lanes' run-ahead is already waiting on it.
+const RECORD_LINGER: Duration = Duration::from_millis(3);
 /// Messages in flight to one recipient domain at once: hosted mail
 /// (Gmail, Outlook) throttles senders per domain.
 pub const PER_DOMAIN_CONCURRENCY: usize = 2;
@@ -338,11 +347,42 @@ struct Job {
     to: String,
     reverse_path: String,
     raw: Vec<u8>,
-    _domain_permit: OwnedSemaphorePermit,
+    domain_permit: OwnedSemaphorePermit,
+    window_permit: OwnedSemaphorePermit,
 }
+
+/// What became of one delivery, on its way to the recorder.
+enum Outcome {
+    /// The relay's answer.
+    Relay(Result<(), SendError>),
+    /// We could not render the message: our fault, not the address's.
+    Render(SendError),
+    /// The subscriber left (or was disabled) before their copy went.
+    Skip,
+}
+
+struct Done {
+    delivery: Delivery,
+    outcome: Outcome,
+    /// Held until the outcome is durable: the lanes' run-ahead is bounded
+    /// by the number of these.
+    _window_permit: Option<OwnedSemaphorePermit>,
+}
+
+/// How often the dispatcher looks at the campaign's stored status, so a
+/// pause or a cancel takes effect within this (plus the messages in flight).
+const STEER_CHECK: Duration = Duration::from_millis(50);
 
 /// Sends every delivery of `c` that is due now, then marks the campaign
 /// done if nothing is left.
+///
+/// The dispatcher renders each message and hands it to one of the lanes;
+/// each lane sends and passes the relay's answer to the recorder, which
+/// writes every answer it has in one transaction and one flush (group
+/// commit). A lane does not wait for that flush, but every message holds a
+/// window permit from dispatch until its outcome is durable, so at most
+/// `UNSYNCED_PER_LANE × connections` accepted messages are not yet
+/// recorded at any moment: that is what a kill -9 can send twice.
 async fn send_round(
     ctx: &Arc<Context>,
     transport: &Transport,
@@ -362,12 +402,43 @@ async fn send_round(
         .clone();
     let prepared = Prepared::new(&full_content(ctx, &c)?, &list, &ctx.config.templates_dir)?;
     let lanes = ctx.config.outbound.connections.max(1) as usize;
+    let window = Arc::new(Semaphore::new(lanes * UNSYNCED_PER_LANE));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let linger_until = (lanes * UNSYNCED_PER_LANE / 2).max(1);
+    let recorder = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while done_rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+                // Linger a moment for more outcomes while the lanes still
+                // have room to run ahead: one flush then covers many
+                // messages instead of one or two.
+                let deadline = tokio::time::Instant::now() + RECORD_LINGER;
+                while batch.len() < linger_until {
+                    match tokio::time::timeout_at(
+                        deadline,
+                        done_rx.recv_many(&mut batch, RECORD_BATCH),
+                    )
+                    .await
+                    {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
+                if let Err(e) = record(&ctx, &batch).await {
+                    tracing::error!(error = %format!("{e:#}"), "recording deliveries failed");
+                }
+                // Dropping them releases their window permits.
+                batch.clear();
+            }
+        })
+    };
     let (tx, rx) = mpsc::channel::<Job>(lanes * 2);
     let rx = Arc::new(AsyncMutex::new(rx));
     let mut senders = Vec::with_capacity(lanes);
     for _ in 0..lanes {
         let rx = rx.clone();
-        let ctx = ctx.clone();
+        let done_tx = done_tx.clone();
         let mut lane = transport.lane();
         senders.push(tokio::spawn(async move {
             loop {
@@ -376,9 +447,12 @@ async fn send_round(
                 let result = lane
                     .send(&job.reverse_path, std::slice::from_ref(&job.to), &job.raw)
                     .await;
-                if let Err(e) = record(&ctx, &job.delivery, result, Blame::Relay).await {
-                    tracing::error!(error = %format!("{e:#}"), "recording a delivery failed");
-                }
+                drop(job.domain_permit);
+                let _ = done_tx.send(Done {
+                    delivery: job.delivery,
+                    outcome: Outcome::Relay(result),
+                    _window_permit: Some(job.window_permit),
+                });
             }
             lane.close().await;
         }));
@@ -392,6 +466,7 @@ async fn send_round(
     let mut domains: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut cursor = None;
     let mut earliest_deferred: Option<i64> = None;
+    let mut steer_checked = std::time::Instant::now();
     'outer: loop {
         let batch = ctx.store.deliveries_after(c.id, cursor, BATCH)?;
         let Some(last) = batch.last() else { break };
@@ -409,31 +484,40 @@ async fn send_round(
                 _ => continue,
             }
             // Steering and shutdown take effect between messages.
-            let status = ctx.store.campaign(c.id)?.map(|c| c.status);
-            if status != Some(CampaignStatus::Sending) || *shutdown.borrow() {
+            if *shutdown.borrow() {
                 break 'outer;
+            }
+            if steer_checked.elapsed() >= STEER_CHECK {
+                steer_checked = std::time::Instant::now();
+                let status = ctx.store.campaign(c.id)?.map(|c| c.status);
+                if status != Some(CampaignStatus::Sending) {
+                    break 'outer;
+                }
             }
             let subscriber = ctx.store.subscriber_by_id(d.subscriber)?;
             let Some(s) = subscriber.filter(|s| s.status == Status::Confirmed && s.list == c.list)
             else {
-                skip(ctx, &d).await?;
+                let _ = done_tx.send(Done {
+                    delivery: d,
+                    outcome: Outcome::Skip,
+                    _window_permit: None,
+                });
                 continue;
             };
-            let raw = match render(ctx, &prepared, &list, &c, &s) {
+            let token = subscriber_token(ctx, &c, &s);
+            let raw = match render(ctx, &prepared, &list, &c, &s, &token) {
                 Ok(raw) => raw,
                 Err(e) => {
                     // Validated at queue time, so this is a defect, not bad input.
                     tracing::error!(campaign = c.id, error = %format!("{e:#}"), "rendering failed");
-                    record(
-                        ctx,
-                        &d,
-                        Err(SendError {
+                    let _ = done_tx.send(Done {
+                        delivery: d,
+                        outcome: Outcome::Render(SendError {
                             permanent: true,
                             message: format!("render: {e:#}"),
                         }),
-                        Blame::Us,
-                    )
-                    .await?;
+                        _window_permit: None,
+                    });
                     continue;
                 }
             };
@@ -441,16 +525,16 @@ async fn send_round(
                 tokio::time::sleep_until(next_slot).await;
                 next_slot = tokio::time::Instant::now() + pace;
             }
+            let window_permit = window.clone().acquire_owned().await?;
             let domain = address::split(&s.email)
                 .map(|(_, d)| d.to_lowercase())
                 .unwrap_or_default();
-            let permit = domains
+            let domain_permit = domains
                 .entry(domain)
                 .or_insert_with(|| Arc::new(Semaphore::new(PER_DOMAIN_CONCURRENCY)))
                 .clone()
                 .acquire_owned()
                 .await?;
-            let token = subscriber_token(ctx, &c, &s);
             let job = Job {
                 delivery: d,
                 to: s.email.clone(),
@@ -461,7 +545,8 @@ async fn send_round(
                     &ctx.config.domain,
                 ),
                 raw,
-                _domain_permit: permit,
+                domain_permit,
+                window_permit,
             };
             if tx.send(job).await.is_err() {
                 break 'outer;
@@ -472,6 +557,8 @@ async fn send_round(
     for s in senders {
         let _ = s.await;
     }
+    drop(done_tx);
+    let _ = recorder.await;
     match earliest_deferred {
         Some(due) => {
             next_due.insert(c.id, due);
@@ -496,12 +583,12 @@ fn render(
     list: &List,
     c: &Campaign,
     s: &Subscriber,
+    token: &str,
 ) -> anyhow::Result<Vec<u8>> {
-    let token = subscriber_token(ctx, c, s);
     let d = &ctx.config.domain;
     let unsubscribe_url = format!("{}/unsubscribe/{token}", ctx.config.base_url());
-    let unsubscribe_mailto = address::list_address(list, "unsubscribe", Some(&token), d);
-    let reply_to = address::list_address(list, "reply", Some(&token), d);
+    let unsubscribe_mailto = address::list_address(list, "unsubscribe", Some(token), d);
+    let reply_to = address::list_address(list, "reply", Some(token), d);
     // Every declared attribute is present, so strict templates never miss one.
     let mut attributes: BTreeMap<String, String> = list
         .attributes
@@ -526,99 +613,98 @@ fn render(
     prepared.message(list, &recipient, &env, ctx.dkim.as_ref())
 }
 
-async fn skip(ctx: &Context, d: &Delivery) -> anyhow::Result<()> {
+/// Records what became of a batch of deliveries in one transaction, and
+/// makes it durable with one flush.
+async fn record(ctx: &Context, batch: &[Done]) -> anyhow::Result<()> {
     let now = ctx.now();
     ctx.store.write(|tx| {
-        let Some(mut c) = tx.campaign(d.campaign)? else {
-            return Ok(());
-        };
-        let mut d = d.clone();
-        d.state = DeliveryState::Skipped;
-        d.done_at = Some(now);
-        c.skipped += 1;
-        tx.put_delivery(&d);
-        tx.put_campaign(&c);
+        let mut campaigns: BTreeMap<u64, Campaign> = BTreeMap::new();
+        for done in batch {
+            let id = done.delivery.campaign;
+            let c = match campaigns.entry(id) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => match tx.campaign(id)? {
+                    Some(c) => e.insert(c),
+                    None => continue,
+                },
+            };
+            record_one(ctx, tx, c, done, now)?;
+        }
+        for c in campaigns.values() {
+            tx.put_campaign(c);
+        }
         Ok(())
     })?;
     ctx.store.sync().await
 }
 
-/// Records the relay's answer for one delivery, durably.
-/// Whose failure a failed delivery is: only the relay's refusals say
-/// something about the address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Blame {
-    Relay,
-    Us,
-}
-
-async fn record(
+fn record_one(
     ctx: &Context,
-    d: &Delivery,
-    result: Result<(), SendError>,
-    blame: Blame,
+    tx: &mut crate::store::Tx<'_>,
+    c: &mut Campaign,
+    done: &Done,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let now = ctx.now();
-    ctx.store.write(|tx| {
-        let Some(mut c) = tx.campaign(d.campaign)? else {
-            return Ok(());
-        };
-        let mut d = tx
-            .delivery(d.campaign, d.subscriber)?
-            .unwrap_or_else(|| d.clone());
-        if matches!(
-            d.state,
-            DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Skipped
-        ) {
+    let mut d = tx
+        .delivery(done.delivery.campaign, done.delivery.subscriber)?
+        .unwrap_or_else(|| done.delivery.clone());
+    if matches!(
+        d.state,
+        DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Skipped
+    ) {
+        return Ok(());
+    }
+    let (e, relay) = match &done.outcome {
+        Outcome::Skip => {
+            d.state = DeliveryState::Skipped;
+            d.done_at = Some(now);
+            c.skipped += 1;
+            tx.put_delivery(&d);
             return Ok(());
         }
-        match result {
-            Ok(()) => {
-                Metrics::inc(&ctx.metrics.mails_sent);
-                d.state = DeliveryState::Sent;
-                d.done_at = Some(now);
-                d.last_error = None;
-                c.sent += 1;
-            }
-            Err(e) => {
-                d.attempts += 1;
-                d.last_error = Some(e.message.clone());
-                let delay = RETRY_DELAYS_SECS.get(d.attempts as usize - 1);
-                match (e.permanent, delay) {
-                    (false, Some(delay)) => {
-                        Metrics::inc(&ctx.metrics.mails_deferred);
-                        d.state = DeliveryState::Deferred;
-                        d.next_attempt = now.timestamp() + delay;
-                    }
-                    _ => {
-                        Metrics::inc(&ctx.metrics.mails_failed);
-                        d.state = DeliveryState::Failed;
-                        d.done_at = Some(now);
-                        c.failed += 1;
-                        if e.permanent {
-                            // A 5xx from the relay counts as a bounce, on
-                            // the same score as bounce reports.
-                            if blame == Blame::Relay {
-                                if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
-                                    crate::dialogue::add_bounce(
-                                        &mut s,
-                                        true,
-                                        ctx.config.limits.bounce_threshold,
-                                        now,
-                                    );
-                                    tx.put_subscriber(&s);
-                                }
-                            }
-                        }
-                    }
+        Outcome::Relay(Ok(())) => {
+            Metrics::inc(&ctx.metrics.mails_sent);
+            d.state = DeliveryState::Sent;
+            d.done_at = Some(now);
+            d.last_error = None;
+            c.sent += 1;
+            tx.put_delivery(&d);
+            return Ok(());
+        }
+        Outcome::Relay(Err(e)) => (e, true),
+        Outcome::Render(e) => (e, false),
+    };
+    d.attempts += 1;
+    d.last_error = Some(e.message.clone());
+    let delay = RETRY_DELAYS_SECS.get(d.attempts as usize - 1);
+    match (e.permanent, delay) {
+        (false, Some(delay)) => {
+            Metrics::inc(&ctx.metrics.mails_deferred);
+            d.state = DeliveryState::Deferred;
+            d.next_attempt = now.timestamp() + delay;
+        }
+        _ => {
+            Metrics::inc(&ctx.metrics.mails_failed);
+            d.state = DeliveryState::Failed;
+            d.done_at = Some(now);
+            c.failed += 1;
+            // A 5xx from the relay counts as a bounce, on the same score
+            // as bounce reports; our own render failures do not.
+            if e.permanent && relay {
+                if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
+                    crate::dialogue::add_bounce(
+                        &mut s,
+                        true,
+                        ctx.config.limits.bounce_threshold,
+                        now,
+                    );
+                    tx.put_subscriber(&s);
                 }
             }
         }
-        tx.put_delivery(&d);
-        tx.put_campaign(&c);
-        Ok(())
-    })?;
-    ctx.store.sync().await
+    }
+    tx.put_delivery(&d);
+    Ok(())
 }
 
 fn finish_if_done(ctx: &Context, id: u64) -> anyhow::Result<()> {

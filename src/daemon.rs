@@ -152,6 +152,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
     let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx.clone()));
+    let trimmer = tokio::spawn(crate::memory::trim_every(
+        crate::memory::TRIM_EVERY,
+        stop_rx.clone(),
+    ));
 
     tracing::info!(
         smtp = %smtp_addr,
@@ -189,6 +193,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let _ = worker_task.await;
     let _ = campaign_task.await;
     let _ = housekeeping.await;
+    let _ = trimmer.await;
     if exit == Exit::Stopped {
         ctx.store.sync().await?;
     }

@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod dialogue;
 pub mod inbound;
 pub mod lists;
+pub mod memory;
 pub mod newsletter;
 pub mod outbound;
 pub mod people;

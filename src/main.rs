@@ -185,6 +185,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    utskick::memory::bound_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -24,8 +24,9 @@ use crate::address;
 /// Version of the records this build writes; a newer record is refused, not misread.
 pub const RECORD_VERSION: u32 = 1;
 /// sled's page cache. The store is small (one record per person per list);
-/// sled's 1 GiB default would only hold memory hostage.
-const CACHE_CAPACITY: u64 = 32 * 1024 * 1024;
+/// sled's 1 GiB default would only hold memory hostage. sled counts pages
+/// by their size on disk, and holds more than this in memory (BENCHMARKS.md).
+const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
