@@ -9,18 +9,18 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls as LettreTls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Tls, TransportKind};
 use crate::context::{Context, Metrics};
+use crate::store::OutMail;
 
 /// Retry delays after the 1st, 2nd, … transient failure; after the last the
 /// mail is given up (about two days in all, like an MTA's queue lifetime).
@@ -40,9 +40,9 @@ pub struct SendError {
 #[derive(Clone)]
 pub enum Transport {
     File(AsyncFileTransport<Tokio1Executor>),
-    /// lettre's pool for system mail, and the settings campaign senders use
-    /// to hold their own connections.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>, Arc<RelaySettings>),
+    /// A relay: each lane (campaign senders, the system-mail worker) holds
+    /// its own session to it.
+    Smtp(Arc<RelaySettings>),
     /// Remembers every message and fails when told to (tests, benchmarks).
     Recording(Arc<Recorder>),
 }
@@ -111,11 +111,33 @@ impl Recorder {
     }
 }
 
+/// How a relay send failed: below SMTP (the session broke), or otherwise.
+enum RelayFailure {
+    Network(SendError),
+    Other(SendError),
+}
+
+impl RelayFailure {
+    fn into_send_error(self) -> SendError {
+        match self {
+            RelayFailure::Network(e) | RelayFailure::Other(e) => e,
+        }
+    }
+}
+
+/// A lane's session unused for this long is closed before the next message:
+/// relays hang up on idle sessions (Postfix after 300 s, hosted relays sooner).
+const LANE_IDLE: Duration = Duration::from_secs(30);
+
 /// One sending lane: a campaign sender task owns one, and with it one
 /// relay connection that stays open between messages.
 pub enum Lane {
     File(AsyncFileTransport<Tokio1Executor>),
-    Relay(Arc<RelaySettings>, Option<Box<AsyncSmtpConnection>>),
+    /// The session and when it last carried a message.
+    Relay(
+        Arc<RelaySettings>,
+        Option<(Box<AsyncSmtpConnection>, Instant)>,
+    ),
     Recording(Arc<Recorder>),
 }
 
@@ -245,34 +267,75 @@ impl Lane {
             Lane::File(t) => send_file(t, &envelope, raw).await,
             Lane::Recording(r) => r.send(reverse_path, forward_path, raw),
             Lane::Relay(settings, conn) => {
-                if conn.as_ref().is_none_or(|c| c.has_broken()) {
-                    *conn = Some(Box::new(settings.connect().await?));
-                }
-                let c = conn.as_mut().expect("connected above");
-                // A relay that stops answering after the final "." may have
-                // taken the message: the retry can duplicate it, within the
-                // one-per-lane bound.
-                match tokio::time::timeout(settings.timeout, c.send(&envelope, raw)).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => {
-                        // lettre leaves the session broken after an error:
-                        // the next message opens a fresh one.
-                        *conn = None;
-                        Err(classify(&e))
-                    }
-                    Err(_) => {
-                        *conn = None;
-                        Err(silent(settings.timeout))
+                let idle_too_long = conn
+                    .as_ref()
+                    .is_some_and(|(_, used)| used.elapsed() >= LANE_IDLE);
+                if idle_too_long {
+                    // The relay may have hung up on an idle session; a
+                    // fresh one is cheaper than finding out.
+                    if let Some((mut c, _)) = conn.take() {
+                        let _ = c.quit().await;
                     }
                 }
+                let reused = conn.as_ref().is_some_and(|(c, _)| !c.has_broken());
+                match Self::relay_send(settings, conn, &envelope, raw).await {
+                    // A reused session that failed below SMTP (the relay
+                    // closed it, say) gets one more try on a fresh one.
+                    // Replies (4xx, 5xx) and time-outs are final: the
+                    // relay may already hold the message.
+                    Err(RelayFailure::Network(_)) if reused => {
+                        Self::relay_send(settings, conn, &envelope, raw)
+                            .await
+                            .map_err(RelayFailure::into_send_error)
+                    }
+                    r => r.map_err(RelayFailure::into_send_error),
+                }
+            }
+        }
+    }
+
+    async fn relay_send(
+        settings: &RelaySettings,
+        conn: &mut Option<(Box<AsyncSmtpConnection>, Instant)>,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Result<(), RelayFailure> {
+        if conn.as_ref().is_none_or(|(c, _)| c.has_broken()) {
+            let fresh = settings.connect().await.map_err(RelayFailure::Other)?;
+            *conn = Some((Box::new(fresh), Instant::now()));
+        }
+        let (c, used) = conn.as_mut().expect("connected above");
+        // A relay that stops answering after the final "." may have
+        // taken the message: the retry can duplicate it, within the
+        // lanes' run-ahead bound.
+        match tokio::time::timeout(settings.timeout, c.send(envelope, raw)).await {
+            Ok(Ok(_)) => {
+                *used = Instant::now();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                // lettre leaves the session broken after an error:
+                // the next message opens a fresh one.
+                *conn = None;
+                if e.is_transient() || e.is_permanent() {
+                    Err(RelayFailure::Other(classify(&e)))
+                } else {
+                    Err(RelayFailure::Network(classify(&e)))
+                }
+            }
+            Err(_) => {
+                *conn = None;
+                Err(RelayFailure::Other(silent(settings.timeout)))
             }
         }
     }
 
     /// Ends the session politely.
     pub async fn close(&mut self) {
-        if let Lane::Relay(_, Some(c)) = self {
-            let _ = c.quit().await;
+        if let Lane::Relay(_, conn) = self {
+            if let Some((mut c, _)) = conn.take() {
+                let _ = c.quit().await;
+            }
         }
     }
 }
@@ -295,29 +358,19 @@ impl Transport {
                     .ok_or_else(|| {
                         anyhow::anyhow!("outbound.relay {:?} is not host:port", o.relay)
                     })?;
-                let tls = match o.tls {
-                    Tls::None => LettreTls::None,
-                    Tls::Starttls => LettreTls::Required(TlsParameters::new(host.to_string())?),
-                    Tls::Tls => LettreTls::Wrapper(TlsParameters::new(host.to_string())?),
-                };
-                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-                    .port(port)
-                    .tls(tls)
-                    .timeout(Some(Duration::from_secs(o.timeout_secs)))
-                    .pool_config(PoolConfig::new().max_size(o.connections));
-                if !o.username.is_empty() {
+                // Bad TLS settings show at start-up, not at the first send.
+                if o.tls != Tls::None {
+                    TlsParameters::new(host.to_string())?;
+                }
+                let credentials = if o.username.is_empty() {
+                    None
+                } else {
                     let password = std::env::var(&o.password_env).map_err(|_| {
                         anyhow::anyhow!(
                             "outbound.username is set but the environment variable {} (outbound.password_env) is not",
                             o.password_env
                         )
                     })?;
-                    builder = builder.credentials(Credentials::new(o.username.clone(), password));
-                }
-                let credentials = if o.username.is_empty() {
-                    None
-                } else {
-                    let password = std::env::var(&o.password_env).unwrap_or_default();
                     Some(Credentials::new(o.username.clone(), password))
                 };
                 let relay = RelaySettings {
@@ -328,27 +381,8 @@ impl Transport {
                     credentials,
                     hello: ClientId::Domain(config.domain.clone()),
                 };
-                Ok(Transport::Smtp(builder.build(), Arc::new(relay)))
+                Ok(Transport::Smtp(Arc::new(relay)))
             }
-        }
-    }
-
-    pub async fn send(
-        &self,
-        reverse_path: &str,
-        forward_path: &[String],
-        raw: &[u8],
-    ) -> Result<(), SendError> {
-        let envelope = envelope(reverse_path, forward_path)?;
-        match self {
-            Transport::File(t) => send_file(t, &envelope, raw).await,
-            Transport::Smtp(t, relay) => {
-                match tokio::time::timeout(relay.timeout, t.send_raw(&envelope, raw)).await {
-                    Ok(r) => r.map(drop).map_err(|e| classify(&e)),
-                    Err(_) => Err(silent(relay.timeout)),
-                }
-            }
-            Transport::Recording(r) => r.send(reverse_path, forward_path, raw),
         }
     }
 
@@ -356,7 +390,7 @@ impl Transport {
     /// when configured. Describes what worked.
     pub async fn probe(&self) -> Result<String, SendError> {
         match self {
-            Transport::Smtp(_, relay) => {
+            Transport::Smtp(relay) => {
                 let mut conn = relay.connect().await?;
                 let tls = if conn.is_encrypted() { "TLS" } else { "no TLS" };
                 let auth = if relay.credentials.is_some() {
@@ -375,7 +409,7 @@ impl Transport {
     pub fn lane(&self) -> Lane {
         match self {
             Transport::File(t) => Lane::File(t.clone()),
-            Transport::Smtp(_, relay) => Lane::Relay(relay.clone(), None),
+            Transport::Smtp(relay) => Lane::Relay(relay.clone(), None),
             Transport::Recording(r) => Lane::Recording(r.clone()),
         }
     }
@@ -386,18 +420,21 @@ pub fn retry_delay(attempts: u32) -> Option<i64> {
     RETRY_DELAYS_SECS.get(attempts as usize - 1).copied()
 }
 
-/// Drains the queue until `shutdown` fires; a round in progress finishes first.
+/// Drains the queue until `shutdown` fires; a round in progress finishes
+/// first. The worker keeps `outbound.connections` lanes, so system mail
+/// reuses relay sessions (with TCP_NODELAY) between rounds.
 pub async fn run_worker(
     ctx: Arc<Context>,
     transport: Transport,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut lanes = Vec::new();
     loop {
-        if let Err(e) = drain_once(&ctx, &transport).await {
+        if let Err(e) = drain_with(&ctx, &transport, &mut lanes).await {
             tracing::error!(error = %e, "outbound round failed");
         }
         if *shutdown.borrow() {
-            return;
+            break;
         }
         tokio::select! {
             _ = ctx.mail_ready.notified() => {}
@@ -405,11 +442,30 @@ pub async fn run_worker(
             _ = shutdown.changed() => {}
         }
     }
+    for lane in &mut lanes {
+        lane.close().await;
+    }
 }
 
-/// Sends what is due now, `outbound.connections` at a time. Returns how many
-/// mails were handled.
+/// Sends what is due now, `outbound.connections` at a time, on fresh
+/// lanes that it closes afterwards. Returns how many mails were handled.
 pub async fn drain_once(ctx: &Arc<Context>, transport: &Transport) -> anyhow::Result<usize> {
+    let mut lanes = Vec::new();
+    let result = drain_with(ctx, transport, &mut lanes).await;
+    for lane in &mut lanes {
+        lane.close().await;
+    }
+    result
+}
+
+type Sent = (OutMail, Result<(), SendError>);
+
+/// Sends what is due now over `lanes` (topped up to `outbound.connections`).
+async fn drain_with(
+    ctx: &Arc<Context>,
+    transport: &Transport,
+    lanes: &mut Vec<Lane>,
+) -> anyhow::Result<usize> {
     let mut total = 0;
     let mut tried = std::collections::HashSet::new();
     loop {
@@ -427,25 +483,35 @@ pub async fn drain_once(ctx: &Arc<Context>, transport: &Transport) -> anyhow::Re
             return Ok(total);
         }
         total += due.len();
-        let parallel = ctx.config.outbound.connections.max(1) as usize;
-        let mut results = Vec::with_capacity(due.len());
+        let parallel = (ctx.config.outbound.connections.max(1) as usize).min(due.len());
+        while lanes.len() < parallel {
+            lanes.push(transport.lane());
+        }
+        let queue = Arc::new(Mutex::new(VecDeque::from(due)));
         let mut set = JoinSet::new();
-        let mut queue = due.into_iter();
-        loop {
-            while set.len() < parallel {
-                let Some(mail) = queue.next() else { break };
-                let transport = transport.clone();
-                set.spawn(async move {
-                    let r = transport
+        for mut lane in lanes.drain(..parallel) {
+            let queue = queue.clone();
+            set.spawn(async move {
+                let mut done: Vec<Sent> = Vec::new();
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                    let Some(mail) = next else { break };
+                    let r = lane
                         .send(&mail.reverse_path, &mail.forward_path, &mail.raw)
                         .await;
-                    (mail, r)
-                });
-            }
-            match set.join_next().await {
-                Some(Ok(done)) => results.push(done),
-                Some(Err(e)) => tracing::error!(error = %e, "send task failed"),
-                None => break,
+                    done.push((mail, r));
+                }
+                (lane, done)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((lane, done)) => {
+                    lanes.push(lane);
+                    results.extend(done);
+                }
+                Err(e) => tracing::error!(error = %e, "send task failed"),
             }
         }
         let now = ctx.now().timestamp();

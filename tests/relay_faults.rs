@@ -73,6 +73,9 @@ struct Shared {
     rules: Mutex<Vec<Rule>>,
     accepted: Mutex<Vec<Accepted>>,
     sessions: AtomicU64,
+    /// When non-zero, a session is closed without a word after this many
+    /// accepted messages, as a relay does to a session it finds idle.
+    close_after: AtomicU64,
 }
 
 impl Shared {
@@ -222,6 +225,7 @@ fn session(stream: TcpStream, shared: &Shared) {
     let mut from = String::new();
     let mut rcpts: Vec<String> = Vec::new();
     let mut line = String::new();
+    let mut accepted_here = 0u64;
     loop {
         line.clear();
         if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -323,6 +327,14 @@ fn session(stream: TcpStream, shared: &Shared) {
         };
         if w.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
             return;
+        }
+        if reply.starts_with("250 2.0.0 queued") {
+            accepted_here += 1;
+            let limit = shared.close_after.load(Ordering::SeqCst);
+            if limit > 0 && accepted_here >= limit {
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
         }
     }
 }
@@ -847,7 +859,60 @@ async fn a_stalled_relay_times_out_and_the_delivery_is_deferred() {
     assert_exactly_once(&relay.copies(CAMPAIGN_FROM), &one);
 }
 
-/// The same for the system-mail queue (lettre's pool transport).
+/// System mail goes over the worker's own lanes: a few sessions carry many
+/// mails, and a session the relay closed between two mails (an idle
+/// timeout, a per-session limit) is replaced at once: the mail is neither
+/// deferred nor sent twice.
+#[tokio::test]
+async fn system_mail_reuses_sessions_and_survives_a_relay_that_hangs_up() {
+    let relay = Relay::start();
+    let w = World::new(&relay.addr);
+    let list = w.ctx.lists.get(LIST).unwrap();
+    let subscribe = |email: &str| {
+        let req = Request {
+            list,
+            email,
+            name: "Ny",
+            method: "mail",
+            evidence: format!("<{email}.t@example>"),
+            in_reply_to: None,
+            attributes: Default::default(),
+        };
+        commands::subscribe(&w.ctx, &req).unwrap();
+    };
+    let first: Vec<String> = (0..20).map(|i| format!("ett{i}@a.example.org")).collect();
+    first.iter().for_each(|e| subscribe(e));
+    assert_eq!(drain_once(&w.ctx, &w.transport).await.unwrap(), 20);
+    assert!(
+        relay.sessions() <= 4,
+        "20 mails took {} sessions with 4 connections",
+        relay.sessions()
+    );
+
+    // Now the relay hangs up after every message, without a word.
+    relay.shared.close_after.store(1, Ordering::SeqCst);
+    let before = relay.sessions();
+    let second: Vec<String> = (0..20).map(|i| format!("tva{i}@b.example.org")).collect();
+    second.iter().for_each(|e| subscribe(e));
+    assert_eq!(drain_once(&w.ctx, &w.transport).await.unwrap(), 20);
+    assert!(
+        w.ctx.store.queued_mail().unwrap().is_empty(),
+        "nothing deferred: {:?}",
+        w.ctx
+            .store
+            .queued_mail()
+            .unwrap()
+            .iter()
+            .map(|m| m.last_error.clone())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(relay.sessions() - before, 20, "one fresh session per mail");
+    let mut everyone = first.clone();
+    everyone.extend(second);
+    assert_exactly_once(&relay.copies("lokal-finansiering-bounces@"), &everyone);
+}
+
+/// The same for the system-mail queue.
 #[tokio::test]
 async fn a_stalled_relay_times_out_for_system_mail() {
     let relay = Relay::start();
