@@ -187,6 +187,84 @@ pub fn subscriber_json(s: &Subscriber) -> Value {
     })
 }
 
+/// Rows per page of a streamed subscriber listing.
+const ROWS_PER_PAGE: usize = 512;
+
+/// A list's subscribers, a page at a time, so neither the daemon nor the
+/// CLI holds a whole list (a million records) in memory.
+pub struct SubscriberPages<'c> {
+    ctx: &'c Context,
+    list: String,
+    status: Option<Status>,
+    cursor: Option<String>,
+    done: bool,
+    /// The columns after the fixed ones: the list's declared attributes.
+    pub attributes: Vec<String>,
+}
+
+impl<'c> SubscriberPages<'c> {
+    /// Checks the list and the status filter.
+    pub fn new(
+        ctx: &'c Context,
+        list: &str,
+        status: Option<&str>,
+    ) -> Result<SubscriberPages<'c>, Failure> {
+        let l = ctx.lists.get(list).ok_or_else(|| {
+            let known: Vec<_> = ctx.lists.iter().map(|l| l.id.as_str()).collect();
+            Failure::usage(format!("no list {list:?} (lists: {})", known.join(", ")))
+        })?;
+        let status = match status {
+            Some(s) => Some(Status::parse(s).ok_or_else(|| {
+                let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                Failure::usage(format!("unknown status {s:?} (one of: {})", all.join(", ")))
+            })?),
+            None => None,
+        };
+        Ok(SubscriberPages {
+            ctx,
+            list: l.id.clone(),
+            status,
+            cursor: None,
+            done: false,
+            attributes: l.attributes.clone(),
+        })
+    }
+
+    /// The next page of rows (as `subscriber_json` gives them); None at the end.
+    pub fn next_page(&mut self) -> anyhow::Result<Option<Vec<Value>>> {
+        while !self.done {
+            let batch = self.ctx.store.subscribers_after(
+                &self.list,
+                self.cursor.as_deref(),
+                ROWS_PER_PAGE,
+            )?;
+            self.done = batch.len() < ROWS_PER_PAGE;
+            let Some(last) = batch.last() else { break };
+            self.cursor = Some(last.email.clone());
+            let rows: Vec<Value> = batch
+                .iter()
+                .filter(|s| self.status.is_none_or(|st| s.status == st))
+                .map(subscriber_json)
+                .collect();
+            if !rows.is_empty() {
+                return Ok(Some(rows));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// One line of a streamed answer, before its closing `ok` or `err`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Streamed {
+    /// First: the attribute columns.
+    Head {
+        attributes: Vec<String>,
+    },
+    Row(Value),
+}
+
 /// Carries out one request. Changes are synced before this returns Ok.
 pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> {
     let list_of = |id: &str| {
@@ -216,21 +294,12 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             Value::Array(out)
         }
         Request::Subscribers { list, status } => {
-            let list = list_of(&list)?;
-            let status = match status {
-                Some(s) => Some(Status::parse(&s).ok_or_else(|| {
-                    let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                    Failure::usage(format!("unknown status {s:?} (one of: {})", all.join(", ")))
-                })?),
-                None => None,
-            };
-            let subs = ctx.store.subscribers(&list.id)?;
-            Value::Array(
-                subs.iter()
-                    .filter(|s| status.is_none_or(|st| s.status == st))
-                    .map(subscriber_json)
-                    .collect(),
-            )
+            let mut pages = SubscriberPages::new(ctx, &list, status.as_deref())?;
+            let mut rows = Vec::new();
+            while let Some(page) = pages.next_page()? {
+                rows.extend(page);
+            }
+            Value::Array(rows)
         }
         Request::Add {
             list,
@@ -478,6 +547,10 @@ async fn answer(ctx: &Context, stream: UnixStream) -> anyhow::Result<()> {
         .await
         .map_err(|_| anyhow::anyhow!("no request within {REQUEST_TIMEOUT:?}"))??;
     let response = match serde_json::from_slice::<Request>(&line) {
+        Ok(Request::Subscribers { list, status }) => {
+            tracing::info!(command = "subscribers", "admin request");
+            return stream_subscribers(ctx, &mut write, &list, status.as_deref()).await;
+        }
         Ok(request) => {
             let name = request_name(&request);
             let span = tracing::info_span!("admin", command = name);
@@ -498,6 +571,51 @@ async fn answer(ctx: &Context, stream: UnixStream) -> anyhow::Result<()> {
     let mut out = serde_json::to_vec(&body)?;
     out.push(b'\n');
     write.write_all(&out).await?;
+    Ok(())
+}
+
+/// Answers a subscriber listing as a stream: a `head` line, one `row` line
+/// per subscriber, then `{"ok": rows}` (or `err` at the first failure).
+async fn stream_subscribers(
+    ctx: &Context,
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+    list: &str,
+    status: Option<&str>,
+) -> anyhow::Result<()> {
+    let line = |v: &Value| -> anyhow::Result<Vec<u8>> {
+        let mut out = serde_json::to_vec(v)?;
+        out.push(b'\n');
+        Ok(out)
+    };
+    let mut pages = match SubscriberPages::new(ctx, list, status) {
+        Ok(p) => p,
+        Err(f) => return Ok(write.write_all(&line(&json!({ "err": f }))?).await?),
+    };
+    let head = Streamed::Head {
+        attributes: pages.attributes.clone(),
+    };
+    write
+        .write_all(&line(&serde_json::to_value(&head)?)?)
+        .await?;
+    let mut n = 0u64;
+    loop {
+        match pages.next_page() {
+            Ok(Some(rows)) => {
+                let mut out = Vec::new();
+                for r in rows {
+                    out.extend(line(&serde_json::to_value(Streamed::Row(r))?)?);
+                    n += 1;
+                }
+                write.write_all(&out).await?;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let f = Failure::from(e);
+                return Ok(write.write_all(&line(&json!({ "err": f }))?).await?);
+            }
+        }
+    }
+    write.write_all(&line(&json!({ "ok": n }))?).await?;
     Ok(())
 }
 
@@ -562,6 +680,55 @@ pub async fn call(
         Answer::Ok(v) => Ok(v),
         Answer::Err(f) => Err(f),
     }))
+}
+
+/// Like [`call`], for a request answered as a stream (`subscribers`):
+/// `each` gets every line before the closing one. `Ok(None)`: no daemon.
+pub async fn call_streaming(
+    socket: &Path,
+    request: &Request,
+    mut each: impl FnMut(Streamed) -> std::io::Result<()>,
+) -> anyhow::Result<Option<Result<Value, Failure>>> {
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => anyhow::bail!("{}: cannot reach the daemon: {e}", socket.display()),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    write.shutdown().await?;
+    let mut reader = BufReader::new(read);
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Line {
+        Head { attributes: Vec<String> },
+        Row(Value),
+        Ok(Value),
+        Err(Failure),
+    }
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        reader.read_until(b'\n', &mut buf).await?;
+        if buf.is_empty() {
+            anyhow::bail!("the daemon closed the connection before the end of its answer");
+        }
+        match serde_json::from_slice::<Line>(&buf)? {
+            Line::Head { attributes } => each(Streamed::Head { attributes })?,
+            Line::Row(v) => each(Streamed::Row(v))?,
+            Line::Ok(v) => return Ok(Some(Ok(v))),
+            Line::Err(f) => return Ok(Some(Err(f))),
+        }
+    }
 }
 
 use tokio::io::AsyncReadExt as _;

@@ -263,7 +263,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             list,
             status,
             format,
-        } => (Request::Subscribers { list, status }, Some(format)),
+        } => return list_subscribers(&config, list, status, format).await,
         Command::Add {
             list,
             email,
@@ -440,6 +440,146 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let value = ask(&config, request).await?;
     print_value(&value, format, kind);
     Ok(())
+}
+
+/// `subscribers`: streamed from the daemon (or read here a page at a time)
+/// and printed as it comes, so a list of any size fits in memory. The
+/// table needs every row for its column widths; csv and json do not.
+async fn list_subscribers(
+    config: &Config,
+    list: String,
+    status: Option<String>,
+    format: Format,
+) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut printer = RowPrinter::new(format);
+    let request = Request::Subscribers {
+        list: list.clone(),
+        status: status.clone(),
+    };
+    let answer =
+        admin::call_streaming(&config.socket_path(), &request, |item| printer.take(item)).await?;
+    match answer {
+        Some(Ok(_)) => {}
+        Some(Err(f)) => return Err(f),
+        None => {
+            // No daemon: read the store here, a page at a time.
+            let ctx = daemon::build_context(config.clone(), system_clock())?;
+            let mut pages = admin::SubscriberPages::new(&ctx, &list, status.as_deref())?;
+            printer
+                .take(admin::Streamed::Head {
+                    attributes: pages.attributes.clone(),
+                })
+                .map_err(anyhow::Error::from)?;
+            while let Some(rows) = pages.next_page()? {
+                for r in rows {
+                    printer
+                        .take(admin::Streamed::Row(r))
+                        .map_err(anyhow::Error::from)?;
+                }
+            }
+        }
+    }
+    printer.finish().map_err(anyhow::Error::from)?;
+    std::io::stdout().flush().ok();
+    Ok(())
+}
+
+/// Prints a streamed subscriber listing in one of the formats.
+struct RowPrinter {
+    format: Format,
+    out: std::io::BufWriter<std::io::Stdout>,
+    attributes: Vec<String>,
+    rows: u64,
+    /// The table's rows, kept for the column widths.
+    table: Vec<Vec<String>>,
+}
+
+impl RowPrinter {
+    fn new(format: Format) -> RowPrinter {
+        RowPrinter {
+            format,
+            out: std::io::BufWriter::new(std::io::stdout()),
+            attributes: Vec::new(),
+            rows: 0,
+            table: Vec::new(),
+        }
+    }
+
+    fn header(&self) -> Vec<String> {
+        ["email", "name", "status", "bounces", "subscribed_at"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.attributes.iter().cloned())
+            .collect()
+    }
+
+    fn cells(&self, r: &Value) -> Vec<String> {
+        let mut row = vec![
+            text(&r["email"]),
+            text(&r["name"]),
+            text(&r["status"]),
+            text(&r["bounces"]),
+            text(&r["subscribed_at"]),
+        ];
+        row.extend(self.attributes.iter().map(|a| text(&r["attributes"][a])));
+        row
+    }
+
+    fn take(&mut self, item: admin::Streamed) -> std::io::Result<()> {
+        use std::io::Write as _;
+        match item {
+            admin::Streamed::Head { attributes } => {
+                self.attributes = attributes;
+                match self.format {
+                    Format::Csv => writeln!(self.out, "{}", csv_line(&self.header()))?,
+                    Format::Json => write!(self.out, "[")?,
+                    Format::Table => self.table.push(self.header()),
+                }
+            }
+            admin::Streamed::Row(r) => {
+                match self.format {
+                    Format::Csv => writeln!(self.out, "{}", csv_line(&self.cells(&r)))?,
+                    Format::Json => {
+                        let sep = if self.rows == 0 { "\n" } else { ",\n" };
+                        write!(self.out, "{sep}  {r}")?;
+                    }
+                    Format::Table => self.table.push(self.cells(&r)),
+                }
+                self.rows += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        use std::io::Write as _;
+        match self.format {
+            Format::Csv => {}
+            Format::Json if self.rows == 0 => writeln!(self.out, "]")?,
+            Format::Json => writeln!(self.out, "\n]")?,
+            Format::Table => {
+                self.out.flush()?;
+                print_aligned(&self.table);
+            }
+        }
+        self.out.flush()
+    }
+}
+
+/// One RFC 4180 CSV line: fields with a comma, quote or line break are quoted.
+fn csv_line(fields: &[String]) -> String {
+    fields
+        .iter()
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Rows per request, so a big file moves a progress bar and no one
@@ -1031,16 +1171,6 @@ fn print_aligned(table: &[Vec<String>]) {
 /// RFC 4180 CSV: fields with a comma, quote or line break are quoted.
 fn print_csv(rows: &[Value]) {
     for row in subscriber_rows(rows) {
-        let fields: Vec<String> = row
-            .iter()
-            .map(|f| {
-                if f.contains([',', '"', '\n', '\r']) {
-                    format!("\"{}\"", f.replace('"', "\"\""))
-                } else {
-                    f.clone()
-                }
-            })
-            .collect();
-        println!("{}", fields.join(","));
+        println!("{}", csv_line(&row));
     }
 }

@@ -346,3 +346,66 @@ fn inject_defers_when_the_configuration_is_broken() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `subscribers` streams: a list longer than one page (512) comes out
+/// whole and in order in every format, through the daemon and without it,
+/// with the list's declared attributes as columns.
+#[test]
+fn subscribers_stream_past_a_page_in_every_format() {
+    let mut d = Daemon::start("");
+    let n = 1_300;
+    let mut csv = String::from("email,name,organisation,region\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "p{i:05}@example.org,Person {i},\"Byalag, nr {i}\",\n"
+        ));
+    }
+    let path = d.data().join("many.csv");
+    std::fs::write(&path, csv).unwrap();
+    let out = d.cli_ok(&[
+        "import",
+        "lokal-finansiering",
+        path.to_str().unwrap(),
+        "--consent",
+        "listan från mötet",
+    ]);
+    assert!(out.contains(&format!("{n} added")), "{out}");
+
+    let csv = d.cli_ok(&["subscribers", "lokal-finansiering", "--format", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), n + 1, "header and one line each");
+    assert_eq!(
+        lines[0],
+        "email,name,status,bounces,subscribed_at,organisation,region"
+    );
+    for (i, line) in lines[1..].iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("p{i:05}@example.org,Person {i},confirmed,0,")),
+            "line {}: {line}",
+            i + 2
+        );
+        assert!(line.ends_with(&format!(",\"Byalag, nr {i}\",")), "{line}");
+    }
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&d.cli_ok(&["subscribers", "lokal-finansiering", "--format", "json"]))
+            .unwrap();
+    assert_eq!(json.len(), n);
+    assert_eq!(json[n - 1]["email"], format!("p{:05}@example.org", n - 1));
+    let table = d.cli_ok(&["subscribers", "lokal-finansiering"]);
+    assert_eq!(table.lines().count(), n + 1);
+    let none = d.cli_ok(&[
+        "subscribers",
+        "lokal-finansiering",
+        "--status",
+        "bounced",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(none.lines().count(), 1, "only the header: {none}");
+
+    // Without a daemon the CLI reads the store itself: the same bytes.
+    assert!(d.terminate().success());
+    let local = d.cli(&["subscribers", "lokal-finansiering", "--format", "csv"]);
+    assert!(local.status.success());
+    assert_eq!(String::from_utf8(local.stdout).unwrap(), csv);
+}
