@@ -342,6 +342,41 @@ fn blob_key(campaign: u64, index: usize) -> Vec<u8> {
     k
 }
 
+/// Per-list, per-status subscriber counts live in the `counters` tree under
+/// keys that start with this (rate counters start with a letter), so
+/// `lists` and `/metrics` need no scan. `Store::write` keeps them.
+const TALLY_PREFIX: &[u8] = b"\0tally\0";
+/// Present once the tallies have been counted for this store.
+const TALLY_BUILT: &[u8] = b"\0tally-built";
+
+fn tally_key(list: &[u8], status: Status) -> Vec<u8> {
+    let mut k = TALLY_PREFIX.to_vec();
+    k.extend_from_slice(list);
+    k.push(0);
+    k.extend_from_slice(status.as_str().as_bytes());
+    k
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Tally {
+    v: u32,
+    n: i64,
+}
+
+/// The status of a stored subscriber record, without decoding the rest.
+fn status_of(bytes: &[u8]) -> anyhow::Result<Status> {
+    #[derive(Deserialize)]
+    struct Only {
+        status: Status,
+    }
+    Ok(serde_json::from_slice::<Only>(bytes)?.status)
+}
+
+/// The list part of a subscriber key (`list \0 email`).
+fn list_of_key(key: &[u8]) -> &[u8] {
+    key.split(|b| *b == 0).next().unwrap_or(key)
+}
+
 /// Asks a flush of everything written so far, and lets writers that arrive
 /// while one flush runs share the next (group commit).
 struct GroupCommit {
@@ -440,7 +475,7 @@ impl Store {
         let trees: [sled::Tree; 11] = trees
             .try_into()
             .map_err(|_| anyhow::anyhow!("tree count"))?;
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 db,
                 trees,
@@ -451,7 +486,11 @@ impl Store {
                     flushed: tokio::sync::Mutex::new(0),
                 },
             }),
-        })
+        };
+        if !store.tree(T::Counters).contains_key(TALLY_BUILT)? {
+            store.rebuild_tallies()?;
+        }
+        Ok(store)
     }
 
     fn tree(&self, t: T) -> &sled::Tree {
@@ -493,13 +532,98 @@ impl Store {
             .collect()
     }
 
-    /// Counts per status for `list`.
+    /// Counts per status for `list`, from the stored tallies (no scan).
     pub fn counts(&self, list: &str) -> anyhow::Result<HashMap<Status, usize>> {
         let mut counts = HashMap::new();
-        for s in self.subscribers(list)? {
-            *counts.entry(s.status).or_insert(0) += 1;
+        for status in Status::ALL {
+            let key = tally_key(list.as_bytes(), status);
+            if let Some(v) = self.tree(T::Counters).get(key)? {
+                let t: Tally = decode(&v)?;
+                if t.n > 0 {
+                    counts.insert(status, t.n as usize);
+                }
+            }
         }
         Ok(counts)
+    }
+
+    /// Counts every list's subscribers afresh and stores the tallies. Run
+    /// once on a store written before tallies existed, and after a restore.
+    fn rebuild_tallies(&self) -> anyhow::Result<()> {
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let counters = self.tree(T::Counters);
+        for kv in counters.scan_prefix(TALLY_PREFIX) {
+            counters.remove(kv?.0)?;
+        }
+        let mut tallies: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        for kv in self.tree(T::Subscribers).iter() {
+            let (k, v) = kv?;
+            *tallies
+                .entry(tally_key(list_of_key(&k), status_of(&v)?))
+                .or_default() += 1;
+        }
+        for (k, n) in tallies {
+            counters.insert(
+                k,
+                encode(&Tally {
+                    v: RECORD_VERSION,
+                    n,
+                }),
+            )?;
+        }
+        counters.insert(TALLY_BUILT, b"1".as_slice())?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// The tally changes that `changes` makes, as counters-tree writes.
+    /// Runs under the writer lock, so the tree holds the state before them.
+    fn tally_changes(
+        &self,
+        changes: &BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
+    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut delta: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        for ((t, key), new) in changes {
+            if *t != T::Subscribers {
+                continue;
+            }
+            let list = list_of_key(key);
+            let old = self.tree(T::Subscribers).get(key)?;
+            let old = old.as_deref().map(status_of).transpose()?;
+            let new = new.as_deref().map(status_of).transpose()?;
+            if old == new {
+                continue;
+            }
+            if let Some(s) = old {
+                *delta.entry(tally_key(list, s)).or_default() -= 1;
+            }
+            if let Some(s) = new {
+                *delta.entry(tally_key(list, s)).or_default() += 1;
+            }
+        }
+        let mut out = Vec::new();
+        for (k, d) in delta {
+            if d == 0 {
+                continue;
+            }
+            let current = match self.tree(T::Counters).get(&k)? {
+                Some(v) => decode::<Tally>(&v)?.n,
+                None => 0,
+            };
+            let n = (current + d).max(0);
+            out.push((
+                k,
+                encode(&Tally {
+                    v: RECORD_VERSION,
+                    n,
+                }),
+            ));
+        }
+        Ok(out)
     }
 
     pub fn pending(&self, id: u64) -> anyhow::Result<Option<Pending>> {
@@ -654,7 +778,16 @@ impl Store {
 
     /// True when no tree holds a record.
     pub fn is_empty(&self) -> bool {
-        self.inner.trees.iter().all(|t| t.is_empty())
+        self.inner.trees.iter().enumerate().all(|(i, t)| {
+            if i == T::Counters as usize {
+                // Tallies (all zero in a new store) are bookkeeping, not data.
+                t.iter()
+                    .keys()
+                    .all(|k| k.is_ok_and(|k| k.starts_with(b"\0")))
+            } else {
+                t.is_empty()
+            }
+        })
     }
 
     /// Loads a backup into this (empty) store; returns the secret and the
@@ -708,6 +841,8 @@ impl Store {
             }
         }
         self.inner.db.flush()?;
+        // A backup from before tallies, or one edited by hand: count afresh.
+        self.rebuild_tallies()?;
         Ok((secret, n))
     }
 
@@ -751,6 +886,9 @@ impl Store {
             changes: BTreeMap::new(),
         };
         let result = f(&mut tx)?;
+        for (k, v) in self.tally_changes(&tx.changes)? {
+            tx.changes.insert((T::Counters, k), Some(v));
+        }
         if !tx.changes.is_empty() {
             let [a, b, c, d, e, g, h, i, j, k, l] = &self.inner.trees;
             (a, b, c, d, e, g, h, i, j, k, l)
@@ -833,8 +971,21 @@ impl Store {
                 stale.push((T::Pending, k.to_vec()));
             }
         }
-        for kv in self.tree(T::Subscribers).iter() {
+        // Only a list with pending people needs the scan (the tallies say).
+        let mut any_pending = false;
+        for kv in self.tree(T::Counters).scan_prefix(TALLY_PREFIX) {
             let (k, v) = kv?;
+            if k.ends_with(b"\0pending") && decode::<Tally>(&v)?.n > 0 {
+                any_pending = true;
+                break;
+            }
+        }
+        let subscribers = self.tree(T::Subscribers);
+        for kv in subscribers.iter().filter(|_| any_pending) {
+            let (k, v) = kv?;
+            if status_of(&v)? != Status::Pending {
+                continue;
+            }
             let s: Subscriber = decode(&v)?;
             if s.status == Status::Pending
                 && s.created_at.timestamp() < i64::from(unconfirmed_cutoff)
@@ -846,6 +997,10 @@ impl Store {
         let today = day_of(now);
         for kv in self.tree(T::Counters).iter() {
             let (k, v) = kv?;
+            if k.starts_with(b"\0") {
+                // Tallies, not rate counters.
+                continue;
+            }
             let c: Counter = decode(&v)?;
             if c.day < today {
                 stale.push((T::Counters, k.to_vec()));
@@ -1098,6 +1253,41 @@ impl Tx<'_> {
 mod tests {
     use super::*;
 
+    /// A store written before tallies existed gets them counted at open.
+    #[test]
+    fn tallies_are_counted_for_an_older_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .write(|tx| {
+                    for (i, status) in [Status::Confirmed, Status::Confirmed, Status::Pending]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let mut s = subscriber(i as u64 + 1, &format!("p{i}@example.se"));
+                        s.status = status;
+                        tx.put_subscriber(&s);
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(store.counts("lf").unwrap()[&Status::Confirmed], 2);
+            // What an older version left: no tallies, no marker.
+            let counters = store.tree(T::Counters);
+            for kv in counters.scan_prefix(b"\0") {
+                counters.remove(kv.unwrap().0).unwrap();
+            }
+            assert!(store.counts("lf").unwrap().is_empty());
+            store.sync_blocking().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let counts = store.counts("lf").unwrap();
+        assert_eq!(counts.get(&Status::Confirmed), Some(&2));
+        assert_eq!(counts.get(&Status::Pending), Some(&1));
+        assert_eq!(counts.len(), 2);
+    }
+
     fn subscriber(id: u64, email: &str) -> Subscriber {
         let now = Utc::now();
         Subscriber {
@@ -1196,6 +1386,9 @@ mod tests {
             .collect();
         assert_eq!(left, ["fresh@exempel.se", "member@exempel.se"]);
         assert!(store.subscriber_by_id(1).unwrap().is_none());
+        let counts = store.counts("lf").unwrap();
+        assert_eq!(counts.get(&Status::Pending), Some(&1), "the tally follows");
+        assert_eq!(counts.get(&Status::Confirmed), Some(&1));
         assert!(
             store.write(|tx| tx.take_daily("k", 1, now)).unwrap(),
             "the old counter is gone"

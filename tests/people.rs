@@ -252,6 +252,7 @@ fn backup_while_running_then_restore_into_a_new_dir_is_equal() {
     }
     let original_subs = d.subscribers("lokal-finansiering");
     let original_campaigns = d.cli_ok(&["campaigns"]);
+    let original_lists = d.cli_ok(&["lists"]);
 
     // A new daemon's config, restored before it starts.
     let d2dir = tempfile::tempdir().unwrap();
@@ -286,6 +287,11 @@ fn backup_while_running_then_restore_into_a_new_dir_is_equal() {
     )
     .unwrap();
     assert_eq!(subs, original_subs);
+    assert_eq!(
+        String::from_utf8_lossy(&run(&["lists"]).stdout),
+        original_lists,
+        "the counts come back with the records"
+    );
     assert_eq!(
         String::from_utf8_lossy(&run(&["campaigns"]).stdout),
         original_campaigns

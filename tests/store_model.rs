@@ -41,7 +41,7 @@ fn run(seed: u64) {
         .build()
         .unwrap();
     for step in 0..OPS {
-        match rng.gen_range(0..10) {
+        match rng.gen_range(0..11) {
             // Upsert one subscriber.
             0..=4 => {
                 let list = LISTS[rng.gen_range(0..2)];
@@ -61,6 +61,11 @@ fn run(seed: u64) {
                         if let Some(old) = tx.subscriber(list, &e)? {
                             s.created_at = old.created_at;
                         }
+                        // Twice in one write, the first time with another
+                        // status: only the last counts.
+                        let mut first = s.clone();
+                        first.status = Status::AwaitingApproval;
+                        tx.put_subscriber(&first);
                         tx.put_subscriber(&s);
                         Ok(())
                     })
@@ -91,6 +96,14 @@ fn run(seed: u64) {
                 rt.block_on(store.sync()).unwrap();
                 drop(store);
                 store = reopen(dir.path());
+            }
+            // Forget an address in every list.
+            10 => {
+                let e = email(rng.gen_range(0..30));
+                store
+                    .write(|tx| tx.forget(&e, b"hash", now).map(drop))
+                    .unwrap();
+                model.retain(|(_, m), _| *m != e.to_lowercase());
             }
             // Read back by id.
             _ => {
@@ -123,6 +136,16 @@ fn run(seed: u64) {
                 .map(|((_, e), (_, st, n))| (e.clone(), *st, n.clone()))
                 .collect();
             assert_eq!(got, want, "seed {seed} step {step} list {list}");
+            // The stored tallies agree with the records.
+            let mut counted: std::collections::HashMap<Status, usize> = Default::default();
+            for (_, st, _) in &want {
+                *counted.entry(*st).or_default() += 1;
+            }
+            assert_eq!(
+                store.counts(list).unwrap(),
+                counted,
+                "seed {seed} step {step} list {list}: tallies"
+            );
         }
     }
 }
