@@ -981,7 +981,13 @@ impl Store {
             }
         }
         let subscribers = self.tree(T::Subscribers);
-        for kv in subscribers.iter().filter(|_| any_pending) {
+        let all = if any_pending {
+            subscribers.iter()
+        } else {
+            // An empty range: nothing to read.
+            subscribers.range::<&[u8], _>(&[][..]..&[][..])
+        };
+        for kv in all {
             let (k, v) = kv?;
             if status_of(&v)? != Status::Pending {
                 continue;
