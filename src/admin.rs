@@ -647,43 +647,12 @@ pub async fn call(
     socket: &Path,
     request: &Request,
 ) -> anyhow::Result<Option<Result<Value, Failure>>> {
-    let stream = match UnixStream::connect(socket).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => anyhow::bail!("{}: cannot reach the daemon: {e}", socket.display()),
-    };
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(request)?;
-    line.push(b'\n');
-    write.write_all(&line).await?;
-    write.shutdown().await?;
-    let mut reader = BufReader::new(read);
-    let mut answer = Vec::new();
-    reader.read_until(b'\n', &mut answer).await?;
-    if answer.is_empty() {
-        anyhow::bail!("the daemon closed the connection without an answer");
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "snake_case")]
-    enum Answer {
-        Ok(Value),
-        Err(Failure),
-    }
-    Ok(Some(match serde_json::from_slice::<Answer>(&answer)? {
-        Answer::Ok(v) => Ok(v),
-        Answer::Err(f) => Err(f),
-    }))
+    call_streaming(socket, request, |_| Ok(())).await
 }
 
 /// Like [`call`], for a request answered as a stream (`subscribers`):
-/// `each` gets every line before the closing one. `Ok(None)`: no daemon.
+/// `each` gets every line before the closing one (other requests have
+/// none). `Ok(None)`: no daemon.
 pub async fn call_streaming(
     socket: &Path,
     request: &Request,
@@ -720,7 +689,7 @@ pub async fn call_streaming(
         buf.clear();
         reader.read_until(b'\n', &mut buf).await?;
         if buf.is_empty() {
-            anyhow::bail!("the daemon closed the connection before the end of its answer");
+            anyhow::bail!("the daemon closed the connection without a complete answer");
         }
         match serde_json::from_slice::<Line>(&buf)? {
             Line::Head { attributes } => each(Streamed::Head { attributes })?,

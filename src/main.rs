@@ -507,23 +507,11 @@ impl RowPrinter {
     }
 
     fn header(&self) -> Vec<String> {
-        ["email", "name", "status", "bounces", "subscribed_at"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(self.attributes.iter().cloned())
-            .collect()
+        subscriber_header(&self.attributes)
     }
 
     fn cells(&self, r: &Value) -> Vec<String> {
-        let mut row = vec![
-            text(&r["email"]),
-            text(&r["name"]),
-            text(&r["status"]),
-            text(&r["bounces"]),
-            text(&r["subscribed_at"]),
-        ];
-        row.extend(self.attributes.iter().map(|a| text(&r["attributes"][a])));
-        row
+        subscriber_cells(r, &self.attributes)
     }
 
     fn take(&mut self, item: admin::Streamed) -> std::io::Result<()> {
@@ -1122,24 +1110,32 @@ fn attribute_names(rows: &[Value]) -> Vec<String> {
     names
 }
 
-fn subscriber_rows(rows: &[Value]) -> Vec<Vec<String>> {
-    let attrs = attribute_names(rows);
-    let mut out = vec![["email", "name", "status", "bounces", "subscribed_at"]
+/// The columns of a subscriber listing: the fixed ones, then `attributes`.
+fn subscriber_header(attributes: &[String]) -> Vec<String> {
+    ["email", "name", "status", "bounces", "subscribed_at"]
         .iter()
         .map(|s| s.to_string())
-        .chain(attrs.iter().cloned())
-        .collect::<Vec<_>>()];
-    for r in rows {
-        let mut row = vec![
-            text(&r["email"]),
-            text(&r["name"]),
-            text(&r["status"]),
-            text(&r["bounces"]),
-            text(&r["subscribed_at"]),
-        ];
-        row.extend(attrs.iter().map(|a| text(&r["attributes"][a])));
-        out.push(row);
-    }
+        .chain(attributes.iter().cloned())
+        .collect()
+}
+
+/// One subscriber (as `subscriber_json` gives it) in those columns.
+fn subscriber_cells(r: &Value, attributes: &[String]) -> Vec<String> {
+    let mut row = vec![
+        text(&r["email"]),
+        text(&r["name"]),
+        text(&r["status"]),
+        text(&r["bounces"]),
+        text(&r["subscribed_at"]),
+    ];
+    row.extend(attributes.iter().map(|a| text(&r["attributes"][a])));
+    row
+}
+
+fn subscriber_rows(rows: &[Value]) -> Vec<Vec<String>> {
+    let attrs = attribute_names(rows);
+    let mut out = vec![subscriber_header(&attrs)];
+    out.extend(rows.iter().map(|r| subscriber_cells(r, &attrs)));
     out
 }
 

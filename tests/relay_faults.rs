@@ -782,21 +782,11 @@ async fn a_relay_down_beyond_the_retry_window_fails_every_delivery_visibly() {
 async fn system_mail_is_deferred_by_451_then_sent_once() {
     let relay = Relay::start();
     let w = World::new(&relay.addr);
-    let list = w.ctx.lists.get(LIST).unwrap();
     let people: Vec<String> = (0..20)
         .map(|i| format!("ny{i}@{}", DOMAINS[i % DOMAINS.len()]))
         .collect();
     for email in &people {
-        let req = Request {
-            list,
-            email,
-            name: "Ny",
-            method: "mail",
-            evidence: format!("<{email}.t@example>"),
-            in_reply_to: None,
-            attributes: Default::default(),
-        };
-        commands::subscribe(&w.ctx, &req).unwrap();
+        subscribe_by_mail(&w, email);
     }
     // Two greetings refused, then 451 to every RCPT.
     relay.reply(Stage::Greeting, "421 4.3.2 relay.test busy", None, Some(2));
@@ -859,6 +849,20 @@ async fn a_stalled_relay_times_out_and_the_delivery_is_deferred() {
     assert_exactly_once(&relay.copies(CAMPAIGN_FROM), &one);
 }
 
+/// A subscribe request by mail: queues a confirmation (system mail).
+fn subscribe_by_mail(w: &World, email: &str) {
+    let req = Request {
+        list: w.ctx.lists.get(LIST).unwrap(),
+        email,
+        name: "Ny",
+        method: "mail",
+        evidence: format!("<{email}.t@example>"),
+        in_reply_to: None,
+        attributes: Default::default(),
+    };
+    commands::subscribe(&w.ctx, &req).unwrap();
+}
+
 /// System mail goes over the worker's own lanes: a few sessions carry many
 /// mails, and a session the relay closed between two mails (an idle
 /// timeout, a per-session limit) is replaced at once: the mail is neither
@@ -867,19 +871,7 @@ async fn a_stalled_relay_times_out_and_the_delivery_is_deferred() {
 async fn system_mail_reuses_sessions_and_survives_a_relay_that_hangs_up() {
     let relay = Relay::start();
     let w = World::new(&relay.addr);
-    let list = w.ctx.lists.get(LIST).unwrap();
-    let subscribe = |email: &str| {
-        let req = Request {
-            list,
-            email,
-            name: "Ny",
-            method: "mail",
-            evidence: format!("<{email}.t@example>"),
-            in_reply_to: None,
-            attributes: Default::default(),
-        };
-        commands::subscribe(&w.ctx, &req).unwrap();
-    };
+    let subscribe = |email: &str| subscribe_by_mail(&w, email);
     let first: Vec<String> = (0..20).map(|i| format!("ett{i}@a.example.org")).collect();
     first.iter().for_each(|e| subscribe(e));
     assert_eq!(drain_once(&w.ctx, &w.transport).await.unwrap(), 20);
