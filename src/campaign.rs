@@ -6,8 +6,9 @@
 //!
 //! The relay's answers are recorded by one recorder task in batches: one
 //! transaction and one flush for many messages (group commit). A lane may
-//! run [`UNSYNCED_PER_LANE`] messages ahead of the flush, so after a kill -9
-//! at most that many per lane go twice. Recipients are streamed from the
+//! run ahead of the flush within a window of [`UNSYNCED_PER_LANE`] ×
+//! connections messages shared by the lanes, so after a kill -9 at most
+//! that many go twice. Recipients are streamed from the
 //! store in batches; memory does not grow with the list.
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,8 +30,9 @@ use crate::token::Purpose;
 
 /// Recipients read from the store at a time.
 const BATCH: usize = 256;
-/// Messages each lane may have sent (or be sending) before their outcome
-/// is durable. A kill -9 can send at most this many per lane twice.
+/// Messages the lanes may have sent (or be sending) before their outcome
+/// is durable, per lane: the window is this times `outbound.connections`,
+/// shared by the lanes. A kill -9 can send at most the window twice.
 pub const UNSYNCED_PER_LANE: usize = 4;
 /// Outcomes written in one transaction at most.
 const RECORD_BATCH: usize = 512;
@@ -407,6 +409,7 @@ async fn send_round(
     let linger_until = (lanes * UNSYNCED_PER_LANE / 2).max(1);
     let recorder = {
         let ctx = ctx.clone();
+        let window = window.clone();
         tokio::spawn(async move {
             let mut batch = Vec::new();
             while done_rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
@@ -426,7 +429,11 @@ async fn send_round(
                     }
                 }
                 if let Err(e) = record(&ctx, &batch).await {
-                    tracing::error!(error = %format!("{e:#}"), "recording deliveries failed");
+                    // Stop dispatching: what the lanes send now could not be
+                    // recorded either, and the run-ahead bound would no
+                    // longer hold. The next round resends what is unrecorded.
+                    tracing::error!(error = %format!("{e:#}"), "recording deliveries failed; sending stops");
+                    window.close();
                 }
                 // Dropping them releases their window permits.
                 batch.clear();
@@ -466,7 +473,13 @@ async fn send_round(
     let mut domains: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut cursor = None;
     let mut earliest_deferred: Option<i64> = None;
-    let mut steer_checked = std::time::Instant::now();
+    // In the past, so the first message already looks at the status.
+    let mut steer_checked = std::time::Instant::now()
+        .checked_sub(STEER_CHECK)
+        .unwrap_or_else(std::time::Instant::now);
+    // Whatever ends the dispatch, the lanes and the recorder are waited
+    // for below, so no send outlives this round unrecorded.
+    let dispatched: anyhow::Result<()> = async {
     'outer: loop {
         let batch = ctx.store.deliveries_after(c.id, cursor, BATCH)?;
         let Some(last) = batch.last() else { break };
@@ -525,7 +538,12 @@ async fn send_round(
                 tokio::time::sleep_until(next_slot).await;
                 next_slot = tokio::time::Instant::now() + pace;
             }
-            let window_permit = window.clone().acquire_owned().await?;
+            let window_permit = window.clone().acquire_owned().await.map_err(|_| {
+                anyhow::anyhow!(
+                    "campaign {}: outcomes could not be recorded; sending stopped for this round",
+                    c.id
+                )
+            })?;
             let domain = address::split(&s.email)
                 .map(|(_, d)| d.to_lowercase())
                 .unwrap_or_default();
@@ -553,6 +571,9 @@ async fn send_round(
             }
         }
     }
+    Ok(())
+    }
+    .await;
     drop(tx);
     for s in senders {
         let _ = s.await;
@@ -567,6 +588,7 @@ async fn send_round(
             next_due.remove(&c.id);
         }
     }
+    dispatched?;
     finish_if_done(ctx, c.id)?;
     Ok(())
 }

@@ -460,6 +460,19 @@ async fn list_subscribers(
     let answer =
         admin::call_streaming(&config.socket_path(), &request, |item| printer.take(item)).await?;
     match answer {
+        // A daemon from before streaming answers with the whole array.
+        Some(Ok(Value::Array(rows))) if !printer.headed => {
+            printer
+                .take(admin::Streamed::Head {
+                    attributes: attribute_names(&rows),
+                })
+                .map_err(anyhow::Error::from)?;
+            for r in rows {
+                printer
+                    .take(admin::Streamed::Row(r))
+                    .map_err(anyhow::Error::from)?;
+            }
+        }
         Some(Ok(_)) => {}
         Some(Err(f)) => return Err(f),
         None => {
@@ -490,6 +503,8 @@ struct RowPrinter {
     format: Format,
     out: std::io::BufWriter<std::io::Stdout>,
     attributes: Vec<String>,
+    /// A head line came (the columns are known).
+    headed: bool,
     rows: u64,
     /// The table's rows, kept for the column widths.
     table: Vec<Vec<String>>,
@@ -501,6 +516,7 @@ impl RowPrinter {
             format,
             out: std::io::BufWriter::new(std::io::stdout()),
             attributes: Vec::new(),
+            headed: false,
             rows: 0,
             table: Vec::new(),
         }
@@ -519,6 +535,7 @@ impl RowPrinter {
         match item {
             admin::Streamed::Head { attributes } => {
                 self.attributes = attributes;
+                self.headed = true;
                 match self.format {
                     Format::Csv => writeln!(self.out, "{}", csv_line(&self.header()))?,
                     Format::Json => write!(self.out, "[")?,

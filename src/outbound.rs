@@ -7,6 +7,7 @@
 //! the last retry, when it is kept in the dead-letter tree with its error.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -111,18 +112,35 @@ impl Recorder {
     }
 }
 
-/// How a relay send failed: below SMTP (the session broke), or otherwise.
-enum RelayFailure {
-    Network(SendError),
-    Other(SendError),
+/// One session with the relay.
+pub struct Session {
+    conn: Box<AsyncSmtpConnection>,
+    /// When it last carried a message.
+    used: Instant,
+    /// Its socket, to look for a hang-up between messages; None for
+    /// implicit TLS, whose socket lettre opens itself.
+    fd: Option<RawFd>,
 }
 
-impl RelayFailure {
-    fn into_send_error(self) -> SendError {
-        match self {
-            RelayFailure::Network(e) | RelayFailure::Other(e) => e,
-        }
+/// True if the relay closed the session or sent something unasked (a 421
+/// before it hangs up): either way the session cannot carry a message.
+fn peer_gone(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: `fd` is the socket of a session that is still open (the
+    // caller holds it); MSG_PEEK leaves any byte for lettre to read, and
+    // MSG_DONTWAIT never blocks.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock;
     }
+    true
 }
 
 /// A lane's session unused for this long is closed before the next message:
@@ -133,11 +151,7 @@ const LANE_IDLE: Duration = Duration::from_secs(30);
 /// relay connection that stays open between messages.
 pub enum Lane {
     File(AsyncFileTransport<Tokio1Executor>),
-    /// The session and when it last carried a message.
-    Relay(
-        Arc<RelaySettings>,
-        Option<(Box<AsyncSmtpConnection>, Instant)>,
-    ),
+    Relay(Arc<RelaySettings>, Option<Session>),
     Recording(Arc<Recorder>),
 }
 
@@ -200,19 +214,20 @@ impl RelaySettings {
     /// final `.` of DATA as its own small write, which Nagle would hold
     /// until the relay's delayed ACK (about 40 ms a message on loopback).
     /// Implicit TLS goes through lettre's own connect, which has no such option.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Session, SendError> {
         tokio::time::timeout(self.timeout, self.connect_untimed())
             .await
             .map_err(|_| silent(self.timeout))?
     }
 
-    async fn connect_untimed(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect_untimed(&self) -> Result<Session, SendError> {
         let tls = |host: &str| {
             TlsParameters::new(host.to_string()).map_err(|e| SendError {
                 permanent: false,
                 message: format!("TLS setup: {e}"),
             })
         };
+        let mut fd = None;
         let mut conn = if self.tls == Tls::Tls {
             AsyncSmtpConnection::connect_tokio1(
                 (self.host.as_str(), self.port),
@@ -235,6 +250,11 @@ impl RelaySettings {
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
             let _ = stream.set_nodelay(true);
+            // Peeking is only meaningful below plain SMTP: over TLS a byte
+            // may be a record the TLS layer has not read yet.
+            if self.tls == Tls::None {
+                fd = Some(stream.as_raw_fd());
+            }
             let mut conn =
                 AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
                     .await
@@ -251,7 +271,11 @@ impl RelaySettings {
                 .await
                 .map_err(|e| classify(&e))?;
         }
-        Ok(conn)
+        Ok(Session {
+            conn: Box::new(conn),
+            used: Instant::now(),
+            fd,
+        })
     }
 }
 
@@ -267,74 +291,62 @@ impl Lane {
             Lane::File(t) => send_file(t, &envelope, raw).await,
             Lane::Recording(r) => r.send(reverse_path, forward_path, raw),
             Lane::Relay(settings, conn) => {
-                let idle_too_long = conn
-                    .as_ref()
-                    .is_some_and(|(_, used)| used.elapsed() >= LANE_IDLE);
-                if idle_too_long {
-                    // The relay may have hung up on an idle session; a
-                    // fresh one is cheaper than finding out.
-                    if let Some((mut c, _)) = conn.take() {
-                        let _ = c.quit().await;
+                if let Some(session) = conn.as_ref() {
+                    if session.used.elapsed() >= LANE_IDLE {
+                        // The relay may have hung up on an idle session; a
+                        // fresh one is cheaper than finding out.
+                        if let Some(mut old) = conn.take() {
+                            let _ = tokio::time::timeout(settings.timeout, old.conn.quit()).await;
+                        }
+                    } else if session.fd.is_some_and(peer_gone) {
+                        // It hung up (or said 421) since the last message:
+                        // sending on it would fail, or worse, look like a
+                        // failure after the relay took the message.
+                        *conn = None;
                     }
                 }
-                let reused = conn.as_ref().is_some_and(|(c, _)| !c.has_broken());
-                match Self::relay_send(settings, conn, &envelope, raw).await {
-                    // A reused session that failed below SMTP (the relay
-                    // closed it, say) gets one more try on a fresh one.
-                    // Replies (4xx, 5xx) and time-outs are final: the
-                    // relay may already hold the message.
-                    Err(RelayFailure::Network(_)) if reused => {
-                        Self::relay_send(settings, conn, &envelope, raw)
-                            .await
-                            .map_err(RelayFailure::into_send_error)
-                    }
-                    r => r.map_err(RelayFailure::into_send_error),
-                }
+                Self::relay_send(settings, conn, &envelope, raw).await
             }
         }
     }
 
     async fn relay_send(
         settings: &RelaySettings,
-        conn: &mut Option<(Box<AsyncSmtpConnection>, Instant)>,
+        conn: &mut Option<Session>,
         envelope: &Envelope,
         raw: &[u8],
-    ) -> Result<(), RelayFailure> {
-        if conn.as_ref().is_none_or(|(c, _)| c.has_broken()) {
-            let fresh = settings.connect().await.map_err(RelayFailure::Other)?;
-            *conn = Some((Box::new(fresh), Instant::now()));
+    ) -> Result<(), SendError> {
+        if conn.as_ref().is_none_or(|s| s.conn.has_broken()) {
+            *conn = Some(settings.connect().await?);
         }
-        let (c, used) = conn.as_mut().expect("connected above");
+        let session = conn.as_mut().expect("connected above");
         // A relay that stops answering after the final "." may have
         // taken the message: the retry can duplicate it, within the
         // lanes' run-ahead bound.
-        match tokio::time::timeout(settings.timeout, c.send(envelope, raw)).await {
+        match tokio::time::timeout(settings.timeout, session.conn.send(envelope, raw)).await {
             Ok(Ok(_)) => {
-                *used = Instant::now();
+                session.used = Instant::now();
                 Ok(())
             }
             Ok(Err(e)) => {
                 // lettre leaves the session broken after an error:
                 // the next message opens a fresh one.
                 *conn = None;
-                if e.is_transient() || e.is_permanent() {
-                    Err(RelayFailure::Other(classify(&e)))
-                } else {
-                    Err(RelayFailure::Network(classify(&e)))
-                }
+                Err(classify(&e))
             }
             Err(_) => {
                 *conn = None;
-                Err(RelayFailure::Other(silent(settings.timeout)))
+                Err(silent(settings.timeout))
             }
         }
     }
 
     /// Ends the session politely.
     pub async fn close(&mut self) {
-        if let Lane::Relay(_, conn) = self {
-            if let Some((mut c, _)) = conn.take() {
-                let _ = c.quit().await;
+        if let Lane::Relay(settings, conn) = self {
+            if let Some(mut old) = conn.take() {
+                // A relay gone silent must not hold up the caller.
+                let _ = tokio::time::timeout(settings.timeout, old.conn.quit()).await;
             }
         }
     }
@@ -392,13 +404,17 @@ impl Transport {
         match self {
             Transport::Smtp(relay) => {
                 let mut conn = relay.connect().await?;
-                let tls = if conn.is_encrypted() { "TLS" } else { "no TLS" };
+                let tls = if conn.conn.is_encrypted() {
+                    "TLS"
+                } else {
+                    "no TLS"
+                };
                 let auth = if relay.credentials.is_some() {
                     ", AUTH accepted"
                 } else {
                     ""
                 };
-                let _ = conn.quit().await;
+                let _ = tokio::time::timeout(relay.timeout, conn.conn.quit()).await;
                 Ok(format!("EHLO accepted, {tls}{auth}"))
             }
             Transport::File(_) | Transport::Recording(_) => Ok("no relay".into()),

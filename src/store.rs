@@ -556,6 +556,9 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let counters = self.tree(T::Counters);
+        // The marker goes first and comes back last: a crash in between
+        // leaves a store that is counted again at the next open.
+        counters.remove(TALLY_BUILT)?;
         for kv in counters.scan_prefix(TALLY_PREFIX) {
             counters.remove(kv?.0)?;
         }
