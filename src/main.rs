@@ -461,18 +461,9 @@ async fn list_subscribers(
         admin::call_streaming(&config.socket_path(), &request, |item| printer.take(item)).await?;
     match answer {
         // A daemon from before streaming answers with the whole array.
-        Some(Ok(Value::Array(rows))) if !printer.headed => {
-            printer
-                .take(admin::Streamed::Head {
-                    attributes: attribute_names(&rows),
-                })
-                .map_err(anyhow::Error::from)?;
-            for r in rows {
-                printer
-                    .take(admin::Streamed::Row(r))
-                    .map_err(anyhow::Error::from)?;
-            }
-        }
+        Some(Ok(Value::Array(rows))) if !printer.headed => printer
+            .page(attribute_names(&rows), rows)
+            .map_err(anyhow::Error::from)?,
         Some(Ok(_)) => {}
         Some(Err(f)) => return Err(f),
         None => {
@@ -480,16 +471,12 @@ async fn list_subscribers(
             let ctx = daemon::build_context(config.clone(), system_clock())?;
             let mut pages = admin::SubscriberPages::new(&ctx, &list, status.as_deref())?;
             printer
-                .take(admin::Streamed::Head {
-                    attributes: pages.attributes.clone(),
-                })
+                .page(pages.attributes.clone(), Vec::new())
                 .map_err(anyhow::Error::from)?;
             while let Some(rows) = pages.next_page()? {
-                for r in rows {
-                    printer
-                        .take(admin::Streamed::Row(r))
-                        .map_err(anyhow::Error::from)?;
-                }
+                printer
+                    .page(Vec::new(), rows)
+                    .map_err(anyhow::Error::from)?;
             }
         }
     }
@@ -528,6 +515,15 @@ impl RowPrinter {
 
     fn cells(&self, r: &Value) -> Vec<String> {
         subscriber_cells(r, &self.attributes)
+    }
+
+    /// Rows that came together; the head first if none came yet.
+    fn page(&mut self, attributes: Vec<String>, rows: Vec<Value>) -> std::io::Result<()> {
+        if !self.headed {
+            self.take(admin::Streamed::Head { attributes })?;
+        }
+        rows.into_iter()
+            .try_for_each(|r| self.take(admin::Streamed::Row(r)))
     }
 
     fn take(&mut self, item: admin::Streamed) -> std::io::Result<()> {
