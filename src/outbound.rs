@@ -568,6 +568,52 @@ async fn drain_with(
 mod tests {
     use super::*;
 
+    /// Every relay session (campaign lanes and system mail alike) has Nagle
+    /// off: lettre writes the final "." of DATA on its own, and with Nagle
+    /// on it waits for the relay's delayed ACK (~40 ms a message).
+    #[tokio::test]
+    async fn relay_sessions_have_nagle_off() {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut r = std::io::BufReader::new(s);
+            let mut line = String::new();
+            w.write_all(b"220 relay.test ESMTP\r\n").unwrap();
+            r.read_line(&mut line).unwrap();
+            w.write_all(b"250 relay.test\r\n").unwrap();
+            // Hold the session until the client leaves.
+            let _ = r.read_line(&mut line);
+        });
+        let settings = RelaySettings {
+            timeout: Duration::from_secs(5),
+            host: "127.0.0.1".into(),
+            port,
+            tls: Tls::None,
+            credentials: None,
+            hello: ClientId::Domain("lista.example.se".into()),
+        };
+        let session = settings.connect().await.unwrap();
+        let fd = session.fd.expect("a plain session keeps its socket");
+        let mut on: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: fd is the open socket of `session`; `on` and `len` are
+        // valid for the sizes given.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut on as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0);
+        assert_ne!(on, 0, "TCP_NODELAY is off on a relay session");
+    }
+
     #[test]
     fn retries_back_off_then_give_up() {
         assert_eq!(retry_delay(1), Some(60));
