@@ -45,6 +45,12 @@ struct Reply {
     body: String,
 }
 
+/// A confirmed subscriber of lokal-finansiering, added by an admin.
+fn add(app: &App, email: &str, name: Option<&str>) {
+    let list = app.ctx.lists.get("lokal-finansiering").unwrap();
+    utskick::commands::admin_add(&app.ctx, list, email, name, Default::default(), "test").unwrap();
+}
+
 async fn call(app: &App, method: &str, uri: &str, form: Option<&str>) -> Reply {
     let mut req = Request::builder().method(method).uri(uri);
     if form.is_some() {
@@ -244,16 +250,7 @@ async fn subscribe_confirm_and_unsubscribe_through_the_pages() {
 #[tokio::test]
 async fn no_enumeration_honeypot_and_bad_input() {
     let app = app();
-    let list = app.ctx.lists.get("lokal-finansiering").unwrap();
-    utskick::commands::admin_add(
-        &app.ctx,
-        list,
-        "member@example.org",
-        None,
-        Default::default(),
-        "test",
-    )
-    .unwrap();
+    add(&app, "member@example.org", None);
     // Subscribed already: the same page as for a stranger.
     let known = call(
         &app,
@@ -416,16 +413,7 @@ async fn the_form_snippet_posts_here_by_absolute_url() {
 #[tokio::test]
 async fn archive_and_feed_show_sent_newsletters_without_personal_data() {
     let app = app();
-    let list = app.ctx.lists.get("lokal-finansiering").unwrap();
-    utskick::commands::admin_add(
-        &app.ctx,
-        list,
-        "secret.reader@example.org",
-        Some("Hemlig Läsare"),
-        Default::default(),
-        "t",
-    )
-    .unwrap();
+    add(&app, "secret.reader@example.org", Some("Hemlig Läsare"));
     let content = utskick::newsletter::Content {
         kind: utskick::newsletter::Kind::Newsletter,
         source: "d.md".into(),
@@ -513,16 +501,7 @@ async fn archive_and_feed_show_sent_newsletters_without_personal_data() {
 #[tokio::test]
 async fn metrics_in_prometheus_text() {
     let app = app();
-    let list = app.ctx.lists.get("lokal-finansiering").unwrap();
-    utskick::commands::admin_add(
-        &app.ctx,
-        list,
-        "m@example.org",
-        None,
-        Default::default(),
-        "t",
-    )
-    .unwrap();
+    add(&app, "m@example.org", None);
     let r = call(&app, "GET", "/metrics", None).await;
     assert_eq!(r.status, 200);
     assert!(r.headers["content-type"]
