@@ -17,15 +17,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use utskick::newsletter::{Envelope, Prepared, Recipient};
+use utskick::compose::newsletter::{Envelope, Prepared, Recipient};
 use utskick::token::{Purpose, Secret, Token};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn list() -> utskick::lists::List {
-    utskick::lists::List::parse(
+fn list() -> utskick::daemon::lists::List {
+    utskick::daemon::lists::List::parse(
         "lokal-finansiering",
         "name = \"Lokal finansiering – för landsbygdens utveckling\"\n\
          address = \"lokal-finansiering\"\nlanguage = \"sv\"\n\
@@ -63,7 +63,7 @@ fn reply_text(c: &mut Criterion) {
     let path = root().join("tests/corpus/replies/erp-email_1_3.txt");
     let text = std::fs::read_to_string(&path).unwrap();
     c.bench_function(&format!("reply own_text_of ({} B)", text.len()), |b| {
-        b.iter(|| utskick::reply::own_text_of(black_box(&text)))
+        b.iter(|| utskick::mail::reply_text::own_text_of(black_box(&text)))
     });
 }
 
@@ -76,7 +76,7 @@ fn dsn(c: &mut Criterion) {
                 let msg = mail_parser::MessageParser::default()
                     .parse(black_box(&raw))
                     .unwrap();
-                utskick::bounce::parse(&msg)
+                utskick::mail::bounce::parse(&msg)
             })
         },
     );
@@ -84,10 +84,10 @@ fn dsn(c: &mut Criterion) {
 
 fn rsa_key(dir: &Path) -> PathBuf {
     let path = dir.join("rsa.key");
-    utskick::check::keygen(
-        &utskick::config::Config::default(),
+    utskick::daemon::check::keygen(
+        &utskick::daemon::config::Config::default(),
         &path,
-        utskick::check::Algorithm::Rsa,
+        utskick::daemon::check::Algorithm::Rsa,
     )
     .unwrap();
     path
@@ -96,7 +96,8 @@ fn rsa_key(dir: &Path) -> PathBuf {
 fn render(c: &mut Criterion) {
     let list = list();
     let text = std::fs::read_to_string(root().join("bench/newsletter.md")).unwrap();
-    let (content, _) = utskick::newsletter::parse_newsletter("newsletter.md", &text).unwrap();
+    let (content, _) =
+        utskick::compose::newsletter::parse_newsletter("newsletter.md", &text).unwrap();
     let prepared = Prepared::new(&content, &list, &root().join("templates")).unwrap();
     let attrs: BTreeMap<String, String> = [
         ("organisation".to_string(), "Byalaget i Hede".to_string()),
@@ -125,9 +126,10 @@ fn render(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let ed = dir.path().join("ed25519.key");
     std::fs::write(&ed, data_encoding::BASE64.encode(&[9u8; 32])).unwrap();
-    let ed = utskick::compose::load_dkim("utskick", "lista.example.se", &ed).unwrap();
+    let ed = utskick::compose::system::load_dkim("utskick", "lista.example.se", &ed).unwrap();
     let rsa =
-        utskick::compose::load_dkim("utskick", "lista.example.se", &rsa_key(dir.path())).unwrap();
+        utskick::compose::system::load_dkim("utskick", "lista.example.se", &rsa_key(dir.path()))
+            .unwrap();
     c.bench_function("render + DKIM Ed25519", |b| {
         b.iter(|| {
             prepared

@@ -3,7 +3,7 @@
 //!
 //! No I/O here; the store and the token check live elsewhere.
 
-use crate::lists::{List, Lists};
+use crate::daemon::lists::{List, Lists};
 
 /// Longest address we accept (RFC 5321 §4.5.3.1.3 path limit, less the brackets).
 pub const MAX_ADDRESS_LEN: usize = 254;
@@ -225,7 +225,7 @@ pub fn is_system_sender(addr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lists::List;
+    use crate::daemon::lists::List;
 
     fn lists() -> Lists {
         let mut l = Lists::default();

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use utskick::admin::{self, sysexits, Failure, Request, WireContent};
-use utskick::config::Config;
-use utskick::context::system_clock;
+use utskick::daemon::config::Config;
+use utskick::daemon::context::system_clock;
 use utskick::outbound::{self, Transport};
-use utskick::{address, daemon, newsletter};
+use utskick::{address, compose::newsletter, daemon};
 
 #[derive(Parser)]
 #[command(
@@ -185,7 +185,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    utskick::memory::bound_arenas();
+    utskick::daemon::memory::bound_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -353,21 +353,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Report { list, svg } => {
             let title_list = list.clone();
             let v = ask(&config, Request::Report { list }).await?;
-            let months: Vec<utskick::report::Month> =
+            let months: Vec<utskick::people::report::Month> =
                 serde_json::from_value(v).map_err(|e| Failure::usage(e.to_string()))?;
             let lang = report_language(&config, title_list.as_deref());
-            print!("{}", utskick::report::table(&months, lang));
+            print!("{}", utskick::people::report::table(&months, lang));
             if let Some(path) = svg {
-                let lists = utskick::lists::Lists::load(&config.lists_dir)?;
+                let lists = utskick::daemon::lists::Lists::load(&config.lists_dir)?;
                 let name = title_list
                     .as_deref()
                     .and_then(|id| lists.get(id).map(|l| l.name.clone()))
                     .unwrap_or_else(|| "utskick".into());
                 let title = match lang {
-                    utskick::report::Lang::Sv => format!("{name}: nätverkets tillväxt"),
-                    utskick::report::Lang::En => format!("{name}: growth of the network"),
+                    utskick::people::report::Lang::Sv => format!("{name}: nätverkets tillväxt"),
+                    utskick::people::report::Lang::En => format!("{name}: growth of the network"),
                 };
-                std::fs::write(&path, utskick::report::svg(&months, &title, lang))
+                std::fs::write(&path, utskick::people::report::svg(&months, &title, lang))
                     .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
                 println!("wrote {}", path.display());
             }
@@ -385,7 +385,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         "embedded defaults (no utskick.toml)".into()
                     }
                 });
-            let (report, ok) = utskick::check::check(&config, &name).await;
+            let (report, ok) = utskick::daemon::check::check(&config, &name).await;
             print!("{report}");
             return if ok {
                 Ok(())
@@ -403,10 +403,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .map(|d| d.private_key_file.clone())
                 .unwrap_or_else(|| PathBuf::from("dkim.pem"));
             let algorithm = match algorithm {
-                KeyAlgorithm::Ed25519 => utskick::check::Algorithm::Ed25519,
-                KeyAlgorithm::Rsa => utskick::check::Algorithm::Rsa,
+                KeyAlgorithm::Ed25519 => utskick::daemon::check::Algorithm::Ed25519,
+                KeyAlgorithm::Rsa => utskick::daemon::check::Algorithm::Rsa,
             };
-            println!("{}", utskick::check::keygen(&config, &path, algorithm)?);
+            println!(
+                "{}",
+                utskick::daemon::check::keygen(&config, &path, algorithm)?
+            );
             return Ok(());
         }
         Command::Forget { email } => (Request::Forget { email }, None),
@@ -597,7 +600,7 @@ async fn import(
 ) -> Result<(), Failure> {
     let bytes =
         std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-    let (rows, errors) = utskick::csvfile::read(&bytes)
+    let (rows, errors) = utskick::people::csvfile::read(&bytes)
         .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
     for e in &errors {
         eprintln!("{}:{}: {}", file.display(), e.line, e.message);
@@ -677,11 +680,11 @@ fn restore(config: &Config, file: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn report_language(config: &Config, list: Option<&str>) -> utskick::report::Lang {
-    let lists = utskick::lists::Lists::load(&config.lists_dir).unwrap_or_default();
+fn report_language(config: &Config, list: Option<&str>) -> utskick::people::report::Lang {
+    let lists = utskick::daemon::lists::Lists::load(&config.lists_dir).unwrap_or_default();
     match list.and_then(|id| lists.get(id)).map(|l| l.language) {
-        Some(utskick::lists::Language::En) => utskick::report::Lang::En,
-        _ => utskick::report::Lang::Sv,
+        Some(utskick::daemon::lists::Language::En) => utskick::people::report::Lang::En,
+        _ => utskick::people::report::Lang::Sv,
     }
 }
 
@@ -815,7 +818,7 @@ async fn queued(config: &Config, request: Request) -> Result<(), Failure> {
 }
 
 /// A recipient for previews: the list's sample person.
-fn sample_attributes(list: &utskick::lists::List) -> BTreeMap<String, String> {
+fn sample_attributes(list: &utskick::daemon::lists::List) -> BTreeMap<String, String> {
     list.attributes
         .iter()
         .map(|a| (a.clone(), format!("({a})")))
@@ -830,7 +833,7 @@ async fn preview(
     to: Option<String>,
     attach: &[PathBuf],
 ) -> Result<(), Failure> {
-    let lists = utskick::lists::Lists::load(&config.lists_dir)?;
+    let lists = utskick::daemon::lists::Lists::load(&config.lists_dir)?;
     let list = lists
         .get(list_id)
         .ok_or_else(|| Failure::usage(format!("no list {list_id:?}")))?;
@@ -974,13 +977,13 @@ fn inject_request(
             exit: sysexits::DATAERR,
         });
     }
-    let Some(msg) = utskick::commands::parse_message(&raw) else {
+    let Some(msg) = utskick::subscription::parse_message(&raw) else {
         return Err(Failure {
             message: "the message could not be parsed".into(),
             exit: sysexits::DATAERR,
         });
     };
-    let lists = utskick::lists::Lists::load(&config.lists_dir)?;
+    let lists = utskick::daemon::lists::Lists::load(&config.lists_dir)?;
     let recipient = match recipient {
         Some(r) => r,
         None => msg

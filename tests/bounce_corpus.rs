@@ -9,8 +9,8 @@
 
 use mail_parser::MessageParser;
 use std::path::PathBuf;
-use utskick::bounce::{complaint, parse, Failure};
-use utskick::classify::is_bounce;
+use utskick::mail::automated::is_bounce;
+use utskick::mail::bounce::{complaint, parse, Failure};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bounces")
@@ -194,7 +194,7 @@ fn check() {
     );
     println!(
         "{}",
-        detected.line("bounces that classify::is_bounce detects")
+        detected.line("bounces that automated::is_bounce detects")
     );
     for m in &misses {
         println!("MISS {m}");
@@ -233,5 +233,5 @@ fn regression_overlapping_addresses_on_one_line() {
     ))
     .unwrap();
     let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    let _ = utskick::bounce::parse(&msg);
+    let _ = utskick::mail::bounce::parse(&msg);
 }

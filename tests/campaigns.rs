@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use utskick::campaign::{self, NewCampaign, Steer};
-use utskick::commands;
-use utskick::config::Config;
-use utskick::context::Context;
+use utskick::compose::newsletter::{Content, Kind};
 use utskick::daemon::build_context;
-use utskick::newsletter::{Content, Kind};
+use utskick::daemon::config::Config;
+use utskick::daemon::context::Context;
 use utskick::outbound::{Recorder, Transport};
 use utskick::store::{CampaignStatus, DeliveryState, Status};
+use utskick::subscription;
 
 struct World {
     _dir: tempfile::TempDir,
@@ -61,7 +61,7 @@ impl World {
         let attrs = [("region".to_string(), region.to_string())]
             .into_iter()
             .collect();
-        commands::admin_add(&self.ctx, list, email, Some(name), attrs, "test").unwrap();
+        subscription::admin_add(&self.ctx, list, email, Some(name), attrs, "test").unwrap();
     }
 
     fn queue(&self, filters: Vec<(String, String)>, at: Option<DateTime<Utc>>) -> u64 {
@@ -120,7 +120,7 @@ async fn every_confirmed_subscriber_gets_one_personal_copy() {
     w.add("c@example.org", "Cia", "Jämtland");
     // Not confirmed: never mailed.
     let list = w.ctx.lists.get("lokal-finansiering").unwrap();
-    commands::admin_remove(&w.ctx, list, "c@example.org").unwrap();
+    subscription::admin_remove(&w.ctx, list, "c@example.org").unwrap();
     let id = w.queue(vec![], None);
     w.tick().await;
     let mut to = w.campaign_recipients();
@@ -169,8 +169,8 @@ async fn every_confirmed_subscriber_gets_one_personal_copy() {
     // The token names Anna: the one-click path unsubscribes her and no one else.
     let t = utskick::token::Token::decode(&token).unwrap();
     assert_eq!(
-        commands::leave_by_token(&w.ctx, None, &t).unwrap(),
-        Some(commands::Left::Now)
+        subscription::leave_by_token(&w.ctx, None, &t).unwrap(),
+        Some(subscription::Left::Now)
     );
     assert_eq!(
         w.ctx
@@ -321,7 +321,7 @@ async fn someone_who_leaves_during_the_send_is_skipped() {
     let id = w.queue(vec![], None);
     w.tick().await;
     let list = w.ctx.lists.get("lokal-finansiering").unwrap();
-    commands::admin_remove(&w.ctx, list, "b@example.org").unwrap();
+    subscription::admin_remove(&w.ctx, list, "b@example.org").unwrap();
     w.advance(10 * 60);
     w.tick().await;
     assert_eq!(w.campaign_recipients(), ["a@example.org"]);

@@ -6,7 +6,7 @@
 
 use mail_parser::MessageParser;
 use std::path::PathBuf;
-use utskick::classify::{automated, is_bounce, Automated};
+use utskick::mail::automated::{automated, is_bounce, Automated};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bounces")

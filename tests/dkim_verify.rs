@@ -128,14 +128,14 @@ fn signed_newsletter(seed: [u8; 32]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("dkim.key");
     std::fs::write(&key, BASE64.encode(&seed)).unwrap();
-    let dkim = utskick::compose::load_dkim("utskick", "lista.example.se", &key).unwrap();
-    let list = utskick::lists::List::parse(
+    let dkim = utskick::compose::system::load_dkim("utskick", "lista.example.se", &key).unwrap();
+    let list = utskick::daemon::lists::List::parse(
         "lokal-finansiering",
         "name = \"Lokal finansiering\"\naddress = \"lokal-finansiering\"\nattributes = [\"region\"]\n",
     )
     .unwrap();
-    let content = utskick::newsletter::Content {
-        kind: utskick::newsletter::Kind::Newsletter,
+    let content = utskick::compose::newsletter::Content {
+        kind: utskick::compose::newsletter::Kind::Newsletter,
         source: "t.md".into(),
         subject: "Nyhetsbrev".into(),
         preheader: String::new(),
@@ -145,11 +145,12 @@ fn signed_newsletter(seed: [u8; 32]) -> String {
         attachments: vec![],
     };
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    let prepared = utskick::newsletter::Prepared::new(&content, &list, &templates).unwrap();
+    let prepared =
+        utskick::compose::newsletter::Prepared::new(&content, &list, &templates).unwrap();
     let attrs = [("region".to_string(), "Jämtland".to_string())]
         .into_iter()
         .collect();
-    let r = utskick::newsletter::Recipient {
+    let r = utskick::compose::newsletter::Recipient {
         email: "asa@example.org",
         name: "Åsa Öberg",
         attributes: &attrs,
@@ -157,7 +158,7 @@ fn signed_newsletter(seed: [u8; 32]) -> String {
         unsubscribe_mailto: "lokal-finansiering-unsubscribe+abc@lista.example.se",
         reply_to: "lokal-finansiering-reply+abc@lista.example.se",
     };
-    let env = utskick::newsletter::Envelope {
+    let env = utskick::compose::newsletter::Envelope {
         message_id: "m1@lista.example.se",
         date: chrono::DateTime::parse_from_rfc3339("2026-12-01T08:00:00+01:00").unwrap(),
         domain: "lista.example.se",

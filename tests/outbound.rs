@@ -8,18 +8,24 @@ use std::sync::Arc;
 
 use common::sink::{Mode, Sink};
 
-use utskick::commands::{self, Request};
-use utskick::config::Config;
-use utskick::context::system_clock;
 use utskick::daemon::build_context;
+use utskick::daemon::config::Config;
+use utskick::daemon::context::system_clock;
 use utskick::outbound::{drain_once, Transport};
+use utskick::subscription::{self, Request};
 
 fn sink(mode: Mode) -> (String, common::sink::Received) {
     let s = Sink::start(mode);
     (s.addr, s.got)
 }
 
-fn setup(relay: &str) -> (tempfile::TempDir, Arc<utskick::context::Context>, Transport) {
+fn setup(
+    relay: &str,
+) -> (
+    tempfile::TempDir,
+    Arc<utskick::daemon::context::Context>,
+    Transport,
+) {
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");
     let text = format!(
@@ -32,7 +38,7 @@ fn setup(relay: &str) -> (tempfile::TempDir, Arc<utskick::context::Context>, Tra
     (dir, ctx, transport)
 }
 
-fn queue_confirmation(ctx: &utskick::context::Context, email: &str) {
+fn queue_confirmation(ctx: &utskick::daemon::context::Context, email: &str) {
     let list = ctx.lists.get("lokal-finansiering").unwrap();
     let req = Request {
         list,
@@ -43,7 +49,7 @@ fn queue_confirmation(ctx: &utskick::context::Context, email: &str) {
         in_reply_to: None,
         attributes: Default::default(),
     };
-    commands::subscribe(ctx, &req).unwrap();
+    subscription::subscribe(ctx, &req).unwrap();
 }
 
 #[tokio::test]

@@ -14,13 +14,13 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
 use utskick::campaign::{self, NewCampaign};
-use utskick::commands::{self, Request};
-use utskick::config::Config;
-use utskick::context::Context;
+use utskick::compose::newsletter::{Content, Kind};
 use utskick::daemon::build_context;
-use utskick::newsletter::{Content, Kind};
+use utskick::daemon::config::Config;
+use utskick::daemon::context::Context;
 use utskick::outbound::{drain_once, Transport};
 use utskick::store::{CampaignStatus, DeliveryState, Status};
+use utskick::subscription::{self, Request};
 
 // ---------------------------------------------------------------------------
 // The test relay
@@ -405,7 +405,7 @@ impl World {
         (0..n)
             .map(|i| {
                 let email = format!("{prefix}{i}@{}", DOMAINS[i % DOMAINS.len()]);
-                commands::admin_add(
+                subscription::admin_add(
                     &self.ctx,
                     list,
                     &email,
@@ -863,7 +863,7 @@ fn subscribe_by_mail(w: &World, email: &str) {
         in_reply_to: None,
         attributes: Default::default(),
     };
-    commands::subscribe(&w.ctx, &req).unwrap();
+    subscription::subscribe(&w.ctx, &req).unwrap();
 }
 
 /// System mail goes over the worker's own lanes: a few sessions carry many
@@ -925,7 +925,7 @@ async fn a_stalled_relay_times_out_for_system_mail() {
         in_reply_to: None,
         attributes: Default::default(),
     };
-    commands::subscribe(&w.ctx, &req).unwrap();
+    subscription::subscribe(&w.ctx, &req).unwrap();
     relay.on(Stage::Data, Action::Stall, None, Some(1));
     let guard = std::time::Duration::from_secs(20);
     let done = tokio::time::timeout(guard, drain_once(&w.ctx, &w.transport)).await;

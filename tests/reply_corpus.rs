@@ -25,7 +25,7 @@
 
 use mail_parser::MessageParser;
 use std::path::PathBuf;
-use utskick::reply::{html_to_text, own_text, own_text_of};
+use utskick::mail::reply_text::{html_to_text, own_text, own_text_of};
 
 /// The score reached when this test was written; raise it when it improves.
 const FLOOR: usize = 39;

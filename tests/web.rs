@@ -9,9 +9,9 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use utskick::config::Config;
-use utskick::context::{system_clock, Context};
 use utskick::daemon::build_context;
+use utskick::daemon::config::Config;
+use utskick::daemon::context::{system_clock, Context};
 use utskick::store::Status;
 
 struct App {
@@ -48,7 +48,8 @@ struct Reply {
 /// A confirmed subscriber of lokal-finansiering, added by an admin.
 fn add(app: &App, email: &str, name: Option<&str>) {
     let list = app.ctx.lists.get("lokal-finansiering").unwrap();
-    utskick::commands::admin_add(&app.ctx, list, email, name, Default::default(), "test").unwrap();
+    utskick::subscription::admin_add(&app.ctx, list, email, name, Default::default(), "test")
+        .unwrap();
 }
 
 async fn call(app: &App, method: &str, uri: &str, form: Option<&str>) -> Reply {
@@ -190,8 +191,8 @@ async fn subscribe_confirm_and_unsubscribe_through_the_pages() {
         v: 1,
         id: 77,
         list: "lokal-finansiering".into(),
-        content: utskick::newsletter::Content {
-            kind: utskick::newsletter::Kind::Newsletter,
+        content: utskick::compose::newsletter::Content {
+            kind: utskick::compose::newsletter::Kind::Newsletter,
             source: "t".into(),
             subject: "S".into(),
             preheader: String::new(),
@@ -360,7 +361,7 @@ async fn no_enumeration_honeypot_and_bad_input() {
 async fn an_expired_token_gets_a_friendly_page_with_a_way_back() {
     let app = app();
     let list = app.ctx.lists.get("lokal-finansiering").unwrap();
-    let req = utskick::commands::Request {
+    let req = utskick::subscription::Request {
         list,
         email: "late@example.org",
         name: "",
@@ -369,7 +370,7 @@ async fn an_expired_token_gets_a_friendly_page_with_a_way_back() {
         in_reply_to: None,
         attributes: Default::default(),
     };
-    utskick::commands::subscribe(&app.ctx, &req).unwrap();
+    utskick::subscription::subscribe(&app.ctx, &req).unwrap();
     let token = token_from_outbox(&app, "late@example.org");
     let t = utskick::token::Token::decode(&token).unwrap();
     let secret: [u8; 32] = std::fs::read(app.ctx.config.secret_path())
@@ -414,8 +415,8 @@ async fn the_form_snippet_posts_here_by_absolute_url() {
 async fn archive_and_feed_show_sent_newsletters_without_personal_data() {
     let app = app();
     add(&app, "secret.reader@example.org", Some("Hemlig Läsare"));
-    let content = utskick::newsletter::Content {
-        kind: utskick::newsletter::Kind::Newsletter,
+    let content = utskick::compose::newsletter::Content {
+        kind: utskick::compose::newsletter::Kind::Newsletter,
         source: "d.md".into(),
         subject: "Nyhetsbrev december".into(),
         preheader: String::new(),

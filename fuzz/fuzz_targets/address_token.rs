@@ -4,9 +4,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 
-fn lists() -> &'static utskick::lists::Lists {
-    static L: OnceLock<utskick::lists::Lists> = OnceLock::new();
-    L.get_or_init(|| utskick::lists::Lists::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../lists"))).unwrap())
+fn lists() -> &'static utskick::daemon::lists::Lists {
+    static L: OnceLock<utskick::daemon::lists::Lists> = OnceLock::new();
+    L.get_or_init(|| utskick::daemon::lists::Lists::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../lists"))).unwrap())
 }
 
 fuzz_target!(|data: &[u8]| {

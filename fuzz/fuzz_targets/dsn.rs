@@ -4,10 +4,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(msg) = mail_parser::MessageParser::default().parse(data) {
-        for f in utskick::bounce::parse(&msg) {
+        for f in utskick::mail::bounce::parse(&msg) {
             assert!(!f.recipient.is_empty());
             assert!(f.diagnostic.len() <= 1024);
         }
-        let _ = utskick::bounce::complaint(&msg);
+        let _ = utskick::mail::bounce::complaint(&msg);
     }
 });

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 struct World {
     _dir: tempfile::TempDir,
-    ctx: Arc<utskick::context::Context>,
+    ctx: Arc<utskick::daemon::context::Context>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -20,8 +20,8 @@ fn world() -> &'static World {
             "data_dir = \"{}\"\nlists_dir = \"{root}/lists\"\ntemplates_dir = \"{root}/templates\"\n[inbound]\nmax_message_bytes = 65536\n",
             dir.path().join("data").display()
         );
-        let config = utskick::config::Config::parse(&text, "fuzz.toml").unwrap();
-        let ctx = Arc::new(utskick::daemon::build_context(config, utskick::context::system_clock()).unwrap());
+        let config = utskick::daemon::config::Config::parse(&text, "fuzz.toml").unwrap();
+        let ctx = Arc::new(utskick::daemon::build_context(config, utskick::daemon::context::system_clock()).unwrap());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         World { _dir: dir, ctx, rt }
     })
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         None => return,
     };
     let chunks: Vec<&[u8]> = rest.chunks(size).collect();
-    let out = w.rt.block_on(utskick::inbound::replay(w.ctx.clone(), &chunks));
+    let out = w.rt.block_on(utskick::mail::listener::replay(w.ctx.clone(), &chunks));
     // Every answer is a well-formed reply line.
     for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         assert!(line.len() >= 4 && line[..3].iter().all(u8::is_ascii_digit), "{:?}", String::from_utf8_lossy(line));

@@ -5,6 +5,12 @@
 //! Crash-only: nothing here needs a clean stop to stay correct. A clean stop
 //! only saves the clients a retry.
 
+pub mod check;
+pub mod config;
+pub mod context;
+pub mod lists;
+pub mod memory;
+
 use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
@@ -14,14 +20,14 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
-use crate::config::Config;
-use crate::context::{system_clock, Clock, Context, Metrics};
-use crate::lists::Lists;
+use crate::compose::templates::Templates;
+use crate::daemon::config::Config;
+use crate::daemon::context::{system_clock, Clock, Context, Metrics};
+use crate::daemon::lists::Lists;
 use crate::outbound::{self, Transport};
 use crate::store::Store;
-use crate::templates::Templates;
 use crate::token::Secret;
-use crate::{admin, inbound, web};
+use crate::{admin, mail::listener as inbound, web};
 
 /// How often expired confirmations, stale pending subscribers and old
 /// counters are purged.
@@ -37,7 +43,7 @@ pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
     let templates = Templates::load(&config.templates_dir, &lists)?;
     let secret = Secret::load_or_create(&config.secret_path())?;
     let dkim = match &config.dkim {
-        Some(d) => Some(crate::compose::load_dkim(
+        Some(d) => Some(crate::compose::system::load_dkim(
             &d.selector,
             &config.domain,
             &d.private_key_file,
@@ -152,8 +158,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         stop_rx.clone(),
     ));
     let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx.clone()));
-    let trimmer = tokio::spawn(crate::memory::trim_every(
-        crate::memory::TRIM_EVERY,
+    let trimmer = tokio::spawn(crate::daemon::memory::trim_every(
+        crate::daemon::memory::TRIM_EVERY,
         stop_rx.clone(),
     ));
 
@@ -171,8 +177,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         std::io::stdout(),
         "utskick ready: {} on {smtp_addr}, http on {http_addr}, lists: {}",
         match cfg.inbound.protocol {
-            crate::config::Protocol::Smtp => "smtp",
-            crate::config::Protocol::Lmtp => "lmtp",
+            crate::daemon::config::Protocol::Smtp => "smtp",
+            crate::daemon::config::Protocol::Lmtp => "lmtp",
         },
         ctx.lists
             .iter()

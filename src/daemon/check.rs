@@ -11,11 +11,11 @@ use data_encoding::BASE64;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::EncodePublicKey;
 
-use crate::config::{Config, TransportKind};
-use crate::lists::Lists;
-use crate::newsletter::{Content, Kind, Prepared};
+use crate::compose::newsletter::{Content, Kind, Prepared};
+use crate::compose::templates::{Templates, SYSTEM_MAILS};
+use crate::daemon::config::{Config, TransportKind};
+use crate::daemon::lists::Lists;
 use crate::outbound::Transport;
-use crate::templates::{Templates, SYSTEM_MAILS};
 
 /// Key algorithms `dkim-keygen` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +265,7 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
     (out, ok)
 }
 
-fn sample_data(list: &crate::lists::List) -> serde_json::Value {
+fn sample_data(list: &crate::daemon::lists::List) -> serde_json::Value {
     serde_json::json!({
         "list": {"id": list.id, "name": list.name, "description": list.description, "address": format!("{}@example.se", list.address)},
         "email": "anna@example.se", "name": "Anna",

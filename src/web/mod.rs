@@ -26,11 +26,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::address;
-use crate::commands::{self, Confirmed, Left, TokenProblem};
-use crate::context::Context;
-use crate::lists::{Language, List, Subscription};
-use crate::newsletter::{self, Kind, Prepared};
+use crate::compose::newsletter::{self, Kind, Prepared};
+use crate::daemon::context::Context;
+use crate::daemon::lists::{Language, List, Subscription};
 use crate::store::{CampaignStatus, PendingAction, Status};
+use crate::subscription::{self, Confirmed, Left, TokenProblem};
 use crate::token::Token;
 
 /// Request bodies here are small forms or RFC 8058 one-click bodies.
@@ -58,7 +58,7 @@ const PAGES: &[&str] = &[
 
 macro_rules! builtin_pages {
     ($($lang:literal / $name:literal),* $(,)?) => {
-        &[$(($lang, $name, include_str!(concat!("../templates/", $lang, "/web/", $name, ".html.hbs")))),*]
+        &[$(($lang, $name, include_str!(concat!("../../templates/", $lang, "/web/", $name, ".html.hbs")))),*]
     };
 }
 
@@ -84,7 +84,7 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "en" / "archive",
     "en" / "archive-item",
 ];
-const BUILTIN_CSS: &str = include_str!("../templates/style.css");
+const BUILTIN_CSS: &str = include_str!("../../templates/style.css");
 
 /// The compiled page templates (one registry per language, so each has
 /// its own `form` partial) and the stylesheet.
@@ -467,16 +467,16 @@ async fn subscribe(
         data["error_email"] = json!(true);
         return web.page(StatusCode::UNPROCESSABLE_ENTITY, lang, "list", data);
     }
-    let name = commands::clip_name(form.get("name").map(String::as_str).unwrap_or_default());
+    let name = subscription::clip_name(form.get("name").map(String::as_str).unwrap_or_default());
     let attributes: BTreeMap<String, String> = list
         .attributes
         .iter()
         .filter_map(|a| {
-            let v = commands::clip_name(form.get(a)?);
+            let v = subscription::clip_name(form.get(a)?);
             (!v.is_empty()).then(|| (a.clone(), v))
         })
         .collect();
-    let request = commands::Request {
+    let request = subscription::Request {
         list,
         email: &email,
         name: &name,
@@ -485,7 +485,7 @@ async fn subscribe(
         in_reply_to: None,
         attributes,
     };
-    if let Err(e) = commands::subscribe(&web.ctx, &request) {
+    if let Err(e) = subscription::subscribe(&web.ctx, &request) {
         return web.unavailable(e);
     }
     if let Err(e) = web.ctx.store.sync().await {
@@ -506,7 +506,7 @@ async fn confirm_page(State(web): State<Shared>, Path(token): Path<String>) -> R
     let Some(parsed) = Token::decode(&token) else {
         return web.token_problem(TokenProblem::Unknown, Language::Sv);
     };
-    let pending = match commands::check_token(&web.ctx, None, &parsed) {
+    let pending = match subscription::check_token(&web.ctx, None, &parsed) {
         Ok(Ok(p)) => p,
         Ok(Err(problem)) => {
             let lang = match web.ctx.store.pending(parsed.id) {
@@ -545,7 +545,7 @@ async fn confirm_post(
         Err(e) => return web.unavailable(e),
     };
     let lang = language_of(&web.ctx, &list_id);
-    let result = commands::apply_token(
+    let result = subscription::apply_token(
         &web.ctx,
         None,
         &parsed,
@@ -579,7 +579,7 @@ async fn confirm_post(
 /// The link in every newsletter's footer and `List-Unsubscribe`.
 async fn unsubscribe_page(State(web): State<Shared>, Path(token): Path<String>) -> Response {
     let found = match Token::decode(&token) {
-        Some(t) => commands::token_subscriber(&web.ctx, None, &t),
+        Some(t) => subscription::token_subscriber(&web.ctx, None, &t),
         None => Ok(None),
     };
     let s = match found {
@@ -609,7 +609,7 @@ async fn unsubscribe_post(State(web): State<Shared>, Path(token): Path<String>) 
     let Some(parsed) = Token::decode(&token) else {
         return web.token_problem(TokenProblem::Unknown, Language::Sv);
     };
-    let left = match commands::leave_by_token(&web.ctx, None, &parsed) {
+    let left = match subscription::leave_by_token(&web.ctx, None, &parsed) {
         Ok(Some(left)) => left,
         Ok(None) => return web.token_problem(TokenProblem::Unknown, Language::Sv),
         Err(e) => return web.unavailable(e),
@@ -618,7 +618,7 @@ async fn unsubscribe_post(State(web): State<Shared>, Path(token): Path<String>) 
         return web.unavailable(e);
     }
     web.ctx.mail_ready.notify_one();
-    let list = commands::token_subscriber(&web.ctx, None, &parsed)
+    let list = subscription::token_subscriber(&web.ctx, None, &parsed)
         .ok()
         .flatten()
         .and_then(|s| web.list(&s.list).cloned());

@@ -14,8 +14,8 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use crate::address;
-use crate::lists::List;
-use crate::templates::Rendered;
+use crate::compose::templates::Rendered;
+use crate::daemon::lists::List;
 
 /// RFC 3834 §5: what kind of automatic mail this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +193,7 @@ pub fn load_dkim(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lists::List;
+    use crate::daemon::lists::List;
 
     #[test]
     fn headers_are_present_and_names_cannot_inject() {

@@ -17,10 +17,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::campaign::{self, NewCampaign, Steer};
-use crate::commands::{self, Refusal};
-use crate::context::Context;
-use crate::newsletter::Content;
+use crate::compose::newsletter::Content;
+use crate::daemon::context::Context;
 use crate::store::{Status, Subscriber};
+use crate::subscription::{self, Refusal};
 
 /// How long a client may take to send its request line.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -75,7 +75,7 @@ pub enum Request {
     Ignored,
     Import {
         list: String,
-        rows: Vec<crate::csvfile::Row>,
+        rows: Vec<crate::people::csvfile::Row>,
         options: crate::people::ImportOptions,
     },
     Person {
@@ -310,14 +310,14 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
         } => {
             let list = list_of(&list)?;
             let msg =
-                commands::admin_add(ctx, list, &email, name.as_deref(), attributes, &consent)?;
+                subscription::admin_add(ctx, list, &email, name.as_deref(), attributes, &consent)?;
             ctx.store.sync().await?;
             ctx.mail_ready.notify_one();
             json!(msg)
         }
         Request::Remove { list, email } => {
             let list = list_of(&list)?;
-            let msg = commands::admin_remove(ctx, list, &email)?;
+            let msg = subscription::admin_remove(ctx, list, &email)?;
             ctx.store.sync().await?;
             json!(msg)
         }
@@ -339,7 +339,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
                 None => None,
             };
             campaign::check_filters(list, &filters)?;
-            crate::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
+            crate::compose::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
                 .map_err(|e| Failure::usage(e.to_string()))?;
             let recipients = campaign::count_recipients(ctx, &list.id, &filters)?;
             if dry_run {
@@ -389,7 +389,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             let mut people = Vec::new();
             for id in &ids {
                 for s in ctx.store.subscribers(id)? {
-                    people.push(crate::report::PersonHistory {
+                    people.push(crate::people::report::PersonHistory {
                         joined: s.subscribed_at,
                         left: s.unsubscribed_at.filter(|_| s.status != Status::Confirmed),
                         bounces: s.bounces,
@@ -397,20 +397,24 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
                     });
                 }
             }
-            let campaigns: Vec<crate::report::CampaignHistory> = ctx
+            let campaigns: Vec<crate::people::report::CampaignHistory> = ctx
                 .store
                 .campaigns()?
                 .into_iter()
                 .filter(|c| ids.contains(&c.list))
-                .map(|c| crate::report::CampaignHistory {
+                .map(|c| crate::people::report::CampaignHistory {
                     subject: c.content.subject,
                     started: c.started_at,
                     delivered: c.sent,
                     failed: c.failed,
                 })
                 .collect();
-            serde_json::to_value(crate::report::monthly(&people, &campaigns, ctx.now()))
-                .map_err(anyhow::Error::from)?
+            serde_json::to_value(crate::people::report::monthly(
+                &people,
+                &campaigns,
+                ctx.now(),
+            ))
+            .map_err(anyhow::Error::from)?
         }
         Request::Person { email } => crate::people::person(ctx, &email)?,
         Request::Forget { email } => {
@@ -488,7 +492,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             let raw = BASE64
                 .decode(message.as_bytes())
                 .map_err(|e| Failure::usage(format!("bad message encoding: {e}")))?;
-            match commands::handle_inbound(ctx, &recipient, sender.as_deref(), &raw).await {
+            match subscription::handle_inbound(ctx, &recipient, sender.as_deref(), &raw).await {
                 Ok(handled) => json!(handled.what),
                 Err(e) => {
                     let exit = match e {

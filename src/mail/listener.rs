@@ -20,9 +20,9 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::address;
-use crate::commands::{self, Refusal};
-use crate::config::Protocol;
-use crate::context::{Context, Metrics};
+use crate::daemon::config::Protocol;
+use crate::daemon::context::{Context, Metrics};
+use crate::subscription::{self, Refusal};
 
 /// Recipients per transaction (RFC 5321 §4.5.3.1.8 asks servers to take at least 100).
 const MAX_RECIPIENTS: usize = 100;
@@ -480,7 +480,7 @@ impl Session {
         let mut replies = Vec::with_capacity(recipients.len());
         for rcpt in &recipients {
             let result =
-                commands::handle_inbound(&self.ctx, rcpt, Some(&reverse_path), &message).await;
+                subscription::handle_inbound(&self.ctx, rcpt, Some(&reverse_path), &message).await;
             match &result {
                 Ok(handled) => tracing::info!(outcome = handled.what, "message accepted"),
                 Err(e) => tracing::warn!(error = %e, "message not accepted"),
@@ -508,7 +508,7 @@ impl Session {
     }
 }
 
-fn reply_for(result: &Result<commands::Handled, Refusal>) -> String {
+fn reply_for(result: &Result<subscription::Handled, Refusal>) -> String {
     match result {
         Ok(_) => "250 2.0.0 Message accepted".into(),
         Err(Refusal::Unparseable) => "554 5.6.0 Message could not be parsed".into(),

@@ -14,10 +14,10 @@ use mail_parser::{Message, MessageParser};
 use serde_json::{json, Value};
 
 use crate::address::{self, Action};
-use crate::classify::{self, Automated};
-use crate::compose::{self, AutoSubmitted};
-use crate::context::{Context, Metrics};
-use crate::lists::{List, Subscription};
+use crate::compose::system::{self, AutoSubmitted};
+use crate::daemon::context::{Context, Metrics};
+use crate::daemon::lists::{List, Subscription};
+use crate::mail::automated::{self, Automated};
 use crate::store::{
     CampaignStatus, Consent, OutMail, Pending, PendingAction, Status, Subscriber, Tx,
     RECORD_VERSION,
@@ -283,9 +283,9 @@ fn route(
     }
     // Bounces first: many carry Auto-Submitted.
     if let Action::Bounces(token) = action {
-        return Ok(crate::dialogue::bounce(ctx, list, token.as_deref(), msg)?);
+        return Ok(crate::feedback::bounce(ctx, list, token.as_deref(), msg)?);
     }
-    if let Some(kind) = classify::automated(msg, reverse_path) {
+    if let Some(kind) = automated::automated(msg, reverse_path) {
         Metrics::inc(&ctx.metrics.automated_ignored);
         tracing::info!(list = %list.id, ?kind, "automated mail ignored");
         return Ok(Handled::ignored(match kind {
@@ -295,13 +295,13 @@ fn route(
         }));
     }
     match action {
-        Action::Reply(token) => return Ok(crate::dialogue::reply(ctx, list, token, msg, raw)?),
+        Action::Reply(token) => return Ok(crate::feedback::reply(ctx, list, token, msg, raw)?),
         Action::Post => {
             let from = sender(msg, reverse_path)
                 .map(|(e, _)| e)
                 .unwrap_or_default();
             if list.is_owner(&from) {
-                return Ok(crate::dialogue::owner_post(ctx, list, &from, msg)?);
+                return Ok(crate::feedback::owner_post(ctx, list, &from, msg)?);
             }
             return forward_to_owners(ctx, list, reverse_path, raw);
         }
@@ -412,7 +412,7 @@ pub(crate) fn queue_mail(
     }
     let rendered = ctx.templates.render(list.language, &list.id, name, data)?;
     let id = tx.next_id()?;
-    let env = compose::Envelope {
+    let env = system::Envelope {
         list,
         domain: &ctx.config.domain,
         to_email,
@@ -422,7 +422,7 @@ pub(crate) fn queue_mail(
         in_reply_to,
         dkim: ctx.dkim.as_ref(),
     };
-    let (_, raw) = compose::system_mail(&env, &rendered, id)?;
+    let (_, raw) = system::system_mail(&env, &rendered, id)?;
     tx.enqueue_mail(&OutMail {
         v: RECORD_VERSION,
         id,

@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::address;
-use crate::context::{Context, Metrics};
-use crate::lists::List;
-use crate::newsletter::{self, Content, Prepared};
+use crate::compose::newsletter::{self, Content, Prepared};
+use crate::daemon::context::{Context, Metrics};
+use crate::daemon::lists::List;
 use crate::outbound::{SendError, Transport};
 use crate::store::{
     Campaign, CampaignStatus, Delivery, DeliveryState, Status, Subscriber, RECORD_VERSION,
@@ -714,7 +714,7 @@ fn record_one(
             // as bounce reports; our own render failures do not.
             if e.permanent && relay {
                 if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
-                    crate::dialogue::add_bounce(
+                    crate::feedback::add_bounce(
                         &mut s,
                         true,
                         ctx.config.limits.bounce_threshold,

@@ -19,8 +19,8 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use tokio::task::JoinSet;
 
-use crate::config::{Config, Tls, TransportKind};
-use crate::context::{Context, Metrics};
+use crate::daemon::config::{Config, Tls, TransportKind};
+use crate::daemon::context::{Context, Metrics};
 use crate::store::OutMail;
 
 /// Retry delays after the 1st, 2nd, … transient failure; after the last the

@@ -10,18 +10,18 @@ use mail_parser::{Message, MimeHeaders};
 use serde_json::json;
 
 use crate::address;
-use crate::bounce;
 use crate::campaign::{self, NewCampaign};
-use crate::commands::{
+use crate::compose::newsletter::{Attachment, Content, Kind};
+use crate::compose::system::AutoSubmitted;
+use crate::daemon::context::Context;
+use crate::daemon::lists::List;
+use crate::mail::bounce;
+use crate::mail::reply_text;
+use crate::store::{Pending, PendingAction, Status, Subscriber, Tx, RECORD_VERSION};
+use crate::subscription::{
     self, base_data, command_word, first_own_line, leave, queue_mail, strip_subject_prefixes,
     Handled, Word,
 };
-use crate::compose::AutoSubmitted;
-use crate::context::Context;
-use crate::lists::List;
-use crate::newsletter::{Attachment, Content, Kind};
-use crate::reply;
-use crate::store::{Pending, PendingAction, Status, Subscriber, Tx, RECORD_VERSION};
 use crate::token::{Purpose, Token};
 
 /// What a permanent bounce adds to a subscriber's score.
@@ -43,7 +43,7 @@ fn subscriber_of(
     let Some(t) = Token::decode(token) else {
         return Ok(None);
     };
-    Ok(commands::token_subscriber(ctx, Some(list), &t)?.map(|s| (s, t)))
+    Ok(subscription::token_subscriber(ctx, Some(list), &t)?.map(|s| (s, t)))
 }
 
 /// Adds one bounce to `s`'s decaying score; at the threshold a confirmed
@@ -85,7 +85,7 @@ pub fn bounce(
     };
     // A complaint (ARF) means "I do not want this": the person leaves at
     // once, and gets no goodbye mail that could draw another complaint.
-    if crate::classify::is_feedback_report(msg) {
+    if crate::mail::automated::is_feedback_report(msg) {
         let who = named
             .as_ref()
             .map(|(s, _)| s.email.clone())
@@ -186,10 +186,10 @@ pub fn reply(
         forward_reply(ctx, list, msg, raw, None, "unknown reply token")?;
         return Ok(Handled::done("reply with an unknown token forwarded"));
     };
-    let from = commands::sender(msg, None)
+    let from = subscription::sender(msg, None)
         .map(|(e, _)| e)
         .unwrap_or_default();
-    let own = reply::own_text(msg);
+    let own = reply_text::own_text(msg);
     let is_subscriber = address::same(&from, &s.email) || from.eq_ignore_ascii_case(&s.email);
     if wants_out(msg, &own) {
         if is_subscriber {
@@ -304,7 +304,7 @@ fn forward_reply(
     if list.owners.is_empty() {
         return Ok(());
     }
-    let from = commands::sender(msg, None);
+    let from = subscription::sender(msg, None);
     let subject = msg.subject().unwrap_or_default();
     let tag = format!("[{}]", list.name);
     let marked = if subject.contains(&tag) {
@@ -313,7 +313,10 @@ fn forward_reply(
         format!("{tag} {subject}")
     };
     let mut add = vec![
-        ("X-Loop", commands::loop_marker(list, &ctx.config.domain)),
+        (
+            "X-Loop",
+            subscription::loop_marker(list, &ctx.config.domain),
+        ),
         ("Subject", encode_header(&marked)),
         ("X-Utskick-Note", encode_header(note)),
     ];
@@ -411,7 +414,7 @@ pub fn owner_post(
         Some(t) if !msg.text_body.is_empty() => t.to_string(),
         _ => msg
             .body_html(0)
-            .map(|h| reply::html_to_text(&h))
+            .map(|h| reply_text::html_to_text(&h))
             .unwrap_or_default(),
     };
     let mut attachments = Vec::new();
@@ -454,7 +457,7 @@ pub fn owner_post(
             ctx.config.limits.max_attachment_bytes / 1024
         ))
     } else {
-        crate::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
+        crate::compose::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
             .err()
             .map(|e| e.to_string())
     };
@@ -498,7 +501,7 @@ pub fn owner_post(
             &data,
             reply_to,
             AutoSubmitted::Replied,
-            commands::message_id(msg),
+            subscription::message_id(msg),
         )
     };
     if let Some(problem) = problem {
@@ -525,7 +528,7 @@ pub fn owner_post(
             action: PendingAction::Post,
             issued: ctx.now_secs(),
             method: "mail".into(),
-            evidence: commands::message_id(msg).unwrap_or_default(),
+            evidence: subscription::message_id(msg).unwrap_or_default(),
             attributes: Default::default(),
             completed: false,
             campaign: Some(draft.id),

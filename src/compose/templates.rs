@@ -13,7 +13,7 @@ use std::path::Path;
 use handlebars::Handlebars;
 use serde_json::Value;
 
-use crate::lists::{Language, Lists};
+use crate::daemon::lists::{Language, Lists};
 
 /// The system mails, by template name.
 pub const SYSTEM_MAILS: &[&str] = &[
@@ -35,9 +35,9 @@ macro_rules! builtin {
     ($($lang:literal / $name:literal),* $(,)?) => {
         &[$(
             ($lang, $name, [
-                include_str!(concat!("../templates/", $lang, "/", $name, ".subject.hbs")),
-                include_str!(concat!("../templates/", $lang, "/", $name, ".txt.hbs")),
-                include_str!(concat!("../templates/", $lang, "/", $name, ".html.hbs")),
+                include_str!(concat!("../../templates/", $lang, "/", $name, ".subject.hbs")),
+                include_str!(concat!("../../templates/", $lang, "/", $name, ".txt.hbs")),
+                include_str!(concat!("../../templates/", $lang, "/", $name, ".html.hbs")),
             ]),
         )*]
     };

@@ -249,7 +249,7 @@ pub struct Campaign {
     pub v: u32,
     pub id: u64,
     pub list: String,
-    pub content: crate::newsletter::Content,
+    pub content: crate::compose::newsletter::Content,
     /// Attribute filters (`--where`), all must match.
     pub filters: Vec<(String, String)>,
     pub status: CampaignStatus,

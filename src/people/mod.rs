@@ -5,18 +5,21 @@
 //!
 //! Like `commands`, nothing here touches the network; the caller syncs.
 
+pub mod csvfile;
+pub mod report;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::address;
-use crate::commands::{self, clip_name};
-use crate::compose::AutoSubmitted;
-use crate::context::Context;
-use crate::csvfile::Row;
-use crate::lists::List;
+use crate::compose::system::AutoSubmitted;
+use crate::daemon::context::Context;
+use crate::daemon::lists::List;
+use crate::people::csvfile::Row;
 use crate::store::{Consent, Pending, PendingAction, Status, Subscriber, RECORD_VERSION};
+use crate::subscription::{self, clip_name};
 use crate::token::Purpose;
 
 /// How an import treats its rows.
@@ -166,7 +169,7 @@ pub fn import(
                     pending.issued,
                 );
                 tx.put_pending(&pending);
-                let mut data = commands::base_data(ctx, list, &email, &name);
+                let mut data = subscription::base_data(ctx, list, &email, &name);
                 data["token"] = json!(token);
                 data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
                 data["confirm_address"] = json!(address::list_address(
@@ -177,7 +180,7 @@ pub fn import(
                 ));
                 let reply_to =
                     address::list_address(list, "confirm", Some(&token), &ctx.config.domain);
-                commands::queue_mail(
+                subscription::queue_mail(
                     ctx,
                     tx,
                     list,

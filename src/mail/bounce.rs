@@ -1,4 +1,4 @@
-//! Extracts who bounced and how from a delivery report; pure MIME and text inspection, no I/O — whether a message is a bounce at all is [`crate::classify`]'s call, acting on the result is the caller's.
+//! Extracts who bounced and how from a delivery report; pure MIME and text inspection, no I/O — whether a message is a bounce at all is [`crate::mail::automated`]'s call, acting on the result is the caller's.
 //!
 //! # Where the failed recipients come from
 //!
@@ -17,7 +17,7 @@
 //! 2. The `X-Failed-Recipients` header (Exim, Gmail, Mail.ru, ...).
 //! 3. The human-readable text of the report (qmail, Exchange 2003, Yahoo,
 //!    Domino, GMX, Courier, old Sendmail, Microsoft, ...), only for messages
-//!    [`crate::classify::is_bounce`] accepts and whose text reads like a
+//!    [`crate::mail::automated::is_bounce`] accepts and whose text reads like a
 //!    delivery failure. An address counts when it stands alone on its line
 //!    (`<a@b>:`, `"a@b":`, `a@b (a@b)`, `a@b on <date>`), follows
 //!    `RCPT TO:` or a label such as `Failed recipient:`, is followed by
@@ -77,7 +77,7 @@ pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
     if !failures.is_empty() {
         return failures;
     }
-    if !crate::classify::is_bounce(msg, None) {
+    if !crate::mail::automated::is_bounce(msg, None) {
         return Vec::new();
     }
     text_failures(msg, &texts)
@@ -983,7 +983,7 @@ fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
         // the bounce they received).
         for part in &msg.parts {
             if let PartType::Message(inner) = &part.body {
-                if crate::classify::is_bounce(inner, None) {
+                if crate::mail::automated::is_bounce(inner, None) {
                     let failures = parse(inner);
                     if !failures.is_empty() {
                         return failures;

@@ -27,8 +27,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::address;
-use crate::compose;
-use crate::lists::{Language, List};
+use crate::compose::system;
+use crate::daemon::lists::{Language, List};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -373,7 +373,7 @@ const LAYOUT_TXT: &str = "layout.txt";
 macro_rules! builtin {
     ($($lang:literal / $name:literal),* $(,)?) => {
         &[$(
-            ($lang, $name, include_str!(concat!("../templates/", $lang, "/", $name, ".hbs"))),
+            ($lang, $name, include_str!(concat!("../../templates/", $lang, "/", $name, ".hbs"))),
         )*]
     };
 }
@@ -629,7 +629,7 @@ impl Prepared {
     }
 
     /// Renders and builds the whole message for one recipient; signs it
-    /// when `dkim` is set (see `compose::load_dkim`, whose header list
+    /// when `dkim` is set (see `system::load_dkim`, whose header list
     /// covers List-Unsubscribe and List-Unsubscribe-Post as RFC 8058 asks).
     pub fn message(
         &self,
@@ -678,7 +678,7 @@ impl Prepared {
             .subject(rendered.subject)
             .date(SystemTime::from(env.date))
             .message_id(Some(format!("<{message_id}>")))
-            .raw_header(raw("List-Id", &compose::list_id(list, env.domain)))
+            .raw_header(raw("List-Id", &system::list_id(list, env.domain)))
             .raw_header(raw(
                 "List-Unsubscribe",
                 &format!(
@@ -2130,7 +2130,7 @@ A | B
         let key = dir.path().join("dkim.key");
         use data_encoding::BASE64;
         std::fs::write(&key, BASE64.encode(&[7u8; 32])).unwrap();
-        let dkim = compose::load_dkim("s1", "lista.example.se", &key).unwrap();
+        let dkim = system::load_dkim("s1", "lista.example.se", &key).unwrap();
         let (list, p) = newsletter("x.md", "# R\n\nHej {{name}}\n", "sv");
         let attrs = BTreeMap::new();
         let eml = p

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
-use crate::lists::Lists;
+use crate::compose::templates::Templates;
+use crate::daemon::config::Config;
+use crate::daemon::lists::Lists;
 use crate::store::Store;
-use crate::templates::Templates;
 use crate::token::Secret;
 
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;

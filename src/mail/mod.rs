@@ -1,0 +1,7 @@
+//! Mail coming in: the SMTP/LMTP listener and the pure readers that tell
+//! what a message is (automated or not, a bounce, the reply's own text).
+
+pub mod automated;
+pub mod bounce;
+pub mod listener;
+pub mod reply_text;
