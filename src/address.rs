@@ -1,48 +1,12 @@
-//! Pure address handling: validating and normalising addresses, and reading a
-//! recipient such as `lokal-finansiering-confirm+TOKEN@d` as (list, action).
+//! Pure address handling: validating and normalising addresses, and making
+//! values safe for a header.
 //!
 //! No I/O here; the store and the token check live elsewhere.
-
-use crate::daemon::lists::{List, Lists};
 
 /// Longest address we accept (RFC 5321 §4.5.3.1.3 path limit, less the brackets).
 pub const MAX_ADDRESS_LEN: usize = 254;
 /// Longest local part (RFC 5321 §4.5.3.1.1).
 const MAX_LOCAL_LEN: usize = 64;
-
-/// The suffixes that a list's local part grows for its command addresses.
-const SUFFIXES: &[&str] = &[
-    "subscribe",
-    "unsubscribe",
-    "request",
-    "owner",
-    "confirm",
-    "reply",
-    "bounces",
-];
-
-/// What mail to one of a list's addresses asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// `L@D`
-    Post,
-    /// `L-subscribe@D`
-    Subscribe,
-    /// `L-unsubscribe@D`
-    Unsubscribe,
-    /// `L-request@D`
-    Request,
-    /// `L-owner@D`
-    Owner,
-    /// `L-confirm+TOKEN@D`
-    Confirm(String),
-    /// `L-unsubscribe+TOKEN@D`
-    UnsubscribeToken(String),
-    /// `L-reply+TOKEN@D`
-    Reply(String),
-    /// `L-bounces+TOKEN@D` or `L-bounces@D`
-    Bounces(Option<String>),
-}
 
 /// Splits `local@domain`; None unless there is exactly one '@' with text on both sides.
 pub fn split(addr: &str) -> Option<(&str, &str)> {
@@ -113,78 +77,6 @@ pub fn is_valid_list_local(local: &str) -> bool {
         })
 }
 
-/// Whether two lists' addresses would be ambiguous: `news` and `news-request`.
-pub fn local_parts_collide(a: &str, b: &str) -> bool {
-    let derived = |base: &str, other: &str| {
-        other == base
-            || SUFFIXES
-                .iter()
-                .any(|s| other.strip_prefix(base).and_then(|r| r.strip_prefix('-')) == Some(s))
-    };
-    derived(a, b) || derived(b, a)
-}
-
-/// Reads a recipient as one of our lists' addresses. None means the address is
-/// not ours, and the caller refuses it (550).
-pub fn parse_recipient<'l>(
-    rcpt: &str,
-    domain: &str,
-    lists: &'l Lists,
-) -> Option<(&'l List, Action)> {
-    let rcpt = rcpt.trim().trim_start_matches('<').trim_end_matches('>');
-    let (local, rdomain) = split(rcpt)?;
-    if !rdomain.eq_ignore_ascii_case(domain) {
-        return None;
-    }
-    // Our own local parts are lower case and tokens are lower-case base32, so
-    // folding is safe and survives mail servers that upper-case addresses.
-    let local = local.to_ascii_lowercase();
-    let (base, token) = match local.split_once('+') {
-        Some((base, token)) => (base, Some(token)),
-        None => (local.as_str(), None),
-    };
-    if let Some(token) = token {
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return None;
-        }
-    }
-    if let Some(list) = lists.by_address(base) {
-        return match token {
-            None => Some((list, Action::Post)),
-            Some(_) => None,
-        };
-    }
-    let (list_local, suffix) = base.rsplit_once('-')?;
-    let list = lists.by_address(list_local)?;
-    let token = token.map(str::to_string);
-    let action = match (suffix, token) {
-        ("subscribe", None) => Action::Subscribe,
-        ("unsubscribe", None) => Action::Unsubscribe,
-        ("unsubscribe", Some(t)) => Action::UnsubscribeToken(t),
-        ("request", None) => Action::Request,
-        ("owner", None) => Action::Owner,
-        ("confirm", Some(t)) => Action::Confirm(t),
-        ("reply", Some(t)) => Action::Reply(t),
-        ("bounces", t) => Action::Bounces(t),
-        _ => return None,
-    };
-    Some((list, action))
-}
-
-/// The full address of a list's command address: `suffix` "" gives `L@D`.
-pub fn list_address(list: &List, suffix: &str, token: Option<&str>, domain: &str) -> String {
-    let mut local = list.address.clone();
-    if !suffix.is_empty() {
-        local.push('-');
-        local.push_str(suffix);
-    }
-    if let Some(t) = token {
-        local.push('+');
-        local.push_str(t);
-    }
-    format!("{local}@{domain}")
-}
-
 /// Removes what could end a header line or inject another: CR, LF and other
 /// control characters, and collapses the whitespace left behind.
 pub fn header_safe(value: &str) -> String {
@@ -225,95 +117,6 @@ pub fn is_system_sender(addr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::lists::List;
-
-    fn lists() -> Lists {
-        let mut l = Lists::default();
-        l.insert(
-            List::parse(
-                "lokal-finansiering",
-                "name = \"LF\"\naddress = \"lokal-finansiering\"\n",
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        l.insert(List::parse("partnerskap", "name = \"P\"\naddress = \"partnerskap\"\n").unwrap())
-            .unwrap();
-        l
-    }
-
-    #[test]
-    fn recipients_table() {
-        let lists = lists();
-        let t = |s: &str| parse_recipient(s, "example.se", &lists).map(|(l, a)| (l.id.clone(), a));
-        let lf = || "lokal-finansiering".to_string();
-        let cases: Vec<(&str, Option<(String, Action)>)> = vec![
-            ("lokal-finansiering@example.se", Some((lf(), Action::Post))),
-            (
-                "<lokal-finansiering@EXAMPLE.SE>",
-                Some((lf(), Action::Post)),
-            ),
-            (
-                "Lokal-Finansiering-Subscribe@example.se",
-                Some((lf(), Action::Subscribe)),
-            ),
-            (
-                "lokal-finansiering-unsubscribe@example.se",
-                Some((lf(), Action::Unsubscribe)),
-            ),
-            (
-                "lokal-finansiering-request@example.se",
-                Some((lf(), Action::Request)),
-            ),
-            (
-                "lokal-finansiering-owner@example.se",
-                Some((lf(), Action::Owner)),
-            ),
-            (
-                "lokal-finansiering-confirm+abc234@example.se",
-                Some((lf(), Action::Confirm("abc234".into()))),
-            ),
-            (
-                "LOKAL-FINANSIERING-CONFIRM+ABC234@EXAMPLE.SE",
-                Some((lf(), Action::Confirm("abc234".into()))),
-            ),
-            (
-                "lokal-finansiering-unsubscribe+xyz@example.se",
-                Some((lf(), Action::UnsubscribeToken("xyz".into()))),
-            ),
-            (
-                "lokal-finansiering-reply+xyz@example.se",
-                Some((lf(), Action::Reply("xyz".into()))),
-            ),
-            (
-                "lokal-finansiering-bounces+xyz@example.se",
-                Some((lf(), Action::Bounces(Some("xyz".into())))),
-            ),
-            (
-                "lokal-finansiering-bounces@example.se",
-                Some((lf(), Action::Bounces(None))),
-            ),
-            (
-                "partnerskap-subscribe@example.se",
-                Some(("partnerskap".into(), Action::Subscribe)),
-            ),
-            // Not ours: the daemon is never an open relay.
-            ("lokal-finansiering@example.com", None),
-            ("someone@example.se", None),
-            ("lokal-finansiering-confirm@example.se", None),
-            ("lokal-finansiering-confirm+@example.se", None),
-            ("lokal-finansiering-confirm+a.b@example.se", None),
-            ("lokal-finansiering+x@example.se", None),
-            ("lokal-finansiering-subscribe+x@example.se", None),
-            ("lokal-finansiering-foo@example.se", None),
-            ("", None),
-            ("@example.se", None),
-            ("lokal-finansiering", None),
-        ];
-        for (input, want) in cases {
-            assert_eq!(t(input), want, "{input}");
-        }
-    }
 
     #[test]
     fn validity_table() {

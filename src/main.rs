@@ -12,7 +12,7 @@ use utskick::admin::{self, sysexits, Failure, Request, WireContent};
 use utskick::daemon::config::Config;
 use utskick::daemon::context::system_clock;
 use utskick::outbound::{self, Transport};
-use utskick::{address, compose::newsletter, daemon};
+use utskick::{compose::newsletter, daemon};
 
 #[derive(Parser)]
 #[command(
@@ -855,8 +855,8 @@ async fn preview(
     let attributes = sample_attributes(list);
     let base = config.base_url();
     let unsubscribe_url = format!("{base}/unsubscribe/preview");
-    let mailto = address::list_address(list, "unsubscribe", None, &config.domain);
-    let reply_to = address::list_address(list, "reply", None, &config.domain);
+    let mailto = utskick::daemon::lists::list_address(list, "unsubscribe", None, &config.domain);
+    let reply_to = utskick::daemon::lists::list_address(list, "reply", None, &config.domain);
     let recipient = newsletter::Recipient {
         email: "anna.andersson@example.se",
         name: "Anna Andersson",
@@ -992,7 +992,7 @@ fn inject_request(
             .chain(msg.cc())
             .flat_map(|a| a.iter())
             .filter_map(|a| a.address())
-            .find(|a| address::parse_recipient(a, &config.domain, &lists).is_some())
+            .find(|a| utskick::daemon::lists::parse_recipient(a, &config.domain, &lists).is_some())
             .map(str::to_string)
             .ok_or_else(|| Failure {
                 message: "no To or Cc address belongs to a list; give --recipient".into(),

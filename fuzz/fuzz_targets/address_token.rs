@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     if valid {
         assert!(!normal.contains(['\r', '\n']));
     }
-    let _ = utskick::address::parse_recipient(&text, "localhost", lists());
+    let _ = utskick::daemon::lists::parse_recipient(&text, "localhost", lists());
     let safe = utskick::address::header_safe(&text);
     assert!(!safe.contains(['\r', '\n']));
     if let Some(t) = utskick::token::Token::decode(&text) {

@@ -285,7 +285,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
                 out.push(json!({
                     "id": list.id,
                     "name": list.name,
-                    "address": crate::address::list_address(list, "", None, &ctx.config.domain),
+                    "address": crate::daemon::lists::list_address(list, "", None, &ctx.config.domain),
                     "subscription": list.subscription,
                     "language": list.language,
                     "counts": by_status,

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, OwnedSemaphorePermit, Semaph
 use crate::address;
 use crate::compose::newsletter::{self, Content, Prepared};
 use crate::daemon::context::{Context, Metrics};
+use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::outbound::{SendError, Transport};
 use crate::store::{
@@ -556,7 +557,7 @@ async fn send_round(
             let job = Job {
                 delivery: d,
                 to: s.email.clone(),
-                reverse_path: address::list_address(
+                reverse_path: lists::list_address(
                     &list,
                     "bounces",
                     Some(&token),
@@ -609,8 +610,8 @@ fn render(
 ) -> anyhow::Result<Vec<u8>> {
     let d = &ctx.config.domain;
     let unsubscribe_url = format!("{}/unsubscribe/{token}", ctx.config.base_url());
-    let unsubscribe_mailto = address::list_address(list, "unsubscribe", Some(token), d);
-    let reply_to = address::list_address(list, "reply", Some(token), d);
+    let unsubscribe_mailto = lists::list_address(list, "unsubscribe", Some(token), d);
+    let reply_to = lists::list_address(list, "reply", Some(token), d);
     // Every declared attribute is present, so strict templates never miss one.
     let mut attributes: BTreeMap<String, String> = list
         .attributes
@@ -775,8 +776,8 @@ pub fn send_test(
         name: "",
         attributes: &attributes,
         unsubscribe_url: &format!("{}/unsubscribe/test", ctx.config.base_url()),
-        unsubscribe_mailto: &address::list_address(list, "request", None, d),
-        reply_to: &address::list_address(list, "owner", None, d),
+        unsubscribe_mailto: &lists::list_address(list, "request", None, d),
+        reply_to: &lists::list_address(list, "owner", None, d),
     };
     let now = ctx.now();
     ctx.store.write(|tx| {
@@ -791,7 +792,7 @@ pub fn send_test(
         tx.enqueue_mail(&crate::store::OutMail {
             v: RECORD_VERSION,
             id,
-            reverse_path: address::list_address(list, "bounces", None, d),
+            reverse_path: lists::list_address(list, "bounces", None, d),
             forward_path: vec![to.to_string()],
             raw,
             attempts: 0,

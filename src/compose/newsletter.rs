@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::address;
 use crate::compose::system;
+use crate::daemon::lists;
 use crate::daemon::lists::{Language, List};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -669,7 +670,7 @@ impl Prepared {
             }
             mixed
         };
-        let list_address = address::list_address(list, "", None, env.domain);
+        let list_address = lists::list_address(list, "", None, env.domain);
         let from = mailbox(&list.name, &list_address)?;
         let mut message = Message::builder()
             .from(from)

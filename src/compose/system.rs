@@ -15,6 +15,7 @@ use lettre::Message;
 
 use crate::address;
 use crate::compose::templates::Rendered;
+use crate::daemon::lists;
 use crate::daemon::lists::List;
 
 /// RFC 3834 §5: what kind of automatic mail this is.
@@ -75,12 +76,12 @@ pub fn system_mail(
     let list = env.list;
     let from = mailbox(
         &list.name,
-        &address::list_address(list, "request", None, env.domain),
+        &lists::list_address(list, "request", None, env.domain),
     )?;
     let reply_to = env
         .reply_to
         .clone()
-        .unwrap_or_else(|| address::list_address(list, "request", None, env.domain));
+        .unwrap_or_else(|| lists::list_address(list, "request", None, env.domain));
     let message_id = format!(
         "utskick.{}.{unique:x}.{:x}@{}",
         list.id,

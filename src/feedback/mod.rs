@@ -14,6 +14,7 @@ use crate::campaign::{self, NewCampaign};
 use crate::compose::newsletter::{Attachment, Content, Kind};
 use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
+use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::mail::bounce;
 use crate::mail::reply_text;
@@ -366,7 +367,7 @@ fn enqueue_raw(
     tx.enqueue_mail(&crate::store::OutMail {
         v: RECORD_VERSION,
         id,
-        reverse_path: address::list_address(list, "bounces", None, &ctx.config.domain),
+        reverse_path: lists::list_address(list, "bounces", None, &ctx.config.domain),
         forward_path: to,
         raw,
         attempts: 0,
@@ -486,7 +487,7 @@ pub fn owner_post(
         });
         data["token"] = json!(token.unwrap_or_default());
         let reply_to =
-            token.map(|t| address::list_address(list, "confirm", Some(t), &ctx.config.domain));
+            token.map(|t| lists::list_address(list, "confirm", Some(t), &ctx.config.domain));
         data["confirm_address"] = json!(reply_to.clone().unwrap_or_default());
         data["confirm_url"] = json!(token
             .map(|t| format!("{}/confirm/{t}", ctx.config.base_url()))

@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::address;
 use crate::daemon::config::Protocol;
 use crate::daemon::context::{Context, Metrics};
+use crate::daemon::lists;
 use crate::subscription::{self, Refusal};
 
 /// Recipients per transaction (RFC 5321 §4.5.3.1.8 asks servers to take at least 100).
@@ -385,7 +386,7 @@ impl Session {
                     self.reply("503 5.5.1 Need MAIL first");
                 } else if self.recipients.len() >= MAX_RECIPIENTS {
                     self.reply("452 4.5.3 Too many recipients");
-                } else if address::parse_recipient(
+                } else if lists::parse_recipient(
                     &to.address,
                     &self.ctx.config.domain,
                     &self.ctx.lists,

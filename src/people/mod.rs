@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::address;
 use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
+use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::people::csvfile::Row;
 use crate::store::{Consent, Pending, PendingAction, Status, Subscriber, RECORD_VERSION};
@@ -172,14 +173,14 @@ pub fn import(
                 let mut data = subscription::base_data(ctx, list, &email, &name);
                 data["token"] = json!(token);
                 data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
-                data["confirm_address"] = json!(address::list_address(
+                data["confirm_address"] = json!(lists::list_address(
                     list,
                     "confirm",
                     Some(&token),
                     &ctx.config.domain
                 ));
                 let reply_to =
-                    address::list_address(list, "confirm", Some(&token), &ctx.config.domain);
+                    lists::list_address(list, "confirm", Some(&token), &ctx.config.domain);
                 subscription::queue_mail(
                     ctx,
                     tx,

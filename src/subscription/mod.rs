@@ -13,9 +13,11 @@ use chrono::{DateTime, Utc};
 use mail_parser::{Message, MessageParser};
 use serde_json::{json, Value};
 
-use crate::address::{self, Action};
+use crate::address;
 use crate::compose::system::{self, AutoSubmitted};
 use crate::daemon::context::{Context, Metrics};
+use crate::daemon::lists;
+use crate::daemon::lists::Action;
 use crate::daemon::lists::{List, Subscription};
 use crate::mail::automated::{self, Automated};
 use crate::store::{
@@ -171,7 +173,7 @@ pub(crate) fn message_id(msg: &Message<'_>) -> Option<String> {
 /// Our own loop marker on mail we forward; mail that carries it is ours
 /// coming back and is dropped.
 pub fn loop_marker(list: &List, domain: &str) -> String {
-    address::list_address(list, "", None, domain)
+    lists::list_address(list, "", None, domain)
 }
 
 /// Parses `raw`; None unless it starts with a well-formed header field
@@ -194,7 +196,7 @@ pub async fn handle_inbound(
     reverse_path: Option<&str>,
     raw: &[u8],
 ) -> Result<Handled, Refusal> {
-    let (list, action) = address::parse_recipient(rcpt, &ctx.config.domain, &ctx.lists)
+    let (list, action) = lists::parse_recipient(rcpt, &ctx.config.domain, &ctx.lists)
         .ok_or(Refusal::UnknownRecipient)?;
     let msg = parse_message(raw).ok_or(Refusal::Unparseable)?;
     Metrics::inc(&ctx.metrics.messages_received);
@@ -371,14 +373,14 @@ pub(crate) fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> 
             "id": list.id,
             "name": list.name,
             "description": list.description,
-            "address": address::list_address(list, "", None, d),
+            "address": lists::list_address(list, "", None, d),
         },
         "email": email,
         "name": name,
-        "subscribe_address": address::list_address(list, "subscribe", None, d),
-        "unsubscribe_address": address::list_address(list, "unsubscribe", None, d),
-        "request_address": address::list_address(list, "request", None, d),
-        "owner_address": address::list_address(list, "owner", None, d),
+        "subscribe_address": lists::list_address(list, "subscribe", None, d),
+        "unsubscribe_address": lists::list_address(list, "unsubscribe", None, d),
+        "request_address": lists::list_address(list, "request", None, d),
+        "owner_address": lists::list_address(list, "owner", None, d),
         "list_url": format!("{}/lists/{}", ctx.config.base_url(), list.id),
         "expires_days": ctx.config.limits.token_days,
         "reason_unknown_token": false,
@@ -426,7 +428,7 @@ pub(crate) fn queue_mail(
     tx.enqueue_mail(&OutMail {
         v: RECORD_VERSION,
         id,
-        reverse_path: address::list_address(list, "bounces", None, &ctx.config.domain),
+        reverse_path: lists::list_address(list, "bounces", None, &ctx.config.domain),
         forward_path: vec![to_email.to_string()],
         raw,
         attempts: 0,
@@ -484,7 +486,7 @@ fn confirm_data(ctx: &Context, list: &List, email: &str, name: &str, token: &str
     let mut data = base_data(ctx, list, email, name);
     data["token"] = json!(token);
     data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
-    data["confirm_address"] = json!(address::list_address(
+    data["confirm_address"] = json!(lists::list_address(
         list,
         "confirm",
         Some(token),
@@ -597,7 +599,7 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             }
         }
         let data = confirm_data(ctx, req.list, &email, &name, &token);
-        let reply_to = address::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
+        let reply_to = lists::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
         queue_mail(
             ctx,
             tx,
@@ -649,7 +651,7 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
         }
         let (_, token) = issue(ctx, tx, req, &email, PendingAction::Unsubscribe)?;
         let data = confirm_data(ctx, req.list, &email, &member.name, &token);
-        let reply_to = address::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
+        let reply_to = lists::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
         queue_mail(
             ctx,
             tx,
@@ -913,7 +915,7 @@ pub fn apply_token(
                     let (_, token) = issue(ctx, tx, &approver, &s.email, PendingAction::Approve)?;
                     let odata = confirm_data(ctx, list, &s.email, &s.name, &token);
                     let reply_to =
-                        address::list_address(list, "confirm", Some(&token), &ctx.config.domain);
+                        lists::list_address(list, "confirm", Some(&token), &ctx.config.domain);
                     for owner in &list.owners {
                         queue_mail(
                             ctx,
@@ -1131,7 +1133,7 @@ pub(crate) fn forward_to_owners(
         tx.enqueue_mail(&OutMail {
             v: RECORD_VERSION,
             id,
-            reverse_path: address::list_address(list, "bounces", None, &ctx.config.domain),
+            reverse_path: lists::list_address(list, "bounces", None, &ctx.config.domain),
             forward_path: list.owners.clone(),
             raw: bytes,
             attempts: 0,
