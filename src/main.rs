@@ -977,7 +977,7 @@ fn inject_request(
             exit: sysexits::DATAERR,
         });
     }
-    let Some(msg) = utskick::subscription::parse_message(&raw) else {
+    let Some(msg) = utskick::mail::message::parse_message(&raw) else {
         return Err(Failure {
             message: "the message could not be parsed".into(),
             exit: sysexits::DATAERR,

@@ -61,7 +61,15 @@ impl World {
         let attrs = [("region".to_string(), region.to_string())]
             .into_iter()
             .collect();
-        subscription::admin_add(&self.ctx, list, email, Some(name), attrs, "test").unwrap();
+        utskick::subscription::by_admin::admin_add(
+            &self.ctx,
+            list,
+            email,
+            Some(name),
+            attrs,
+            "test",
+        )
+        .unwrap();
     }
 
     fn queue(&self, filters: Vec<(String, String)>, at: Option<DateTime<Utc>>) -> u64 {
@@ -120,7 +128,7 @@ async fn every_confirmed_subscriber_gets_one_personal_copy() {
     w.add("c@example.org", "Cia", "Jämtland");
     // Not confirmed: never mailed.
     let list = w.ctx.lists.get("lokal-finansiering").unwrap();
-    subscription::admin_remove(&w.ctx, list, "c@example.org").unwrap();
+    utskick::subscription::by_admin::admin_remove(&w.ctx, list, "c@example.org").unwrap();
     let id = w.queue(vec![], None);
     w.tick().await;
     let mut to = w.campaign_recipients();
@@ -321,7 +329,7 @@ async fn someone_who_leaves_during_the_send_is_skipped() {
     let id = w.queue(vec![], None);
     w.tick().await;
     let list = w.ctx.lists.get("lokal-finansiering").unwrap();
-    subscription::admin_remove(&w.ctx, list, "b@example.org").unwrap();
+    utskick::subscription::by_admin::admin_remove(&w.ctx, list, "b@example.org").unwrap();
     w.advance(10 * 60);
     w.tick().await;
     assert_eq!(w.campaign_recipients(), ["a@example.org"]);

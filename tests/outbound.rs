@@ -12,7 +12,7 @@ use utskick::daemon::build_context;
 use utskick::daemon::config::Config;
 use utskick::daemon::context::system_clock;
 use utskick::outbound::{drain_once, Transport};
-use utskick::subscription::{self, Request};
+use utskick::subscription::{self, answer::Request};
 
 fn sink(mode: Mode) -> (String, common::sink::Received) {
     let s = Sink::start(mode);

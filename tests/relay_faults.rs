@@ -20,7 +20,7 @@ use utskick::daemon::config::Config;
 use utskick::daemon::context::Context;
 use utskick::outbound::{drain_once, Transport};
 use utskick::store::{CampaignStatus, DeliveryState, Status};
-use utskick::subscription::{self, Request};
+use utskick::subscription::{self, answer::Request};
 
 // ---------------------------------------------------------------------------
 // The test relay
@@ -405,7 +405,7 @@ impl World {
         (0..n)
             .map(|i| {
                 let email = format!("{prefix}{i}@{}", DOMAINS[i % DOMAINS.len()]);
-                subscription::admin_add(
+                utskick::subscription::by_admin::admin_add(
                     &self.ctx,
                     list,
                     &email,

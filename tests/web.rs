@@ -48,8 +48,15 @@ struct Reply {
 /// A confirmed subscriber of lokal-finansiering, added by an admin.
 fn add(app: &App, email: &str, name: Option<&str>) {
     let list = app.ctx.lists.get("lokal-finansiering").unwrap();
-    utskick::subscription::admin_add(&app.ctx, list, email, name, Default::default(), "test")
-        .unwrap();
+    utskick::subscription::by_admin::admin_add(
+        &app.ctx,
+        list,
+        email,
+        name,
+        Default::default(),
+        "test",
+    )
+    .unwrap();
 }
 
 async fn call(app: &App, method: &str, uri: &str, form: Option<&str>) -> Reply {
@@ -361,7 +368,7 @@ async fn no_enumeration_honeypot_and_bad_input() {
 async fn an_expired_token_gets_a_friendly_page_with_a_way_back() {
     let app = app();
     let list = app.ctx.lists.get("lokal-finansiering").unwrap();
-    let req = utskick::subscription::Request {
+    let req = utskick::subscription::answer::Request {
         list,
         email: "late@example.org",
         name: "",

@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use crate::campaign::{self, NewCampaign, Steer};
 use crate::compose::newsletter::Content;
 use crate::daemon::context::Context;
+use crate::mail::router::Refusal;
 use crate::store::{Status, Subscriber};
-use crate::subscription::{self, Refusal};
 
 /// How long a client may take to send its request line.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -309,15 +309,21 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             consent,
         } => {
             let list = list_of(&list)?;
-            let msg =
-                subscription::admin_add(ctx, list, &email, name.as_deref(), attributes, &consent)?;
+            let msg = crate::subscription::by_admin::admin_add(
+                ctx,
+                list,
+                &email,
+                name.as_deref(),
+                attributes,
+                &consent,
+            )?;
             ctx.store.sync().await?;
             ctx.mail_ready.notify_one();
             json!(msg)
         }
         Request::Remove { list, email } => {
             let list = list_of(&list)?;
-            let msg = subscription::admin_remove(ctx, list, &email)?;
+            let msg = crate::subscription::by_admin::admin_remove(ctx, list, &email)?;
             ctx.store.sync().await?;
             json!(msg)
         }
@@ -492,7 +498,9 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
             let raw = BASE64
                 .decode(message.as_bytes())
                 .map_err(|e| Failure::usage(format!("bad message encoding: {e}")))?;
-            match subscription::handle_inbound(ctx, &recipient, sender.as_deref(), &raw).await {
+            match crate::mail::router::handle_inbound(ctx, &recipient, sender.as_deref(), &raw)
+                .await
+            {
                 Ok(handled) => json!(handled.what),
                 Err(e) => {
                     let exit = match e {

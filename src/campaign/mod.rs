@@ -715,7 +715,7 @@ fn record_one(
             // as bounce reports; our own render failures do not.
             if e.permanent && relay {
                 if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
-                    crate::feedback::add_bounce(
+                    crate::feedback::bounces::add_bounce(
                         &mut s,
                         true,
                         ctx.config.limits.bounce_threshold,

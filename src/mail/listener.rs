@@ -23,7 +23,7 @@ use crate::address;
 use crate::daemon::config::Protocol;
 use crate::daemon::context::{Context, Metrics};
 use crate::daemon::lists;
-use crate::subscription::{self, Refusal};
+use crate::mail::router::Refusal;
 
 /// Recipients per transaction (RFC 5321 §4.5.3.1.8 asks servers to take at least 100).
 const MAX_RECIPIENTS: usize = 100;
@@ -481,7 +481,8 @@ impl Session {
         let mut replies = Vec::with_capacity(recipients.len());
         for rcpt in &recipients {
             let result =
-                subscription::handle_inbound(&self.ctx, rcpt, Some(&reverse_path), &message).await;
+                crate::mail::router::handle_inbound(&self.ctx, rcpt, Some(&reverse_path), &message)
+                    .await;
             match &result {
                 Ok(handled) => tracing::info!(outcome = handled.what, "message accepted"),
                 Err(e) => tracing::warn!(error = %e, "message not accepted"),
@@ -509,7 +510,7 @@ impl Session {
     }
 }
 
-fn reply_for(result: &Result<subscription::Handled, Refusal>) -> String {
+fn reply_for(result: &Result<crate::subscription::answer::Handled, Refusal>) -> String {
     match result {
         Ok(_) => "250 2.0.0 Message accepted".into(),
         Err(Refusal::Unparseable) => "554 5.6.0 Message could not be parsed".into(),

@@ -4,4 +4,7 @@
 pub mod automated;
 pub mod bounce;
 pub mod listener;
+pub mod message;
 pub mod reply_text;
+pub mod router;
+pub mod words;

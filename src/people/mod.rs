@@ -18,9 +18,9 @@ use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
 use crate::daemon::lists;
 use crate::daemon::lists::List;
+use crate::mail::message::clip_name;
 use crate::people::csvfile::Row;
 use crate::store::{Consent, Pending, PendingAction, Status, Subscriber, RECORD_VERSION};
-use crate::subscription::{self, clip_name};
 use crate::token::Purpose;
 
 /// How an import treats its rows.
@@ -170,7 +170,7 @@ pub fn import(
                     pending.issued,
                 );
                 tx.put_pending(&pending);
-                let mut data = subscription::base_data(ctx, list, &email, &name);
+                let mut data = crate::subscription::answer::base_data(ctx, list, &email, &name);
                 data["token"] = json!(token);
                 data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
                 data["confirm_address"] = json!(lists::list_address(
@@ -181,7 +181,7 @@ pub fn import(
                 ));
                 let reply_to =
                     lists::list_address(list, "confirm", Some(&token), &ctx.config.domain);
-                subscription::queue_mail(
+                crate::subscription::answer::queue_mail(
                     ctx,
                     tx,
                     list,

@@ -467,16 +467,17 @@ async fn subscribe(
         data["error_email"] = json!(true);
         return web.page(StatusCode::UNPROCESSABLE_ENTITY, lang, "list", data);
     }
-    let name = subscription::clip_name(form.get("name").map(String::as_str).unwrap_or_default());
+    let name =
+        crate::mail::message::clip_name(form.get("name").map(String::as_str).unwrap_or_default());
     let attributes: BTreeMap<String, String> = list
         .attributes
         .iter()
         .filter_map(|a| {
-            let v = subscription::clip_name(form.get(a)?);
+            let v = crate::mail::message::clip_name(form.get(a)?);
             (!v.is_empty()).then(|| (a.clone(), v))
         })
         .collect();
-    let request = subscription::Request {
+    let request = crate::subscription::answer::Request {
         list,
         email: &email,
         name: &name,

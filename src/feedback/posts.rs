@@ -1,0 +1,189 @@
+//! An owner's post by mail: it becomes a draft campaign and a preview to
+//! the owner, and only the owner's reply queues it.
+
+use crate::address;
+use crate::campaign::{self, NewCampaign};
+use crate::compose::newsletter::{Attachment, Content, Kind};
+use crate::compose::system::AutoSubmitted;
+use crate::daemon::context::Context;
+use crate::daemon::lists;
+use crate::daemon::lists::List;
+use crate::mail::reply_text;
+use crate::mail::words::strip_subject_prefixes;
+use crate::store::{Pending, PendingAction, Tx, RECORD_VERSION};
+use crate::subscription::answer::{base_data, queue_mail, Handled};
+use crate::token::Purpose;
+use mail_parser::{Message, MimeHeaders};
+use serde_json::json;
+
+/// Lines of the post shown in the preview mail to the owner.
+pub(crate) const PREVIEW_LINES: usize = 40;
+
+/// Markdown-safe text: the post's text becomes the newsletter body as
+/// paragraphs, with nothing that Markdown or Handlebars would act on
+/// except what the owner clearly wrote as fields (`{{name}}`).
+pub(crate) fn as_markdown(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        // A leading '#', '>', '-', '*', '+' or "1." would change the block.
+        let needs_escape = line.starts_with(['#', '>', '-', '*', '+', '|'])
+            || line
+                .split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if needs_escape {
+            out.push('\\');
+        }
+        out.push_str(&line.replace('<', "&lt;"));
+        // Keep the owner's line breaks.
+        out.push_str(if line.is_empty() { "\n" } else { "  \n" });
+    }
+    out
+}
+
+/// An owner's mail to `L@D`: held as a draft campaign, and the owner gets a
+/// preview with a token. Only the reply from the owner's real mailbox (the
+/// round trip) queues it: a forged From gets nowhere.
+pub fn owner_post(
+    ctx: &Context,
+    list: &List,
+    owner: &str,
+    msg: &Message<'_>,
+) -> anyhow::Result<Handled> {
+    let subject = address::header_safe(msg.subject().unwrap_or_default());
+    let subject = strip_subject_prefixes(&subject).to_string();
+    let text = match msg.body_text(0) {
+        Some(t) if !msg.text_body.is_empty() => t.to_string(),
+        _ => msg
+            .body_html(0)
+            .map(|h| reply_text::html_to_text(&h))
+            .unwrap_or_default(),
+    };
+    let mut attachments = Vec::new();
+    let mut total = 0usize;
+    for part in msg.attachments() {
+        let data = part.contents().to_vec();
+        total += data.len();
+        let filename = part
+            .attachment_name()
+            .map(address::header_safe)
+            .unwrap_or_else(|| "bilaga".to_string());
+        let content_type = part
+            .content_type()
+            .map(|ct| format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or("octet-stream")))
+            .unwrap_or_else(|| "application/octet-stream".into());
+        attachments.push(Attachment {
+            filename,
+            content_type,
+            data,
+        });
+    }
+    let content = Content {
+        kind: Kind::Newsletter,
+        source: "mail".into(),
+        subject: if subject.is_empty() {
+            list.name.clone()
+        } else {
+            subject.clone()
+        },
+        preheader: String::new(),
+        markdown: as_markdown(&text),
+        title: String::new(),
+        link: None,
+        attachments,
+    };
+    let problem = if total > ctx.config.limits.max_attachment_bytes {
+        Some(format!(
+            "the attachments are {} kB, more than the {} kB allowed; put big files on the web and link to them",
+            total / 1024,
+            ctx.config.limits.max_attachment_bytes / 1024
+        ))
+    } else {
+        crate::compose::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
+            .err()
+            .map(|e| e.to_string())
+    };
+    let recipients = campaign::count_recipients(ctx, &list.id, &[])?;
+    let names: Vec<String> = content
+        .attachments
+        .iter()
+        .map(|a| format!("{} ({} kB)", a.filename, a.data.len().div_ceil(1024)))
+        .collect();
+    let preview: String = text
+        .lines()
+        .take(PREVIEW_LINES)
+        .collect::<Vec<_>>()
+        .join("\n");
+    // One mail for both outcomes: the preview with its token, or the problem.
+    let answer = |tx: &mut Tx<'_>, token: Option<&str>, problem: &str| {
+        let mut data = base_data(ctx, list, owner, "");
+        data["post_subject"] = json!(content.subject);
+        data["problem"] = json!(problem);
+        data["recipients"] = json!(recipients);
+        data["attachments"] = json!(names);
+        data["preview"] = json!(if token.is_some() {
+            preview.as_str()
+        } else {
+            ""
+        });
+        data["token"] = json!(token.unwrap_or_default());
+        let reply_to =
+            token.map(|t| lists::list_address(list, "confirm", Some(t), &ctx.config.domain));
+        data["confirm_address"] = json!(reply_to.clone().unwrap_or_default());
+        data["confirm_url"] = json!(token
+            .map(|t| format!("{}/confirm/{t}", ctx.config.base_url()))
+            .unwrap_or_default());
+        queue_mail(
+            ctx,
+            tx,
+            list,
+            "post-preview",
+            owner,
+            "",
+            &data,
+            reply_to,
+            AutoSubmitted::Replied,
+            crate::mail::message::message_id(msg),
+        )
+    };
+    if let Some(problem) = problem {
+        ctx.store.write(|tx| answer(tx, None, &problem))?;
+        return Ok(Handled::done("owner post refused: it has a problem"));
+    }
+    let draft = campaign::create(
+        ctx,
+        NewCampaign {
+            list: list.id.clone(),
+            content: content.clone(),
+            filters: vec![],
+            at: None,
+            draft: true,
+        },
+    )?;
+    ctx.store.write(|tx| {
+        let pending = Pending {
+            v: RECORD_VERSION,
+            id: tx.random_id()?,
+            list: list.id.clone(),
+            email: address::normalize(owner),
+            name: String::new(),
+            action: PendingAction::Post,
+            issued: ctx.now_secs(),
+            method: "mail".into(),
+            evidence: crate::mail::message::message_id(msg).unwrap_or_default(),
+            attributes: Default::default(),
+            completed: false,
+            campaign: Some(draft.id),
+        };
+        let token = ctx.secret.mint(
+            Purpose::Post,
+            &pending.list,
+            &pending.email,
+            pending.id,
+            pending.issued,
+        );
+        tx.put_pending(&pending);
+        answer(tx, Some(&token), "")
+    })?;
+    Ok(Handled::done("owner post held for approval"))
+}

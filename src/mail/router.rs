@@ -1,0 +1,208 @@
+//! From a recipient address to an action: the one entry for every message
+//! that reaches a list (SMTP, LMTP, `inject`). It reads the address, drops
+//! loops and automated mail, hands the message to the handler that owns it,
+//! records what was ignored, and syncs the store before it returns, so the
+//! caller may acknowledge.
+
+use crate::address;
+use crate::daemon::context::{Context, Metrics};
+use crate::daemon::lists;
+use crate::daemon::lists::Action;
+use crate::daemon::lists::List;
+use crate::feedback::forward::forward_to_owners;
+use crate::mail::automated::{self, Automated};
+use crate::mail::message::{message_id, parse_message, sender};
+use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, Word};
+use crate::store::RECORD_VERSION;
+use crate::subscription::answer::{loop_marker, Handled, Request};
+use crate::subscription::{
+    confirm, confirm_token, help, request_unsubscribe, says_no, subscribe, unsubscribe_by_token,
+};
+use crate::token::Token;
+use mail_parser::Message;
+use std::collections::BTreeMap;
+
+/// Why inbound mail was not accepted. Each maps to one SMTP reply and one
+/// sysexits code, in `inbound` and `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("the message could not be parsed")]
+    Unparseable,
+    #[error("no such list address")]
+    UnknownRecipient,
+    /// The store or the disk failed: the sender should try again later.
+    #[error("temporary failure: {0}")]
+    Temporary(#[from] anyhow::Error),
+}
+
+/// Handles one message received for `rcpt`. `reverse_path` is the envelope
+/// sender (Some("") for `<>`), None when unknown (pipe delivery).
+pub async fn handle_inbound(
+    ctx: &Context,
+    rcpt: &str,
+    reverse_path: Option<&str>,
+    raw: &[u8],
+) -> Result<Handled, Refusal> {
+    let (list, action) = lists::parse_recipient(rcpt, &ctx.config.domain, &ctx.lists)
+        .ok_or(Refusal::UnknownRecipient)?;
+    let msg = parse_message(raw).ok_or(Refusal::Unparseable)?;
+    Metrics::inc(&ctx.metrics.messages_received);
+    let handled = route(ctx, list, &action, &msg, reverse_path, raw)?;
+    if handled.ignored {
+        record_ignored(ctx, list, &action, &msg, reverse_path, handled.what)?;
+    }
+    ctx.store.sync().await?;
+    ctx.mail_ready.notify_one();
+    ctx.campaign_ready.notify_one();
+    Ok(handled)
+}
+
+/// Which address a message came to, for the ignored-message record.
+pub(crate) fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Post => "post",
+        Action::Subscribe => "subscribe",
+        Action::Unsubscribe => "unsubscribe",
+        Action::Request => "request",
+        Action::Owner => "owner",
+        Action::Confirm(_) => "confirm",
+        Action::UnsubscribeToken(_) => "unsubscribe-token",
+        Action::Reply(_) => "reply",
+        Action::Bounces(_) => "bounces",
+    }
+}
+
+pub(crate) fn record_ignored(
+    ctx: &Context,
+    list: &List,
+    action: &Action,
+    msg: &Message<'_>,
+    reverse_path: Option<&str>,
+    reason: &'static str,
+) -> anyhow::Result<()> {
+    let sender = sender(msg, reverse_path)
+        .map(|(e, _)| e)
+        .or_else(|| {
+            reverse_path.map(|r| {
+                if r.is_empty() {
+                    "<>".to_string()
+                } else {
+                    r.to_string()
+                }
+            })
+        })
+        .unwrap_or_default();
+    let subject: String = address::header_safe(msg.subject().unwrap_or_default())
+        .chars()
+        .take(200)
+        .collect();
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let id = tx.next_id()?;
+        tx.record_ignored(&crate::store::Ignored {
+            v: RECORD_VERSION,
+            id,
+            at: now,
+            list: list.id.clone(),
+            address: action_name(action).to_string(),
+            sender,
+            subject,
+            message_id: message_id(msg).unwrap_or_default(),
+            reason: reason.to_string(),
+        })
+    })
+}
+
+/// Decides what a message does. Changes are written, not yet synced.
+pub(crate) fn route(
+    ctx: &Context,
+    list: &List,
+    action: &Action,
+    msg: &Message<'_>,
+    reverse_path: Option<&str>,
+    raw: &[u8],
+) -> Result<Handled, Refusal> {
+    let marker = loop_marker(list, &ctx.config.domain);
+    if msg.header_values("X-Loop").any(|v| {
+        v.as_text()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(&marker))
+    }) {
+        tracing::warn!(list = %list.id, "our own forwarded mail came back: dropped");
+        return Ok(Handled::ignored("loop: our own forwarded mail came back"));
+    }
+    // Bounces first: many carry Auto-Submitted.
+    if let Action::Bounces(token) = action {
+        return Ok(crate::feedback::bounces::bounce(
+            ctx,
+            list,
+            token.as_deref(),
+            msg,
+        )?);
+    }
+    if let Some(kind) = automated::automated(msg, reverse_path) {
+        Metrics::inc(&ctx.metrics.automated_ignored);
+        tracing::info!(list = %list.id, ?kind, "automated mail ignored");
+        return Ok(Handled::ignored(match kind {
+            Automated::Bounce => "a bounce to a command address",
+            Automated::AutoReply => "an auto-reply",
+            Automated::ListOrBulk => "list or bulk mail",
+        }));
+    }
+    match action {
+        Action::Reply(token) => {
+            return Ok(crate::feedback::replies::reply(ctx, list, token, msg, raw)?)
+        }
+        Action::Post => {
+            let from = sender(msg, reverse_path)
+                .map(|(e, _)| e)
+                .unwrap_or_default();
+            if list.is_owner(&from) {
+                return Ok(crate::feedback::posts::owner_post(ctx, list, &from, msg)?);
+            }
+            return Ok(forward_to_owners(ctx, list, reverse_path, raw)?);
+        }
+        Action::Owner => return Ok(forward_to_owners(ctx, list, reverse_path, raw)?),
+        _ => {}
+    }
+    let Some((email, name)) = sender(msg, reverse_path) else {
+        return Ok(Handled::ignored("no sender to answer"));
+    };
+    if !address::is_valid(&email) || address::is_system_sender(&email) {
+        return Ok(Handled::ignored("sender not answerable"));
+    }
+    let request = Request {
+        list,
+        email: &email,
+        name: &name,
+        method: "mail",
+        evidence: message_id(msg).unwrap_or_else(|| "mail without Message-ID".into()),
+        in_reply_to: message_id(msg),
+        attributes: BTreeMap::new(),
+    };
+    let handled = match action {
+        Action::Subscribe => subscribe(ctx, &request)?,
+        Action::Unsubscribe => request_unsubscribe(ctx, &request)?,
+        Action::Confirm(token) => confirm(ctx, list, token, &request, says_no(msg))?,
+        Action::UnsubscribeToken(token) => unsubscribe_by_token(ctx, list, token, &request)?,
+        Action::Request => {
+            let subject = msg.subject().unwrap_or_default();
+            if let Some(token) = Token::find_in(subject) {
+                confirm_token(ctx, Some(list), token, &request)?
+            } else {
+                let body = msg.body_text(0).unwrap_or_default();
+                let word = command_word(strip_subject_prefixes(subject))
+                    .or_else(|| first_own_line(&body).and_then(command_word));
+                match word {
+                    Some(Word::Subscribe) => subscribe(ctx, &request)?,
+                    Some(Word::Unsubscribe) => request_unsubscribe(ctx, &request)?,
+                    Some(Word::Help) => help(ctx, &request, None)?,
+                    None => help(ctx, &request, Some("reason_unknown_command"))?,
+                }
+            }
+        }
+        Action::Owner | Action::Post | Action::Reply(_) | Action::Bounces(_) => {
+            unreachable!("routed above")
+        }
+    };
+    Ok(handled)
+}

@@ -1,0 +1,72 @@
+//! The command words people write in a Subject or a first line, in Swedish
+//! and English, and how they are found. Pure.
+
+/// Words that subscribe, in Subject or the first line (spec: any case).
+pub const SUBSCRIBE_WORDS: &[&str] = &["subscribe", "prenumerera", "join"];
+
+/// Words that unsubscribe.
+pub const UNSUBSCRIBE_WORDS: &[&str] = &[
+    "unsubscribe",
+    "avsluta",
+    "avprenumerera",
+    "avregistrera",
+    "sluta",
+    "stop",
+    "leave",
+];
+
+/// Words that ask for help.
+pub const HELP_WORDS: &[&str] = &["help", "hjälp"];
+
+/// A command word found in a mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Word {
+    Subscribe,
+    Unsubscribe,
+    Help,
+}
+
+/// Strips reply and forward prefixes: "Re: SV: Sv: AW: Fwd: VS:".
+pub fn strip_subject_prefixes(subject: &str) -> &str {
+    let mut s = subject.trim();
+    loop {
+        let lower = s.to_lowercase();
+        let stripped = [
+            "re:", "sv:", "aw:", "vs:", "fwd:", "fw:", "vb:", "antw:", "ang:",
+        ]
+        .iter()
+        .find(|p| lower.starts_with(*p))
+        .map(|p| s[p.len()..].trim_start());
+        match stripped {
+            Some(rest) => s = rest,
+            None => return s,
+        }
+    }
+}
+
+/// Reads one command word: the whole trimmed text (less trailing
+/// punctuation) must be the word, so "Stop sending me the handbook" is not one.
+pub fn command_word(text: &str) -> Option<Word> {
+    let t = text
+        .trim()
+        .trim_end_matches(['.', '!', '?'])
+        .trim()
+        .to_lowercase();
+    let is = |words: &[&str]| words.contains(&t.as_str());
+    if is(SUBSCRIBE_WORDS) {
+        Some(Word::Subscribe)
+    } else if is(UNSUBSCRIBE_WORDS) {
+        Some(Word::Unsubscribe)
+    } else if is(HELP_WORDS) {
+        Some(Word::Help)
+    } else {
+        None
+    }
+}
+
+/// The first line of the body that is neither empty nor quoted.
+pub fn first_own_line(body: &str) -> Option<&str> {
+    body.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('>'))
+}

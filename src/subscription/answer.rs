@@ -1,0 +1,189 @@
+//! What every handler shares: who asks (`Request`), what came of it
+//! (`Handled`), and the answer mail queued in the same write as the change.
+
+use crate::compose::system::{self, AutoSubmitted};
+use crate::daemon::context::Context;
+use crate::daemon::lists;
+use crate::daemon::lists::List;
+use crate::store::{OutMail, Pending, PendingAction, Tx, RECORD_VERSION};
+use crate::token::Purpose;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What happened to an accepted message, for the log; `ignored` when it
+/// was neither acted on nor forwarded (recorded for `utskick ignored`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    pub what: &'static str,
+    pub ignored: bool,
+}
+
+impl Handled {
+    pub fn done(what: &'static str) -> Handled {
+        Handled {
+            what,
+            ignored: false,
+        }
+    }
+
+    pub fn ignored(what: &'static str) -> Handled {
+        Handled {
+            what,
+            ignored: true,
+        }
+    }
+}
+
+/// Who asks, and how; the evidence becomes the consent record.
+pub struct Request<'a> {
+    pub list: &'a List,
+    pub email: &'a str,
+    pub name: &'a str,
+    /// `mail`, `web` or `admin`.
+    pub method: &'static str,
+    /// Message-ID or IP.
+    pub evidence: String,
+    pub in_reply_to: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+pub(crate) fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> Value {
+    let d = &ctx.config.domain;
+    json!({
+        "list": {
+            "id": list.id,
+            "name": list.name,
+            "description": list.description,
+            "address": lists::list_address(list, "", None, d),
+        },
+        "email": email,
+        "name": name,
+        "subscribe_address": lists::list_address(list, "subscribe", None, d),
+        "unsubscribe_address": lists::list_address(list, "unsubscribe", None, d),
+        "request_address": lists::list_address(list, "request", None, d),
+        "owner_address": lists::list_address(list, "owner", None, d),
+        "list_url": format!("{}/lists/{}", ctx.config.base_url(), list.id),
+        "expires_days": ctx.config.limits.token_days,
+        "reason_unknown_token": false,
+        "reason_not_subscribed": false,
+        "reason_unknown_command": false,
+    })
+}
+
+/// Renders template `name` and queues it in `tx`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_mail(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    name: &str,
+    to_email: &str,
+    to_name: &str,
+    data: &Value,
+    reply_to: Option<String>,
+    auto: AutoSubmitted,
+    in_reply_to: Option<String>,
+) -> anyhow::Result<()> {
+    if to_email.parse::<lettre::Address>().is_err() {
+        // Valid to us but not to the mail library (an IDNA domain it cannot
+        // encode, say): no answer is possible, and retrying will not help.
+        tracing::info!(
+            template = name,
+            "recipient address cannot be mailed; no answer sent"
+        );
+        return Ok(());
+    }
+    let rendered = ctx.templates.render(list.language, &list.id, name, data)?;
+    let id = tx.next_id()?;
+    let env = system::Envelope {
+        list,
+        domain: &ctx.config.domain,
+        to_email,
+        to_name,
+        reply_to,
+        auto,
+        in_reply_to,
+        dkim: ctx.dkim.as_ref(),
+    };
+    let (_, raw) = system::system_mail(&env, &rendered, id)?;
+    tx.enqueue_mail(&OutMail {
+        v: RECORD_VERSION,
+        id,
+        reverse_path: lists::list_address(list, "bounces", None, &ctx.config.domain),
+        forward_path: vec![to_email.to_string()],
+        raw,
+        attempts: 0,
+        next_attempt: 0,
+        created_at: ctx.now(),
+        last_error: None,
+    });
+    Ok(())
+}
+
+/// Our own loop marker on mail we forward; mail that carries it is ours
+/// coming back and is dropped.
+pub fn loop_marker(list: &List, domain: &str) -> String {
+    lists::list_address(list, "", None, domain)
+}
+
+/// Issues a pending confirmation and its token.
+pub(crate) fn issue(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    req: &Request<'_>,
+    email: &str,
+    action: PendingAction,
+) -> anyhow::Result<(Pending, String)> {
+    let pending = Pending {
+        v: RECORD_VERSION,
+        id: tx.random_id()?,
+        list: req.list.id.clone(),
+        email: email.to_string(),
+        name: req.name.to_string(),
+        action,
+        campaign: None,
+        issued: ctx.now_secs(),
+        method: req.method.to_string(),
+        evidence: req.evidence.clone(),
+        attributes: req.attributes.clone(),
+        completed: false,
+    };
+    let purpose = purpose_of(action);
+    let token = ctx.secret.mint(
+        purpose,
+        &pending.list,
+        &pending.email,
+        pending.id,
+        pending.issued,
+    );
+    tx.put_pending(&pending);
+    Ok((pending, token))
+}
+
+pub(crate) fn purpose_of(action: PendingAction) -> Purpose {
+    match action {
+        PendingAction::Subscribe => Purpose::ConfirmSubscribe,
+        PendingAction::Unsubscribe => Purpose::ConfirmUnsubscribe,
+        PendingAction::Approve => Purpose::Approve,
+        PendingAction::Post => Purpose::Post,
+    }
+}
+
+pub(crate) fn confirm_data(
+    ctx: &Context,
+    list: &List,
+    email: &str,
+    name: &str,
+    token: &str,
+) -> Value {
+    let mut data = base_data(ctx, list, email, name);
+    data["token"] = json!(token);
+    data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
+    data["confirm_address"] = json!(lists::list_address(
+        list,
+        "confirm",
+        Some(token),
+        &ctx.config.domain
+    ));
+    data
+}

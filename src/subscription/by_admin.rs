@@ -1,0 +1,127 @@
+//! The administrator adds and removes people, with the consent recorded.
+
+use crate::address;
+use crate::compose::system::AutoSubmitted;
+use crate::daemon::context::Context;
+use crate::daemon::lists::List;
+use crate::store::{Consent, Status, Subscriber};
+use crate::subscription::answer::{base_data, queue_mail};
+use std::collections::BTreeMap;
+
+/// `utskick add`: a confirmed subscriber on an admin's word, or the approval
+/// of someone awaiting it. The consent text is the proof.
+pub fn admin_add(
+    ctx: &Context,
+    list: &List,
+    email: &str,
+    name: Option<&str>,
+    attributes: BTreeMap<String, String>,
+    consent: &str,
+) -> anyhow::Result<String> {
+    if !address::is_valid(email) {
+        anyhow::bail!("{email:?} is not an e-mail address");
+    }
+    if consent.trim().is_empty() {
+        anyhow::bail!("--consent must say how this person agreed");
+    }
+    for key in attributes.keys() {
+        if !list.attributes.contains(key) {
+            anyhow::bail!(
+                "list {} has no attribute {key:?} (it has: {})",
+                list.id,
+                list.attributes.join(", ")
+            );
+        }
+    }
+    let email = address::normalize(email);
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let mut s = tx.subscriber(&list.id, &email)?.unwrap_or(Subscriber::new(
+            tx.random_id()?,
+            &list.id,
+            &email,
+            "",
+            Status::Pending,
+            now,
+        ));
+        if let Some(name) = name {
+            s.name = address::header_safe(name);
+        }
+        s.attributes.extend(
+            attributes
+                .into_iter()
+                .map(|(k, v)| (k, address::header_safe(&v))),
+        );
+        let was = s.status;
+        if was == Status::Confirmed {
+            s.updated_at = now;
+            tx.put_subscriber(&s);
+            return Ok(format!(
+                "{email} is already a confirmed subscriber of {}",
+                list.id
+            ));
+        }
+        s.status = Status::Confirmed;
+        s.subscribed_at = Some(now);
+        s.unsubscribed_at = None;
+        s.bounces = 0;
+        s.updated_at = now;
+        let admin_consent = Consent {
+            method: "admin".into(),
+            at: now,
+            evidence: address::header_safe(consent),
+            confirmed_by: Some("recorded by an admin".into()),
+        };
+        if was == Status::AwaitingApproval {
+            if let Some(c) = s.consent.as_mut() {
+                c.confirmed_by = Some(format!(
+                    "{}; approved by an admin: {}",
+                    c.confirmed_by.clone().unwrap_or_default(),
+                    admin_consent.evidence
+                ));
+            } else {
+                s.consent = Some(admin_consent);
+            }
+        } else {
+            s.consent = Some(admin_consent);
+        }
+        tx.put_subscriber(&s);
+        let data = base_data(ctx, list, &s.email, &s.name);
+        queue_mail(
+            ctx,
+            tx,
+            list,
+            "welcome",
+            &s.email,
+            &s.name,
+            &data,
+            None,
+            AutoSubmitted::Generated,
+            None,
+        )?;
+        Ok(if was == Status::AwaitingApproval {
+            format!("approved {email} on {}", list.id)
+        } else {
+            format!("added {email} to {}", list.id)
+        })
+    })
+}
+
+/// `utskick remove`: kept as unsubscribed, not deleted; no mail is sent.
+pub fn admin_remove(ctx: &Context, list: &List, email: &str) -> anyhow::Result<String> {
+    let email = address::normalize(email);
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let Some(mut s) = tx.subscriber(&list.id, &email)? else {
+            anyhow::bail!("{email} is not on {}", list.id);
+        };
+        if s.status == Status::Unsubscribed {
+            return Ok(format!("{email} had already left {}", list.id));
+        }
+        s.status = Status::Unsubscribed;
+        s.unsubscribed_at = Some(now);
+        s.updated_at = now;
+        tx.put_subscriber(&s);
+        Ok(format!("removed {email} from {}", list.id))
+    })
+}
