@@ -1,0 +1,127 @@
+//! How records are laid out in sled: tree names, key encodings, the
+//! per-list tallies, and the versioned JSON codec.
+
+use crate::store::records::{Status, RECORD_VERSION};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Counter {
+    pub(super) v: u32,
+    pub(super) day: i64,
+    pub(super) count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum T {
+    Subscribers = 0,
+    Ids = 1,
+    Pending = 2,
+    Outbox = 3,
+    Counters = 4,
+    Dead = 5,
+    Campaigns = 6,
+    Deliveries = 7,
+    Blobs = 8,
+    Ignored = 9,
+    Suppressed = 10,
+}
+
+/// Tree names, in `T` order: the backup format names trees by these.
+pub(crate) const TREE_NAMES: [&str; 11] = [
+    "subscribers",
+    "subscriber_ids",
+    "pending",
+    "outbox",
+    "counters",
+    "dead_letters",
+    "campaigns",
+    "deliveries",
+    "blobs",
+    "ignored",
+    "suppressed",
+];
+
+pub(crate) fn delivery_key(campaign: u64, subscriber: u64) -> Vec<u8> {
+    let mut k = campaign.to_be_bytes().to_vec();
+    k.extend_from_slice(&subscriber.to_be_bytes());
+    k
+}
+
+pub(crate) fn blob_key(campaign: u64, index: usize) -> Vec<u8> {
+    let mut k = campaign.to_be_bytes().to_vec();
+    k.extend_from_slice(&(index as u32).to_be_bytes());
+    k
+}
+
+/// Per-list, per-status subscriber counts live in the `counters` tree under
+/// keys that start with this (rate counters start with a letter), so
+/// `lists` and `/metrics` need no scan. `Store::write` keeps them.
+pub(crate) const TALLY_PREFIX: &[u8] = b"\0tally\0";
+
+/// Present once the tallies have been counted for this store.
+pub(crate) const TALLY_BUILT: &[u8] = b"\0tally-built";
+
+pub(crate) fn tally_key(list: &[u8], status: Status) -> Vec<u8> {
+    let mut k = TALLY_PREFIX.to_vec();
+    k.extend_from_slice(list);
+    k.push(0);
+    k.extend_from_slice(status.as_str().as_bytes());
+    k
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Tally {
+    pub(super) v: u32,
+    pub(super) n: i64,
+}
+
+/// The status of a stored subscriber record, without decoding the rest.
+pub(crate) fn status_of(bytes: &[u8]) -> anyhow::Result<Status> {
+    #[derive(Deserialize)]
+    struct Only {
+        status: Status,
+    }
+    Ok(serde_json::from_slice::<Only>(bytes)?.status)
+}
+
+/// The list part of a subscriber key (`list \0 email`).
+pub(crate) fn list_of_key(key: &[u8]) -> &[u8] {
+    key.split(|b| *b == 0).next().unwrap_or(key)
+}
+
+/// The key of a subscriber: the address in lower case throughout, so
+/// `Asa@x.se` and `asa@x.se` are one person (as in Mailman); the record
+/// keeps the spelling they used.
+pub(crate) fn sub_key(list: &str, email: &str) -> Vec<u8> {
+    let email = email.to_lowercase();
+    let mut k = Vec::with_capacity(list.len() + email.len() + 1);
+    k.extend_from_slice(list.as_bytes());
+    k.push(0);
+    k.extend_from_slice(email.as_bytes());
+    k
+}
+
+pub(crate) fn decode<R: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<R> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        v: u32,
+    }
+    let version: Versioned = serde_json::from_slice(bytes)?;
+    if version.v > RECORD_VERSION {
+        anyhow::bail!(
+            "the store holds a record of version {} written by a newer utskick (this one writes {RECORD_VERSION})",
+            version.v
+        );
+    }
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+pub(crate) fn encode<R: Serialize>(r: &R) -> Vec<u8> {
+    serde_json::to_vec(r).expect("records serialise")
+}
+
+pub(crate) fn day_of(now: DateTime<Utc>) -> i64 {
+    now.timestamp().div_euclid(86_400)
+}

@@ -1,0 +1,235 @@
+//! One atomic write: what a `Store::write` closure may read and change.
+
+use crate::address;
+use crate::store::keys::{blob_key, day_of, decode, delivery_key, encode, sub_key, Counter, T};
+use crate::store::records::{
+    Campaign, Delivery, Ignored, OutMail, Pending, Subscriber, MAX_IGNORED, RECORD_VERSION,
+};
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// The changes of one [`Store::write`]; reads see the changes made so far.
+pub struct Tx<'s> {
+    pub(super) store: &'s Store,
+    pub(super) changes: BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl Tx<'_> {
+    pub(super) fn get<R: DeserializeOwned>(&self, t: T, key: &[u8]) -> anyhow::Result<Option<R>> {
+        if let Some(change) = self.changes.get(&(t, key.to_vec())) {
+            return change.as_deref().map(decode).transpose();
+        }
+        self.store.tree(t).get(key)?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn subscriber(&self, list: &str, email: &str) -> anyhow::Result<Option<Subscriber>> {
+        self.get(T::Subscribers, &sub_key(list, &address::normalize(email)))
+    }
+
+    pub fn subscriber_by_id(&self, id: u64) -> anyhow::Result<Option<Subscriber>> {
+        let key = match self.changes.get(&(T::Ids, id.to_be_bytes().to_vec())) {
+            Some(Some(k)) => k.clone(),
+            Some(None) => return Ok(None),
+            None => match self.store.tree(T::Ids).get(id.to_be_bytes())? {
+                Some(k) => k.to_vec(),
+                None => return Ok(None),
+            },
+        };
+        self.get(T::Subscribers, &key)
+    }
+
+    pub fn put_subscriber(&mut self, s: &Subscriber) {
+        let key = sub_key(&s.list, &s.email);
+        self.changes
+            .insert((T::Ids, s.id.to_be_bytes().to_vec()), Some(key.clone()));
+        self.changes.insert((T::Subscribers, key), Some(encode(s)));
+    }
+
+    pub fn pending(&self, id: u64) -> anyhow::Result<Option<Pending>> {
+        self.get(T::Pending, &id.to_be_bytes())
+    }
+
+    pub fn put_pending(&mut self, p: &Pending) {
+        self.changes
+            .insert((T::Pending, p.id.to_be_bytes().to_vec()), Some(encode(p)));
+    }
+
+    pub fn remove_pending(&mut self, id: u64) {
+        self.changes
+            .insert((T::Pending, id.to_be_bytes().to_vec()), None);
+    }
+
+    pub fn next_id(&self) -> anyhow::Result<u64> {
+        self.store.next_id()
+    }
+
+    /// A random id for records that tokens name, so a token reveals
+    /// nothing about how many records exist.
+    pub fn random_id(&self) -> anyhow::Result<u64> {
+        loop {
+            let id = rand::random::<u64>() | 1;
+            let taken = self
+                .changes
+                .contains_key(&(T::Pending, id.to_be_bytes().to_vec()))
+                || self
+                    .changes
+                    .contains_key(&(T::Ids, id.to_be_bytes().to_vec()))
+                || self.store.tree(T::Pending).contains_key(id.to_be_bytes())?
+                || self.store.tree(T::Ids).contains_key(id.to_be_bytes())?;
+            if !taken {
+                return Ok(id);
+            }
+        }
+    }
+
+    pub fn campaign(&self, id: u64) -> anyhow::Result<Option<Campaign>> {
+        self.get(T::Campaigns, &id.to_be_bytes())
+    }
+
+    pub fn put_campaign(&mut self, c: &Campaign) {
+        self.changes
+            .insert((T::Campaigns, c.id.to_be_bytes().to_vec()), Some(encode(c)));
+    }
+
+    pub fn put_blob(&mut self, campaign: u64, index: usize, data: &[u8]) {
+        self.changes
+            .insert((T::Blobs, blob_key(campaign, index)), Some(data.to_vec()));
+    }
+
+    pub fn delivery(&self, campaign: u64, subscriber: u64) -> anyhow::Result<Option<Delivery>> {
+        self.get(T::Deliveries, &delivery_key(campaign, subscriber))
+    }
+
+    pub fn put_delivery(&mut self, d: &Delivery) {
+        self.changes.insert(
+            (T::Deliveries, delivery_key(d.campaign, d.subscriber)),
+            Some(encode(d)),
+        );
+    }
+
+    /// Erases every record that holds `email` (subscriptions in every list,
+    /// pending confirmations, queued mail to them, ignored-message records
+    /// from them) and puts `hash` on the suppression list. Returns how many
+    /// records went.
+    pub fn forget(&mut self, email: &str, hash: &[u8], at: DateTime<Utc>) -> anyhow::Result<usize> {
+        let wanted = email.to_lowercase();
+        let mut n = 0;
+        for kv in self.store.tree(T::Subscribers).iter() {
+            let (k, v) = kv?;
+            let s: Subscriber = decode(&v)?;
+            if s.email.to_lowercase() == wanted {
+                self.changes.insert((T::Subscribers, k.to_vec()), None);
+                self.changes
+                    .insert((T::Ids, s.id.to_be_bytes().to_vec()), None);
+                n += 1;
+            }
+        }
+        for kv in self.store.tree(T::Pending).iter() {
+            let (k, v) = kv?;
+            let p: Pending = decode(&v)?;
+            if p.email.to_lowercase() == wanted {
+                self.changes.insert((T::Pending, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        for kv in self.store.tree(T::Outbox).iter() {
+            let (k, v) = kv?;
+            let m: OutMail = decode(&v)?;
+            if m.forward_path.iter().any(|f| f.to_lowercase() == wanted) {
+                self.changes.insert((T::Outbox, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        for kv in self.store.tree(T::Ignored).iter() {
+            let (k, v) = kv?;
+            let r: Ignored = decode(&v)?;
+            if r.sender.to_lowercase() == wanted {
+                self.changes.insert((T::Ignored, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        let record = serde_json::json!({"v": RECORD_VERSION, "at": at.to_rfc3339()});
+        self.changes.insert(
+            (T::Suppressed, hash.to_vec()),
+            Some(serde_json::to_vec(&record)?),
+        );
+        Ok(n)
+    }
+
+    /// Lifts a suppression: the person asked to come back themselves.
+    pub fn unsuppress(&mut self, hash: &[u8]) {
+        self.changes.insert((T::Suppressed, hash.to_vec()), None);
+    }
+
+    /// Records an ignored message, dropping the oldest beyond `MAX_IGNORED`.
+    pub fn record_ignored(&mut self, record: &Ignored) -> anyhow::Result<()> {
+        let tree = self.store.tree(T::Ignored);
+        if tree.len() >= MAX_IGNORED {
+            if let Some((oldest, _)) = tree.first()? {
+                self.changes.insert((T::Ignored, oldest.to_vec()), None);
+            }
+        }
+        self.changes.insert(
+            (T::Ignored, record.id.to_be_bytes().to_vec()),
+            Some(encode(record)),
+        );
+        Ok(())
+    }
+
+    pub fn enqueue_mail(&mut self, mail: &OutMail) {
+        self.changes.insert(
+            (T::Outbox, mail.id.to_be_bytes().to_vec()),
+            Some(encode(mail)),
+        );
+    }
+
+    /// Replaces a queued mail (after a failed attempt).
+    pub fn update_mail(&mut self, mail: &OutMail) {
+        self.enqueue_mail(mail);
+    }
+
+    pub fn remove_mail(&mut self, id: u64) {
+        self.changes
+            .insert((T::Outbox, id.to_be_bytes().to_vec()), None);
+    }
+
+    /// Moves a mail that failed for good out of the queue, kept for the admin.
+    pub fn bury_mail(&mut self, mail: &OutMail) {
+        self.remove_mail(mail.id);
+        let mut dead = mail.clone();
+        dead.raw.clear();
+        self.changes.insert(
+            (T::Dead, mail.id.to_be_bytes().to_vec()),
+            Some(encode(&dead)),
+        );
+    }
+
+    /// Takes one unit of the daily budget `key` if fewer than `limit` were
+    /// taken today; false when the budget is spent.
+    pub fn take_daily(
+        &mut self,
+        key: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let today = day_of(now);
+        let current: Option<Counter> = self.get(T::Counters, key.as_bytes())?;
+        let count = match current {
+            Some(c) if c.day == today => c.count,
+            _ => 0,
+        };
+        if count >= limit {
+            return Ok(false);
+        }
+        let next = Counter {
+            v: RECORD_VERSION,
+            day: today,
+            count: count + 1,
+        };
+        self.changes
+            .insert((T::Counters, key.as_bytes().to_vec()), Some(encode(&next)));
+        Ok(true)
+    }
+}
