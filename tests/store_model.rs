@@ -101,7 +101,7 @@ fn run(seed: u64) {
             10 => {
                 let e = email(rng.gen_range(0..30));
                 store
-                    .write(|tx| tx.forget(&e, b"hash", now).map(drop))
+                    .write(|tx| Ok(tx.forget(&e, b"hash", now).map(drop)?))
                     .unwrap();
                 model.retain(|(_, m), _| *m != e.to_lowercase());
             }

@@ -658,7 +658,7 @@ async fn record(ctx: &Context, batch: &[Done]) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    ctx.store.sync().await
+    Ok(ctx.store.sync().await?)
 }
 
 fn record_one(

@@ -515,6 +515,19 @@ fn reply_for(result: &Result<crate::subscription::answer::Handled, Refusal>) -> 
         Ok(_) => "250 2.0.0 Message accepted".into(),
         Err(Refusal::Unparseable) => "554 5.6.0 Message could not be parsed".into(),
         Err(Refusal::UnknownRecipient) => "550 5.1.1 No such list address here".into(),
+        // RFC 3463 X.3.1: the mail system is full; the sender keeps the mail.
+        Err(Refusal::Temporary(e)) if is_disk_full(e) => {
+            "451 4.3.1 Mail system full, try again later".into()
+        }
         Err(Refusal::Temporary(_)) => "451 4.3.0 Temporary failure, try again later".into(),
     }
+}
+
+/// Whether a temporary failure is the store's full disk (typed, not read
+/// from the message).
+fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<crate::store::StoreError>()
+            .is_some_and(|s| s.is_disk_full())
+    })
 }

@@ -35,6 +35,12 @@ pub enum Refusal {
     Temporary(#[from] anyhow::Error),
 }
 
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Refusal {
+        Refusal::Temporary(e.into())
+    }
+}
+
 /// Handles one message received for `rcpt`. `reverse_path` is the envelope
 /// sender (Some("") for `<>`), None when unknown (pipe delivery).
 pub async fn handle_inbound(
@@ -109,7 +115,8 @@ pub(crate) fn record_ignored(
             subject,
             message_id: message_id(msg).unwrap_or_default(),
             reason: reason.to_string(),
-        })
+        })?;
+        Ok(())
     })
 }
 

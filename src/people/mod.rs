@@ -284,5 +284,5 @@ pub fn forget(ctx: &Context, email: &str) -> anyhow::Result<usize> {
     }
     let hash = suppression_hash(ctx, email);
     let now = ctx.now();
-    ctx.store.write(|tx| tx.forget(email, &hash, now))
+    ctx.store.write(|tx| Ok(tx.forget(email, &hash, now)?))
 }

@@ -1,8 +1,8 @@
 //! Backup and restore: every tree as JSON lines, with the token secret,
 //! so a restored store keeps every link in mail already sent working.
 
-use chrono::{DateTime, Utc};
 use super::{keys::*, Store, RECORD_VERSION};
+use chrono::{DateTime, Utc};
 
 /// Version of the backup file format.
 pub const BACKUP_VERSION: u64 = 1;

@@ -1,6 +1,7 @@
 //! How records are laid out in sled: tree names, key encodings, the
 //! per-list tallies, and the versioned JSON codec.
 
+use crate::store::error::{Result, StoreError};
 use crate::store::records::{Status, RECORD_VERSION};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -78,7 +79,7 @@ pub(crate) struct Tally {
 }
 
 /// The status of a stored subscriber record, without decoding the rest.
-pub(crate) fn status_of(bytes: &[u8]) -> anyhow::Result<Status> {
+pub(crate) fn status_of(bytes: &[u8]) -> Result<Status> {
     #[derive(Deserialize)]
     struct Only {
         status: Status,
@@ -103,17 +104,17 @@ pub(crate) fn sub_key(list: &str, email: &str) -> Vec<u8> {
     k
 }
 
-pub(crate) fn decode<R: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<R> {
+pub(crate) fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
     #[derive(Deserialize)]
     struct Versioned {
         v: u32,
     }
     let version: Versioned = serde_json::from_slice(bytes)?;
     if version.v > RECORD_VERSION {
-        anyhow::bail!(
-            "the store holds a record of version {} written by a newer utskick (this one writes {RECORD_VERSION})",
-            version.v
-        );
+        return Err(StoreError::TooNew {
+            found: version.v,
+            supported: RECORD_VERSION,
+        });
     }
     Ok(serde_json::from_slice(bytes)?)
 }

@@ -9,10 +9,12 @@
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
+mod error;
 mod keys;
 mod records;
 mod tx;
 
+pub use error::{Result, StoreError};
 use keys::*;
 pub use records::*;
 pub use tx::Tx;
@@ -32,7 +34,6 @@ use crate::address;
 /// sled's 1 GiB default would only hold memory hostage. sled counts pages
 /// by their size on disk, and holds more than this in memory (BENCHMARKS.md).
 const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
-
 
 /// Asks a flush of everything written so far, and lets writers that arrive
 /// while one flush runs share the next (group commit).
@@ -58,19 +59,21 @@ struct Inner {
 
 impl Store {
     /// Opens (or creates) the store in `dir`. Fails if another process holds it.
-    pub fn open(dir: &Path) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
+    pub fn open(dir: &Path) -> Result<Store> {
+        let open_error = |e: StoreError| StoreError::Open {
+            path: dir.display().to_string(),
+            source: Box::new(e),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_error(StoreError::io(e)))?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_CAPACITY)
             .open()
             .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => anyhow::anyhow!(
-                    "{}: the store is in use by another process (is `utskick serve` running with another data_dir or socket?)",
-                    dir.display()
-                ),
-                e => anyhow::anyhow!("{}: cannot open the store: {e}", dir.display()),
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Busy(dir.display().to_string())
+                }
+                e => open_error(e.into()),
             })?;
         let mut trees = Vec::with_capacity(TREE_NAMES.len());
         for name in TREE_NAMES {
@@ -78,7 +81,7 @@ impl Store {
         }
         let trees: [sled::Tree; 11] = trees
             .try_into()
-            .map_err(|_| anyhow::anyhow!("tree count"))?;
+            .map_err(|_| StoreError::Failed("sled opened the wrong number of trees".into()))?;
         let store = Store {
             inner: Arc::new(Inner {
                 db,
@@ -102,13 +105,13 @@ impl Store {
     }
 
     /// A fresh id, unique for the life of the store.
-    pub fn next_id(&self) -> anyhow::Result<u64> {
+    pub fn next_id(&self) -> Result<u64> {
         // sled's ids are unique for the life of the store (it persists the
         // counter with a gap after a crash); 0 is kept free.
         Ok(self.inner.db.generate_id()? + 1)
     }
 
-    pub fn subscriber(&self, list: &str, email: &str) -> anyhow::Result<Option<Subscriber>> {
+    pub fn subscriber(&self, list: &str, email: &str) -> Result<Option<Subscriber>> {
         let key = sub_key(list, &address::normalize(email));
         self.tree(T::Subscribers)
             .get(key)?
@@ -116,7 +119,7 @@ impl Store {
             .transpose()
     }
 
-    pub fn subscriber_by_id(&self, id: u64) -> anyhow::Result<Option<Subscriber>> {
+    pub fn subscriber_by_id(&self, id: u64) -> Result<Option<Subscriber>> {
         let Some(key) = self.tree(T::Ids).get(id.to_be_bytes())? else {
             return Ok(None);
         };
@@ -127,7 +130,7 @@ impl Store {
     }
 
     /// All subscribers of `list`, in address order.
-    pub fn subscribers(&self, list: &str) -> anyhow::Result<Vec<Subscriber>> {
+    pub fn subscribers(&self, list: &str) -> Result<Vec<Subscriber>> {
         let mut prefix = list.as_bytes().to_vec();
         prefix.push(0);
         self.tree(T::Subscribers)
@@ -137,7 +140,7 @@ impl Store {
     }
 
     /// Counts per status for `list`, from the stored tallies (no scan).
-    pub fn counts(&self, list: &str) -> anyhow::Result<HashMap<Status, usize>> {
+    pub fn counts(&self, list: &str) -> Result<HashMap<Status, usize>> {
         let mut counts = HashMap::new();
         for status in Status::ALL {
             let key = tally_key(list.as_bytes(), status);
@@ -153,7 +156,7 @@ impl Store {
 
     /// Counts every list's subscribers afresh and stores the tallies. Run
     /// once on a store written before tallies existed, and after a restore.
-    fn rebuild_tallies(&self) -> anyhow::Result<()> {
+    fn rebuild_tallies(&self) -> Result<()> {
         let _guard = self
             .inner
             .write_lock
@@ -192,7 +195,7 @@ impl Store {
     fn tally_changes(
         &self,
         changes: &BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
-    ) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut delta: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         for ((t, key), new) in changes {
             if *t != T::Subscribers {
@@ -233,7 +236,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn pending(&self, id: u64) -> anyhow::Result<Option<Pending>> {
+    pub fn pending(&self, id: u64) -> Result<Option<Pending>> {
         self.tree(T::Pending)
             .get(id.to_be_bytes())?
             .map(|v| decode(&v))
@@ -241,7 +244,7 @@ impl Store {
     }
 
     /// Outgoing mails due at `now` (Unix seconds), oldest first, at most `limit`.
-    pub fn due_mail(&self, now: i64, limit: usize) -> anyhow::Result<Vec<OutMail>> {
+    pub fn due_mail(&self, now: i64, limit: usize) -> Result<Vec<OutMail>> {
         let mut out = Vec::new();
         for kv in self.tree(T::Outbox).iter() {
             let (k, v) = kv?;
@@ -263,7 +266,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn campaign(&self, id: u64) -> anyhow::Result<Option<Campaign>> {
+    pub fn campaign(&self, id: u64) -> Result<Option<Campaign>> {
         self.tree(T::Campaigns)
             .get(id.to_be_bytes())?
             .map(|v| decode(&v))
@@ -271,7 +274,7 @@ impl Store {
     }
 
     /// All campaigns, oldest first.
-    pub fn campaigns(&self) -> anyhow::Result<Vec<Campaign>> {
+    pub fn campaigns(&self) -> Result<Vec<Campaign>> {
         self.tree(T::Campaigns)
             .iter()
             .map(|kv| decode(&kv?.1))
@@ -279,7 +282,7 @@ impl Store {
     }
 
     /// The attachment bodies of a campaign, in order.
-    pub fn blobs(&self, campaign: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    pub fn blobs(&self, campaign: u64) -> Result<Vec<Vec<u8>>> {
         self.tree(T::Blobs)
             .scan_prefix(campaign.to_be_bytes())
             .map(|kv| Ok(kv?.1.to_vec()))
@@ -293,7 +296,7 @@ impl Store {
         campaign: u64,
         after: Option<u64>,
         limit: usize,
-    ) -> anyhow::Result<Vec<Delivery>> {
+    ) -> Result<Vec<Delivery>> {
         let start = match after {
             Some(id) => delivery_key(campaign, id.saturating_add(1)),
             None => delivery_key(campaign, 0),
@@ -316,7 +319,7 @@ impl Store {
         list: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> anyhow::Result<Vec<Subscriber>> {
+    ) -> Result<Vec<Subscriber>> {
         let mut prefix = list.as_bytes().to_vec();
         prefix.push(0);
         let start = match after {
@@ -342,13 +345,12 @@ impl Store {
     }
 
     /// Is this salted hash of an address on the suppression list?
-    pub fn is_suppressed(&self, hash: &[u8]) -> anyhow::Result<bool> {
+    pub fn is_suppressed(&self, hash: &[u8]) -> Result<bool> {
         Ok(self.tree(T::Suppressed).contains_key(hash)?)
     }
 
-
     /// The ignored-message records, oldest first.
-    pub fn ignored(&self) -> anyhow::Result<Vec<Ignored>> {
+    pub fn ignored(&self) -> Result<Vec<Ignored>> {
         self.tree(T::Ignored)
             .iter()
             .map(|kv| decode(&kv?.1))
@@ -356,12 +358,12 @@ impl Store {
     }
 
     /// Mails given up on, with their last error (bodies dropped).
-    pub fn dead_letters(&self) -> anyhow::Result<Vec<OutMail>> {
+    pub fn dead_letters(&self) -> Result<Vec<OutMail>> {
         self.tree(T::Dead).iter().map(|kv| decode(&kv?.1)).collect()
     }
 
     /// Every mail in the queue, due or not.
-    pub fn queued_mail(&self) -> anyhow::Result<Vec<OutMail>> {
+    pub fn queued_mail(&self) -> Result<Vec<OutMail>> {
         self.tree(T::Outbox)
             .iter()
             .map(|kv| decode(&kv?.1))
@@ -377,6 +379,14 @@ impl Store {
     /// lock, so what it reads stays true until its changes land. Not durable
     /// until [`Store::sync`].
     pub fn write<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> anyhow::Result<R>) -> anyhow::Result<R> {
+        self.write_as(f)
+    }
+
+    /// `write` for a closure with its own error type (the store's, inside).
+    fn write_as<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<R, E>,
+    ) -> std::result::Result<R, E> {
         let _guard = self
             .inner
             .write_lock
@@ -404,7 +414,10 @@ impl Store {
                     }
                     Ok::<_, ConflictableTransactionError<()>>(())
                 })
-                .map_err(|e: TransactionError<()>| anyhow::anyhow!("store write failed: {e:?}"))?;
+                .map_err(|e: TransactionError<()>| match e {
+                    TransactionError::Storage(e) => StoreError::from(e),
+                    TransactionError::Abort(()) => StoreError::Failed("a write was aborted".into()),
+                })?;
             self.inner.commit.written.fetch_add(1, Ordering::SeqCst);
         }
         Ok(result)
@@ -412,7 +425,7 @@ impl Store {
 
     /// Makes every write that returned before this call durable. Concurrent
     /// callers share flushes: one flush covers every write before it began.
-    pub async fn sync(&self) -> anyhow::Result<()> {
+    pub async fn sync(&self) -> Result<()> {
         // Read the count under the writer lock: a write is applied and
         // counted under that lock, so one that a reader could already see
         // is counted by the time we get it.
@@ -432,7 +445,7 @@ impl Store {
         let db = self.inner.db.clone();
         let result = tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| anyhow::anyhow!("flush task failed: {e}"))?;
+            .map_err(|e| StoreError::Failed(format!("the flush task failed: {e}")))?;
         if let Err(e) = result {
             self.inner.failed.store(true, Ordering::SeqCst);
             return Err(e.into());
@@ -448,7 +461,7 @@ impl Store {
     }
 
     /// The same, for callers outside an async runtime (the CLI without a daemon).
-    pub fn sync_blocking(&self) -> anyhow::Result<()> {
+    pub fn sync_blocking(&self) -> Result<()> {
         self.inner.db.flush()?;
         Ok(())
     }
@@ -463,7 +476,7 @@ impl Store {
         cutoff: u32,
         unconfirmed_cutoff: u32,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<usize> {
+    ) -> Result<usize> {
         let mut stale = Vec::new();
         for kv in self.tree(T::Pending).iter() {
             let (k, v) = kv?;
@@ -516,7 +529,7 @@ impl Store {
         let n = stale.len();
         // Under the writer lock each record is checked again, so a
         // confirmation that lands meanwhile is not lost.
-        self.write(|tx| {
+        self.write_as(|tx| {
             for (t, k) in stale {
                 if t == T::Subscribers {
                     let still: Option<Subscriber> = tx.get(t, &k)?;
@@ -526,7 +539,7 @@ impl Store {
                 }
                 tx.changes.insert((t, k), None);
             }
-            Ok(())
+            Ok::<_, StoreError>(())
         })?;
         Ok(n)
     }
@@ -630,7 +643,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let day1 = DateTime::from_timestamp(86_400 * 100 + 5, 0).unwrap();
         let day2 = DateTime::from_timestamp(86_400 * 101 + 5, 0).unwrap();
-        let take = |t| store.write(|tx| tx.take_daily("k", 2, t)).unwrap();
+        let take = |t| store.write(|tx| Ok(tx.take_daily("k", 2, t)?)).unwrap();
         assert!(take(day1));
         assert!(take(day1));
         assert!(!take(day1));
@@ -673,7 +686,7 @@ mod tests {
         assert_eq!(counts.get(&Status::Pending), Some(&1), "the tally follows");
         assert_eq!(counts.get(&Status::Confirmed), Some(&1));
         assert!(
-            store.write(|tx| tx.take_daily("k", 1, now)).unwrap(),
+            store.write(|tx| Ok(tx.take_daily("k", 1, now)?)).unwrap(),
             "the old counter is gone"
         );
     }

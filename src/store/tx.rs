@@ -1,6 +1,7 @@
 //! One atomic write: what a `Store::write` closure may read and change.
 
 use crate::address;
+use crate::store::error::Result;
 use crate::store::keys::{blob_key, day_of, decode, delivery_key, encode, sub_key, Counter, T};
 use crate::store::records::{
     Campaign, Delivery, Ignored, OutMail, Pending, Subscriber, MAX_IGNORED, RECORD_VERSION,
@@ -17,18 +18,18 @@ pub struct Tx<'s> {
 }
 
 impl Tx<'_> {
-    pub(super) fn get<R: DeserializeOwned>(&self, t: T, key: &[u8]) -> anyhow::Result<Option<R>> {
+    pub(super) fn get<R: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<R>> {
         if let Some(change) = self.changes.get(&(t, key.to_vec())) {
             return change.as_deref().map(decode).transpose();
         }
         self.store.tree(t).get(key)?.map(|v| decode(&v)).transpose()
     }
 
-    pub fn subscriber(&self, list: &str, email: &str) -> anyhow::Result<Option<Subscriber>> {
+    pub fn subscriber(&self, list: &str, email: &str) -> Result<Option<Subscriber>> {
         self.get(T::Subscribers, &sub_key(list, &address::normalize(email)))
     }
 
-    pub fn subscriber_by_id(&self, id: u64) -> anyhow::Result<Option<Subscriber>> {
+    pub fn subscriber_by_id(&self, id: u64) -> Result<Option<Subscriber>> {
         let key = match self.changes.get(&(T::Ids, id.to_be_bytes().to_vec())) {
             Some(Some(k)) => k.clone(),
             Some(None) => return Ok(None),
@@ -47,7 +48,7 @@ impl Tx<'_> {
         self.changes.insert((T::Subscribers, key), Some(encode(s)));
     }
 
-    pub fn pending(&self, id: u64) -> anyhow::Result<Option<Pending>> {
+    pub fn pending(&self, id: u64) -> Result<Option<Pending>> {
         self.get(T::Pending, &id.to_be_bytes())
     }
 
@@ -61,13 +62,13 @@ impl Tx<'_> {
             .insert((T::Pending, id.to_be_bytes().to_vec()), None);
     }
 
-    pub fn next_id(&self) -> anyhow::Result<u64> {
+    pub fn next_id(&self) -> Result<u64> {
         self.store.next_id()
     }
 
     /// A random id for records that tokens name, so a token reveals
     /// nothing about how many records exist.
-    pub fn random_id(&self) -> anyhow::Result<u64> {
+    pub fn random_id(&self) -> Result<u64> {
         loop {
             let id = rand::random::<u64>() | 1;
             let taken = self
@@ -84,7 +85,7 @@ impl Tx<'_> {
         }
     }
 
-    pub fn campaign(&self, id: u64) -> anyhow::Result<Option<Campaign>> {
+    pub fn campaign(&self, id: u64) -> Result<Option<Campaign>> {
         self.get(T::Campaigns, &id.to_be_bytes())
     }
 
@@ -98,7 +99,7 @@ impl Tx<'_> {
             .insert((T::Blobs, blob_key(campaign, index)), Some(data.to_vec()));
     }
 
-    pub fn delivery(&self, campaign: u64, subscriber: u64) -> anyhow::Result<Option<Delivery>> {
+    pub fn delivery(&self, campaign: u64, subscriber: u64) -> Result<Option<Delivery>> {
         self.get(T::Deliveries, &delivery_key(campaign, subscriber))
     }
 
@@ -113,7 +114,7 @@ impl Tx<'_> {
     /// pending confirmations, queued mail to them, ignored-message records
     /// from them) and puts `hash` on the suppression list. Returns how many
     /// records went.
-    pub fn forget(&mut self, email: &str, hash: &[u8], at: DateTime<Utc>) -> anyhow::Result<usize> {
+    pub fn forget(&mut self, email: &str, hash: &[u8], at: DateTime<Utc>) -> Result<usize> {
         let wanted = email.to_lowercase();
         let mut n = 0;
         for kv in self.store.tree(T::Subscribers).iter() {
@@ -164,7 +165,7 @@ impl Tx<'_> {
     }
 
     /// Records an ignored message, dropping the oldest beyond `MAX_IGNORED`.
-    pub fn record_ignored(&mut self, record: &Ignored) -> anyhow::Result<()> {
+    pub fn record_ignored(&mut self, record: &Ignored) -> Result<()> {
         let tree = self.store.tree(T::Ignored);
         if tree.len() >= MAX_IGNORED {
             if let Some((oldest, _)) = tree.first()? {
@@ -208,12 +209,7 @@ impl Tx<'_> {
 
     /// Takes one unit of the daily budget `key` if fewer than `limit` were
     /// taken today; false when the budget is spent.
-    pub fn take_daily(
-        &mut self,
-        key: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool> {
+    pub fn take_daily(&mut self, key: &str, limit: u32, now: DateTime<Utc>) -> Result<bool> {
         let today = day_of(now);
         let current: Option<Counter> = self.get(T::Counters, key.as_bytes())?;
         let count = match current {

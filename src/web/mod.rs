@@ -302,7 +302,8 @@ impl Web {
         }
     }
 
-    fn unavailable(&self, e: anyhow::Error) -> Response {
+    fn unavailable(&self, e: impl Into<anyhow::Error>) -> Response {
+        let e: anyhow::Error = e.into();
         // The detail goes to the log, never to the page.
         tracing::error!(error = %format!("{e:#}"), "web request failed");
         self.problem(StatusCode::SERVICE_UNAVAILABLE, Language::Sv, "unavailable")
@@ -413,7 +414,7 @@ async fn form_snippet(State(web): State<Shared>, Path(id): Path<String>) -> Resp
     let data = web.form_data(list, &BTreeMap::new(), true);
     match web.pages.registry(list.language).render("form", &data) {
         Ok(body) => html(StatusCode::OK, body),
-        Err(e) => web.unavailable(e.into()),
+        Err(e) => web.unavailable(e),
     }
 }
 
