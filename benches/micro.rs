@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use utskick::compose::newsletter::{Envelope, Prepared, Recipient};
+use utskick::compose::mime::{Envelope, Prepared, Recipient};
 use utskick::token::{Purpose, Secret, Token};
 
 fn root() -> &'static Path {

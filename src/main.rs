@@ -768,7 +768,7 @@ fn read_text(path: &Path) -> Result<String, Failure> {
 fn read_attachments(
     config: &Config,
     paths: &[PathBuf],
-) -> Result<Vec<newsletter::Attachment>, Failure> {
+) -> Result<Vec<utskick::store::Attachment>, Failure> {
     let mut total = 0;
     let mut out = Vec::new();
     for p in paths {
@@ -784,7 +784,7 @@ fn read_newsletter(
     config: &Config,
     file: &Path,
     attach: &[PathBuf],
-) -> Result<(newsletter::Content, Vec<(String, String)>), Failure> {
+) -> Result<(utskick::store::Content, Vec<(String, String)>), Failure> {
     let text = read_text(file)?;
     let (mut content, filters) = newsletter::parse_newsletter(&file_name(file), &text)
         .map_err(|e| Failure::usage(e.to_string()))?;
@@ -850,14 +850,14 @@ async fn preview(
         .await?;
         println!("{}", text(&v));
     }
-    let prepared = newsletter::Prepared::new(&content, list, &config.templates_dir)
+    let prepared = utskick::compose::mime::Prepared::new(&content, list, &config.templates_dir)
         .map_err(|e| Failure::usage(e.to_string()))?;
     let attributes = sample_attributes(list);
     let base = config.base_url();
     let unsubscribe_url = format!("{base}/unsubscribe/preview");
     let mailto = utskick::daemon::lists::list_address(list, "unsubscribe", None, &config.domain);
     let reply_to = utskick::daemon::lists::list_address(list, "reply", None, &config.domain);
-    let recipient = newsletter::Recipient {
+    let recipient = utskick::compose::mime::Recipient {
         email: "anna.andersson@example.se",
         name: "Anna Andersson",
         attributes: &attributes,
@@ -866,7 +866,7 @@ async fn preview(
         reply_to: &reply_to,
     };
     let message_id = format!("utskick.{}.preview@{}", list.id, config.domain);
-    let env = newsletter::Envelope {
+    let env = utskick::compose::mime::Envelope {
         message_id: &message_id,
         date: chrono::Local::now().fixed_offset(),
         domain: &config.domain,

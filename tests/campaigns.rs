@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use utskick::campaign::{self, NewCampaign, Steer};
-use utskick::compose::newsletter::{Content, Kind};
 use utskick::daemon::build_context;
 use utskick::daemon::config::Config;
 use utskick::daemon::context::Context;
 use utskick::outbound::{Recorder, Transport};
 use utskick::store::{CampaignStatus, DeliveryState, Status};
+use utskick::store::{Content, Kind};
 use utskick::subscription;
 
 struct World {

@@ -134,8 +134,8 @@ fn signed_newsletter(seed: [u8; 32]) -> String {
         "name = \"Lokal finansiering\"\naddress = \"lokal-finansiering\"\nattributes = [\"region\"]\n",
     )
     .unwrap();
-    let content = utskick::compose::newsletter::Content {
-        kind: utskick::compose::newsletter::Kind::Newsletter,
+    let content = utskick::store::Content {
+        kind: utskick::store::Kind::Newsletter,
         source: "t.md".into(),
         subject: "Nyhetsbrev".into(),
         preheader: String::new(),
@@ -145,12 +145,11 @@ fn signed_newsletter(seed: [u8; 32]) -> String {
         attachments: vec![],
     };
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    let prepared =
-        utskick::compose::newsletter::Prepared::new(&content, &list, &templates).unwrap();
+    let prepared = utskick::compose::mime::Prepared::new(&content, &list, &templates).unwrap();
     let attrs = [("region".to_string(), "Jämtland".to_string())]
         .into_iter()
         .collect();
-    let r = utskick::compose::newsletter::Recipient {
+    let r = utskick::compose::mime::Recipient {
         email: "asa@example.org",
         name: "Åsa Öberg",
         attributes: &attrs,
@@ -158,7 +157,7 @@ fn signed_newsletter(seed: [u8; 32]) -> String {
         unsubscribe_mailto: "lokal-finansiering-unsubscribe+abc@lista.example.se",
         reply_to: "lokal-finansiering-reply+abc@lista.example.se",
     };
-    let env = utskick::compose::newsletter::Envelope {
+    let env = utskick::compose::mime::Envelope {
         message_id: "m1@lista.example.se",
         date: chrono::DateTime::parse_from_rfc3339("2026-12-01T08:00:00+01:00").unwrap(),
         domain: "lista.example.se",

@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, Utc};
 use utskick::campaign::{self, NewCampaign};
-use utskick::compose::newsletter::{Content, Kind};
 use utskick::daemon::build_context;
 use utskick::daemon::config::Config;
 use utskick::daemon::context::Context;
 use utskick::outbound::{drain_once, Transport};
 use utskick::store::{CampaignStatus, DeliveryState, Status};
+use utskick::store::{Content, Kind};
 use utskick::subscription::{self, answer::Request};
 
 // ---------------------------------------------------------------------------

@@ -198,8 +198,8 @@ async fn subscribe_confirm_and_unsubscribe_through_the_pages() {
         v: 1,
         id: 77,
         list: "lokal-finansiering".into(),
-        content: utskick::compose::newsletter::Content {
-            kind: utskick::compose::newsletter::Kind::Newsletter,
+        content: utskick::store::Content {
+            kind: utskick::store::Kind::Newsletter,
             source: "t".into(),
             subject: "S".into(),
             preheader: String::new(),
@@ -422,8 +422,8 @@ async fn the_form_snippet_posts_here_by_absolute_url() {
 async fn archive_and_feed_show_sent_newsletters_without_personal_data() {
     let app = app();
     add(&app, "secret.reader@example.org", Some("Hemlig Läsare"));
-    let content = utskick::compose::newsletter::Content {
-        kind: utskick::compose::newsletter::Kind::Newsletter,
+    let content = utskick::store::Content {
+        kind: utskick::store::Kind::Newsletter,
         source: "d.md".into(),
         subject: "Nyhetsbrev december".into(),
         preheader: String::new(),

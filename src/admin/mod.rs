@@ -17,9 +17,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::campaign::{self, NewCampaign, Steer};
-use crate::compose::newsletter::Content;
 use crate::daemon::context::Context;
 use crate::mail::router::Refusal;
+use crate::store::Content;
 use crate::store::{Status, Subscriber};
 
 /// How long a client may take to send its request line.
@@ -351,7 +351,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Value, Failure> 
                 None => None,
             };
             campaign::check_filters(list, &filters)?;
-            crate::compose::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
+            crate::compose::mime::Prepared::new(&content, list, &ctx.config.templates_dir)
                 .map_err(|e| Failure::usage(e.to_string()))?;
             let recipients = campaign::count_recipients(ctx, &list.id, &filters)?;
             if dry_run {

@@ -19,11 +19,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::address;
-use crate::compose::newsletter::{self, Content, Prepared};
+use crate::compose::mime::Prepared;
 use crate::daemon::context::{Context, Metrics};
 use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::outbound::{SendError, Transport};
+use crate::store::Content;
 use crate::store::{
     Campaign, CampaignStatus, Delivery, DeliveryState, Status, Subscriber, RECORD_VERSION,
 };
@@ -619,7 +620,7 @@ fn render(
         .map(|a| (a.clone(), String::new()))
         .collect();
     attributes.extend(s.attributes.clone());
-    let recipient = newsletter::Recipient {
+    let recipient = crate::compose::mime::Recipient {
         email: &s.email,
         name: &s.name,
         attributes: &attributes,
@@ -628,7 +629,7 @@ fn render(
         reply_to: &reply_to,
     };
     let message_id = format!("utskick.{}.c{}.s{:x}@{d}", list.id, c.id, s.id);
-    let env = newsletter::Envelope {
+    let env = crate::compose::mime::Envelope {
         message_id: &message_id,
         date: ctx.now().fixed_offset(),
         domain: d,
@@ -771,7 +772,7 @@ pub fn send_test(
         .iter()
         .map(|a| (a.clone(), String::new()))
         .collect();
-    let recipient = newsletter::Recipient {
+    let recipient = crate::compose::mime::Recipient {
         email: to,
         name: "",
         attributes: &attributes,
@@ -783,7 +784,7 @@ pub fn send_test(
     ctx.store.write(|tx| {
         let id = tx.next_id()?;
         let message_id = format!("utskick.{}.test{id}@{d}", list.id);
-        let env = newsletter::Envelope {
+        let env = crate::compose::mime::Envelope {
             message_id: &message_id,
             date: now.fixed_offset(),
             domain: d,

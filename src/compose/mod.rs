@@ -1,6 +1,10 @@
 //! Mail going out, as bytes: system mails from templates, and newsletters
 //! from Markdown (authoring, HTML, plain text, MIME).
 
+pub mod error;
+pub mod markdown;
+pub mod mime;
 pub mod newsletter;
+pub mod plaintext;
 pub mod system;
 pub mod templates;

@@ -11,11 +11,12 @@ use data_encoding::BASE64;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::EncodePublicKey;
 
-use crate::compose::newsletter::{Content, Kind, Prepared};
+use crate::compose::mime::Prepared;
 use crate::compose::templates::{Templates, SYSTEM_MAILS};
 use crate::daemon::config::{Config, TransportKind};
 use crate::daemon::lists::Lists;
 use crate::outbound::Transport;
+use crate::store::{Content, Kind};
 
 /// Key algorithms `dkim-keygen` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

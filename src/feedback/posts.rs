@@ -3,13 +3,13 @@
 
 use crate::address;
 use crate::campaign::{self, NewCampaign};
-use crate::compose::newsletter::{Attachment, Content, Kind};
 use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
 use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::mail::reply_text;
 use crate::mail::words::strip_subject_prefixes;
+use crate::store::{Attachment, Content, Kind};
 use crate::store::{Pending, PendingAction, Tx, RECORD_VERSION};
 use crate::subscription::answer::{base_data, queue_mail, Handled};
 use crate::token::Purpose;
@@ -99,7 +99,7 @@ pub fn owner_post(
             ctx.config.limits.max_attachment_bytes / 1024
         ))
     } else {
-        crate::compose::newsletter::Prepared::new(&content, list, &ctx.config.templates_dir)
+        crate::compose::mime::Prepared::new(&content, list, &ctx.config.templates_dir)
             .err()
             .map(|e| e.to_string())
     };

@@ -226,7 +226,7 @@ pub struct Campaign {
     pub v: u32,
     pub id: u64,
     pub list: String,
-    pub content: crate::compose::newsletter::Content,
+    pub content: crate::store::Content,
     /// Attribute filters (`--where`), all must match.
     pub filters: Vec<(String, String)>,
     pub status: CampaignStatus,
@@ -286,4 +286,41 @@ mod base64_bytes {
             .decode(text.as_bytes())
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// What kind of mail a campaign sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Newsletter,
+    Announcement,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// What a campaign sends; stored with the campaign (serde), so keep it plain data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    pub kind: Kind,
+    /// File name the Markdown came from, for error messages ("december.md").
+    pub source: String,
+    /// May contain Handlebars fields. For an announcement: its title (the
+    /// subject line itself comes from `announcement.subject.hbs`).
+    pub subject: String,
+    /// "" when none; may contain Handlebars fields.
+    pub preheader: String,
+    /// The newsletter body, or the announcement's description ("" when
+    /// none); may contain Handlebars fields. A newsletter's front matter is
+    /// replaced by as many empty lines, so line numbers here are the file's.
+    pub markdown: String,
+    /// Announcement only, else "".
+    pub title: String,
+    /// Announcement only.
+    pub link: Option<String>,
+    pub attachments: Vec<Attachment>,
 }

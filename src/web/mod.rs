@@ -26,9 +26,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::address;
-use crate::compose::newsletter::{self, Kind, Prepared};
+use crate::compose::mime::Prepared;
 use crate::daemon::context::Context;
 use crate::daemon::lists::{Language, List, Subscription};
+use crate::store::Kind;
 use crate::store::{CampaignStatus, PendingAction, Status};
 use crate::subscription::{self, Confirmed, Left, TokenProblem};
 use crate::token::Token;
@@ -667,7 +668,7 @@ fn anonymous(
         Language::Sv => "läsare",
         Language::En => "reader",
     };
-    let reader = newsletter::Recipient {
+    let reader = crate::compose::mime::Recipient {
         email: "",
         name,
         attributes: &attributes,

@@ -1,0 +1,544 @@
+//! A prepared campaign: its templates compiled once, rendered per
+//! recipient, and assembled as MIME (multipart/alternative, attachments,
+//! List-* headers, DKIM).
+
+use crate::address;
+use crate::compose::error::AuthoringError;
+use crate::compose::markdown::one_line;
+use crate::compose::markdown::{convert, protect};
+use crate::compose::newsletter::{attachment_name, size_text};
+use crate::compose::plaintext::tidy_text;
+use crate::compose::system;
+use crate::daemon::lists;
+use crate::daemon::lists::List;
+use crate::store::{Content, Kind};
+use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
+use lettre::message::dkim::DkimConfig;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// Per-recipient data.
+pub struct Recipient<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub attributes: &'a BTreeMap<String, String>,
+    /// https link: base_url/unsubscribe/TOKEN
+    pub unsubscribe_url: &'a str,
+    /// mailto target: L-unsubscribe+TOKEN@D
+    pub unsubscribe_mailto: &'a str,
+    /// L-reply+TOKEN@D
+    pub reply_to: &'a str,
+}
+
+/// Fixed per message (tests pass fixed values; the sender passes real ones).
+pub struct Envelope<'a> {
+    /// Without <>, e.g. "utskick.lf.c12.r34@lista.example.se".
+    pub message_id: &'a str,
+    pub date: chrono::DateTime<chrono::FixedOffset>,
+    pub domain: &'a str,
+}
+
+// Template names inside the two registries.
+pub(crate) const SUBJECT: &str = "subject";
+
+pub(crate) const PREHEADER: &str = "preheader";
+
+pub(crate) const BODY_HTML: &str = "body.html";
+
+pub(crate) const BODY_TXT: &str = "body.txt";
+
+pub(crate) const FOOTNOTES: &str = "footnotes.txt";
+
+pub(crate) const LAYOUT_HTML: &str = "layout.html";
+
+pub(crate) const LAYOUT_TXT: &str = "layout.txt";
+
+macro_rules! builtin {
+    ($($lang:literal / $name:literal),* $(,)?) => {
+        &[$(
+            ($lang, $name, include_str!(concat!("../../templates/", $lang, "/", $name, ".hbs"))),
+        )*]
+    };
+}
+
+/// The shipped layouts, compiled in as the fallback.
+pub(crate) const BUILTIN: &[(&str, &str, &str)] = builtin![
+    "sv" / "newsletter.html",
+    "sv" / "newsletter.txt",
+    "sv" / "announcement.html",
+    "sv" / "announcement.txt",
+    "sv" / "announcement.subject",
+    "en" / "newsletter.html",
+    "en" / "newsletter.txt",
+    "en" / "announcement.html",
+    "en" / "announcement.txt",
+    "en" / "announcement.subject",
+];
+
+/// An attachment, encoded once per campaign rather than once per recipient.
+pub(crate) struct EncodedAttachment {
+    pub(crate) filename: String,
+    pub(crate) content_type: ContentType,
+    pub(crate) body: Body,
+}
+
+/// The compiled templates of one campaign for one list; build once per
+/// campaign, render per recipient.
+pub struct Prepared {
+    /// Values HTML-escaped: the body and layout of the HTML part.
+    pub(crate) html: Handlebars<'static>,
+    /// No escaping: subject, preheader and the text part.
+    pub(crate) plain: Handlebars<'static>,
+    /// Where each template came from, for error messages: (file, whether
+    /// Handlebars' line numbers are the file's).
+    pub(crate) origins: BTreeMap<&'static str, (String, bool)>,
+    pub(crate) title: String,
+    pub(crate) link: Option<String>,
+    pub(crate) attachments: Vec<EncodedAttachment>,
+    /// For the layouts: name and size of each attachment.
+    pub(crate) attachment_list: Value,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("templates", &self.origins)
+            .field("title", &self.title)
+            .field("attachments", &self.attachments.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Compiles the content and the list's layout, and renders it all with
+    /// sample data in strict mode, so every authoring error surfaces here.
+    pub fn new(
+        content: &Content,
+        list: &List,
+        templates_dir: &Path,
+    ) -> Result<Prepared, AuthoringError> {
+        let source = content.source.as_str();
+        let lang = list.language;
+        let mut p = Prepared {
+            html: Handlebars::new(),
+            plain: Handlebars::new(),
+            origins: BTreeMap::new(),
+            title: content.title.clone(),
+            link: content.link.clone(),
+            attachments: content
+                .attachments
+                .iter()
+                .map(|a| EncodedAttachment {
+                    filename: attachment_name(&a.filename),
+                    content_type: content_type(&a.content_type),
+                    body: Body::new(a.data.clone()),
+                })
+                .collect(),
+            attachment_list: content
+                .attachments
+                .iter()
+                .map(|a| {
+                    let size = size_text(a.data.len(), lang);
+                    json!({"filename": attachment_name(&a.filename), "size": size})
+                })
+                .collect(),
+        };
+        p.html.set_strict_mode(true);
+        p.plain.set_strict_mode(true);
+        p.plain.register_escape_fn(handlebars::no_escape);
+
+        let samples = [sample_attributes(list, ""), sample_attributes(list, "x")];
+        let recipients = [sample(&samples[0], ""), sample(&samples[1], "Namn")];
+
+        // 1. The Markdown as the author wrote it: balanced blocks, no
+        //    triple-stash, then Handlebars syntax and fields, each with the
+        //    file's line number.
+        let protected = protect(source, &content.markdown)?;
+        let mut check = Handlebars::new();
+        check.set_strict_mode(true);
+        check.register_escape_fn(handlebars::no_escape);
+        check
+            .register_template_string("markdown", &content.markdown)
+            .map_err(|e| template_error(source, true, "", &e))?;
+        for r in &recipients {
+            check
+                .render("markdown", &p.fields(list, r))
+                .map_err(|e| render_error(source, true, "", &e, list))?;
+        }
+
+        // 2. Subject and preheader.
+        let (subject, subject_origin) = if content.kind == Kind::Announcement {
+            layout(templates_dir, list, "announcement.subject")?
+        } else {
+            (content.subject.clone(), (source.to_string(), false))
+        };
+        p.register(false, SUBJECT, &subject, subject_origin)?;
+        p.register(
+            false,
+            PREHEADER,
+            &content.preheader,
+            (source.to_string(), false),
+        )?;
+
+        // 3. The Markdown, converted once. Fields were kept out of the
+        //    converter's way, so a failure here is ours more than the
+        //    author's; still say where.
+        let (html, text, footnotes) = convert(&protected);
+        let origin = || (source.to_string(), false);
+        p.register(true, BODY_HTML, &html, origin())?;
+        p.register(false, BODY_TXT, &text, origin())?;
+        p.register(false, FOOTNOTES, &footnotes, origin())?;
+
+        // 4. The layouts, and a full render of everything.
+        let kind = match content.kind {
+            Kind::Newsletter => "newsletter",
+            Kind::Announcement => "announcement",
+        };
+        let (source_html, origin_html) = layout(templates_dir, list, &format!("{kind}.html"))?;
+        p.register(true, LAYOUT_HTML, &source_html, origin_html)?;
+        let (source_txt, origin_txt) = layout(templates_dir, list, &format!("{kind}.txt"))?;
+        p.register(false, LAYOUT_TXT, &source_txt, origin_txt)?;
+        for r in &recipients {
+            p.render(list, r).map_err(|(name, e)| {
+                let (file, lines) = p.origins.get(name).cloned().unwrap_or_default();
+                let what = if matches!(name, SUBJECT | PREHEADER) {
+                    format!("{name}: ")
+                } else {
+                    String::new()
+                };
+                render_error(&file, lines, &what, &e, list)
+            })?;
+        }
+        Ok(p)
+    }
+
+    pub(crate) fn register(
+        &mut self,
+        html: bool,
+        name: &'static str,
+        template: &str,
+        origin: (String, bool),
+    ) -> Result<(), AuthoringError> {
+        let registry = if html {
+            &mut self.html
+        } else {
+            &mut self.plain
+        };
+        let what = if matches!(name, SUBJECT | PREHEADER) {
+            format!("{name}: ")
+        } else {
+            String::new()
+        };
+        registry
+            .register_template_string(name, template)
+            .map_err(|e| template_error(&origin.0, origin.1, &what, &e))?;
+        self.origins.insert(name, origin);
+        Ok(())
+    }
+
+    /// The values every template sees.
+    pub(crate) fn fields(&self, list: &List, r: &Recipient<'_>) -> Value {
+        let mut attributes = Map::new();
+        // Every declared attribute is present, so strict mode cannot fail
+        // at send time for a subscriber who never gave one.
+        for key in &list.attributes {
+            attributes.insert(key.clone(), Value::String(String::new()));
+        }
+        for (key, value) in r.attributes {
+            attributes.insert(key.clone(), Value::String(clean(value)));
+        }
+        json!({
+            "name": clean(r.name),
+            "email": clean(r.email),
+            "attributes": attributes,
+            "list": {"id": list.id, "name": list.name, "description": list.description},
+            "unsubscribe_url": r.unsubscribe_url,
+            "unsubscribe_mailto": r.unsubscribe_mailto,
+            "reply_to": r.reply_to,
+            "title": self.title,
+            "title_rule": "=".repeat(self.title.chars().count()),
+            "link": self.link,
+            "attachments": self.attachment_list,
+        })
+    }
+
+    /// Renders one recipient's parts; an error names the failing template.
+    pub(crate) fn render(
+        &self,
+        list: &List,
+        r: &Recipient<'_>,
+    ) -> Result<Rendered, (&'static str, RenderError)> {
+        let mut data = self.fields(list, r);
+        let plain =
+            |name: &'static str, data: &Value| self.plain.render(name, data).map_err(|e| (name, e));
+        let subject = address::header_safe(&plain(SUBJECT, &data)?);
+        let preheader = address::header_safe(&plain(PREHEADER, &data)?);
+        let body_html = self
+            .html
+            .render(BODY_HTML, &data)
+            .map_err(|e| (BODY_HTML, e))?;
+        let body_txt = tidy_text(&plain(BODY_TXT, &data)?);
+        let footnotes = plain(FOOTNOTES, &data)?;
+        let map = data.as_object_mut().expect("an object");
+        map.insert("subject".into(), Value::String(subject.clone()));
+        map.insert("preheader".into(), Value::String(preheader));
+        map.insert("footnotes".into(), Value::String(footnotes));
+        map.insert("body".into(), Value::String(body_html));
+        let html = self
+            .html
+            .render(LAYOUT_HTML, &data)
+            .map_err(|e| (LAYOUT_HTML, e))?;
+        data["body"] = Value::String(body_txt);
+        let text = plain(LAYOUT_TXT, &data)?;
+        Ok(Rendered {
+            subject,
+            text,
+            html,
+        })
+    }
+
+    pub(crate) fn render_anyhow(&self, list: &List, r: &Recipient<'_>) -> anyhow::Result<Rendered> {
+        self.render(list, r).map_err(|(name, e)| {
+            let (file, _) = self.origins.get(name).cloned().unwrap_or_default();
+            anyhow::anyhow!("{file}: {}", one_line(&e.to_string()))
+        })
+    }
+
+    /// Renders and builds the whole message for one recipient; signs it
+    /// when `dkim` is set (see `system::load_dkim`, whose header list
+    /// covers List-Unsubscribe and List-Unsubscribe-Post as RFC 8058 asks).
+    pub fn message(
+        &self,
+        list: &List,
+        r: &Recipient<'_>,
+        env: &Envelope<'_>,
+        dkim: Option<&DkimConfig>,
+    ) -> anyhow::Result<Vec<u8>> {
+        let rendered = self.render_anyhow(list, r)?;
+        let message_id: String = address::header_safe(env.message_id)
+            .chars()
+            .filter(|c| !matches!(c, '<' | '>' | ' '))
+            .collect();
+        let alternative = MultiPart::alternative()
+            .boundary(boundary(&message_id, "alt"))
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(rendered.text),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(rendered.html),
+            );
+        let body = if self.attachments.is_empty() {
+            alternative
+        } else {
+            let mut mixed = MultiPart::mixed()
+                .boundary(boundary(&message_id, "mix"))
+                .multipart(alternative);
+            for a in &self.attachments {
+                mixed = mixed.singlepart(
+                    lettre::message::Attachment::new(a.filename.clone())
+                        .body(a.body.clone(), a.content_type.clone()),
+                );
+            }
+            mixed
+        };
+        let list_address = lists::list_address(list, "", None, env.domain);
+        let from = mailbox(&list.name, &list_address)?;
+        let mut message = Message::builder()
+            .from(from)
+            .to(mailbox(r.name, r.email)?)
+            .reply_to(mailbox("", r.reply_to)?)
+            .subject(rendered.subject)
+            .date(SystemTime::from(env.date))
+            .message_id(Some(format!("<{message_id}>")))
+            .raw_header(raw("List-Id", &system::list_id(list, env.domain)))
+            .raw_header(raw(
+                "List-Unsubscribe",
+                &format!(
+                    "<{}>, <mailto:{}>",
+                    bracket_safe(r.unsubscribe_url),
+                    bracket_safe(r.unsubscribe_mailto)
+                ),
+            ))
+            .raw_header(raw("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+            .raw_header(raw("Precedence", "bulk"))
+            .raw_header(raw("Auto-Submitted", "auto-generated"))
+            .multipart(body)
+            .map_err(|e| anyhow::anyhow!("cannot build mail to {:?}: {e}", r.email))?;
+        if let Some(dkim) = dkim {
+            message.sign(dkim);
+        }
+        Ok(message.formatted())
+    }
+
+    /// The subject and the HTML body alone, without layout or footer: the
+    /// public archive's page (rendered for an anonymous reader).
+    pub fn archive_parts(
+        &self,
+        list: &List,
+        r: &Recipient<'_>,
+    ) -> anyhow::Result<(String, String)> {
+        let data = self.fields(list, r);
+        let subject = self
+            .plain
+            .render(SUBJECT, &data)
+            .map_err(|e| anyhow::anyhow!("{}", one_line(&e.to_string())))?;
+        let body = self
+            .html
+            .render(BODY_HTML, &data)
+            .map_err(|e| anyhow::anyhow!("{}", one_line(&e.to_string())))?;
+        Ok((address::header_safe(&subject), body))
+    }
+
+    /// For `preview --out x.html`: the HTML part alone for a recipient.
+    pub fn html(&self, list: &List, r: &Recipient<'_>) -> anyhow::Result<String> {
+        Ok(self.render_anyhow(list, r)?.html)
+    }
+}
+
+/// One recipient's rendered parts.
+pub(crate) struct Rendered {
+    pub(crate) subject: String,
+    pub(crate) text: String,
+    pub(crate) html: String,
+}
+
+pub(crate) fn sample<'a>(attributes: &'a BTreeMap<String, String>, name: &'a str) -> Recipient<'a> {
+    Recipient {
+        email: "namn@example.se",
+        name,
+        attributes,
+        unsubscribe_url: "https://example.se/unsubscribe/token",
+        unsubscribe_mailto: "lista-unsubscribe+token@example.se",
+        reply_to: "lista-reply+token@example.se",
+    }
+}
+
+pub(crate) fn sample_attributes(list: &List, fill: &str) -> BTreeMap<String, String> {
+    list.attributes
+        .iter()
+        .map(|a| (a.clone(), fill.to_string()))
+        .collect()
+}
+
+/// A layout: the list's own, the language's, or the built-in one; with where
+/// it came from.
+pub(crate) fn layout(
+    dir: &Path,
+    list: &List,
+    name: &str,
+) -> Result<(String, (String, bool)), AuthoringError> {
+    let lang = list.language.code();
+    let file = format!("{name}.hbs");
+    for path in [
+        dir.join(lang).join(&list.id).join(&file),
+        dir.join(lang).join(&file),
+    ] {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok((text, (path.display().to_string(), true))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(AuthoringError::new(
+                    &path.display().to_string(),
+                    None,
+                    format!("cannot read: {e}"),
+                ))
+            }
+        }
+    }
+    let builtin = BUILTIN
+        .iter()
+        .find(|(l, n, _)| *l == lang && *n == name)
+        .map(|(_, _, text)| text.to_string())
+        .unwrap_or_default();
+    Ok((builtin, (format!("built-in {lang}/{file}"), true)))
+}
+
+pub(crate) fn template_error(
+    source: &str,
+    lines: bool,
+    what: &str,
+    e: &TemplateError,
+) -> AuthoringError {
+    AuthoringError::new(
+        source,
+        e.pos().map(|(l, _)| l).filter(|_| lines),
+        format!("{what}{}", one_line(&e.reason().to_string())),
+    )
+}
+
+pub(crate) fn render_error(
+    source: &str,
+    lines: bool,
+    what: &str,
+    e: &RenderError,
+    list: &List,
+) -> AuthoringError {
+    let message = match e.reason() {
+        RenderErrorReason::MissingVariable(Some(path)) => {
+            let mut known = vec!["name".to_string(), "email".to_string()];
+            known.extend(list.attributes.iter().map(|a| format!("attributes.{a}")));
+            known.extend(["list.name".to_string(), "list.description".to_string()]);
+            format!("unknown field `{path}` (known: {})", known.join(", "))
+        }
+        reason => one_line(&reason.to_string()),
+    };
+    AuthoringError::new(
+        source,
+        e.line_no.filter(|_| lines),
+        format!("{what}{message}"),
+    )
+}
+
+/// A value from a subscriber, for the body: one line, no control
+/// characters (which also keeps `RULE_MARK` ours).
+pub(crate) fn clean(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// A stored content type, or application/octet-stream if it does not parse.
+pub(crate) fn content_type(value: &str) -> ContentType {
+    ContentType::parse(value).unwrap_or_else(|_| {
+        ContentType::parse("application/octet-stream").expect("a valid content type")
+    })
+}
+
+/// A MIME boundary that depends only on the message id, so the same
+/// message renders to the same bytes (golden tests), yet differs per mail.
+pub(crate) fn boundary(message_id: &str, part: &str) -> String {
+    let digest = Sha256::digest(message_id.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("utskick-{part}-{hex}")
+}
+
+pub(crate) fn mailbox(name: &str, email: &str) -> anyhow::Result<Mailbox> {
+    let name = address::header_safe(name);
+    let addr = address::header_safe(email)
+        .parse()
+        .map_err(|e| anyhow::anyhow!("cannot address mail to {email:?}: {e}"))?;
+    Ok(Mailbox::new((!name.is_empty()).then_some(name), addr))
+}
+
+pub(crate) fn raw(name: &'static str, value: &str) -> HeaderValue {
+    HeaderValue::new(
+        HeaderName::new_from_ascii_str(name),
+        address::header_safe(value),
+    )
+}
+
+/// A URL or address for inside `<…>` in List-Unsubscribe.
+pub(crate) fn bracket_safe(value: &str) -> String {
+    address::header_safe(value).replace(['<', '>', ' ', ','], "")
+}
