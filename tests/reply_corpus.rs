@@ -25,7 +25,8 @@
 
 use mail_parser::MessageParser;
 use std::path::PathBuf;
-use utskick::mail::reply_text::{html_to_text, own_text, own_text_of};
+use utskick::mail::html_text::html_to_text;
+use utskick::mail::reply_text::{own_text, own_text_of};
 
 /// The score reached when this test was written; raise it when it improves.
 const FLOOR: usize = 39;

@@ -7,7 +7,6 @@ use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
 use crate::daemon::lists;
 use crate::daemon::lists::List;
-use crate::mail::reply_text;
 use crate::mail::words::strip_subject_prefixes;
 use crate::store::{Attachment, Content, Kind};
 use crate::store::{Pending, PendingAction, Tx, RECORD_VERSION};
@@ -56,7 +55,7 @@ pub fn owner_post(
         Some(t) if !msg.text_body.is_empty() => t.to_string(),
         _ => msg
             .body_html(0)
-            .map(|h| reply_text::html_to_text(&h))
+            .map(|h| crate::mail::html_text::html_to_text(&h))
             .unwrap_or_default(),
     };
     let mut attachments = Vec::new();

@@ -47,6 +47,7 @@
 //! [`complaint`] reads ARF (RFC 5965) feedback reports, which are never
 //! bounces.
 
+use crate::mail::html_text::html_to_text;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 /// One recipient that a delivery report says could not be reached.
@@ -146,29 +147,6 @@ fn part_text(body: &PartType<'_>) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// Crude HTML to text: tags become line breaks, a few entities are decoded.
-fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push('\n');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&nbsp;", " ")
-        .replace("&#64;", "@")
-        .replace("&amp;", "&")
 }
 
 // ---------------------------------------------------------------------------
