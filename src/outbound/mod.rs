@@ -431,6 +431,11 @@ impl Transport {
     }
 }
 
+/// System mails waiting to be sent (or retried).
+pub fn queue_depth(ctx: &Context) -> usize {
+    ctx.store.outbox_len()
+}
+
 /// When to try again after `attempts` failures; None: give up.
 pub fn retry_delay(attempts: u32) -> Option<i64> {
     RETRY_DELAYS_SECS.get(attempts as usize - 1).copied()

@@ -5,7 +5,12 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::Shared;
-use crate::store::Status;
+use crate::campaign::progress::progress;
+use crate::outbound::queue_depth;
+use crate::subscription::view::{counts, statuses};
+
+/// Finished campaigns stay on the progress gauge this long.
+const FINISHED_CAMPAIGNS_SHOWN: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Prometheus text format, version 0.0.4.
 pub(super) async fn metrics(State(web): State<Shared>) -> Response {
@@ -16,14 +21,13 @@ pub(super) async fn metrics(State(web): State<Shared>) -> Response {
     let mut out = String::new();
     let _ = writeln!(out, "# HELP utskick_subscribers Subscribers by list and status.\n# TYPE utskick_subscribers gauge");
     for list in ctx.lists.iter() {
-        let counts = ctx.store.counts(&list.id).unwrap_or_default();
-        for status in Status::ALL {
-            let n = counts.get(&status).copied().unwrap_or(0);
+        let counts = counts(ctx, &list.id).unwrap_or_default();
+        for status in statuses() {
+            let n = counts.get(status).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
-                "utskick_subscribers{{list=\"{}\",status=\"{}\"}} {n}",
+                "utskick_subscribers{{list=\"{}\",status=\"{status}\"}} {n}",
                 list.id,
-                status.as_str()
             );
         }
     }
@@ -67,29 +71,20 @@ pub(super) async fn metrics(State(web): State<Shared>) -> Response {
     let _ = writeln!(
         out,
         "# HELP utskick_queue_depth System mails waiting to be sent.\n# TYPE utskick_queue_depth gauge\nutskick_queue_depth {}",
-        ctx.store.outbox_len()
+        queue_depth(ctx)
     );
     let _ = writeln!(out, "# HELP utskick_campaign_recipients Campaign progress by state.\n# TYPE utskick_campaign_recipients gauge");
-    for c in ctx.store.campaigns().unwrap_or_default() {
-        if c.status.is_final()
-            && c.finished_at
-                .is_some_and(|t| ctx.now() - t > chrono::Duration::days(7))
-        {
-            continue;
-        }
-        let remaining = c.total.saturating_sub(c.sent + c.failed + c.skipped);
+    for c in progress(ctx, FINISHED_CAMPAIGNS_SHOWN).unwrap_or_default() {
         for (state, n) in [
             ("sent", c.sent),
             ("failed", c.failed),
             ("skipped", c.skipped),
-            ("remaining", remaining),
+            ("remaining", c.remaining),
         ] {
             let _ = writeln!(
                 out,
                 "utskick_campaign_recipients{{campaign=\"{}\",list=\"{}\",status=\"{}\",state=\"{state}\"}} {n}",
-                c.id,
-                c.list,
-                c.status.as_str()
+                c.id, c.list, c.status
             );
         }
     }

@@ -8,7 +8,9 @@
 //! form and the token pages; [`archive`] the archive and its feed;
 //! [`metrics`] the Prometheus text; [`templates`] the compiled pages.
 //!
-//! Handlers call `subscription` and `campaign`, never change the store directly.
+//! Handlers read and act through `subscription`, `campaign` and `outbound`;
+//! nothing here names the store.
+//!
 //! Every page is a Handlebars template under `templates/<lang>/web/`
 //! (HTML-escaped), so the organisation can restyle them; no page needs
 //! JavaScript. Tokens never reach a log line.
@@ -33,6 +35,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::campaign::archive::Archive;
 use crate::daemon::context::Context;
 use crate::daemon::lists::{Language, List, Subscription};
 use crate::subscription::TokenProblem;
@@ -48,6 +51,8 @@ struct Web {
     ctx: Arc<Context>,
     pages: Pages,
     limits: pages::IpLimits,
+    /// The archived campaigns' renderings, kept.
+    archive: Archive,
 }
 
 type Shared = Arc<Web>;
@@ -58,6 +63,7 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
         ctx,
         pages,
         limits: pages::IpLimits::default(),
+        archive: Archive::new(),
     });
     Ok(Router::new()
         .route("/", get(pages::index))

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::{html, language_of, list_json, site_language, Shared};
 use crate::address;
 use crate::daemon::lists::Language;
-use crate::store::{PendingAction, Status};
+use crate::subscription::view::{self, Asks};
 use crate::subscription::{self, Confirmed, Left, TokenProblem};
 use crate::token::Token;
 
@@ -155,10 +155,9 @@ pub(super) async fn subscribe(
     if let Err(e) = subscription::subscribe(&web.ctx, &request) {
         return web.unavailable(e);
     }
-    if let Err(e) = web.ctx.store.sync().await {
+    if let Err(e) = view::settle(&web.ctx).await {
         return web.unavailable(e);
     }
-    web.ctx.mail_ready.notify_one();
     check_inbox()
 }
 
@@ -166,11 +165,11 @@ pub(super) async fn confirm_page(State(web): State<Shared>, Path(token): Path<St
     let Some(parsed) = Token::decode(&token) else {
         return web.token_problem(TokenProblem::Unknown, Language::Sv);
     };
-    let pending = match subscription::check_token(&web.ctx, None, &parsed) {
+    let pending = match view::awaiting(&web.ctx, &parsed) {
         Ok(Ok(p)) => p,
         Ok(Err(problem)) => {
-            let lang = match web.ctx.store.pending(parsed.id) {
-                Ok(Some(p)) => language_of(&web.ctx, &p.list),
+            let lang = match view::awaiting_list(&web.ctx, &parsed) {
+                Ok(Some(list)) => language_of(&web.ctx, &list),
                 _ => Language::Sv,
             };
             return web.token_problem(problem, lang);
@@ -183,10 +182,10 @@ pub(super) async fn confirm_page(State(web): State<Shared>, Path(token): Path<St
     let data = json!({
         "list": list_json(list),
         "email": pending.email,
-        "is_subscribe": pending.action == PendingAction::Subscribe,
-        "is_unsubscribe": pending.action == PendingAction::Unsubscribe,
-        "is_approve": pending.action == PendingAction::Approve,
-        "is_post": pending.action == PendingAction::Post,
+        "is_subscribe": pending.asks == Asks::Subscribe,
+        "is_unsubscribe": pending.asks == Asks::Unsubscribe,
+        "is_approve": pending.asks == Asks::Approve,
+        "is_post": pending.asks == Asks::Post,
     });
     web.page(StatusCode::OK, list.language, "confirm", data)
 }
@@ -199,8 +198,8 @@ pub(super) async fn confirm_post(
     let Some(parsed) = Token::decode(&token) else {
         return web.token_problem(TokenProblem::Unknown, Language::Sv);
     };
-    let list_id = match web.ctx.store.pending(parsed.id) {
-        Ok(Some(p)) => p.list,
+    let list_id = match view::awaiting_list(&web.ctx, &parsed) {
+        Ok(Some(list)) => list,
         Ok(None) => return web.token_problem(TokenProblem::Unknown, Language::Sv),
         Err(e) => return web.unavailable(e),
     };
@@ -218,10 +217,10 @@ pub(super) async fn confirm_post(
         Ok(Err(problem)) => return web.token_problem(problem, lang),
         Err(e) => return web.unavailable(e),
     };
-    if let Err(e) = web.ctx.store.sync().await {
+    if let Err(e) = view::settle(&web.ctx).await {
         return web.unavailable(e);
     }
-    web.ctx.mail_ready.notify_one();
+    // An owner's approved post is now a scheduled campaign.
     web.ctx.campaign_ready.notify_one();
     let flag = match outcome {
         Confirmed::Subscribed => "subscribed",
@@ -242,7 +241,7 @@ pub(super) async fn unsubscribe_page(
     Path(token): Path<String>,
 ) -> Response {
     let found = match Token::decode(&token) {
-        Some(t) => subscription::token_subscriber(&web.ctx, None, &t),
+        Some(t) => view::member(&web.ctx, &t),
         None => Ok(None),
     };
     let s = match found {
@@ -253,7 +252,7 @@ pub(super) async fn unsubscribe_page(
     let Some(list) = web.list(&s.list) else {
         return web.token_problem(TokenProblem::Unknown, Language::Sv);
     };
-    if s.status == Status::Unsubscribed {
+    if s.gone {
         return web.page(
             StatusCode::OK,
             list.language,
@@ -280,11 +279,10 @@ pub(super) async fn unsubscribe_post(
         Ok(None) => return web.token_problem(TokenProblem::Unknown, Language::Sv),
         Err(e) => return web.unavailable(e),
     };
-    if let Err(e) = web.ctx.store.sync().await {
+    if let Err(e) = view::settle(&web.ctx).await {
         return web.unavailable(e);
     }
-    web.ctx.mail_ready.notify_one();
-    let list = subscription::token_subscriber(&web.ctx, None, &parsed)
+    let list = view::member(&web.ctx, &parsed)
         .ok()
         .flatten()
         .and_then(|s| web.list(&s.list).cloned());
