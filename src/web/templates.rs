@@ -10,6 +10,7 @@ use handlebars::Handlebars;
 use serde_json::{json, Value};
 
 use crate::daemon::lists::Language;
+use crate::mail::reply_text::html_to_text;
 
 const PAGES: &[&str] = &[
     "layout",
@@ -92,8 +93,9 @@ impl Pages {
         &self.registries[lang.code()]
     }
 
-    /// Renders page `name` into the layout; the page's first `<h1>` is the
-    /// document title.
+    /// Renders page `name` into the layout; the text of the page's first
+    /// `<h1>` is the document title (entities decoded once: the layout
+    /// escapes it again).
     pub(super) fn render(
         &self,
         lang: Language,
@@ -105,7 +107,7 @@ impl Pages {
         let title = content
             .split_once("<h1>")
             .and_then(|(_, rest)| rest.split_once("</h1>"))
-            .map(|(t, _)| strip_tags(t))
+            .map(|(t, _)| html_to_text(t))
             .unwrap_or_default();
         let mut layout = data.clone();
         layout["content"] = json!(content);
@@ -114,16 +116,26 @@ impl Pages {
     }
 }
 
-fn strip_tags(s: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_title_is_the_first_heading_as_text_escaped_once() {
+        let pages = Pages::load(FsPath::new("templates")).unwrap();
+        let data = json!({
+            "list": {"id": "l", "name": "L", "description": ""},
+            "subject": "Handboken & foldern <nu> \"klara\"",
+            "body": "",
+        });
+        let page = pages.render(Language::Sv, "archive-item", &data).unwrap();
+        assert!(
+            page.contains("<title>Handboken &amp; foldern &lt;nu&gt; &quot;klara&quot;</title>"),
+            "{page}"
+        );
+        let page = pages
+            .render(Language::En, "done", &json!({"subscribed": true}))
+            .unwrap();
+        assert!(page.contains("<title>Welcome!</title>"), "{page}");
     }
-    out
 }
