@@ -1,15 +1,20 @@
-//! The campaign queue in process, with a recording transport that can be
-//! told to fail and a clock the test moves.
+//! The campaign queue in process, sending through the relay transport to
+//! a recording SMTP sink on loopback that can be told to fail, with a
+//! clock the test moves.
+
+mod common;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+
+use common::sink::{Mode, Sink};
 
 use chrono::{DateTime, Duration, Utc};
 use utskick::campaign::{self, NewCampaign, Steer};
 use utskick::daemon::build_context;
 use utskick::daemon::config::Config;
 use utskick::daemon::context::Context;
-use utskick::outbound::{Recorder, Transport};
+use utskick::outbound::Transport;
 use utskick::store::{CampaignStatus, DeliveryState, Status};
 use utskick::store::{Content, Kind};
 use utskick::subscription;
@@ -17,7 +22,7 @@ use utskick::subscription;
 struct World {
     _dir: tempfile::TempDir,
     ctx: Arc<Context>,
-    recorder: Arc<Recorder>,
+    sink: Sink,
     transport: Transport,
     offset: Arc<AtomicI64>,
     next_due: std::collections::HashMap<u64, i64>,
@@ -29,22 +34,24 @@ impl World {
     fn new(extra: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
         let root = env!("CARGO_MANIFEST_DIR");
+        let sink = Sink::start(Mode::Accept);
         let text = format!(
-            "domain = \"lista.example.se\"\nbase_url = \"https://lista.example.se\"\ndata_dir = \"{}\"\nlists_dir = \"{root}/lists\"\ntemplates_dir = \"{root}/templates\"\n{extra}",
-            dir.path().join("data").display()
+            "domain = \"lista.example.se\"\nbase_url = \"https://lista.example.se\"\ndata_dir = \"{}\"\nlists_dir = \"{root}/lists\"\ntemplates_dir = \"{root}/templates\"\n{extra}\n[outbound]\ntransport = \"smtp\"\nrelay = \"{}\"\n",
+            dir.path().join("data").display(),
+            sink.addr
         );
         let config = Config::parse(&text, "test.toml").unwrap();
+        let transport = Transport::from_config(&config).unwrap();
         let offset = Arc::new(AtomicI64::new(0));
         let o = offset.clone();
         let clock = Arc::new(move || Utc::now() + Duration::seconds(o.load(Ordering::SeqCst)));
         let ctx = Arc::new(build_context(config, clock).unwrap());
-        let recorder = Arc::new(Recorder::default());
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         World {
             _dir: dir,
             ctx,
-            transport: Transport::Recording(recorder.clone()),
-            recorder,
+            transport,
+            sink,
             offset,
             next_due: Default::default(),
             stop,
@@ -109,10 +116,8 @@ impl World {
 
     /// Recipients of campaign mail (VERP envelope senders), in order.
     fn campaign_recipients(&self) -> Vec<String> {
-        self.recorder
-            .sent
-            .lock()
-            .unwrap()
+        self.sink
+            .messages()
             .iter()
             .filter(|(from, _, _)| from.contains("-bounces+"))
             .map(|(_, to, _)| to[0].clone())
@@ -138,7 +143,7 @@ async fn every_confirmed_subscriber_gets_one_personal_copy() {
     assert_eq!(c.status, CampaignStatus::Done);
     assert_eq!((c.total, c.sent, c.failed), (2, 2, 0));
     // Personal: each copy greets its reader and carries its own tokens.
-    let sent = w.recorder.sent.lock().unwrap().clone();
+    let sent = w.sink.messages();
     let anna = sent
         .iter()
         .find(|(_, to, _)| to[0] == "a@example.org")
@@ -214,7 +219,7 @@ async fn where_filters_choose_part_of_the_network() {
 async fn a_transient_failure_is_retried_later_then_succeeds() {
     let mut w = World::new("");
     w.add("a@example.org", "Anna", "x");
-    w.recorder.fail_next(false, "451 4.3.0 try again");
+    w.sink.fail_next("451 4.3.0 try again");
     let id = w.queue(vec![], None);
     w.tick().await;
     let c = w.campaign(id);
@@ -233,7 +238,7 @@ async fn a_permanent_failure_is_recorded_as_a_bounce() {
     let mut w = World::new("");
     w.add("a@example.org", "Anna", "x");
     w.add("b@example.org", "Bo", "x");
-    w.recorder.fail_next(true, "550 5.1.1 no such user");
+    w.sink.fail_next("550 5.1.1 no such user");
     let id = w.queue(vec![], None);
     w.tick().await;
     let c = w.campaign(id);
@@ -254,9 +259,10 @@ async fn a_permanent_failure_is_recorded_as_a_bounce() {
             .count(),
         1
     );
+    // The relay's answer, as lettre words it.
     assert!(d
         .iter()
-        .any(|d| d.last_error.as_deref() == Some("550 5.1.1 no such user")));
+        .any(|d| d.last_error.as_deref() == Some("permanent error (550): 5.1.1 no such user")));
 }
 
 #[tokio::test]
@@ -265,14 +271,14 @@ async fn a_relay_down_for_a_while_delays_but_loses_nothing() {
     for i in 0..5 {
         w.add(&format!("p{i}@example.org"), "P", "x");
     }
-    w.recorder.down.store(true, Ordering::SeqCst);
+    w.sink.down.store(true, Ordering::SeqCst);
     let id = w.queue(vec![], None);
     w.tick().await;
     assert_eq!(w.campaign(id).sent, 0);
     w.advance(6 * 60);
     w.tick().await;
     assert_eq!(w.campaign(id).sent, 0, "still down");
-    w.recorder.down.store(false, Ordering::SeqCst);
+    w.sink.down.store(false, Ordering::SeqCst);
     w.advance(20 * 60);
     w.tick().await;
     let c = w.campaign(id);
@@ -324,8 +330,8 @@ async fn someone_who_leaves_during_the_send_is_skipped() {
     w.add("a@example.org", "Anna", "x");
     w.add("b@example.org", "Bo", "x");
     // Both fail once; Bo leaves before the retry.
-    w.recorder.fail_next(false, "451 busy");
-    w.recorder.fail_next(false, "451 busy");
+    w.sink.fail_next("451 busy");
+    w.sink.fail_next("451 busy");
     let id = w.queue(vec![], None);
     w.tick().await;
     let list = w.ctx.lists.get("lokal-finansiering").unwrap();

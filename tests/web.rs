@@ -443,16 +443,12 @@ async fn archive_and_feed_show_sent_newsletters_without_personal_data() {
         },
     )
     .unwrap();
-    let recorder = Arc::new(utskick::outbound::Recorder::default());
+    // The file outbox under data_dir (the configuration's default).
+    let transport = utskick::outbound::Transport::from_config(&app.ctx.config).unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    utskick::campaign::tick(
-        &app.ctx,
-        &utskick::outbound::Transport::Recording(recorder),
-        &rx,
-        &mut Default::default(),
-    )
-    .await
-    .unwrap();
+    utskick::campaign::tick(&app.ctx, &transport, &rx, &mut Default::default())
+        .await
+        .unwrap();
     let r = call(&app, "GET", "/archive/lokal-finansiering", None).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("Nyhetsbrev december"), "{}", r.body);

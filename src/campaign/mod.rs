@@ -11,6 +11,9 @@
 //! that many go twice. Recipients are streamed from the
 //! store in batches; memory does not grow with the list.
 
+pub mod archive;
+pub mod progress;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;

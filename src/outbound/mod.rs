@@ -8,7 +8,6 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,8 +43,6 @@ pub enum Transport {
     /// A relay: each lane (campaign senders, the system-mail worker) holds
     /// its own session to it.
     Smtp(Arc<RelaySettings>),
-    /// Remembers every message and fails when told to (tests, benchmarks).
-    Recording(Arc<Recorder>),
 }
 
 /// How to reach and log in to the relay.
@@ -60,56 +57,6 @@ pub struct RelaySettings {
     pub tls: Tls,
     pub credentials: Option<Credentials>,
     pub hello: ClientId,
-}
-
-/// One message a `Recorder` kept: (reverse path, forward path, bytes).
-pub type Recorded = (String, Vec<String>, Vec<u8>);
-
-/// A transport that keeps what it is given.
-#[derive(Default)]
-pub struct Recorder {
-    /// (reverse path, forward path, message)
-    pub sent: Mutex<Vec<Recorded>>,
-    /// Answers for the next sends, in order; when empty, success.
-    pub script: Mutex<VecDeque<SendError>>,
-    /// While true every send fails as if the relay were unreachable.
-    pub down: AtomicBool,
-}
-
-impl Recorder {
-    pub fn fail_next(&self, permanent: bool, message: &str) {
-        self.script.lock().unwrap().push_back(SendError {
-            permanent,
-            message: message.to_string(),
-        });
-    }
-
-    pub fn count(&self) -> usize {
-        self.sent.lock().unwrap().len()
-    }
-
-    fn send(
-        &self,
-        reverse_path: &str,
-        forward_path: &[String],
-        raw: &[u8],
-    ) -> Result<(), SendError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(SendError {
-                permanent: false,
-                message: "connection refused (recorder is down)".into(),
-            });
-        }
-        if let Some(e) = self.script.lock().unwrap().pop_front() {
-            return Err(e);
-        }
-        self.sent.lock().unwrap().push((
-            reverse_path.to_string(),
-            forward_path.to_vec(),
-            raw.to_vec(),
-        ));
-        Ok(())
-    }
 }
 
 /// One session with the relay.
@@ -152,7 +99,6 @@ const LANE_IDLE: Duration = Duration::from_secs(30);
 pub enum Lane {
     File(AsyncFileTransport<Tokio1Executor>),
     Relay(Arc<RelaySettings>, Option<Session>),
-    Recording(Arc<Recorder>),
 }
 
 fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, SendError> {
@@ -289,7 +235,6 @@ impl Lane {
         let envelope = envelope(reverse_path, forward_path)?;
         match self {
             Lane::File(t) => send_file(t, &envelope, raw).await,
-            Lane::Recording(r) => r.send(reverse_path, forward_path, raw),
             Lane::Relay(settings, conn) => {
                 if let Some(session) = conn.as_ref() {
                     if session.used.elapsed() >= LANE_IDLE {
@@ -417,7 +362,7 @@ impl Transport {
                 let _ = tokio::time::timeout(relay.timeout, conn.conn.quit()).await;
                 Ok(format!("EHLO accepted, {tls}{auth}"))
             }
-            Transport::File(_) | Transport::Recording(_) => Ok("no relay".into()),
+            Transport::File(_) => Ok("no relay".into()),
         }
     }
 
@@ -426,9 +371,13 @@ impl Transport {
         match self {
             Transport::File(t) => Lane::File(t.clone()),
             Transport::Smtp(relay) => Lane::Relay(relay.clone(), None),
-            Transport::Recording(r) => Lane::Recording(r.clone()),
         }
     }
+}
+
+/// System mails waiting to be sent (or retried).
+pub fn queue_depth(ctx: &Context) -> usize {
+    ctx.store.outbox_len()
 }
 
 /// When to try again after `attempts` failures; None: give up.

@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod budget;
 pub mod by_admin;
+pub mod view;
 
 use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, Word};
 use crate::subscription::answer::{

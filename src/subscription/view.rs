@@ -1,0 +1,90 @@
+//! What the web pages read about a token and a list, as plain views, and
+//! the step that makes a page's action durable before the page answers.
+
+use std::collections::HashMap;
+
+use crate::daemon::context::Context;
+use crate::store::{PendingAction, Status};
+use crate::subscription::{check_token, token_subscriber, TokenProblem};
+use crate::token::Token;
+
+/// What a confirmation token asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asks {
+    Subscribe,
+    Unsubscribe,
+    /// An owner's approval of a confirmed person on a closed list.
+    Approve,
+    /// An owner's approval of the draft campaign they mailed to the list.
+    Post,
+}
+
+/// A confirmation that waits for its token, as its page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaiting {
+    pub list: String,
+    pub email: String,
+    pub asks: Asks,
+}
+
+/// The confirmation `token` stands for, checked as [`check_token`] does.
+pub fn awaiting(ctx: &Context, token: &Token) -> anyhow::Result<Result<Awaiting, TokenProblem>> {
+    Ok(check_token(ctx, None, token)?.map(|p| Awaiting {
+        list: p.list,
+        email: p.email,
+        asks: match p.action {
+            PendingAction::Subscribe => Asks::Subscribe,
+            PendingAction::Unsubscribe => Asks::Unsubscribe,
+            PendingAction::Approve => Asks::Approve,
+            PendingAction::Post => Asks::Post,
+        },
+    }))
+}
+
+/// The list of the confirmation record `token` points at, whether or not
+/// the token is genuine: enough to choose a page's language.
+pub fn awaiting_list(ctx: &Context, token: &Token) -> anyhow::Result<Option<String>> {
+    Ok(ctx.store.pending(token.id)?.map(|p| p.list))
+}
+
+/// The subscriber a newsletter token names, as the unsubscribe page shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub list: String,
+    pub email: String,
+    /// Already unsubscribed.
+    pub gone: bool,
+}
+
+/// The subscriber `token` names, if the token is genuine ([`token_subscriber`]).
+pub fn member(ctx: &Context, token: &Token) -> anyhow::Result<Option<Member>> {
+    Ok(token_subscriber(ctx, None, token)?.map(|s| Member {
+        gone: s.status == Status::Unsubscribed,
+        list: s.list,
+        email: s.email,
+    }))
+}
+
+/// Every subscriber status by name, in a fixed order.
+pub fn statuses() -> impl Iterator<Item = &'static str> {
+    Status::ALL.into_iter().map(Status::as_str)
+}
+
+/// How many subscribers of `list` are in each status (by name); a status
+/// nobody is in may be missing.
+pub fn counts(ctx: &Context, list: &str) -> anyhow::Result<HashMap<&'static str, usize>> {
+    Ok(ctx
+        .store
+        .counts(list)?
+        .into_iter()
+        .map(|(status, n)| (status.as_str(), n))
+        .collect())
+}
+
+/// Makes what an action wrote durable, then wakes the mail worker for the
+/// answers it queued: a page calls this before it answers.
+pub async fn settle(ctx: &Context) -> anyhow::Result<()> {
+    ctx.store.sync().await?;
+    ctx.mail_ready.notify_one();
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The lists, the subscribe form and its POST, and the token pages:
+//! confirm (`/confirm/TOKEN`) and leave (`/unsubscribe/TOKEN`, also RFC
+//! 8058's one-click). A GET only shows; the POST acts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::{html, language_of, list_json, site_language, Shared};
+use crate::address;
+use crate::daemon::lists::Language;
+use crate::subscription::view::{self, Asks};
+use crate::subscription::{self, Confirmed, Left, TokenProblem};
+use crate::token::Token;
+
+/// Subscribe form posts per IP address per hour; the per-address
+/// confirmation cap in the store limits mail to any one address.
+const FORM_POSTS_PER_IP_PER_HOUR: u32 = 20;
+/// The window [`FORM_POSTS_PER_IP_PER_HOUR`] counts in.
+const FORM_WINDOW: Duration = Duration::from_secs(3600);
+/// Addresses counted before those whose window has run out are forgotten.
+const TRACKED_IPS: usize = 10_000;
+
+/// Per-IP counters for the subscribe form, in memory: a restart forgets
+/// them, which costs at most one more hour's worth of posts.
+#[derive(Default)]
+pub(super) struct IpLimits {
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl IpLimits {
+    fn allow(&self, ip: IpAddr) -> bool {
+        let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        // Keep the map small: forget windows that have run out.
+        if map.len() > TRACKED_IPS {
+            map.retain(|_, (start, _)| now.duration_since(*start) < FORM_WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= FORM_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= FORM_POSTS_PER_IP_PER_HOUR
+    }
+}
+
+pub(super) async fn index(State(web): State<Shared>) -> Response {
+    let lang = site_language(&web.ctx);
+    let lists: Vec<Value> = web
+        .ctx
+        .lists
+        .iter()
+        .filter(|l| l.public)
+        .map(|l| web.form_data(l, &BTreeMap::new(), false))
+        .collect();
+    web.page(StatusCode::OK, lang, "index", json!({"lists": lists}))
+}
+
+pub(super) async fn list_page(State(web): State<Shared>, Path(id): Path<String>) -> Response {
+    let Some(list) = web.list(&id) else {
+        return web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
+    };
+    let data = web.form_data(list, &BTreeMap::new(), false);
+    web.page(StatusCode::OK, list.language, "list", data)
+}
+
+/// An HTML snippet to paste into another site: the form alone, posting to
+/// this daemon by absolute URL. No script, no styles beyond the site's own.
+pub(super) async fn form_snippet(State(web): State<Shared>, Path(id): Path<String>) -> Response {
+    let Some(list) = web.list(&id) else {
+        return (StatusCode::NOT_FOUND, "no such list\n").into_response();
+    };
+    let data = web.form_data(list, &BTreeMap::new(), true);
+    match web.pages.registry(list.language).render("form", &data) {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => web.unavailable(e.into()),
+    }
+}
+/// The subscribe form's POST. The answer is the same page whether or not
+/// the address was already on the list (no enumeration); the honeypot and
+/// the rate limits answer the same too, so a bot learns nothing.
+pub(super) async fn subscribe(
+    State(web): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    form: Result<Form<BTreeMap<String, String>>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Some(list) = web.list(&id) else {
+        return web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
+    };
+    let lang = list.language;
+    let form = match form {
+        Ok(Form(form)) => form,
+        // Too large stays 413; anything else the form did not survive is 400.
+        Err(rejection) => {
+            let status = match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return web.problem(status, lang, "bad_request");
+        }
+    };
+    let check_inbox = || {
+        web.page(
+            StatusCode::OK,
+            lang,
+            "check-inbox",
+            json!({"list": list_json(list), "expires_days": web.ctx.config.limits.token_days}),
+        )
+    };
+    if form.get("website").is_some_and(|v| !v.trim().is_empty()) {
+        tracing::info!(list = %list.id, "subscribe form: honeypot filled, ignored");
+        return check_inbox();
+    }
+    if !web.limits.allow(peer.ip()) {
+        return web.problem(StatusCode::TOO_MANY_REQUESTS, lang, "too_many");
+    }
+    let email = form
+        .get("email")
+        .map(|e| e.trim().to_string())
+        .unwrap_or_default();
+    if !address::is_valid(&email) || email.contains(['\r', '\n']) {
+        let mut values = form.clone();
+        values.remove("website");
+        let mut data = web.form_data(list, &values, false);
+        data["error_email"] = json!(true);
+        return web.page(StatusCode::UNPROCESSABLE_ENTITY, lang, "list", data);
+    }
+    let name =
+        crate::mail::message::clip_name(form.get("name").map(String::as_str).unwrap_or_default());
+    let attributes: BTreeMap<String, String> = list
+        .attributes
+        .iter()
+        .filter_map(|a| {
+            let v = crate::mail::message::clip_name(form.get(a)?);
+            (!v.is_empty()).then(|| (a.clone(), v))
+        })
+        .collect();
+    let request = crate::subscription::answer::Request {
+        list,
+        email: &email,
+        name: &name,
+        method: "web",
+        evidence: format!("web form, IP {}", peer.ip()),
+        in_reply_to: None,
+        attributes,
+    };
+    if let Err(e) = subscription::subscribe(&web.ctx, &request) {
+        return web.unavailable(e);
+    }
+    if let Err(e) = view::settle(&web.ctx).await {
+        return web.unavailable(e);
+    }
+    check_inbox()
+}
+
+pub(super) async fn confirm_page(State(web): State<Shared>, Path(token): Path<String>) -> Response {
+    let Some(parsed) = Token::decode(&token) else {
+        return web.token_problem(TokenProblem::Unknown, Language::Sv);
+    };
+    let pending = match view::awaiting(&web.ctx, &parsed) {
+        Ok(Ok(p)) => p,
+        Ok(Err(problem)) => {
+            let lang = match view::awaiting_list(&web.ctx, &parsed) {
+                Ok(Some(list)) => language_of(&web.ctx, &list),
+                _ => Language::Sv,
+            };
+            return web.token_problem(problem, lang);
+        }
+        Err(e) => return web.unavailable(e),
+    };
+    let Some(list) = web.list(&pending.list) else {
+        return web.token_problem(TokenProblem::Unknown, Language::Sv);
+    };
+    let data = json!({
+        "list": list_json(list),
+        "email": pending.email,
+        "is_subscribe": pending.asks == Asks::Subscribe,
+        "is_unsubscribe": pending.asks == Asks::Unsubscribe,
+        "is_approve": pending.asks == Asks::Approve,
+        "is_post": pending.asks == Asks::Post,
+    });
+    web.page(StatusCode::OK, list.language, "confirm", data)
+}
+
+pub(super) async fn confirm_post(
+    State(web): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+) -> Response {
+    let Some(parsed) = Token::decode(&token) else {
+        return web.token_problem(TokenProblem::Unknown, Language::Sv);
+    };
+    let list_id = match view::awaiting_list(&web.ctx, &parsed) {
+        Ok(Some(list)) => list,
+        Ok(None) => return web.token_problem(TokenProblem::Unknown, Language::Sv),
+        Err(e) => return web.unavailable(e),
+    };
+    let lang = language_of(&web.ctx, &list_id);
+    let result = subscription::apply_token(
+        &web.ctx,
+        None,
+        &parsed,
+        "",
+        "web",
+        &format!("IP {}", peer.ip()),
+    );
+    let outcome = match result {
+        Ok(Ok(o)) => o,
+        Ok(Err(problem)) => return web.token_problem(problem, lang),
+        Err(e) => return web.unavailable(e),
+    };
+    if let Err(e) = view::settle(&web.ctx).await {
+        return web.unavailable(e);
+    }
+    // An owner's approved post is now a scheduled campaign.
+    web.ctx.campaign_ready.notify_one();
+    let flag = match outcome {
+        Confirmed::Subscribed => "subscribed",
+        Confirmed::AwaitingApproval => "awaiting",
+        Confirmed::Approved => "approved",
+        Confirmed::Unsubscribed => "unsubscribed",
+        Confirmed::Queued => "queued",
+        Confirmed::AlreadyDone => "already",
+    };
+    let mut data = json!({"list": web.list(&list_id).map(list_json)});
+    data[flag] = json!(true);
+    web.page(StatusCode::OK, lang, "done", data)
+}
+
+/// The link in every newsletter's footer and `List-Unsubscribe`.
+pub(super) async fn unsubscribe_page(
+    State(web): State<Shared>,
+    Path(token): Path<String>,
+) -> Response {
+    let found = match Token::decode(&token) {
+        Some(t) => view::member(&web.ctx, &t),
+        None => Ok(None),
+    };
+    let s = match found {
+        Ok(Some(s)) => s,
+        Ok(None) => return web.token_problem(TokenProblem::Unknown, Language::Sv),
+        Err(e) => return web.unavailable(e),
+    };
+    let Some(list) = web.list(&s.list) else {
+        return web.token_problem(TokenProblem::Unknown, Language::Sv);
+    };
+    if s.gone {
+        return web.page(
+            StatusCode::OK,
+            list.language,
+            "done",
+            json!({"list": list_json(list), "already_gone": true}),
+        );
+    }
+    let data = json!({"list": list_json(list), "email": s.email, "is_unsubscribe": true});
+    web.page(StatusCode::OK, list.language, "confirm", data)
+}
+
+/// Leaves the list: the page's button, and RFC 8058 one-click POSTs from
+/// mail providers (body `List-Unsubscribe=One-Click`), which get a 200.
+/// Idempotent.
+pub(super) async fn unsubscribe_post(
+    State(web): State<Shared>,
+    Path(token): Path<String>,
+) -> Response {
+    let Some(parsed) = Token::decode(&token) else {
+        return web.token_problem(TokenProblem::Unknown, Language::Sv);
+    };
+    let left = match subscription::leave_by_token(&web.ctx, None, &parsed) {
+        Ok(Some(left)) => left,
+        Ok(None) => return web.token_problem(TokenProblem::Unknown, Language::Sv),
+        Err(e) => return web.unavailable(e),
+    };
+    if let Err(e) = view::settle(&web.ctx).await {
+        return web.unavailable(e);
+    }
+    let list = view::member(&web.ctx, &parsed)
+        .ok()
+        .flatten()
+        .and_then(|s| web.list(&s.list).cloned());
+    let lang = list.as_ref().map(|l| l.language).unwrap_or(Language::Sv);
+    let flag = match left {
+        Left::Now => "unsubscribed",
+        Left::Already => "already_gone",
+    };
+    let mut data = json!({"list": list.as_ref().map(list_json)});
+    data[flag] = json!(true);
+    web.page(StatusCode::OK, lang, "done", data)
+}

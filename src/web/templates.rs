@@ -1,0 +1,141 @@
+//! The compiled page templates: one Handlebars registry per language (so
+//! each has its own `form` partial) and the stylesheet. An organisation
+//! restyles the pages by putting its own copies under
+//! `templates_dir/<lang>/web/`; the shipped copies fill in the rest.
+
+use std::collections::HashMap;
+use std::path::Path as FsPath;
+
+use handlebars::Handlebars;
+use serde_json::{json, Value};
+
+use crate::daemon::lists::Language;
+use crate::mail::html_text::html_to_text;
+
+const PAGES: &[&str] = &[
+    "layout",
+    "form",
+    "index",
+    "list",
+    "check-inbox",
+    "confirm",
+    "done",
+    "problem",
+    "archive",
+    "archive-item",
+];
+
+macro_rules! builtin_pages {
+    ($($lang:literal / $name:literal),* $(,)?) => {
+        &[$(($lang, $name, include_str!(concat!("../../templates/", $lang, "/web/", $name, ".html.hbs")))),*]
+    };
+}
+
+const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
+    "sv" / "layout",
+    "sv" / "form",
+    "sv" / "index",
+    "sv" / "list",
+    "sv" / "check-inbox",
+    "sv" / "confirm",
+    "sv" / "done",
+    "sv" / "problem",
+    "sv" / "archive",
+    "sv" / "archive-item",
+    "en" / "layout",
+    "en" / "form",
+    "en" / "index",
+    "en" / "list",
+    "en" / "check-inbox",
+    "en" / "confirm",
+    "en" / "done",
+    "en" / "problem",
+    "en" / "archive",
+    "en" / "archive-item",
+];
+const BUILTIN_CSS: &str = include_str!("../../templates/style.css");
+
+/// The compiled page templates and the stylesheet.
+pub struct Pages {
+    registries: HashMap<&'static str, Handlebars<'static>>,
+    pub(super) css: String,
+}
+
+impl Pages {
+    /// Compiles `templates_dir/<lang>/web/*.html.hbs`, falling back to the
+    /// shipped copies; a syntax error stops the daemon with the file name.
+    pub fn load(dir: &FsPath) -> anyhow::Result<Pages> {
+        debug_assert_eq!(BUILTIN_PAGES.len(), PAGES.len() * 2);
+        let mut registries: HashMap<&'static str, Handlebars<'static>> = HashMap::new();
+        for (lang, name, builtin) in BUILTIN_PAGES {
+            let registry = registries.entry(lang).or_default();
+            let path = dir.join(lang).join("web").join(format!("{name}.html.hbs"));
+            let source = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_string(),
+                Err(e) => anyhow::bail!("{}: cannot read: {e}", path.display()),
+            };
+            if *name == "form" {
+                registry
+                    .register_partial("form", source.as_str())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e))?;
+        }
+        let css = std::fs::read_to_string(dir.join("style.css"))
+            .unwrap_or_else(|_| BUILTIN_CSS.to_string());
+        Ok(Pages { registries, css })
+    }
+
+    pub(super) fn registry(&self, lang: Language) -> &Handlebars<'static> {
+        &self.registries[lang.code()]
+    }
+
+    /// Renders page `name` into the layout; the text of the page's first
+    /// `<h1>` is the document title (entities decoded once: the layout
+    /// escapes it again).
+    pub(super) fn render(
+        &self,
+        lang: Language,
+        name: &str,
+        data: &Value,
+    ) -> anyhow::Result<String> {
+        let registry = self.registry(lang);
+        let content = registry.render(name, data)?;
+        let title = content
+            .split_once("<h1>")
+            .and_then(|(_, rest)| rest.split_once("</h1>"))
+            .map(|(t, _)| html_to_text(t))
+            .unwrap_or_default();
+        let mut layout = data.clone();
+        layout["content"] = json!(content);
+        layout["title"] = json!(title.trim());
+        Ok(registry.render("layout", &layout)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_title_is_the_first_heading_as_text_escaped_once() {
+        let pages = Pages::load(FsPath::new("templates")).unwrap();
+        let data = json!({
+            "list": {"id": "l", "name": "L", "description": ""},
+            "subject": "Handboken & foldern <nu> \"klara\"",
+            "body": "",
+        });
+        let page = pages.render(Language::Sv, "archive-item", &data).unwrap();
+        assert!(
+            page.contains("<title>Handboken &amp; foldern &lt;nu&gt; &quot;klara&quot;</title>"),
+            "{page}"
+        );
+        let page = pages
+            .render(Language::En, "done", &json!({"subscribed": true}))
+            .unwrap();
+        assert!(page.contains("<title>Welcome!</title>"), "{page}");
+    }
+}
