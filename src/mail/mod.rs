@@ -3,6 +3,7 @@
 
 pub mod automated;
 pub mod bounce;
+pub mod inject;
 pub mod listener;
 pub mod message;
 pub mod reply_text;
