@@ -61,25 +61,23 @@ fn or_empty(v: &Option<String>) -> String {
     v.clone().unwrap_or_default()
 }
 
-fn ignored(rows: &[IgnoredRow]) {
-    let mut table = vec![["at", "list", "address", "sender", "reason", "subject"]
-        .map(String::from)
-        .to_vec()];
-    for r in rows {
-        table.push(vec![
-            r.at.clone(),
-            r.list.clone(),
-            r.address.clone(),
-            r.sender.clone(),
-            r.reason.clone(),
-            r.subject.clone(),
-        ]);
-    }
+/// A table of `rows` under `header`, aligned.
+fn table<T>(header: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<String>) {
+    let mut table = vec![header.iter().map(|h| h.to_string()).collect()];
+    table.extend(rows.iter().map(cells));
     aligned(&table);
 }
 
+fn ignored(rows: &[IgnoredRow]) {
+    let header = ["at", "list", "address", "sender", "reason", "subject"];
+    table(&header, rows, |r| {
+        let cells = [&r.at, &r.list, &r.address, &r.sender, &r.reason, &r.subject];
+        cells.map(String::clone).to_vec()
+    });
+}
+
 fn campaigns(rows: &[CampaignRow]) {
-    let mut table = vec![[
+    let header = [
         "id",
         "list",
         "kind",
@@ -90,11 +88,9 @@ fn campaigns(rows: &[CampaignRow]) {
         "total",
         "scheduled_at",
         "subject",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for c in rows {
-        table.push(vec![
+    ];
+    table(&header, rows, |c| {
+        vec![
             c.id.to_string(),
             c.list.clone(),
             word(&c.kind),
@@ -105,13 +101,12 @@ fn campaigns(rows: &[CampaignRow]) {
             c.total.to_string(),
             c.scheduled_at.clone(),
             c.subject.clone(),
-        ]);
-    }
-    aligned(&table);
+        ]
+    });
 }
 
 fn lists(rows: &[ListRow]) {
-    let mut table = vec![[
+    let header = [
         "list",
         "address",
         "subscription",
@@ -121,12 +116,10 @@ fn lists(rows: &[ListRow]) {
         "unsubscribed",
         "bounced",
         "disabled",
-    ]
-    .map(String::from)
-    .to_vec()];
-    for r in rows {
+    ];
+    table(&header, rows, |r| {
         let count = |s: Status| r.counts.get(&s).map(|n| n.to_string()).unwrap_or_default();
-        table.push(vec![
+        vec![
             r.id.clone(),
             r.address.clone(),
             word(&r.subscription),
@@ -136,9 +129,8 @@ fn lists(rows: &[ListRow]) {
             count(Status::Unsubscribed),
             count(Status::Bounced),
             count(Status::Disabled),
-        ]);
-    }
-    aligned(&table);
+        ]
+    });
 }
 
 /// The fixed columns of a subscriber listing; the attributes follow.
