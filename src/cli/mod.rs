@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod follow;
+pub mod import;
 pub mod input;
 pub mod print;
 pub mod report;
