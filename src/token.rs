@@ -14,6 +14,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::daemon::files::{create_private, Existing};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of HMAC kept in a token: 80 bits, far beyond what online guessing
@@ -88,12 +90,7 @@ impl Secret {
         }
         let mut bytes = [0u8; 32];
         rand::Rng::fill(&mut rand::rngs::OsRng, &mut bytes);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(path)
+        let mut file = create_private(path, Existing::Refuse)
             .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?;
         file.write_all(&bytes)?;
         file.sync_all()?;

@@ -11,7 +11,9 @@
 //! that many go twice. Recipients are streamed from the
 //! store in batches; memory does not grow with the list.
 
+pub mod addressee;
 pub mod archive;
+pub mod preview;
 pub mod progress;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +24,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch, Mutex as AsyncMutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::address;
+use crate::campaign::addressee::{Addressee, Copy};
+use crate::compose::error::AuthoringError;
 use crate::compose::mime::Prepared;
 use crate::daemon::context::{Context, Metrics};
 use crate::daemon::lists;
@@ -32,6 +36,8 @@ use crate::store::{
     Campaign, CampaignStatus, Delivery, DeliveryState, Status, Subscriber, RECORD_VERSION,
 };
 use crate::token::Purpose;
+
+pub use preview::send_test;
 
 /// Recipients read from the store at a time.
 const BATCH: usize = 256;
@@ -64,6 +70,54 @@ const RETRY_DELAYS_SECS: &[i64] = &[
 /// How often the worker looks for due campaigns when nothing wakes it.
 const POLL: Duration = Duration::from_secs(2);
 
+/// Why a campaign could not be made or changed, apart from the store
+/// failing.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("no list {0:?}")]
+    NoList(String),
+    /// A recipient filter names an attribute the list does not have.
+    #[error(
+        "filter {key}=…: list {list} has no attribute {key:?} (it has: {})",
+        attribute_names(known)
+    )]
+    UnknownFilter {
+        list: String,
+        key: String,
+        /// The list's attributes.
+        known: Vec<String>,
+    },
+    /// A test copy's address.
+    #[error("{0:?} is not an e-mail address")]
+    NotAnAddress(String),
+    /// The content or a template does not render, with file and line.
+    #[error(transparent)]
+    Authoring(#[from] AuthoringError),
+    #[error("no campaign {0}")]
+    NoCampaign(u64),
+    /// Done or cancelled.
+    #[error("campaign {id} is {} and cannot be changed", .status.as_str())]
+    Final { id: u64, status: CampaignStatus },
+    #[error("campaign {id} is {}, not paused", .status.as_str())]
+    NotPaused { id: u64, status: CampaignStatus },
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for CampaignError {
+    fn from(e: crate::store::StoreError) -> CampaignError {
+        CampaignError::Store(e.into())
+    }
+}
+
+fn attribute_names(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    }
+}
+
 /// A campaign to create.
 pub struct NewCampaign {
     pub list: String,
@@ -85,21 +139,15 @@ pub fn matches(s: &Subscriber, filters: &[(String, String)]) -> bool {
 }
 
 /// Checks filters against the list's declared attributes.
-pub fn check_filters(list: &List, filters: &[(String, String)]) -> anyhow::Result<()> {
-    for (k, _) in filters {
-        if !list.attributes.contains(k) {
-            anyhow::bail!(
-                "--where {k}=…: list {} has no attribute {k:?} (it has: {})",
-                list.id,
-                if list.attributes.is_empty() {
-                    "none".to_string()
-                } else {
-                    list.attributes.join(", ")
-                }
-            );
-        }
+pub fn check_filters(list: &List, filters: &[(String, String)]) -> Result<(), CampaignError> {
+    match filters.iter().find(|(k, _)| !list.attributes.contains(k)) {
+        Some((k, _)) => Err(CampaignError::UnknownFilter {
+            list: list.id.clone(),
+            key: k.clone(),
+            known: list.attributes.clone(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Confirmed subscribers of `list` that match `filters`, counted by streaming.
@@ -127,11 +175,11 @@ pub fn count_recipients(
 
 /// Validates and stores a campaign as scheduled. Returns it (attachment
 /// bodies stripped, as stored).
-pub fn create(ctx: &Context, new: NewCampaign) -> anyhow::Result<Campaign> {
+pub fn create(ctx: &Context, new: NewCampaign) -> Result<Campaign, CampaignError> {
     let list = ctx
         .lists
         .get(&new.list)
-        .ok_or_else(|| anyhow::anyhow!("no list {:?}", new.list))?;
+        .ok_or_else(|| CampaignError::NoList(new.list.clone()))?;
     check_filters(list, &new.filters)?;
     // Compiles and test-renders: template errors surface here, with file and line.
     Prepared::new(&new.content, list, &ctx.config.templates_dir)?;
@@ -140,7 +188,7 @@ pub fn create(ctx: &Context, new: NewCampaign) -> anyhow::Result<Campaign> {
     for a in &mut stored.attachments {
         a.data = Vec::new();
     }
-    ctx.store.write(|tx| {
+    let campaign = ctx.store.write(|tx| {
         let id = tx.next_id()?;
         let campaign = Campaign {
             v: RECORD_VERSION,
@@ -168,26 +216,30 @@ pub fn create(ctx: &Context, new: NewCampaign) -> anyhow::Result<Campaign> {
         }
         tx.put_campaign(&campaign);
         Ok(campaign)
-    })
+    })?;
+    Ok(campaign)
 }
 
-/// Steering from the CLI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Steering a campaign (from the CLI, over the admin socket as `pause`,
+/// `resume` or `cancel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Steer {
     Pause,
     Resume,
     Cancel,
 }
 
-pub fn steer(ctx: &Context, id: u64, how: Steer) -> anyhow::Result<Campaign> {
+pub fn steer(ctx: &Context, id: u64, how: Steer) -> Result<Campaign, CampaignError> {
     let now = ctx.now();
+    // The inner Result is a refusal, the outer one the store failing.
     ctx.store.write(|tx| {
-        let mut c = tx
-            .campaign(id)?
-            .ok_or_else(|| anyhow::anyhow!("no campaign {id}"))?;
+        let Some(mut c) = tx.campaign(id)? else {
+            return Ok(Err(CampaignError::NoCampaign(id)));
+        };
         match (how, c.status) {
-            (_, s) if s.is_final() => {
-                anyhow::bail!("campaign {id} is {} and cannot be changed", s.as_str())
+            (_, status) if status.is_final() => {
+                return Ok(Err(CampaignError::Final { id, status }));
             }
             (Steer::Pause, CampaignStatus::Paused) => {}
             (Steer::Pause, s) => {
@@ -197,20 +249,20 @@ pub fn steer(ctx: &Context, id: u64, how: Steer) -> anyhow::Result<Campaign> {
             (Steer::Resume, CampaignStatus::Paused) => {
                 c.status = c.paused_from.take().unwrap_or(CampaignStatus::Scheduled);
             }
-            (Steer::Resume, s) => anyhow::bail!("campaign {id} is {}, not paused", s.as_str()),
+            (Steer::Resume, status) => return Ok(Err(CampaignError::NotPaused { id, status })),
             (Steer::Cancel, _) => {
                 c.status = CampaignStatus::Cancelled;
                 c.finished_at = Some(now);
             }
         }
         tx.put_campaign(&c);
-        Ok(c)
-    })
+        Ok(Ok(c))
+    })?
 }
 
 /// Cancels drafts (posts mailed to the list) that no owner approved
 /// before `cutoff` (Unix seconds): their approval token has expired.
-pub fn expire_drafts(ctx: &Context, cutoff: u32) -> anyhow::Result<usize> {
+pub fn expire_drafts(ctx: &Context, cutoff: u32) -> Result<usize, CampaignError> {
     let stale: Vec<u64> = ctx
         .store
         .campaigns()?
@@ -612,32 +664,21 @@ fn render(
     s: &Subscriber,
     token: &str,
 ) -> anyhow::Result<Vec<u8>> {
-    let d = &ctx.config.domain;
-    let unsubscribe_url = format!("{}/unsubscribe/{token}", ctx.config.base_url());
-    let unsubscribe_mailto = lists::list_address(list, "unsubscribe", Some(token), d);
-    let reply_to = lists::list_address(list, "reply", Some(token), d);
-    // Every declared attribute is present, so strict templates never miss one.
-    let mut attributes: BTreeMap<String, String> = list
-        .attributes
-        .iter()
-        .map(|a| (a.clone(), String::new()))
-        .collect();
-    attributes.extend(s.attributes.clone());
-    let recipient = crate::compose::mime::Recipient {
-        email: &s.email,
-        name: &s.name,
-        attributes: &attributes,
-        unsubscribe_url: &unsubscribe_url,
-        unsubscribe_mailto: &unsubscribe_mailto,
-        reply_to: &reply_to,
-    };
-    let message_id = format!("utskick.{}.c{}.s{:x}@{d}", list.id, c.id, s.id);
-    let env = crate::compose::mime::Envelope {
-        message_id: &message_id,
-        date: ctx.now().fixed_offset(),
-        domain: d,
-    };
-    prepared.message(list, &recipient, &env, ctx.dkim.as_ref())
+    let to = Addressee::new(
+        &ctx.config,
+        list,
+        Copy::Own {
+            campaign: c.id,
+            subscriber: s,
+            token,
+        },
+    );
+    prepared.message(
+        list,
+        &to.recipient(),
+        &to.envelope(ctx.now().fixed_offset(), &ctx.config.domain),
+        ctx.dkim.as_ref(),
+    )
 }
 
 /// Records what became of a batch of deliveries in one transaction, and
@@ -755,75 +796,4 @@ fn finish_if_done(ctx: &Context, id: u64) -> anyhow::Result<()> {
         Ok(())
     })?;
     Ok(())
-}
-
-/// Queues one copy of `content` to `to` as a test (`preview --to`). Its
-/// links carry no valid token: a test copy cannot unsubscribe anyone.
-pub fn send_test(
-    ctx: &Context,
-    list: &List,
-    content: &Content,
-    to: &str,
-) -> anyhow::Result<String> {
-    if !address::is_valid(to) {
-        anyhow::bail!("--to {to:?} is not an e-mail address");
-    }
-    let prepared = Prepared::new(content, list, &ctx.config.templates_dir)?;
-    let d = &ctx.config.domain;
-    let attributes: BTreeMap<String, String> = list
-        .attributes
-        .iter()
-        .map(|a| (a.clone(), String::new()))
-        .collect();
-    let recipient = crate::compose::mime::Recipient {
-        email: to,
-        name: "",
-        attributes: &attributes,
-        unsubscribe_url: &format!("{}/unsubscribe/test", ctx.config.base_url()),
-        unsubscribe_mailto: &lists::list_address(list, "request", None, d),
-        reply_to: &lists::list_address(list, "owner", None, d),
-    };
-    let now = ctx.now();
-    ctx.store.write(|tx| {
-        let id = tx.next_id()?;
-        let message_id = format!("utskick.{}.test{id}@{d}", list.id);
-        let env = crate::compose::mime::Envelope {
-            message_id: &message_id,
-            date: now.fixed_offset(),
-            domain: d,
-        };
-        let raw = prepared.message(list, &recipient, &env, ctx.dkim.as_ref())?;
-        tx.enqueue_mail(&crate::store::OutMail {
-            v: RECORD_VERSION,
-            id,
-            reverse_path: lists::list_address(list, "bounces", None, d),
-            forward_path: vec![to.to_string()],
-            raw,
-            attempts: 0,
-            next_attempt: 0,
-            created_at: now,
-            last_error: None,
-        });
-        Ok(format!("test copy queued to {to}"))
-    })
-}
-
-/// The JSON the CLI shows for a campaign.
-pub fn campaign_json(c: &Campaign) -> serde_json::Value {
-    serde_json::json!({
-        "id": c.id,
-        "list": c.list,
-        "kind": c.content.kind,
-        "subject": c.content.subject,
-        "status": c.status.as_str(),
-        "scheduled_at": c.scheduled_at.to_rfc3339(),
-        "started_at": c.started_at.map(|t| t.to_rfc3339()),
-        "finished_at": c.finished_at.map(|t| t.to_rfc3339()),
-        "filters": c.filters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-        "attachments": c.content.attachments.iter().map(|a| a.filename.clone()).collect::<Vec<_>>(),
-        "total": c.total,
-        "sent": c.sent,
-        "failed": c.failed,
-        "skipped": c.skipped,
-    })
 }

@@ -14,6 +14,7 @@ use rsa::pkcs8::EncodePublicKey;
 use crate::compose::mime::Prepared;
 use crate::compose::templates::{Templates, SYSTEM_MAILS};
 use crate::daemon::config::{Config, TransportKind};
+use crate::daemon::files::{create_private, Existing};
 use crate::daemon::lists::Lists;
 use crate::outbound::Transport;
 use crate::store::{Content, Kind};
@@ -73,13 +74,8 @@ pub fn keygen(config: &Config, path: &Path, algorithm: Algorithm) -> anyhow::Res
             .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)?
             .to_string(),
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     use std::io::Write;
-    options
-        .open(path)
+    create_private(path, Existing::Refuse)
         .and_then(|mut f| f.write_all(secret.as_bytes()))
         .map_err(|e| {
             anyhow::anyhow!(

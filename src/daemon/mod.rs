@@ -8,6 +8,7 @@
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod files;
 pub mod lists;
 pub mod memory;
 

@@ -4,6 +4,7 @@
 pub mod automated;
 pub mod bounce;
 pub mod html_text;
+pub mod inject;
 pub mod listener;
 pub mod message;
 pub mod reply_text;

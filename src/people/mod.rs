@@ -5,13 +5,14 @@
 //!
 //! Like `commands`, nothing here touches the network; the caller syncs.
 
+pub mod batch;
 pub mod csvfile;
 pub mod report;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::address;
 use crate::compose::system::AutoSubmitted;
@@ -42,8 +43,51 @@ pub struct ImportReport {
     pub added: u64,
     pub invited: u64,
     pub unchanged: u64,
-    /// (line, reason)
-    pub skipped: Vec<(usize, String)>,
+    /// (line, why)
+    pub skipped: Vec<(usize, Skip)>,
+}
+
+/// Why an import left a row out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    #[error("columns the list does not have: {}", .0.join(", "))]
+    UnknownColumns(Vec<String>),
+    /// A status other than `confirmed` in an exported file.
+    #[error("status {0} in the file: only confirmed rows are imported")]
+    NotConfirmed(String),
+    /// Forgotten at their request, and the import does not allow them.
+    #[error("forgotten at their request")]
+    Forgotten,
+    #[error("left the list; not re-added")]
+    Left,
+    #[error("disabled by an admin")]
+    Disabled,
+    #[error("bounced; not re-added")]
+    Bounced,
+    /// An invitation would pass the day's confirmation cap.
+    #[error("confirmation cap for today reached; import again tomorrow")]
+    CapReached,
+    /// The reason as an older daemon worded it.
+    #[error("{0}")]
+    #[serde(untagged)]
+    Said(String),
+}
+
+/// Why an import could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// Neither a consent text nor invitations.
+    #[error("the consent must say how these people agreed (or invite them instead)")]
+    NoConsent,
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for ImportError {
+    fn from(e: crate::store::StoreError) -> ImportError {
+        ImportError::Store(e.into())
+    }
 }
 
 /// The salted hash that stands for a forgotten address.
@@ -61,7 +105,7 @@ pub fn import(
     list: &List,
     rows: &[Row],
     opts: &ImportOptions,
-) -> anyhow::Result<ImportReport> {
+) -> Result<ImportReport, ImportError> {
     let now = ctx.now();
     let mut report = ImportReport::default();
     let consent_text = opts
@@ -70,44 +114,30 @@ pub fn import(
         .map(address::header_safe)
         .unwrap_or_default();
     if !opts.invite && consent_text.trim().is_empty() {
-        anyhow::bail!("--consent must say how these people agreed (or use --invite)");
+        return Err(ImportError::NoConsent);
     }
     for row in rows {
-        let unknown: Vec<&String> = row
+        let unknown: Vec<String> = row
             .attributes
             .keys()
             .filter(|k| !list.attributes.contains(k))
+            .cloned()
             .collect();
         if !unknown.is_empty() {
-            report.skipped.push((
-                row.line,
-                format!(
-                    "columns the list does not have: {}",
-                    unknown
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
+            report
+                .skipped
+                .push((row.line, Skip::UnknownColumns(unknown)));
             continue;
         }
-        if row.status.as_deref().is_some_and(|s| s != "confirmed") {
-            report.skipped.push((
-                row.line,
-                format!(
-                    "status {} in the file: only confirmed rows are imported",
-                    row.status.as_deref().unwrap_or_default()
-                ),
-            ));
+        if let Some(status) = row.status.as_deref().filter(|s| *s != "confirmed") {
+            report
+                .skipped
+                .push((row.line, Skip::NotConfirmed(status.to_string())));
             continue;
         }
         let email = address::normalize(&row.email);
         if !opts.allow_forgotten && ctx.store.is_suppressed(&suppression_hash(ctx, &email))? {
-            report.skipped.push((
-                row.line,
-                "forgotten at their request (use --allow-forgotten to import anyway)".into(),
-            ));
+            report.skipped.push((row.line, Skip::Forgotten));
             continue;
         }
         let name = clip_name(&row.name);
@@ -120,11 +150,9 @@ pub fn import(
             let existing = tx.subscriber(&list.id, &email)?;
             match existing.as_ref().map(|s| s.status) {
                 Some(Status::Confirmed) => return Ok(Outcome::Unchanged),
-                Some(Status::Unsubscribed) => {
-                    return Ok(Outcome::Skip("left the list; not re-added".into()))
-                }
-                Some(Status::Disabled) => return Ok(Outcome::Skip("disabled by an admin".into())),
-                Some(Status::Bounced) => return Ok(Outcome::Skip("bounced; not re-added".into())),
+                Some(Status::Unsubscribed) => return Ok(Outcome::Skip(Skip::Left)),
+                Some(Status::Disabled) => return Ok(Outcome::Skip(Skip::Disabled)),
+                Some(Status::Bounced) => return Ok(Outcome::Skip(Skip::Bounced)),
                 _ => {}
             }
             if opts.invite {
@@ -136,9 +164,7 @@ pub fn import(
                 }
                 let key = format!("confirm\0{}\0{}", list.id, email.to_lowercase());
                 if !tx.take_daily(&key, ctx.config.limits.confirmations_per_day, now)? {
-                    return Ok(Outcome::Skip(
-                        "confirmation cap for today reached; import again tomorrow".into(),
-                    ));
+                    return Ok(Outcome::Skip(Skip::CapReached));
                 }
                 let mut s = existing.unwrap_or_else(|| {
                     Subscriber::new(0, &list.id, &email, &name, Status::Pending, now)
@@ -231,36 +257,78 @@ enum Outcome {
     Added,
     Invited,
     Unchanged,
-    Skip(String),
+    Skip(Skip),
 }
 
 /// Everything stored about one person, across lists (GDPR art. 15).
-pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Value> {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub email: String,
+    pub subscriptions: Vec<Subscription>,
+    pub messages_ignored: Vec<IgnoredFrom>,
+    pub mails_waiting_to_be_sent: usize,
+    /// On the suppression list.
+    pub forgotten: bool,
+}
+
+/// One list's record of a person. Times are RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub list: String,
+    pub email: String,
+    pub name: String,
+    pub status: Status,
+    pub attributes: BTreeMap<String, String>,
+    pub consent: Option<Consent>,
+    pub created_at: String,
+    pub subscribed_at: Option<String>,
+    pub unsubscribed_at: Option<String>,
+    pub bounces: u32,
+    pub last_bounce_at: Option<String>,
+}
+
+/// A message of theirs that was ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoredFrom {
+    /// RFC 3339.
+    pub at: String,
+    pub list: String,
+    pub subject: String,
+    pub reason: String,
+}
+
+/// Everything stored about one person, across lists (GDPR art. 15).
+pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Person> {
     let wanted = email.trim().to_lowercase();
     let mut subscriptions = Vec::new();
     for list in ctx.lists.iter() {
         if let Some(s) = ctx.store.subscriber(&list.id, &wanted)? {
-            subscriptions.push(json!({
-                "list": list.id,
-                "email": s.email,
-                "name": s.name,
-                "status": s.status.as_str(),
-                "attributes": s.attributes,
-                "consent": s.consent,
-                "created_at": s.created_at.to_rfc3339(),
-                "subscribed_at": s.subscribed_at.map(|t| t.to_rfc3339()),
-                "unsubscribed_at": s.unsubscribed_at.map(|t| t.to_rfc3339()),
-                "bounces": s.bounces,
-                "last_bounce_at": s.last_bounce_at.map(|t| t.to_rfc3339()),
-            }));
+            subscriptions.push(Subscription {
+                list: list.id.clone(),
+                email: s.email,
+                name: s.name,
+                status: s.status,
+                attributes: s.attributes,
+                consent: s.consent,
+                created_at: s.created_at.to_rfc3339(),
+                subscribed_at: s.subscribed_at.map(|t| t.to_rfc3339()),
+                unsubscribed_at: s.unsubscribed_at.map(|t| t.to_rfc3339()),
+                bounces: s.bounces,
+                last_bounce_at: s.last_bounce_at.map(|t| t.to_rfc3339()),
+            });
         }
     }
-    let ignored: Vec<Value> = ctx
+    let messages_ignored = ctx
         .store
         .ignored()?
         .into_iter()
         .filter(|i| i.sender.to_lowercase() == wanted)
-        .map(|i| json!({"at": i.at.to_rfc3339(), "list": i.list, "subject": i.subject, "reason": i.reason}))
+        .map(|i| IgnoredFrom {
+            at: i.at.to_rfc3339(),
+            list: i.list,
+            subject: i.subject,
+            reason: i.reason,
+        })
         .collect();
     let queued = ctx
         .store
@@ -268,13 +336,13 @@ pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Value> {
         .iter()
         .filter(|m| m.forward_path.iter().any(|f| f.to_lowercase() == wanted))
         .count();
-    Ok(json!({
-        "email": email.trim(),
-        "subscriptions": subscriptions,
-        "messages_ignored": ignored,
-        "mails_waiting_to_be_sent": queued,
-        "forgotten": ctx.store.is_suppressed(&suppression_hash(ctx, &wanted))?,
-    }))
+    Ok(Person {
+        email: email.trim().to_string(),
+        subscriptions,
+        messages_ignored,
+        mails_waiting_to_be_sent: queued,
+        forgotten: ctx.store.is_suppressed(&suppression_hash(ctx, &wanted))?,
+    })
 }
 
 /// Erases a person (GDPR art. 17). Returns how many records went.

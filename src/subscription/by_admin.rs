@@ -8,6 +8,24 @@ use crate::store::{Consent, Status, Subscriber};
 use crate::subscription::answer::{base_data, queue_mail};
 use std::collections::BTreeMap;
 
+/// Why an admin's add was refused, apart from the store failing.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    #[error("{0:?} is not an e-mail address")]
+    NotAnAddress(String),
+    /// The consent text is empty.
+    #[error("the consent must say how this person agreed")]
+    NoConsent,
+    #[error("list {list} has no attribute {key:?} (it has: {})", .known.join(", "))]
+    UnknownAttribute {
+        list: String,
+        key: String,
+        known: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
 /// `utskick add`: a confirmed subscriber on an admin's word, or the approval
 /// of someone awaiting it. The consent text is the proof.
 pub fn admin_add(
@@ -17,25 +35,23 @@ pub fn admin_add(
     name: Option<&str>,
     attributes: BTreeMap<String, String>,
     consent: &str,
-) -> anyhow::Result<String> {
+) -> Result<String, AddError> {
     if !address::is_valid(email) {
-        anyhow::bail!("{email:?} is not an e-mail address");
+        return Err(AddError::NotAnAddress(email.to_string()));
     }
     if consent.trim().is_empty() {
-        anyhow::bail!("--consent must say how this person agreed");
+        return Err(AddError::NoConsent);
     }
-    for key in attributes.keys() {
-        if !list.attributes.contains(key) {
-            anyhow::bail!(
-                "list {} has no attribute {key:?} (it has: {})",
-                list.id,
-                list.attributes.join(", ")
-            );
-        }
+    if let Some(key) = attributes.keys().find(|k| !list.attributes.contains(k)) {
+        return Err(AddError::UnknownAttribute {
+            list: list.id.clone(),
+            key: key.clone(),
+            known: list.attributes.clone(),
+        });
     }
     let email = address::normalize(email);
     let now = ctx.now();
-    ctx.store.write(|tx| {
+    let said = ctx.store.write(|tx| {
         let mut s = tx.subscriber(&list.id, &email)?.unwrap_or(Subscriber::new(
             tx.random_id()?,
             &list.id,
@@ -104,7 +120,8 @@ pub fn admin_add(
         } else {
             format!("added {email} to {}", list.id)
         })
-    })
+    })?;
+    Ok(said)
 }
 
 /// `utskick remove`: kept as unsubscribed, not deleted; no mail is sent.

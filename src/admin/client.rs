@@ -1,0 +1,84 @@
+//! The CLI's side: send a request to the running daemon, or, when none
+//! runs, carry it out in this process (sled admits one process at a time,
+//! so there is no third way).
+
+use std::path::Path;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::admin::execute::execute;
+use crate::admin::protocol::{Failure, Line, Request, Response, Streamed};
+use crate::daemon::config::Config;
+use crate::daemon::context::system_clock;
+use crate::outbound::{self, Transport};
+
+/// Sends `request` to a daemon listening on `socket`. `Ok(None)` means no
+/// daemon answers there (no socket, or a stale one), so the caller may open
+/// the store itself.
+pub async fn call(
+    socket: &Path,
+    request: &Request,
+) -> anyhow::Result<Option<Result<Response, Failure>>> {
+    call_streaming(socket, request, |_| Ok(())).await
+}
+
+/// Like [`call`], for a request answered as a stream (`subscribers`):
+/// `each` gets every line before the closing one (other requests have
+/// none). `Ok(None)`: no daemon.
+pub async fn call_streaming(
+    socket: &Path,
+    request: &Request,
+    mut each: impl FnMut(Streamed) -> std::io::Result<()>,
+) -> anyhow::Result<Option<Result<Response, Failure>>> {
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => anyhow::bail!("{}: cannot reach the daemon: {e}", socket.display()),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    write.shutdown().await?;
+    let mut reader = BufReader::new(read);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        reader.read_until(b'\n', &mut buf).await?;
+        if buf.is_empty() {
+            anyhow::bail!("the daemon closed the connection without a complete answer");
+        }
+        match serde_json::from_slice::<Line>(&buf)? {
+            Line::Head { attributes } => each(Streamed::Head { attributes })?,
+            Line::Row(r) => each(Streamed::Row(r))?,
+            Line::Ok(v) => return Ok(Some(Ok(Response::from_wire(request, v)?))),
+            Line::Err(f) => return Ok(Some(Err(f))),
+        }
+    }
+}
+
+/// Carries `request` out in this process (no daemon runs), then sends what
+/// it queued; if that fails, `unsent` hears why (the daemon sends it when
+/// it runs).
+pub async fn execute_here(
+    config: Config,
+    request: Request,
+    unsent: impl FnOnce(&anyhow::Error),
+) -> Result<Response, Failure> {
+    let transport = Transport::from_config(&config)?;
+    let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
+    let response = execute(&ctx, request).await?;
+    if let Err(e) = outbound::drain_once(&ctx, &transport).await {
+        unsent(&e);
+    }
+    ctx.store.sync().await?;
+    Ok(response)
+}

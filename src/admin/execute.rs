@@ -1,0 +1,366 @@
+//! Carrying out one admin request against the context: in the daemon for a
+//! client on the socket, or in the CLI's own process when no daemon runs.
+//! Every change is synced before the answer.
+
+use data_encoding::BASE64;
+
+use crate::admin::protocol::{
+    sysexits, CampaignRow, Cause, DryRun, Failure, Forgot, IgnoredRow, ListRow, Queued, Request,
+    Response, SubscriberRow,
+};
+use crate::campaign::{self, CampaignError, NewCampaign};
+use crate::daemon::context::Context;
+use crate::daemon::lists::{list_address, List};
+use crate::mail::router::Refusal;
+use crate::people::report::{self, CampaignHistory, PersonHistory};
+use crate::people::ImportError;
+use crate::store::Status;
+use crate::subscription::by_admin::AddError;
+
+impl From<CampaignError> for Failure {
+    fn from(e: CampaignError) -> Failure {
+        let cause = match &e {
+            CampaignError::UnknownFilter { list, key, known } => Some(Cause::UnknownFilter {
+                list: list.clone(),
+                key: key.clone(),
+                known: known.clone(),
+            }),
+            CampaignError::NotAnAddress(to) => Some(Cause::NotATestAddress { to: to.clone() }),
+            _ => None,
+        };
+        Failure {
+            cause,
+            ..Failure::from(anyhow::Error::from(e))
+        }
+    }
+}
+
+impl From<ImportError> for Failure {
+    fn from(e: ImportError) -> Failure {
+        match e {
+            ImportError::NoConsent => Failure::caused(Cause::ImportWithoutConsent, e.to_string()),
+            ImportError::Store(e) => Failure::from(e),
+        }
+    }
+}
+
+impl From<AddError> for Failure {
+    fn from(e: AddError) -> Failure {
+        match e {
+            AddError::NoConsent => Failure::caused(Cause::AddWithoutConsent, e.to_string()),
+            AddError::Store(e) => Failure::from(e),
+            e => Failure::usage(e.to_string()),
+        }
+    }
+}
+
+fn list_of<'c>(ctx: &'c Context, id: &str) -> Result<&'c List, Failure> {
+    ctx.lists.get(id).ok_or_else(|| {
+        let known: Vec<_> = ctx.lists.iter().map(|l| l.id.as_str()).collect();
+        Failure::usage(format!("no list {id:?} (lists: {})", known.join(", ")))
+    })
+}
+
+/// Rows per page of a subscriber listing.
+const ROWS_PER_PAGE: usize = 512;
+
+/// A list's subscribers, a page at a time, so neither the daemon nor the
+/// CLI holds a whole list (a million records) in memory.
+pub struct SubscriberPages<'c> {
+    ctx: &'c Context,
+    list: String,
+    status: Option<Status>,
+    cursor: Option<String>,
+    done: bool,
+    /// The columns after the fixed ones: the list's declared attributes.
+    pub attributes: Vec<String>,
+}
+
+impl<'c> SubscriberPages<'c> {
+    /// Checks the list and the status filter.
+    pub fn new(
+        ctx: &'c Context,
+        list: &str,
+        status: Option<&str>,
+    ) -> Result<SubscriberPages<'c>, Failure> {
+        let l = list_of(ctx, list)?;
+        let status = match status {
+            Some(s) => Some(Status::parse(s).ok_or_else(|| {
+                let all: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                Failure::usage(format!("unknown status {s:?} (one of: {})", all.join(", ")))
+            })?),
+            None => None,
+        };
+        Ok(SubscriberPages {
+            ctx,
+            list: l.id.clone(),
+            status,
+            cursor: None,
+            done: false,
+            attributes: l.attributes.clone(),
+        })
+    }
+
+    /// The next page of rows; None at the end.
+    pub fn next_page(&mut self) -> anyhow::Result<Option<Vec<SubscriberRow>>> {
+        while !self.done {
+            let batch = self.ctx.store.subscribers_after(
+                &self.list,
+                self.cursor.as_deref(),
+                ROWS_PER_PAGE,
+            )?;
+            self.done = batch.len() < ROWS_PER_PAGE;
+            let Some(last) = batch.last() else { break };
+            self.cursor = Some(last.email.clone());
+            let rows: Vec<SubscriberRow> = batch
+                .iter()
+                .filter(|s| self.status.is_none_or(|st| s.status == st))
+                .map(SubscriberRow::from)
+                .collect();
+            if !rows.is_empty() {
+                return Ok(Some(rows));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Carries out one request. Changes are synced before this returns Ok.
+pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failure> {
+    let response = match request {
+        Request::Lists => {
+            let mut rows = Vec::new();
+            for list in ctx.lists.iter() {
+                let counts = ctx.store.counts(&list.id)?;
+                rows.push(ListRow {
+                    id: list.id.clone(),
+                    name: list.name.clone(),
+                    address: list_address(list, "", None, &ctx.config.domain),
+                    subscription: list.subscription,
+                    language: list.language,
+                    counts: Status::ALL
+                        .iter()
+                        .map(|s| (*s, counts.get(s).copied().unwrap_or(0)))
+                        .collect(),
+                });
+            }
+            Response::Lists(rows)
+        }
+        Request::Subscribers { list, status } => {
+            let mut pages = SubscriberPages::new(ctx, &list, status.as_deref())?;
+            let mut rows = Vec::new();
+            while let Some(page) = pages.next_page()? {
+                rows.extend(page);
+            }
+            Response::Subscribers(rows)
+        }
+        Request::Add {
+            list,
+            email,
+            name,
+            attributes,
+            consent,
+        } => {
+            let list = list_of(ctx, &list)?;
+            let said = crate::subscription::by_admin::admin_add(
+                ctx,
+                list,
+                &email,
+                name.as_deref(),
+                attributes,
+                &consent,
+            )?;
+            ctx.store.sync().await?;
+            ctx.mail_ready.notify_one();
+            Response::Said(said)
+        }
+        Request::Remove { list, email } => {
+            let list = list_of(ctx, &list)?;
+            let said = crate::subscription::by_admin::admin_remove(ctx, list, &email)?;
+            ctx.store.sync().await?;
+            Response::Said(said)
+        }
+        Request::Queue {
+            list,
+            content,
+            filters,
+            at,
+            dry_run,
+        } => {
+            let list = list_of(ctx, &list)?;
+            let content = content.into_content()?;
+            let at = match at {
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map_err(|e| Failure::usage(format!("the time to send, {t:?}: {e}")))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            };
+            campaign::check_filters(list, &filters)?;
+            crate::compose::mime::Prepared::new(&content, list, &ctx.config.templates_dir)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let recipients = campaign::count_recipients(ctx, &list.id, &filters)?;
+            if dry_run {
+                Response::DryRun(DryRun {
+                    dry_run: true,
+                    recipients,
+                    subject: content.subject,
+                })
+            } else {
+                let c = campaign::create(
+                    ctx,
+                    NewCampaign {
+                        list: list.id.clone(),
+                        content,
+                        filters,
+                        at,
+                        draft: false,
+                    },
+                )?;
+                ctx.store.sync().await?;
+                ctx.campaign_ready.notify_one();
+                Response::Queued(Queued {
+                    campaign: CampaignRow::from(&c),
+                    recipients,
+                })
+            }
+        }
+        Request::SendTest { list, content, to } => {
+            let list = list_of(ctx, &list)?;
+            let content = content.into_content()?;
+            let said = campaign::send_test(ctx, list, &content, &to)?;
+            ctx.store.sync().await?;
+            ctx.mail_ready.notify_one();
+            Response::Said(said)
+        }
+        Request::Import {
+            list,
+            rows,
+            options,
+        } => {
+            let list = list_of(ctx, &list)?;
+            let report = crate::people::import(ctx, list, &rows, &options)?;
+            ctx.store.sync().await?;
+            ctx.mail_ready.notify_one();
+            Response::Imported(report)
+        }
+        Request::Report { list } => {
+            let ids: Vec<String> = match list {
+                Some(id) => vec![list_of(ctx, &id)?.id.clone()],
+                None => ctx.lists.iter().map(|l| l.id.clone()).collect(),
+            };
+            Response::Report(monthly_report(ctx, &ids)?)
+        }
+        Request::Person { email } => Response::Person(crate::people::person(ctx, &email)?),
+        Request::Forget { email } => {
+            let erased = crate::people::forget(ctx, &email)?;
+            ctx.store.sync().await?;
+            Response::Forgot(Forgot { email, erased })
+        }
+        Request::Backup { path } => {
+            let path = std::path::PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(Failure::usage("backup needs an absolute path"));
+            }
+            let n = crate::daemon::files::backup(&ctx.store, ctx.secret.bytes(), ctx.now(), &path)?;
+            Response::Said(format!("backed up {n} records to {}", path.display()))
+        }
+        Request::Ignored => {
+            Response::Ignored(ctx.store.ignored()?.iter().map(IgnoredRow::from).collect())
+        }
+        Request::Campaigns => Response::Campaigns(
+            ctx.store
+                .campaigns()?
+                .iter()
+                .map(CampaignRow::from)
+                .collect(),
+        ),
+        Request::Status { id } => match ctx.store.campaign(id)? {
+            Some(c) => Response::Campaign(CampaignRow::from(&c)),
+            None => return Err(Failure::usage(format!("no campaign {id}"))),
+        },
+        Request::Steer { id, action } => {
+            let c = campaign::steer(ctx, id, action)?;
+            ctx.store.sync().await?;
+            ctx.campaign_ready.notify_one();
+            Response::Campaign(CampaignRow::from(&c))
+        }
+        Request::Inject {
+            recipient,
+            sender,
+            message,
+        } => {
+            let raw = BASE64
+                .decode(message.as_bytes())
+                .map_err(|e| Failure::usage(format!("bad message encoding: {e}")))?;
+            match crate::mail::router::handle_inbound(ctx, &recipient, sender.as_deref(), &raw)
+                .await
+            {
+                Ok(handled) => Response::Said(handled.what.to_string()),
+                Err(e) => {
+                    let exit = match e {
+                        Refusal::Unparseable => sysexits::DATAERR,
+                        Refusal::UnknownRecipient => sysexits::NOUSER,
+                        Refusal::Temporary(_) => sysexits::TEMPFAIL,
+                    };
+                    // Not the recipient itself: it may carry a token, and
+                    // this text ends up in the MTA's logs.
+                    return Err(Failure::exit(exit, format!("inject: {e}")));
+                }
+            }
+        }
+    };
+    Ok(response)
+}
+
+/// Monthly figures for the lists `ids` together.
+fn monthly_report(ctx: &Context, ids: &[String]) -> anyhow::Result<Vec<report::Month>> {
+    let mut people = Vec::new();
+    for id in ids {
+        for s in ctx.store.subscribers(id)? {
+            people.push(PersonHistory {
+                joined: s.subscribed_at,
+                left: s.unsubscribed_at.filter(|_| s.status != Status::Confirmed),
+                bounces: s.bounces,
+                last_bounce: s.last_bounce_at,
+            });
+        }
+    }
+    let campaigns: Vec<CampaignHistory> = ctx
+        .store
+        .campaigns()?
+        .into_iter()
+        .filter(|c| ids.contains(&c.list))
+        .map(|c| CampaignHistory {
+            subject: c.content.subject,
+            started: c.started_at,
+            delivered: c.sent,
+            failed: c.failed,
+        })
+        .collect();
+    Ok(report::monthly(&people, &campaigns, ctx.now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_a_client_words_itself_carry_their_cause() {
+        let f = Failure::from(ImportError::NoConsent);
+        assert_eq!(f.cause, Some(Cause::ImportWithoutConsent));
+        assert!(!f.message.contains("--"), "{}", f.message);
+        let f = Failure::from(AddError::NoConsent);
+        assert_eq!(f.cause, Some(Cause::AddWithoutConsent));
+        let f = Failure::from(CampaignError::NotAnAddress("x".into()));
+        assert_eq!(f.cause, Some(Cause::NotATestAddress { to: "x".into() }));
+        assert_eq!(f.message, "\"x\" is not an e-mail address");
+        let f = Failure::from(AddError::NotAnAddress("y".into()));
+        assert_eq!((f.cause, f.exit), (None, 1));
+        let f = Failure::from(CampaignError::Store(
+            anyhow::anyhow!("disk full").context("store write failed"),
+        ));
+        assert_eq!(f.message, "store write failed: disk full");
+    }
+}

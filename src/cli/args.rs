@@ -1,0 +1,215 @@
+//! The command line: its commands and flags (clap), and the flags whose
+//! values are parsed here (`KEY=VALUE` pairs, `--at` times).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use utskick::admin::Failure;
+
+#[derive(Parser)]
+#[command(
+    name = "utskick",
+    version,
+    about = "Mailing-list and newsletter daemon"
+)]
+pub struct Cli {
+    /// Configuration file [default: utskick.toml, or embedded defaults when it is absent]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KeyAlgorithm {
+    Ed25519,
+    Rsa,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the daemon: inbound SMTP/LMTP, HTTP, send queue
+    Serve,
+    /// Handle one message from stdin (for an MTA's pipe); exit codes follow sysexits
+    Inject {
+        /// The list address it was received for [default: the first To/Cc address of a list]
+        #[arg(long)]
+        recipient: Option<String>,
+        /// The envelope sender [default: the Return-Path header, if any]
+        #[arg(long)]
+        sender: Option<String>,
+    },
+    /// Each list with its subscriber counts per status
+    Lists,
+    /// The subscribers of a list
+    Subscribers {
+        list: String,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Add a confirmed subscriber (or approve one awaiting approval); the consent text is the proof
+    Add {
+        list: String,
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// An attribute, KEY=VALUE; may be repeated
+        #[arg(long = "attr", value_name = "KEY=VALUE")]
+        attrs: Vec<String>,
+        /// How this person agreed, e.g. "asked at the meeting in Ljusdal 2026-11-20"
+        #[arg(long)]
+        consent: String,
+    },
+    /// Unsubscribe someone (kept as unsubscribed, not deleted)
+    Remove { list: String, email: String },
+    /// Queue a newsletter written in Markdown
+    Queue {
+        list: String,
+        file: PathBuf,
+        /// When to send: 2026-12-01T08:00 (local time) or RFC 3339 [default: now]
+        #[arg(long)]
+        at: Option<String>,
+        /// Only subscribers whose attribute KEY is VALUE; may be repeated (all must match)
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// A file to attach; may be repeated
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+        /// Validate and count the recipients; queue nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Queue a material announcement (a handbook, folder, presentation)
+    Announce {
+        list: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        link: Option<String>,
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+        /// A Markdown description
+        #[arg(long)]
+        body: Option<PathBuf>,
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+    },
+    /// Render a newsletter without queueing it
+    Preview {
+        list: String,
+        file: PathBuf,
+        /// Write the message (.eml) or its HTML part (.html) here
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Send one test copy to this address
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+    },
+    /// Queued, sending and sent campaigns with progress
+    Campaigns,
+    /// Add people from a CSV (email, name, then attributes) with recorded consent, or invite them
+    Import {
+        list: String,
+        file: PathBuf,
+        /// How these people agreed, recorded as their consent
+        #[arg(long, required_unless_present = "invite", conflicts_with = "invite")]
+        consent: Option<String>,
+        /// Send each row an invitation to confirm; subscribes no one by itself
+        #[arg(long)]
+        invite: bool,
+        /// Import addresses that were forgotten at their own request
+        #[arg(long)]
+        allow_forgotten: bool,
+    },
+    /// Everything stored about one person, across lists, as JSON
+    Person { email: String },
+    /// Erase a person's data; keep a salted hash so no import brings them back unknowingly
+    Forget { email: String },
+    /// A consistent snapshot of the store (works while the daemon runs)
+    Backup { file: PathBuf },
+    /// Load a snapshot into an empty data_dir (with no daemon running)
+    Restore { file: PathBuf },
+    /// Growth, joins, leaves, bounces and campaigns per month
+    Report {
+        list: Option<String>,
+        /// Also draw the chart into this SVG file
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Validate config, lists and templates, try the relay, print the DNS records to publish
+    Check,
+    /// Make a DKIM key and print its DNS record
+    DkimKeygen {
+        #[arg(long, value_enum, default_value = "ed25519")]
+        algorithm: KeyAlgorithm,
+    },
+    /// Inbound mail that was neither acted on nor forwarded, and why
+    Ignored {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One campaign
+    Status {
+        id: u64,
+        /// Show a live progress bar until the campaign ends
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Pause a campaign
+    Pause { id: u64 },
+    /// Resume a paused campaign
+    Resume { id: u64 },
+    /// Cancel a campaign
+    Cancel { id: u64 },
+}
+
+/// sysexits(3): the command was used wrongly.
+const EX_USAGE: i32 = 64;
+
+/// `KEY=VALUE` items of the repeated flag `flag` (`--attr`, `--where`).
+pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    items
+        .iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| Failure::exit(EX_USAGE, format!("{flag} {a:?}: expected KEY=VALUE")))
+        })
+        .collect()
+}
+
+/// `--at`: RFC 3339, or a local date and time such as 2026-12-01T08:00.
+pub fn parse_at(text: &str) -> Result<String, Failure> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.to_rfc3339());
+    }
+    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, format) {
+            return match naive.and_local_timezone(chrono::Local) {
+                chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                    Ok(t.to_rfc3339())
+                }
+                chrono::LocalResult::None => Err(Failure::usage(format!(
+                    "--at {text:?} does not exist in the local time zone"
+                ))),
+            };
+        }
+    }
+    Err(Failure::usage(format!(
+        "--at {text:?}: expected a time like 2026-12-01T08:00 or 2026-12-01T08:00:00+01:00"
+    )))
+}

@@ -1,0 +1,211 @@
+//! Printing answers: tables aligned in columns, RFC 4180 CSV, JSON, and
+//! the sentences of the answers that are one line for people.
+
+use serde::Serialize;
+use serde_json::Value;
+use utskick::admin::protocol::{CampaignRow, IgnoredRow, ListRow};
+use utskick::admin::{Response, SubscriberRow};
+use utskick::store::Status;
+
+use crate::cli::args::Format;
+use crate::cli::words;
+
+/// An answer as the commands that give it print it.
+pub fn answer(response: &Response, format: Option<Format>) {
+    match (response, format) {
+        (Response::Said(s), _) => println!("{s}"),
+        (Response::Forgot(f), _) => println!("{}", words::forgot(f)),
+        (Response::Lists(rows), _) => lists(rows),
+        (Response::Campaigns(rows), _) => campaigns(rows),
+        (r, Some(Format::Json)) => json_pretty(r),
+        (Response::Ignored(rows), Some(Format::Table)) => ignored(rows),
+        // `ignored --format csv` has always printed the subscriber
+        // columns, empty, one line per message.
+        (Response::Ignored(rows), Some(Format::Csv)) => {
+            let empty = vec![String::new(); SUBSCRIBER_COLUMNS.len()];
+            println!("{}", csv_line(&subscriber_header(&[])));
+            for _ in rows {
+                println!("{}", csv_line(&empty));
+            }
+        }
+        (r, _) => println!("{}", r.to_json()),
+    }
+}
+
+/// Pretty JSON, keys in order.
+pub fn json_pretty(value: &impl Serialize) {
+    let value = serde_json::to_value(value).unwrap_or(Value::Null);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+/// One line of JSON, keys in order.
+pub fn json_line(value: &impl Serialize) -> String {
+    serde_json::to_value(value)
+        .unwrap_or(Value::Null)
+        .to_string()
+}
+
+/// A value's name on the wire (`"open"`, `"newsletter"`).
+fn word(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn or_empty(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+/// A table of `rows` under `header`, aligned.
+fn table<T>(header: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<String>) {
+    let mut table = vec![header.iter().map(|h| h.to_string()).collect()];
+    table.extend(rows.iter().map(cells));
+    aligned(&table);
+}
+
+fn ignored(rows: &[IgnoredRow]) {
+    let header = ["at", "list", "address", "sender", "reason", "subject"];
+    table(&header, rows, |r| {
+        let cells = [&r.at, &r.list, &r.address, &r.sender, &r.reason, &r.subject];
+        cells.map(String::clone).to_vec()
+    });
+}
+
+fn campaigns(rows: &[CampaignRow]) {
+    let header = [
+        "id",
+        "list",
+        "kind",
+        "status",
+        "sent",
+        "failed",
+        "skipped",
+        "total",
+        "scheduled_at",
+        "subject",
+    ];
+    table(&header, rows, |c| {
+        vec![
+            c.id.to_string(),
+            c.list.clone(),
+            word(&c.kind),
+            c.status.as_str().to_string(),
+            c.sent.to_string(),
+            c.failed.to_string(),
+            c.skipped.to_string(),
+            c.total.to_string(),
+            c.scheduled_at.clone(),
+            c.subject.clone(),
+        ]
+    });
+}
+
+fn lists(rows: &[ListRow]) {
+    let header = [
+        "list",
+        "address",
+        "subscription",
+        "confirmed",
+        "pending",
+        "awaiting",
+        "unsubscribed",
+        "bounced",
+        "disabled",
+    ];
+    table(&header, rows, |r| {
+        let count = |s: Status| r.counts.get(&s).map(|n| n.to_string()).unwrap_or_default();
+        vec![
+            r.id.clone(),
+            r.address.clone(),
+            word(&r.subscription),
+            count(Status::Confirmed),
+            count(Status::Pending),
+            count(Status::AwaitingApproval),
+            count(Status::Unsubscribed),
+            count(Status::Bounced),
+            count(Status::Disabled),
+        ]
+    });
+}
+
+/// The fixed columns of a subscriber listing; the attributes follow.
+const SUBSCRIBER_COLUMNS: [&str; 5] = ["email", "name", "status", "bounces", "subscribed_at"];
+
+/// Attribute names across all rows, sorted, for the columns.
+pub fn attribute_names(rows: &[SubscriberRow]) -> Vec<String> {
+    let mut names: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.attributes.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The columns of a subscriber listing: the fixed ones, then `attributes`.
+pub fn subscriber_header(attributes: &[String]) -> Vec<String> {
+    SUBSCRIBER_COLUMNS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(attributes.iter().cloned())
+        .collect()
+}
+
+/// One subscriber in those columns.
+pub fn subscriber_cells(r: &SubscriberRow, attributes: &[String]) -> Vec<String> {
+    let mut row = vec![
+        r.email.clone(),
+        r.name.clone(),
+        r.status.as_str().to_string(),
+        r.bounces.to_string(),
+        or_empty(&r.subscribed_at),
+    ];
+    row.extend(
+        attributes
+            .iter()
+            .map(|a| r.attributes.get(a).cloned().unwrap_or_default()),
+    );
+    row
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+pub fn aligned(table: &[Vec<String>]) {
+    let cols = table.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in table {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// One RFC 4180 CSV line: fields with a comma, quote or line break are quoted.
+pub fn csv_line(fields: &[String]) -> String {
+    fields
+        .iter()
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
