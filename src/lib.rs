@@ -15,5 +15,6 @@ pub mod outbound;
 pub mod people;
 pub mod store;
 pub mod subscription;
+pub mod time;
 pub mod token;
 pub mod web;

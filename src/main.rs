@@ -73,7 +73,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let (request, format) = match cli.command {
         Command::Serve => {
             let signals = daemon::signals()?;
-            return match daemon::run(config, signals).await? {
+            let ctx = daemon::build_context(config, utskick::time::system_clock())?;
+            let listeners = daemon::Listeners::bind(&ctx.config).await?;
+            return match daemon::run(ctx, listeners, signals).await? {
                 daemon::Exit::Stopped => Ok(()),
                 // Crash-only recovery from a failed store: the same program,
                 // the same arguments, the same PID, a fresh store.

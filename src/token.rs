@@ -129,6 +129,12 @@ impl Secret {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// The salted hash that stands for a forgotten address on the
+    /// suppression list.
+    pub fn suppression_hash(&self, email: &str) -> Vec<u8> {
+        self.fingerprint("suppress", &email.trim().to_lowercase())
+    }
+
     /// The raw key, for a backup only.
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0

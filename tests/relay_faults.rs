@@ -76,6 +76,8 @@ struct Shared {
     /// When non-zero, a session idle for this many milliseconds gets a 421
     /// and is closed, as relays do.
     idle_close_ms: AtomicU64,
+    /// Sessions closed for idling, so a test can wait for the hang-up.
+    idle_closed: AtomicU64,
 }
 
 impl Shared {
@@ -239,6 +241,7 @@ fn session(stream: TcpStream, shared: &Shared) {
             Err(_) => {
                 let _ = w.write_all(b"421 4.4.2 relay.test idle timeout\r\n");
                 let _ = w.shutdown(Shutdown::Both);
+                shared.idle_closed.fetch_add(1, Ordering::SeqCst);
                 return;
             }
         }
@@ -903,7 +906,16 @@ async fn a_lane_replaces_a_session_the_relay_closed_while_idle() {
         )
         .await
         .unwrap_or_else(|e| panic!("to {to}: {e:?}"));
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Wait for the relay's hang-up itself, not for a guess at its time.
+        let closed = relay.shared.idle_closed.load(Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while relay.shared.idle_closed.load(Ordering::SeqCst) == closed {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the relay never hung up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
     lane.close().await;
     assert_eq!(relay.sessions(), 3, "one fresh session after each hang-up");

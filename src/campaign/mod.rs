@@ -35,6 +35,7 @@ use crate::store::Content;
 use crate::store::{
     Campaign, CampaignStatus, Delivery, DeliveryState, Status, Subscriber, RECORD_VERSION,
 };
+use crate::time::{SECS_PER_HOUR as HOUR, SECS_PER_MINUTE as MIN};
 use crate::token::Purpose;
 
 pub use preview::send_test;
@@ -55,17 +56,17 @@ const RECORD_LINGER: Duration = Duration::from_millis(3);
 pub const PER_DOMAIN_CONCURRENCY: usize = 2;
 /// Delays after the 1st, 2nd, … transient failure of one delivery: minutes
 /// growing to hours, three days in all; then it counts as failed.
-const RETRY_DELAYS_SECS: &[i64] = &[
-    5 * 60,
-    15 * 60,
-    30 * 60,
-    3600,
-    2 * 3600,
-    4 * 3600,
-    8 * 3600,
-    12 * 3600,
-    16 * 3600,
-    24 * 3600,
+const DELIVERY_RETRY_DELAYS_SECS: &[i64] = &[
+    5 * MIN,
+    15 * MIN,
+    30 * MIN,
+    HOUR,
+    2 * HOUR,
+    4 * HOUR,
+    8 * HOUR,
+    12 * HOUR,
+    16 * HOUR,
+    24 * HOUR,
 ];
 /// How often the worker looks for due campaigns when nothing wakes it.
 const POLL: Duration = Duration::from_secs(2);
@@ -524,7 +525,7 @@ async fn send_round(
 
     let pace = match ctx.config.outbound.max_per_hour {
         0 => None,
-        n => Some(Duration::from_secs_f64(3600.0 / f64::from(n))),
+        n => Some(Duration::from_secs_f64(HOUR as f64 / f64::from(n))),
     };
     let mut next_slot = tokio::time::Instant::now();
     let mut domains: HashMap<String, Arc<Semaphore>> = HashMap::new();
@@ -744,7 +745,7 @@ fn record_one(
     };
     d.attempts += 1;
     d.last_error = Some(e.message.clone());
-    let delay = RETRY_DELAYS_SECS.get(d.attempts as usize - 1);
+    let delay = DELIVERY_RETRY_DELAYS_SECS.get(d.attempts as usize - 1);
     match (e.permanent, delay) {
         (false, Some(delay)) => {
             Metrics::inc(&ctx.metrics.mails_deferred);

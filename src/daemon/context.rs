@@ -4,7 +4,6 @@
 //! The clock and the secret come in from outside so tests bring their own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -14,11 +13,7 @@ use crate::daemon::lists::Lists;
 use crate::store::Store;
 use crate::token::Secret;
 
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
+pub use crate::time::{system_clock, Clock};
 
 /// Counters for `/metrics` and the closing log line.
 #[derive(Default)]
@@ -64,6 +59,6 @@ impl Context {
     }
 
     pub fn token_max_age(&self) -> u64 {
-        u64::from(self.config.limits.token_days) * 86_400
+        u64::from(self.config.limits.token_days) * crate::time::SECS_PER_DAY as u64
     }
 }

@@ -23,10 +23,11 @@ use tokio::sync::watch;
 
 use crate::compose::templates::Templates;
 use crate::daemon::config::Config;
-use crate::daemon::context::{system_clock, Clock, Context, Metrics};
+use crate::daemon::context::{Context, Metrics};
 use crate::daemon::lists::Lists;
 use crate::outbound::{self, Transport};
 use crate::store::Store;
+use crate::time::Clock;
 use crate::token::Secret;
 use crate::{admin, mail::listener as inbound, web};
 
@@ -119,25 +120,52 @@ async fn store_recovered(ctx: Arc<Context>) {
     }
 }
 
-/// Runs until `shutdown` resolves, then stops accepting, lets sessions
-/// finish the message in hand, sends what is due, and syncs the store.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<Exit> {
-    let transport = Transport::from_config(&config)?;
-    let ctx = Arc::new(build_context(config, system_clock())?);
-    let cfg = &ctx.config;
+/// The sockets the daemon serves, bound before it runs: `main` binds them
+/// from the configuration, a test may bind its own.
+pub struct Listeners {
+    pub smtp: TcpListener,
+    pub http: TcpListener,
+    pub admin: UnixListener,
+}
 
-    let smtp = TcpListener::bind(cfg.inbound.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("inbound.listen {}: {e}", cfg.inbound.listen))?;
-    let http = TcpListener::bind(cfg.http.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", cfg.http.listen))?;
+impl Listeners {
+    /// Binds the listeners the configuration names. Call it after the store
+    /// is open (`build_context`): holding the store's lock is what makes an
+    /// admin socket file left behind stale, so it is replaced, and made
+    /// private.
+    pub async fn bind(cfg: &Config) -> anyhow::Result<Listeners> {
+        let smtp = TcpListener::bind(cfg.inbound.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("inbound.listen {}: {e}", cfg.inbound.listen))?;
+        let http = TcpListener::bind(cfg.http.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", cfg.http.listen))?;
+        let socket_path = cfg.socket_path();
+        let _ = std::fs::remove_file(&socket_path);
+        let admin = UnixListener::bind(&socket_path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", socket_path.display()))?;
+        restrict(&socket_path, 0o600);
+        Ok(Listeners { smtp, http, admin })
+    }
+}
+
+/// Runs `ctx` (its clock included, see `build_context`) on `listeners`
+/// until `shutdown` resolves, then stops accepting, lets sessions finish the
+/// message in hand, sends what is due, and syncs the store.
+pub async fn run(
+    ctx: Context,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Exit> {
+    let transport = Transport::from_config(&ctx.config)?;
+    let ctx = Arc::new(ctx);
+    let cfg = &ctx.config;
+    let Listeners {
+        smtp,
+        http,
+        admin: admin_listener,
+    } = listeners;
     let socket_path = cfg.socket_path();
-    // We hold the store's lock, so a socket file left here is stale.
-    let _ = std::fs::remove_file(&socket_path);
-    let admin_listener = UnixListener::bind(&socket_path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", socket_path.display()))?;
-    restrict(&socket_path, 0o600);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let smtp_addr = smtp.local_addr()?;
@@ -215,9 +243,12 @@ async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = crate::campaign::expire_drafts(&ctx, cutoff) {
             tracing::error!(error = %e, "expiring drafts failed");
         }
-        let unconfirmed_cutoff = ctx
-            .now_secs()
-            .saturating_sub(ctx.config.limits.unconfirmed_days.saturating_mul(86_400));
+        let unconfirmed_cutoff = ctx.now_secs().saturating_sub(
+            ctx.config
+                .limits
+                .unconfirmed_days
+                .saturating_mul(crate::time::SECS_PER_DAY as u32),
+        );
         match ctx.store.purge_stale(cutoff, unconfirmed_cutoff, ctx.now()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired confirmations purged"),

@@ -25,7 +25,7 @@ pub(crate) const BOUNCE_HALF_LIFE_DAYS: f64 = 14.0;
 pub fn add_bounce(s: &mut Subscriber, permanent: bool, threshold: f64, now: DateTime<Utc>) {
     let decayed = match s.last_bounce_at {
         Some(last) => {
-            let days = (now - last).num_seconds().max(0) as f64 / 86_400.0;
+            let days = (now - last).num_seconds().max(0) as f64 / crate::time::SECS_PER_DAY as f64;
             s.bounce_score * 0.5f64.powf(days / BOUNCE_HALF_LIFE_DAYS)
         }
         None => s.bounce_score,

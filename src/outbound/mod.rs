@@ -21,10 +21,20 @@ use tokio::task::JoinSet;
 use crate::daemon::config::{Config, Tls, TransportKind};
 use crate::daemon::context::{Context, Metrics};
 use crate::store::OutMail;
+use crate::time::{SECS_PER_HOUR as HOUR, SECS_PER_MINUTE as MIN};
 
 /// Retry delays after the 1st, 2nd, … transient failure; after the last the
 /// mail is given up (about two days in all, like an MTA's queue lifetime).
-const RETRY_DELAYS_SECS: &[i64] = &[60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600];
+const SYSTEM_MAIL_RETRY_DELAYS_SECS: &[i64] = &[
+    MIN,
+    5 * MIN,
+    15 * MIN,
+    HOUR,
+    3 * HOUR,
+    6 * HOUR,
+    12 * HOUR,
+    24 * HOUR,
+];
 /// Mails taken from the queue per round.
 const BATCH: usize = 64;
 /// How long the worker sleeps when nothing wakes it, to pick up retries.
@@ -382,7 +392,9 @@ pub fn queue_depth(ctx: &Context) -> usize {
 
 /// When to try again after `attempts` failures; None: give up.
 pub fn retry_delay(attempts: u32) -> Option<i64> {
-    RETRY_DELAYS_SECS.get(attempts as usize - 1).copied()
+    SYSTEM_MAIL_RETRY_DELAYS_SECS
+        .get(attempts as usize - 1)
+        .copied()
 }
 
 /// Drains the queue until `shutdown` fires; a round in progress finishes
@@ -567,6 +579,9 @@ mod tests {
     fn retries_back_off_then_give_up() {
         assert_eq!(retry_delay(1), Some(60));
         assert!(retry_delay(2).unwrap() > retry_delay(1).unwrap());
-        assert_eq!(retry_delay(RETRY_DELAYS_SECS.len() as u32 + 1), None);
+        assert_eq!(
+            retry_delay(SYSTEM_MAIL_RETRY_DELAYS_SECS.len() as u32 + 1),
+            None
+        );
     }
 }

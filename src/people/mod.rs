@@ -90,12 +90,6 @@ impl From<crate::store::StoreError> for ImportError {
     }
 }
 
-/// The salted hash that stands for a forgotten address.
-pub fn suppression_hash(ctx: &Context, email: &str) -> Vec<u8> {
-    ctx.secret
-        .fingerprint("suppress", &email.trim().to_lowercase())
-}
-
 /// Imports `rows` into `list`. Idempotent: a row that is already confirmed
 /// changes nothing. Never re-adds someone who left, or someone forgotten
 /// (unless `allow_forgotten`). With `invite`, nobody is subscribed: each
@@ -136,7 +130,11 @@ pub fn import(
             continue;
         }
         let email = address::normalize(&row.email);
-        if !opts.allow_forgotten && ctx.store.is_suppressed(&suppression_hash(ctx, &email))? {
+        if !opts.allow_forgotten
+            && ctx
+                .store
+                .is_suppressed(&ctx.secret.suppression_hash(&email))?
+        {
             report.skipped.push((row.line, Skip::Forgotten));
             continue;
         }
@@ -341,7 +339,9 @@ pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Person> {
         subscriptions,
         messages_ignored,
         mails_waiting_to_be_sent: queued,
-        forgotten: ctx.store.is_suppressed(&suppression_hash(ctx, &wanted))?,
+        forgotten: ctx
+            .store
+            .is_suppressed(&ctx.secret.suppression_hash(&wanted))?,
     })
 }
 
@@ -350,7 +350,7 @@ pub fn forget(ctx: &Context, email: &str) -> anyhow::Result<usize> {
     if !address::is_valid(email) {
         anyhow::bail!("{email:?} is not an e-mail address");
     }
-    let hash = suppression_hash(ctx, email);
+    let hash = ctx.secret.suppression_hash(email);
     let now = ctx.now();
     ctx.store.write(|tx| Ok(tx.forget(email, &hash, now)?))
 }

@@ -124,5 +124,5 @@ pub(crate) fn encode<R: Serialize>(r: &R) -> Vec<u8> {
 }
 
 pub(crate) fn day_of(now: DateTime<Utc>) -> i64 {
-    now.timestamp().div_euclid(86_400)
+    now.timestamp().div_euclid(crate::time::SECS_PER_DAY)
 }

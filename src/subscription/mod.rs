@@ -390,7 +390,7 @@ pub fn apply_token(
                 s.bounces = 0;
                 s.updated_at = now;
                 // Their own new consent lifts an earlier "forget me".
-                tx.unsuppress(&crate::people::suppression_hash(ctx, &s.email));
+                tx.unsuppress(&ctx.secret.suppression_hash(&s.email));
                 let data = base_data(ctx, list, &s.email, &s.name);
                 if list.subscription == Subscription::Closed {
                     s.status = Status::AwaitingApproval;
