@@ -267,12 +267,7 @@ impl From<&Campaign> for CampaignRow {
             started_at: c.started_at.map(|t| t.to_rfc3339()),
             finished_at: c.finished_at.map(|t| t.to_rfc3339()),
             filters: c.filters.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            attachments: c
-                .content
-                .attachments
-                .iter()
-                .map(|a| a.filename.clone())
-                .collect(),
+            attachments: c.content.attachment_names(),
             total: c.total,
             sent: c.sent,
             failed: c.failed,

@@ -71,12 +71,7 @@ fn entry(c: Campaign) -> Entry {
         subject: c.content.subject.clone(),
         title,
         link: c.content.link.clone(),
-        attachments: c
-            .content
-            .attachments
-            .iter()
-            .map(|a| a.filename.clone())
-            .collect(),
+        attachments: c.content.attachment_names(),
         content: c.content,
     }
 }

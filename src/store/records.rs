@@ -324,3 +324,13 @@ pub struct Content {
     pub link: Option<String>,
     pub attachments: Vec<Attachment>,
 }
+
+impl Content {
+    /// The attachments' file names, in order.
+    pub fn attachment_names(&self) -> Vec<String> {
+        self.attachments
+            .iter()
+            .map(|a| a.filename.clone())
+            .collect()
+    }
+}
