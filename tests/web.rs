@@ -523,6 +523,9 @@ async fn metrics_in_prometheus_text() {
         "utskick_mails_sent_total",
         "utskick_mails_failed_total",
         "utskick_queue_depth",
+        "utskick_store_commits_total",
+        "utskick_store_commit_callers_total",
+        "utskick_store_fsync_seconds_total",
     ] {
         assert!(r.body.contains(&format!("# TYPE {name}")), "{name}");
     }

@@ -61,4 +61,9 @@ impl Context {
     pub fn token_max_age(&self) -> u64 {
         u64::from(self.config.limits.token_days) * crate::time::SECS_PER_DAY as u64
     }
+
+    /// What the store's group commits did so far, for `/metrics`.
+    pub fn commit_stats(&self) -> crate::store::CommitStats {
+        self.store.commit_stats()
+    }
 }

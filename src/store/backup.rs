@@ -109,7 +109,7 @@ impl Store {
                 self.inner.trees[*t].insert(k.as_slice(), v.as_slice())?;
             }
         }
-        self.inner.db.flush()?;
+        self.flush_durable()?;
         // A backup from before tallies, or one edited by hand: count afresh.
         self.rebuild_tallies()?;
         Ok((secret, n))

@@ -9,11 +9,14 @@
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
+mod durable;
 mod error;
 mod keys;
 mod records;
 mod tx;
 
+pub use durable::CommitStats;
+use durable::Durable;
 pub use error::{Result, StoreError};
 use keys::*;
 pub use records::*;
@@ -21,7 +24,7 @@ pub use tx::Tx;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -35,13 +38,6 @@ use crate::address;
 /// by their size on disk, and holds more than this in memory (BENCHMARKS.md).
 const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
 
-/// Asks a flush of everything written so far, and lets writers that arrive
-/// while one flush runs share the next (group commit).
-struct GroupCommit {
-    written: AtomicU64,
-    flushed: tokio::sync::Mutex<u64>,
-}
-
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
@@ -51,7 +47,8 @@ struct Inner {
     db: sled::Db,
     trees: [sled::Tree; 11],
     write_lock: Mutex<()>,
-    commit: GroupCommit,
+    /// Group commit, and the fdatasyncs that sled's flush leaves out.
+    durable: Arc<Durable>,
     /// Set when a flush failed: sled keeps the error and fails every later
     /// flush, so only a fresh open (a restart) recovers.
     failed: std::sync::atomic::AtomicBool,
@@ -88,10 +85,7 @@ impl Store {
                 trees,
                 write_lock: Mutex::new(()),
                 failed: std::sync::atomic::AtomicBool::new(false),
-                commit: GroupCommit {
-                    written: AtomicU64::new(0),
-                    flushed: tokio::sync::Mutex::new(0),
-                },
+                durable: Durable::open(dir)?,
             }),
         };
         if !store.tree(T::Counters).contains_key(TALLY_BUILT)? {
@@ -186,7 +180,7 @@ impl Store {
             )?;
         }
         counters.insert(TALLY_BUILT, b"1".as_slice())?;
-        self.inner.db.flush()?;
+        self.flush_durable()?;
         Ok(())
     }
 
@@ -418,13 +412,14 @@ impl Store {
                     TransactionError::Storage(e) => StoreError::from(e),
                     TransactionError::Abort(()) => StoreError::Failed("a write was aborted".into()),
                 })?;
-            self.inner.commit.written.fetch_add(1, Ordering::SeqCst);
+            self.inner.durable.wrote();
         }
         Ok(result)
     }
 
-    /// Makes every write that returned before this call durable. Concurrent
-    /// callers share flushes: one flush covers every write before it began.
+    /// Makes every write that returned before this call durable, on the
+    /// disk (sled's flush, then fdatasync: see `durable`). Concurrent
+    /// callers share commits: one covers every write before it began.
     pub async fn sync(&self) -> Result<()> {
         // Read the count under the writer lock: a write is applied and
         // counted under that lock, so one that a reader could already see
@@ -435,23 +430,23 @@ impl Store {
                 .write_lock
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            self.inner.commit.written.load(Ordering::SeqCst)
+            self.inner.durable.ticket()
         };
-        let mut flushed = self.inner.commit.flushed.lock().await;
-        if *flushed >= ticket {
-            return Ok(());
-        }
-        let upto = self.inner.commit.written.load(Ordering::SeqCst);
         let db = self.inner.db.clone();
-        let result = tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| StoreError::Failed(format!("the flush task failed: {e}")))?;
-        if let Err(e) = result {
+        let result = self
+            .inner
+            .durable
+            .sync(ticket, move || Ok(db.flush().map(drop)?))
+            .await;
+        if result.is_err() {
             self.inner.failed.store(true, Ordering::SeqCst);
-            return Err(e.into());
         }
-        *flushed = upto;
-        Ok(())
+        result
+    }
+
+    /// What the group commits did so far (for `/metrics`).
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.durable.stats()
     }
 
     /// True once a flush has failed (a full disk, say): nothing more can be
@@ -462,8 +457,19 @@ impl Store {
 
     /// The same, for callers outside an async runtime (the CLI without a daemon).
     pub fn sync_blocking(&self) -> Result<()> {
-        self.inner.db.flush()?;
-        Ok(())
+        self.flush_durable()
+    }
+
+    /// One commit on this thread, outside the group.
+    pub(crate) fn flush_durable(&self) -> Result<()> {
+        let result = self
+            .inner
+            .durable
+            .commit(|| Ok(self.inner.db.flush().map(drop)?));
+        if result.is_err() {
+            self.inner.failed.store(true, Ordering::SeqCst);
+        }
+        result
     }
 
     /// Removes pending confirmations issued before `cutoff` (Unix seconds).

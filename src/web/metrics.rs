@@ -18,6 +18,7 @@ pub(super) async fn metrics(State(web): State<Shared>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
     let ctx = &web.ctx;
     let m = &ctx.metrics;
+    let commits = ctx.commit_stats();
     let mut out = String::new();
     let _ = writeln!(out, "# HELP utskick_subscribers Subscribers by list and status.\n# TYPE utskick_subscribers gauge");
     for list in ctx.lists.iter() {
@@ -62,10 +63,42 @@ pub(super) async fn metrics(State(web): State<Shared>) -> Response {
             "Outgoing mails deferred for a retry.",
             m.mails_deferred.load(Relaxed),
         ),
+        (
+            "utskick_store_commits_total",
+            "Store group commits (a flush and its fdatasyncs).",
+            commits.commits,
+        ),
+        (
+            "utskick_store_commit_callers_total",
+            "Syncs that waited for a group commit (requests it acknowledged).",
+            commits.callers,
+        ),
+        (
+            "utskick_store_commit_writes_total",
+            "Store writes the group commits made durable.",
+            commits.writes,
+        ),
     ] {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
+    for (name, help, v) in [
+        (
+            "utskick_store_flush_seconds_total",
+            "Time in the store's flush (sled's write-out).",
+            commits.flush_seconds,
+        ),
+        (
+            "utskick_store_fsync_seconds_total",
+            "Time in the store's fdatasyncs after each flush.",
+            commits.fsync_seconds,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v:.6}"
         );
     }
     let _ = writeln!(

@@ -1,0 +1,317 @@
+//! The store's group commit, and the half of it that speaks to the file
+//! system: what sled flushed is made to survive a power cut.
+//!
+//! Part of `store` (which alone names sled and alone uses this module): the
+//! store hands in sled's flush as a closure.
+//!
+//! sled 0.34.7's `Db::flush` writes its log to `db` with `pwrite` and ends
+//! in `sync_file_range(WAIT_BEFORE|WRITE|WAIT_AFTER)`: the pages go to the
+//! device, but not the file's metadata (its new length) and not the
+//! device's volatile write cache. A real `fsync` comes only from sled's
+//! flusher thread, every 500 ms. Blob files (`blobs/<lsn>`, values and tree
+//! nodes too big for a log slot) get no sync at all, and no directory is
+//! ever synced after sled creates a file in it (`conf`, `db`, a blob, a
+//! snapshot `snap.<lsn>` renamed into place). So after each flush,
+//! [`Durable`] does, in this order:
+//!
+//! 1. every file in `blobs/` that is new or has grown since the last
+//!    commit: `open` + `fdatasync` (a blob is written once; its handle is
+//!    not kept), then, if one was new, `fsync` of `blobs/`;
+//! 2. `fdatasync` of `db`, on a handle kept open from the start.
+//!
+//! Blobs go first so that no log record on disk points to a blob that is
+//! not. Opening (after sled's open) syncs `conf`, `db`, every blob,
+//! `blobs/`, the store directory and its parent, since sled syncs none of
+//! them when it creates them. sled 0.34.7 writes a snapshot only while it
+//! opens (`read_snapshot_or_default` in `PageCache::start`), so the store
+//! directory gains no name after that and is not read at each commit.
+//!
+//! A failed sync is kept: after a failed `fsync` the kernel may have dropped
+//! the dirty pages, and a later `fsync` would succeed without them. So every
+//! later commit fails too, and only a fresh open (a restart) recovers.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::store::error::{Result, StoreError};
+
+/// Counters for `/metrics` and the benchmarks: what the group commits cost
+/// and how many callers each one served.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CommitStats {
+    /// Group commits run (one sled flush plus the syncs above each).
+    pub commits: u64,
+    /// Calls to `Store::sync` that had an unsynced write to wait for; each
+    /// was answered by one of the commits.
+    pub callers: u64,
+    /// Store writes the commits covered.
+    pub writes: u64,
+    /// Time in sled's flush, and in the syncs after it, summed.
+    pub flush_seconds: f64,
+    pub fsync_seconds: f64,
+}
+
+/// Group commit over a flush that ends in `fdatasync`: writers that arrive
+/// while one commit runs share the next.
+pub(crate) struct Durable {
+    files: Files,
+    /// Writes applied so far (counted under the store's writer lock).
+    written: AtomicU64,
+    /// Writes covered by the last commit that succeeded; held while one runs.
+    flushed: tokio::sync::Mutex<u64>,
+    /// The same number, readable without waiting for a commit.
+    flushed_now: AtomicU64,
+    commits: AtomicU64,
+    callers: AtomicU64,
+    covered: AtomicU64,
+    flush_ns: AtomicU64,
+    fsync_ns: AtomicU64,
+}
+
+impl Durable {
+    /// Opens the handles it keeps and makes what sled created at open
+    /// durable. Call after sled opened `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<Arc<Durable>> {
+        let files = Files::open(dir).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            source: Box::new(StoreError::io(e)),
+        })?;
+        Ok(Arc::new(Durable {
+            files,
+            written: AtomicU64::new(0),
+            flushed: tokio::sync::Mutex::new(0),
+            flushed_now: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            callers: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
+            flush_ns: AtomicU64::new(0),
+            fsync_ns: AtomicU64::new(0),
+        }))
+    }
+
+    /// Counts one applied write. Call under the store's writer lock, after
+    /// the write is visible, so a reader that saw it gets a later ticket.
+    pub(crate) fn wrote(&self) {
+        self.written.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The ticket for a sync: read it under the store's writer lock.
+    pub(crate) fn ticket(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Returns once every write counted up to `ticket` is on the disk: it
+    /// waits for the commit in progress, and if that did not cover `ticket`,
+    /// runs the next one (`flush`, then the syncs) for every write counted
+    /// by then. So concurrent callers share one flush and one `fdatasync`.
+    pub(crate) async fn sync(
+        self: &Arc<Self>,
+        ticket: u64,
+        flush: impl FnOnce() -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        if ticket <= self.flushed_now.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.callers.fetch_add(1, Ordering::Relaxed);
+        let mut flushed = self.flushed.lock().await;
+        if *flushed >= ticket {
+            return Ok(());
+        }
+        let upto = self.written.load(Ordering::SeqCst);
+        let me = self.clone();
+        let (flush_us, fsync_us) = tokio::task::spawn_blocking(move || me.run(flush))
+            .await
+            .map_err(|e| StoreError::Failed(format!("the flush task failed: {e}")))??;
+        self.covered.fetch_add(upto - *flushed, Ordering::Relaxed);
+        tracing::debug!(writes = upto - *flushed, flush_us, fsync_us, "group commit");
+        *flushed = upto;
+        self.flushed_now.store(upto, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// One flush and the syncs after it, on this thread: for callers outside
+    /// the runtime, and for the store's own bulk work (restore, recount).
+    pub(crate) fn commit(&self, flush: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.run(flush).map(drop)
+    }
+
+    /// A commit; returns the microseconds in the flush and in the syncs.
+    fn run(&self, flush: impl FnOnce() -> Result<()>) -> Result<(u64, u64)> {
+        let t0 = Instant::now();
+        flush()?;
+        let t1 = Instant::now();
+        self.files.sync().map_err(StoreError::io)?;
+        let t2 = Instant::now();
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.flush_ns.fetch_add(nanos(t1 - t0), Ordering::Relaxed);
+        self.fsync_ns.fetch_add(nanos(t2 - t1), Ordering::Relaxed);
+        Ok((nanos(t1 - t0) / 1000, nanos(t2 - t1) / 1000))
+    }
+
+    pub(crate) fn stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            callers: self.callers.load(Ordering::Relaxed),
+            writes: self.covered.load(Ordering::Relaxed),
+            flush_seconds: self.flush_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            fsync_seconds: self.fsync_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The files sled writes, and what of them is known to be on the disk.
+struct Files {
+    /// `db`, sled's log, opened read-only (`fdatasync` needs no more).
+    db: File,
+    /// `blobs/`, by path (to list it) and open (to sync it).
+    blobs: PathBuf,
+    blobs_handle: File,
+    seen: Mutex<Seen>,
+}
+
+struct Seen {
+    /// Blob name → the length that was synced.
+    blobs: HashMap<OsString, u64>,
+    /// The first sync error; every later sync returns it.
+    failed: Option<String>,
+}
+
+impl Files {
+    fn open(dir: &Path) -> std::io::Result<Files> {
+        let db = File::open(dir.join("db"))?;
+        let blobs = dir.join("blobs");
+        let blobs_handle = File::open(&blobs)?;
+        let files = Files {
+            db,
+            blobs,
+            blobs_handle,
+            seen: Mutex::new(Seen {
+                blobs: HashMap::new(),
+                failed: None,
+            }),
+        };
+        File::open(dir.join("conf"))?.sync_data()?;
+        files.sync()?;
+        // What sled created at open, and the store directory itself.
+        files.blobs_handle.sync_all()?;
+        File::open(dir)?.sync_all()?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            File::open(parent)?.sync_all()?;
+        }
+        Ok(files)
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = &seen.failed {
+            return Err(std::io::Error::other(format!(
+                "an earlier sync failed ({e}); reopen the store"
+            )));
+        }
+        let result = self.sync_all(&mut seen);
+        if let Err(e) = &result {
+            seen.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    fn sync_all(&self, seen: &mut Seen) -> std::io::Result<()> {
+        // 1. Blobs: new or grown ones (one still being written is synced
+        //    again at the next commit, when it has grown).
+        let mut present = HashSet::new();
+        let mut new_name = false;
+        for entry in std::fs::read_dir(&self.blobs)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let len = match entry.metadata() {
+                Ok(m) => m.len(),
+                // sled removed it meanwhile (blob GC).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            present.insert(name.clone());
+            let synced = seen.blobs.get(&name).copied();
+            if synced == Some(len) {
+                continue;
+            }
+            match File::open(entry.path()) {
+                Ok(f) => f.sync_data()?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            new_name |= synced.is_none();
+            seen.blobs.insert(name, len);
+        }
+        seen.blobs.retain(|name, _| present.contains(name));
+        if new_name {
+            self.blobs_handle.sync_all()?;
+        }
+        // 2. The log.
+        self.db.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("blobs")).unwrap();
+        std::fs::write(dir.path().join("db"), b"log").unwrap();
+        std::fs::write(dir.path().join("conf"), b"conf").unwrap();
+        dir
+    }
+
+    #[test]
+    fn new_and_grown_blobs_are_synced_and_removed_ones_forgotten() {
+        let dir = store_dir();
+        let files = Files::open(dir.path()).unwrap();
+        let blob = dir.path().join("blobs").join("7");
+        std::fs::write(&blob, b"half").unwrap();
+        files.sync().unwrap();
+        assert_eq!(files.seen.lock().unwrap().blobs[&OsString::from("7")], 4);
+        std::fs::write(&blob, b"the whole").unwrap();
+        files.sync().unwrap();
+        assert_eq!(files.seen.lock().unwrap().blobs[&OsString::from("7")], 9);
+        std::fs::remove_file(&blob).unwrap();
+        files.sync().unwrap();
+        assert!(files.seen.lock().unwrap().blobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_a_commit_and_a_failure_sticks() {
+        let dir = store_dir();
+        let durable = Durable::open(dir.path()).unwrap();
+        for _ in 0..3 {
+            durable.wrote();
+        }
+        let ticket = durable.ticket();
+        let (a, b) = tokio::join!(
+            durable.sync(ticket, || Ok(())),
+            durable.sync(ticket, || Ok(()))
+        );
+        a.unwrap();
+        b.unwrap();
+        let s = durable.stats();
+        assert_eq!((s.commits, s.writes), (1, 3));
+        // Nothing new written: no commit at all.
+        durable.sync(durable.ticket(), || Ok(())).await.unwrap();
+        assert_eq!(durable.stats().commits, 1);
+        // A failed sync fails every later one.
+        durable.files.seen.lock().unwrap().failed = Some("EIO".into());
+        durable.wrote();
+        assert!(durable.sync(durable.ticket(), || Ok(())).await.is_err());
+        durable.wrote();
+        assert!(durable.sync(durable.ticket(), || Ok(())).await.is_err());
+    }
+}
