@@ -20,6 +20,8 @@ pub struct Daemon {
     pub smtp: String,
     pub http: String,
     pub seen: std::collections::HashSet<PathBuf>,
+    /// The daemon's last ready line, as printed.
+    pub ready: String,
 }
 
 pub fn bin() -> &'static str {
@@ -33,6 +35,14 @@ pub fn repo(path: &str) -> PathBuf {
 impl Daemon {
     /// Starts a daemon with `extra` appended to its configuration.
     pub fn start(extra: &str) -> Daemon {
+        let mut d = Daemon::prepare(extra);
+        d.spawn();
+        d
+    }
+
+    /// Writes the configuration of `start` into a fresh directory, without
+    /// starting anything (for the CLI alone, or `spawn_with`).
+    pub fn prepare(extra: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "domain = \"{DOMAIN}\"\nbase_url = \"https://lista.example.se\"\ndata_dir = \"{data}\"\nlists_dir = \"{lists}\"\ntemplates_dir = \"{templates}\"\n{extra}\n",
@@ -51,15 +61,14 @@ impl Daemon {
             format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n")
         };
         std::fs::write(dir.path().join("utskick.toml"), config).unwrap();
-        let mut d = Daemon {
+        Daemon {
             dir,
             child: None,
             smtp: String::new(),
             http: String::new(),
             seen: Default::default(),
-        };
-        d.spawn();
-        d
+            ready: String::new(),
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -72,7 +81,14 @@ impl Daemon {
 
     /// (Re)starts the process and waits for its ready line.
     pub fn spawn(&mut self) {
-        let mut child = Command::new(bin())
+        self.spawn_with(|_| {});
+    }
+
+    /// `spawn`, with `customize` applied to the command first (say, a
+    /// `pre_exec` that lowers a resource limit).
+    pub fn spawn_with(&mut self, customize: impl FnOnce(&mut Command)) {
+        let mut command = Command::new(bin());
+        command
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")
@@ -84,9 +100,9 @@ impl Daemon {
                     .append(true)
                     .open(self.dir.path().join("daemon.log"))
                     .unwrap(),
-            ))
-            .spawn()
-            .unwrap();
+            ));
+        customize(&mut command);
+        let mut child = command.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -103,6 +119,7 @@ impl Daemon {
         };
         self.smtp = after(" on ");
         self.http = after("http on ");
+        self.ready = line.trim_end().to_string();
         self.child = Some(child);
     }
 
@@ -175,27 +192,43 @@ impl Daemon {
         self.data().join("outbox")
     }
 
+    /// The outbox's complete mails not returned before, with their times.
+    fn fresh_paths(&self) -> Vec<(std::time::SystemTime, PathBuf)> {
+        std::fs::read_dir(self.outbox())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .filter(|p| !self.seen.contains(p))
+                    // The file transport writes the .eml, then the .json:
+                    // a complete .json means a complete pair.
+                    .filter(|p| {
+                        std::fs::read(p).ok().is_some_and(|b| {
+                            serde_json::from_slice::<serde_json::Value>(&b).is_ok()
+                        })
+                    })
+                    .map(|p| (std::fs::metadata(&p).unwrap().modified().unwrap(), p))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every mail that arrived since the last look, by arrival; waits for none.
+    pub fn fresh_mails(&mut self) -> Vec<Mail> {
+        let mut fresh = self.fresh_paths();
+        fresh.sort();
+        let mails = fresh.iter().map(|(_, p)| Mail::read(p)).collect();
+        for (_, p) in fresh {
+            self.seen.insert(p);
+        }
+        mails
+    }
+
     /// Waits for `n` mails not returned before, and returns them by arrival.
     pub fn wait_mails(&mut self, n: usize) -> Vec<Mail> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let mut fresh: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(self.outbox())
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                        .filter(|p| !self.seen.contains(p))
-                        // The file transport writes the .eml, then the .json:
-                        // a complete .json means a complete pair.
-                        .filter(|p| {
-                            std::fs::read(p).ok().is_some_and(|b| {
-                                serde_json::from_slice::<serde_json::Value>(&b).is_ok()
-                            })
-                        })
-                        .map(|p| (std::fs::metadata(&p).unwrap().modified().unwrap(), p))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let mut fresh = self.fresh_paths();
             if fresh.len() >= n {
                 fresh.sort();
                 let mails: Vec<Mail> = fresh.iter().map(|(_, p)| Mail::read(p)).collect();
