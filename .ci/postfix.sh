@@ -165,6 +165,9 @@ protocol = "lmtp"
 [http]
 listen = "127.0.0.1:0"
 
+[metrics]
+listen = "127.0.0.1:0"
+
 [outbound]
 transport = "smtp"
 relay = "127.0.0.1:$sink_port"

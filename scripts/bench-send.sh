@@ -24,6 +24,8 @@ templates_dir = "$root/templates"
 listen = "127.0.0.1:0"
 [http]
 listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
 [outbound]
 transport = "smtp"
 relay = "127.0.0.1:$sink_port"

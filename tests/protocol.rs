@@ -278,3 +278,58 @@ fn connect_when_a_slot_frees(addr: &str) -> Client {
         }
     }
 }
+
+#[test]
+fn the_junk_command_count_starts_over_after_a_delivered_message() {
+    // An MTA that keeps one session open for many messages, with an RSET
+    // between them, is not cut at the 100th.
+    let d = Daemon::start("");
+    let mut c = d.smtp();
+    c.ehlo();
+    let to = addr("-subscribe");
+    for round in 0..3 {
+        for i in 0..90 {
+            let r = c.cmd(if i % 2 == 0 { "NOOP" } else { "RSET" });
+            assert!(r.starts_with("250"), "round {round}, command {i}: {r}");
+        }
+        let from = format!("mta{round}@example.org");
+        let r = c.transaction(&from, &[&to], &plain(&from, &to, "subscribe", ""));
+        assert!(r.starts_with("250"), "{r}");
+    }
+    c.quit();
+}
+
+#[test]
+fn commands_not_offered_count_as_errors_and_end_the_session() {
+    let d = Daemon::start("");
+    let mut c = d.smtp();
+    c.ehlo();
+    for _ in 0..10 {
+        assert!(c.cmd("ETRN example.org").starts_with("502"));
+    }
+    let last = c.reply();
+    assert!(last.starts_with("421"), "{last}");
+    assert_eq!(c.reply(), "<closed>");
+}
+
+#[test]
+fn a_bdat_transaction_that_stalls_between_chunks_is_cut_at_the_data_deadline() {
+    let d = Daemon::start("[inbound]\nlisten = \"127.0.0.1:0\"\ndata_timeout_secs = 2\n");
+    let mut c = d.smtp();
+    c.ehlo();
+    assert!(c.cmd("MAIL FROM:<slow@example.org>").starts_with("250"));
+    assert!(c
+        .cmd(&format!("RCPT TO:<{}>", addr("-subscribe")))
+        .starts_with("250"));
+    let started = std::time::Instant::now();
+    c.send_raw(b"BDAT 5\r\nFrom:");
+    assert!(c.reply().starts_with("250"));
+    // The next chunk never comes; the idle timeout (300 s) is not what ends it.
+    let r = c.reply();
+    assert!(r.starts_with("421 4.4.2"), "{r}");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "cut only after {took:?}"
+    );
+}

@@ -504,9 +504,17 @@ async fn archive_and_feed_show_sent_newsletters_without_personal_data() {
 
 #[tokio::test]
 async fn metrics_in_prometheus_text() {
+    // /metrics lives on the [metrics] listener's router; the public one
+    // answers 404 there (its counts move with what strangers do).
     let app = app();
     add(&app, "m@example.org", None);
-    let r = call(&app, "GET", "/metrics", None).await;
+    assert_eq!(call(&app, "GET", "/metrics", None).await.status, 404);
+    let metrics = App {
+        _dir: tempfile::tempdir().unwrap(),
+        ctx: app.ctx.clone(),
+        router: utskick::web::metrics_router(app.ctx.clone()),
+    };
+    let r = call(&metrics, "GET", "/metrics", None).await;
     assert_eq!(r.status, 200);
     assert!(r.headers["content-type"]
         .to_str()
@@ -529,6 +537,13 @@ async fn metrics_in_prometheus_text() {
     ] {
         assert!(r.body.contains(&format!("# TYPE {name}")), "{name}");
     }
+    // Nothing else is served there.
+    assert_eq!(call(&metrics, "GET", "/", None).await.status, 404);
+    assert_eq!(call(&metrics, "GET", "/healthz", None).await.status, 404);
+    assert_eq!(
+        call(&metrics, "GET", "/metrics", None).await.headers["x-content-type-options"],
+        "nosniff"
+    );
 }
 
 #[tokio::test]

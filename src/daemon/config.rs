@@ -4,7 +4,7 @@
 //! one line that names the file, the key and what is wrong; nothing else in
 //! the crate re-validates what this module accepted.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -29,6 +29,7 @@ pub struct Config {
     pub templates_dir: PathBuf,
     pub inbound: Inbound,
     pub http: Http,
+    pub metrics: MetricsListener,
     pub outbound: Outbound,
     pub dkim: Option<Dkim>,
     pub limits: Limits,
@@ -47,16 +48,100 @@ pub struct Inbound {
     pub listen: SocketAddr,
     pub protocol: Protocol,
     pub max_message_bytes: usize,
-    /// Simultaneous inbound connections; the next one waits in the kernel backlog.
+    /// Simultaneous inbound sessions; the next one gets 421.
     pub max_connections: usize,
+    /// Sessions one client address may hold at once (its share of
+    /// `max_connections`; Postfix's `smtpd_client_connection_count_limit`);
+    /// the next one gets 421.
+    pub max_connections_per_ip: usize,
+    /// Networks whose sessions are not held to `max_connections_per_ip`:
+    /// the MTA that hands us the mail. Loopback by default.
+    pub per_ip_exempt: Vec<Network>,
     /// Seconds a client may stay silent before the session is closed (RFC 5321 §4.5.3.2 asks for minutes; we are a local service).
     pub idle_timeout_secs: u64,
+    /// Seconds a whole session may last, however busy; then 421.
+    pub session_lifetime_secs: u64,
+    /// Seconds for a whole DATA (or BDAT) phase, from the 354 (or the first
+    /// BDAT) to the end of the message; then 421.
+    pub data_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Http {
     pub listen: SocketAddr,
+    /// Open connections; past it the longest-idle one is closed to make
+    /// room, or, when every one is busy with a request, the newcomer gets
+    /// 503. Never more than half the descriptors the process may open.
+    pub max_connections: usize,
+    /// Seconds for a request line and its headers, from the moment the
+    /// server waits for them (the connection opened, or the previous
+    /// response went out).
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may stay idle after a response before it is
+    /// closed (the header timeout bounds it too).
+    pub keep_alive_secs: u64,
+}
+
+/// `[metrics]`: `/metrics` on a listener of its own, loopback by default,
+/// so counts that move with what strangers do are not public.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsListener {
+    pub listen: SocketAddr,
+}
+
+/// An IP network, `192.0.2.0/24` or `::1/128`; a bare address is a
+/// network of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` lies in this network (an IPv4-mapped IPv6 address
+    /// counts as the IPv4 address it carries).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Network, String> {
+        let bad = || format!("{s:?} is not a network (like 192.0.2.0/24 or ::1/128)");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.as_str(), None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Network { addr, prefix })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -129,6 +214,7 @@ impl Default for Config {
             templates_dir: "templates".into(),
             inbound: Inbound::default(),
             http: Http::default(),
+            metrics: MetricsListener::default(),
             outbound: Outbound::default(),
             dkim: None,
             limits: Limits::default(),
@@ -143,7 +229,20 @@ impl Default for Inbound {
             protocol: Protocol::Smtp,
             max_message_bytes: 10 * 1024 * 1024,
             max_connections: 64,
+            max_connections_per_ip: 16,
+            per_ip_exempt: vec![
+                Network {
+                    addr: IpAddr::from([127, 0, 0, 0]),
+                    prefix: 8,
+                },
+                Network {
+                    addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                    prefix: 128,
+                },
+            ],
             idle_timeout_secs: 300,
+            session_lifetime_secs: 600,
+            data_timeout_secs: 300,
         }
     }
 }
@@ -152,6 +251,17 @@ impl Default for Http {
     fn default() -> Self {
         Http {
             listen: ([127, 0, 0, 1], 8080).into(),
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            keep_alive_secs: 10,
+        }
+    }
+}
+
+impl Default for MetricsListener {
+    fn default() -> Self {
+        MetricsListener {
+            listen: ([127, 0, 0, 1], 9090).into(),
         }
     }
 }
@@ -256,8 +366,35 @@ impl Config {
         if self.inbound.max_connections == 0 {
             return Err("key `inbound.max_connections`: must be at least 1".into());
         }
-        if self.inbound.idle_timeout_secs == 0 {
-            return Err("key `inbound.idle_timeout_secs`: must be at least 1".into());
+        if self.inbound.max_connections_per_ip == 0 {
+            return Err("key `inbound.max_connections_per_ip`: must be at least 1".into());
+        }
+        for (key, secs) in [
+            ("inbound.idle_timeout_secs", self.inbound.idle_timeout_secs),
+            (
+                "inbound.session_lifetime_secs",
+                self.inbound.session_lifetime_secs,
+            ),
+            ("inbound.data_timeout_secs", self.inbound.data_timeout_secs),
+            ("http.header_timeout_secs", self.http.header_timeout_secs),
+            ("http.keep_alive_secs", self.http.keep_alive_secs),
+        ] {
+            if secs == 0 {
+                return Err(format!("key `{key}`: must be at least 1"));
+            }
+            // tokio's timer and Instant arithmetic need sane bounds.
+            if secs > 86_400 {
+                return Err(format!("key `{key}`: must be at most 86400 (a day)"));
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err("key `http.max_connections`: must be at least 1".into());
+        }
+        if self.metrics.listen == self.http.listen && self.http.listen.port() != 0 {
+            return Err(format!(
+                "key `metrics.listen`: {} is the public http.listen; /metrics needs a listener of its own",
+                self.metrics.listen
+            ));
         }
         if self.outbound.timeout_secs == 0 {
             return Err("key `outbound.timeout_secs`: must be at least 1".into());
@@ -415,6 +552,42 @@ selector = "s1"
                 "[inbound]\nmax_message_bytes = 10\n",
                 "utskick.toml: key `inbound.max_message_bytes`: must be at least 1024",
             ),
+            (
+                "[inbound]\nper_ip_exempt = [\"10.0.0.0/33\"]\n",
+                "utskick.toml: key `inbound.per_ip_exempt[0]`: \"10.0.0.0/33\" is not a network",
+            ),
+            (
+                "[inbound]\nper_ip_exempt = [\"localhost\"]\n",
+                "utskick.toml: key `inbound.per_ip_exempt[0]`: \"localhost\" is not a network",
+            ),
+            (
+                "[inbound]\nmax_connections_per_ip = 0\n",
+                "utskick.toml: key `inbound.max_connections_per_ip`: must be at least 1",
+            ),
+            (
+                "[inbound]\nsession_lifetime_secs = 0\n",
+                "utskick.toml: key `inbound.session_lifetime_secs`: must be at least 1",
+            ),
+            (
+                "[inbound]\ndata_timeout_secs = 100000\n",
+                "utskick.toml: key `inbound.data_timeout_secs`: must be at most 86400",
+            ),
+            (
+                "[http]\nheader_timeout_secs = 0\n",
+                "utskick.toml: key `http.header_timeout_secs`: must be at least 1",
+            ),
+            (
+                "[http]\nmax_connections = 0\n",
+                "utskick.toml: key `http.max_connections`: must be at least 1",
+            ),
+            (
+                "[http]\nlisten = \"127.0.0.1:8080\"\n[metrics]\nlisten = \"127.0.0.1:8080\"\n",
+                "utskick.toml: key `metrics.listen`: 127.0.0.1:8080 is the public http.listen",
+            ),
+            (
+                "[metrics]\npath = \"/m\"\n",
+                "utskick.toml: key `metrics.path`: unknown field `path`",
+            ),
         ];
         for (text, want) in cases {
             let got = error(text);
@@ -424,6 +597,56 @@ selector = "s1"
             );
             assert!(!got.contains('\n'), "multi-line error: {got}");
         }
+    }
+
+    #[test]
+    fn listener_limits_have_defaults_and_take_their_keys() {
+        let c = Config::parse("", "utskick.toml").unwrap();
+        assert_eq!(c.inbound.max_connections_per_ip, 16);
+        assert_eq!(c.inbound.session_lifetime_secs, 600);
+        assert_eq!(c.inbound.data_timeout_secs, 300);
+        assert_eq!(c.http.max_connections, 1024);
+        assert_eq!(c.http.header_timeout_secs, 10);
+        assert_eq!(c.http.keep_alive_secs, 10);
+        assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9090");
+        let loopback: Vec<IpAddr> = vec![
+            "127.0.0.1".parse().unwrap(),
+            "127.9.9.9".parse().unwrap(),
+            "::1".parse().unwrap(),
+            "::ffff:127.0.0.1".parse().unwrap(),
+        ];
+        for ip in loopback {
+            assert!(
+                c.inbound.per_ip_exempt.iter().any(|n| n.contains(ip)),
+                "{ip}"
+            );
+        }
+        let c = Config::parse(
+            "[inbound]\nmax_connections_per_ip = 2\nper_ip_exempt = [\"192.0.2.0/24\", \"2001:db8::25\"]\nsession_lifetime_secs = 5\ndata_timeout_secs = 4\n[http]\nmax_connections = 50\nheader_timeout_secs = 7\nkeep_alive_secs = 3\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            "utskick.toml",
+        )
+        .unwrap();
+        let exempt = |ip: &str| {
+            c.inbound
+                .per_ip_exempt
+                .iter()
+                .any(|n| n.contains(ip.parse().unwrap()))
+        };
+        assert!(exempt("192.0.2.200"));
+        assert!(!exempt("192.0.3.1"));
+        assert!(!exempt("127.0.0.1"));
+        assert!(exempt("2001:db8::25"));
+        assert!(!exempt("2001:db8::26"));
+        assert_eq!(c.inbound.max_connections_per_ip, 2);
+        assert_eq!(
+            (
+                c.http.max_connections,
+                c.http.header_timeout_secs,
+                c.http.keep_alive_secs
+            ),
+            (50, 7, 3)
+        );
+        assert_eq!(c.metrics.listen.port(), 0);
     }
 
     #[test]

@@ -120,11 +120,52 @@ async fn store_recovered(ctx: Arc<Context>) {
     }
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: systemd and most
+/// shells start a service at a soft 1024, which a crowd of idle HTTP
+/// connections would use up for SMTP, the admin socket and the store too.
+/// Returns the soft limit now in force (None if it cannot be read).
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::debug!(
+                from = lim.rlim_cur as u64,
+                to = lim.rlim_max as u64,
+                "open-file limit raised"
+            );
+            lim = raised;
+        } else {
+            tracing::warn!(
+                soft = lim.rlim_cur as u64,
+                hard = lim.rlim_max as u64,
+                error = %std::io::Error::last_os_error(),
+                "cannot raise the open-file limit"
+            );
+        }
+    }
+    Some(lim.rlim_cur as u64)
+}
+
 /// The sockets the daemon serves, bound before it runs: `main` binds them
 /// from the configuration, a test may bind its own.
 pub struct Listeners {
     pub smtp: TcpListener,
     pub http: TcpListener,
+    /// `/metrics` alone, on a listener of its own (loopback by default).
+    pub metrics: TcpListener,
     pub admin: UnixListener,
 }
 
@@ -140,29 +181,40 @@ impl Listeners {
         let http = TcpListener::bind(cfg.http.listen)
             .await
             .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", cfg.http.listen))?;
+        let metrics = TcpListener::bind(cfg.metrics.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("metrics.listen {}: {e}", cfg.metrics.listen))?;
         let socket_path = cfg.socket_path();
         let _ = std::fs::remove_file(&socket_path);
         let admin = UnixListener::bind(&socket_path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", socket_path.display()))?;
         restrict(&socket_path, 0o600);
-        Ok(Listeners { smtp, http, admin })
+        Ok(Listeners {
+            smtp,
+            http,
+            metrics,
+            admin,
+        })
     }
 }
 
 /// Runs `ctx` (its clock included, see `build_context`) on `listeners`
 /// until `shutdown` resolves, then stops accepting, lets sessions finish the
-/// message in hand, sends what is due, and syncs the store.
+/// message in hand (within a few seconds), sends what is due, and syncs the
+/// store.
 pub async fn run(
     ctx: Context,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Exit> {
+    let descriptors = raise_open_file_limit();
     let transport = Transport::from_config(&ctx.config)?;
     let ctx = Arc::new(ctx);
     let cfg = &ctx.config;
     let Listeners {
         smtp,
         http,
+        metrics,
         admin: admin_listener,
     } = listeners;
     let socket_path = cfg.socket_path();
@@ -170,11 +222,23 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let smtp_addr = smtp.local_addr()?;
     let http_addr = http.local_addr()?;
+    let metrics_addr = metrics.local_addr()?;
     let inbound_task = tokio::spawn(inbound::serve(ctx.clone(), smtp, stop_rx.clone()));
     // Built before anything starts, so a broken page template stops the
     // daemon with its file name.
     let app = web::router(ctx.clone())?;
-    let web_task = tokio::spawn(web::serve(app, http, stop_rx.clone()));
+    let web_task = tokio::spawn(web::serve(
+        app,
+        http,
+        web::Limits::public(&cfg.http, descriptors),
+        stop_rx.clone(),
+    ));
+    let metrics_task = tokio::spawn(web::serve(
+        web::metrics_router(ctx.clone()),
+        metrics,
+        web::Limits::metrics(&cfg.http),
+        stop_rx.clone(),
+    ));
     let admin_task = tokio::spawn(admin::serve(ctx.clone(), admin_listener, stop_rx.clone()));
     let worker_task = tokio::spawn(outbound::run_worker(
         ctx.clone(),
@@ -196,15 +260,18 @@ pub async fn run(
         smtp = %smtp_addr,
         protocol = ?cfg.inbound.protocol,
         http = %http_addr,
+        metrics = %metrics_addr,
         lists = ctx.lists.iter().count(),
         "utskick serving"
     );
-    // One plain line for people and scripts (tests read the ports from it).
-    // Written, not println!: a closed stdout (a reader that went away, say
-    // after the daemon restarted itself) must not take the daemon down.
+    // One plain line for people and scripts (tests read the ports from it;
+    // new listeners are added before `lists:`, so older readers still
+    // parse it). Written, not println!: a closed stdout (a reader that went
+    // away, say after the daemon restarted itself) must not take the
+    // daemon down.
     let _ = writeln!(
         std::io::stdout(),
-        "utskick ready: {} on {smtp_addr}, http on {http_addr}, lists: {}",
+        "utskick ready: {} on {smtp_addr}, http on {http_addr}, metrics on {metrics_addr}, lists: {}",
         match cfg.inbound.protocol {
             crate::daemon::config::Protocol::Smtp => "smtp",
             crate::daemon::config::Protocol::Lmtp => "lmtp",
@@ -225,6 +292,7 @@ pub async fn run(
     let _ = inbound_task.await;
     let _ = admin_task.await;
     let _ = web_task.await;
+    let _ = metrics_task.await;
     let _ = worker_task.await;
     let _ = campaign_task.await;
     let _ = housekeeping.await;
@@ -259,6 +327,12 @@ async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Resolves once `shutdown` is true (at once if it already is; a sender
+/// gone counts as true).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed at the call,

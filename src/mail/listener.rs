@@ -2,12 +2,24 @@
 //! smtp-proto parsing the client's pipelined commands.
 //!
 //! It accepts mail only for list addresses (550 for anything else: never an
-//! open relay), caps connections, message size and idle time, and answers
-//! 250 only after the commands layer has written and synced what the message
-//! changed. It knows nothing of subscriptions itself.
+//! open relay), and answers 250 only after the commands layer has written
+//! and synced what the message changed. It knows nothing of subscriptions
+//! itself.
+//!
+//! No client gets all the slots: sessions are capped in all and per client
+//! address (loopback, the MTA, exempt by default); a session is closed
+//! with 421 when it idles too long, lives too long, spends too long in one
+//! DATA (or BDAT) phase, or sends too many commands that deliver nothing
+//! (NOOP, RSET, VRFY, HELP, and those not offered, such as ETRN or AUTH;
+//! unrecognised commands count as errors, of which 10 end the session).
+//! On shutdown a session between
+//! messages is closed at once and one mid-message gets
+//! [`SHUTDOWN_GRACE`] to finish it.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use smtp_proto::request::receiver::{
     BdatReceiver, DataReceiver, DummyDataReceiver, RequestReceiver,
@@ -17,10 +29,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::address;
-use crate::daemon::config::Protocol;
+use crate::daemon::config::{Network, Protocol};
 use crate::daemon::context::{Context, Metrics};
 use crate::daemon::lists;
 use crate::mail::router::Refusal;
@@ -29,22 +42,97 @@ use crate::mail::router::Refusal;
 const MAX_RECIPIENTS: usize = 100;
 /// Protocol errors a client may make before we hang up.
 const MAX_ERRORS: u32 = 10;
+/// NOOP, RSET, VRFY, HELP and commands not offered (ETRN, AUTH, …) a
+/// session may send between delivered messages (Postfix's
+/// `smtpd_junk_command_limit`); the next one gets 421.
+const MAX_JUNK_COMMANDS: u32 = 100;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// Time for one DATA or BDAT phase (RFC 5321 §4.5.3.2.6: 10 minutes).
-const DATA_TIMEOUT: Duration = Duration::from_secs(600);
-/// How long shutdown waits for sessions that are mid-message.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// On shutdown, how long a session mid-message gets to finish it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long shutdown waits for sessions before it cuts them: the grace,
+/// and a moment for the 421.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long a farewell (a 421) may take to write.
+const FAREWELL_WRITE: Duration = Duration::from_secs(1);
 
-/// Accepts connections until `shutdown` turns true, then waits for the
-/// sessions in flight to finish their current message.
+/// Sessions per client address. An IPv6 client is counted by its /64, the
+/// least a host is usually given.
+struct PerIp {
+    max: usize,
+    exempt: Vec<Network>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A session's place in [`PerIp`], given back when it ends.
+struct IpShare {
+    per_ip: Arc<PerIp>,
+    /// None: exempt, not counted.
+    key: Option<IpAddr>,
+}
+
+impl PerIp {
+    fn new(max: usize, exempt: Vec<Network>) -> PerIp {
+        PerIp {
+            max,
+            exempt,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for a session from `ip`; None when `ip` has its share.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpShare> {
+        let ip = ip.to_canonical();
+        if self.exempt.iter().any(|n| n.contains(ip)) {
+            return Some(IpShare {
+                per_ip: self.clone(),
+                key: None,
+            });
+        }
+        let key = match ip {
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !(u128::MAX >> 64)).into()),
+            v4 => v4,
+        };
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpShare {
+            per_ip: self.clone(),
+            key: Some(key),
+        })
+    }
+}
+
+impl Drop for IpShare {
+    fn drop(&mut self) {
+        let Some(key) = self.key else { return };
+        let mut open = self.per_ip.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&key);
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` turns true, then gives the
+/// sessions in flight [`SHUTDOWN_GRACE`] to finish their current message.
 pub async fn serve(ctx: Arc<Context>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(ctx.config.inbound.max_connections));
+    let inbound = &ctx.config.inbound;
+    let limit = Arc::new(Semaphore::new(inbound.max_connections));
+    let per_ip = Arc::new(PerIp::new(
+        inbound.max_connections_per_ip,
+        inbound.per_ip_exempt.clone(),
+    ));
     let mut sessions = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => break,
+            _ = crate::daemon::stopped(&mut shutdown) => break,
         };
         let (socket, peer) = match accepted {
             Ok(a) => a,
@@ -59,15 +147,23 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, mut shutdown: watch
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         let permit = limit.clone().try_acquire_owned();
+        let share = per_ip.admit(peer.ip());
         sessions.spawn(async move {
             let mut socket = socket;
-            let Ok(_permit) = permit else {
+            let refusal: &[u8] = if permit.is_err() {
                 tracing::warn!(%peer, "connection refused: too many connections");
-                let _ = socket
-                    .write_all(b"421 4.7.0 Too many connections, try again later\r\n")
-                    .await;
-                return;
+                b"421 4.7.0 Too many connections, try again later\r\n"
+            } else if share.is_none() {
+                tracing::warn!(%peer, "connection refused: too many connections from this address");
+                b"421 4.7.0 Too many connections from your address, try again later\r\n"
+            } else {
+                b""
             };
+            if !refusal.is_empty() {
+                let _ = tokio::time::timeout(FAREWELL_WRITE, socket.write_all(refusal)).await;
+                return;
+            }
+            let (_permit, _share) = (permit, share);
             let span = tracing::info_span!("session", %peer);
             if let Err(e) = Session::new(ctx)
                 .run(socket, shutdown)
@@ -78,9 +174,13 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener, mut shutdown: watch
             }
         });
     }
+    drop(listener);
     let drain = async { while sessions.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
-        tracing::warn!("sessions still open at shutdown were cut");
+        tracing::warn!(
+            open = sessions.len(),
+            "sessions still open at shutdown were cut"
+        );
     }
 }
 
@@ -89,6 +189,11 @@ async fn write(socket: &mut TcpStream, bytes: &[u8], limit: Duration) -> std::io
     tokio::time::timeout(limit, socket.write_all(bytes))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client does not read"))?
+}
+
+/// A 421 for `cut`, then the session ends.
+async fn farewell(socket: &mut TcpStream, cut: Cut) -> std::io::Result<()> {
+    write(socket, cut.reply(), FAREWELL_WRITE).await
 }
 
 /// Drives one session's state machine over `chunks` as if they arrived
@@ -126,9 +231,33 @@ struct Session {
     reverse_path: Option<String>,
     recipients: Vec<String>,
     message: Vec<u8>,
+    /// When the DATA or BDAT phase of the message in hand began.
+    data_started: Option<Instant>,
     errors: u32,
+    /// Commands since the last delivered message that delivered nothing.
+    junk: u32,
     out: Vec<u8>,
     quit: bool,
+}
+
+/// Why a session is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    Idle,
+    Data,
+    Lifetime,
+    Shutdown,
+}
+
+impl Cut {
+    fn reply(self) -> &'static [u8] {
+        match self {
+            Cut::Idle => b"421 4.4.2 Timeout, closing connection\r\n",
+            Cut::Data => b"421 4.4.2 The message took too long, closing connection\r\n",
+            Cut::Lifetime => b"421 4.4.2 Session time limit reached, closing connection\r\n",
+            Cut::Shutdown => b"421 4.3.2 Service shutting down, try again later\r\n",
+        }
+    }
 }
 
 impl Session {
@@ -141,7 +270,9 @@ impl Session {
             reverse_path: None,
             recipients: Vec::new(),
             message: Vec::new(),
+            data_started: None,
             errors: 0,
+            junk: 0,
             out: Vec::new(),
             quit: false,
         }
@@ -156,10 +287,28 @@ impl Session {
         self.reverse_path = None;
         self.recipients.clear();
         self.message = Vec::new();
+        self.data_started = None;
     }
 
     fn max_bytes(&self) -> usize {
         self.ctx.config.inbound.max_message_bytes
+    }
+
+    /// Counts a command that delivers nothing; past the limit, answers 421
+    /// instead and ends the session. True when it did.
+    fn junk_command(&mut self) -> bool {
+        self.junk += 1;
+        if self.junk > MAX_JUNK_COMMANDS {
+            tracing::info!("session closed: too many commands without mail");
+            self.reply("421 4.7.0 Too many commands without mail, closing connection");
+            self.quit = true;
+        }
+        self.quit
+    }
+
+    /// No message is in hand: no DATA or BDAT phase has begun.
+    fn between_messages(&self, state: &State) -> bool {
+        matches!(state, State::Command(_)) && self.data_started.is_none()
     }
 
     async fn run(
@@ -170,39 +319,52 @@ impl Session {
         // The last reply of a message is one small write; without NODELAY it
         // waits for the client's delayed ACK (~40 ms a message on loopback).
         socket.set_nodelay(true)?;
-        let idle = Duration::from_secs(self.ctx.config.inbound.idle_timeout_secs);
+        let (idle, data_limit, lifetime) = {
+            let inbound = &self.ctx.config.inbound;
+            (
+                Duration::from_secs(inbound.idle_timeout_secs),
+                Duration::from_secs(inbound.data_timeout_secs),
+                Duration::from_secs(inbound.session_lifetime_secs),
+            )
+        };
+        let ends = Instant::now() + lifetime;
         let banner = if self.lmtp { "LMTP" } else { "ESMTP" };
         let greeting = format!("220 {} utskick {banner} ready", self.ctx.config.domain);
         self.reply(&greeting);
-        socket.write_all(&std::mem::take(&mut self.out)).await?;
+        write(&mut socket, &std::mem::take(&mut self.out), idle).await?;
         tracing::debug!("session opened");
         let mut state = State::Command(RequestReceiver::default());
         let mut buf = vec![0u8; READ_CHUNK];
         // Time runs from the last reply, not the last byte: a client that
         // trickles a byte a minute must still finish its command in time.
         let mut last_progress = Instant::now();
+        // Set on shutdown: the message in hand must be done by then.
+        let mut stop_by: Option<Instant> = None;
         loop {
-            let allowed = match state {
-                State::Command(_) => idle,
-                _ => DATA_TIMEOUT,
+            // The earliest deadline, and what it is.
+            let (mut deadline, mut cut) = match self.data_started {
+                Some(started) => (started + data_limit, Cut::Data),
+                None => (last_progress + idle, Cut::Idle),
             };
-            let left = allowed.saturating_sub(last_progress.elapsed());
+            for (at, why) in [(Some(ends), Cut::Lifetime), (stop_by, Cut::Shutdown)] {
+                if let Some(at) = at.filter(|at| *at < deadline) {
+                    (deadline, cut) = (at, why);
+                }
+            }
             let read = tokio::select! {
-                r = tokio::time::timeout(left, socket.read(&mut buf)) => r,
-                _ = shutdown.changed(), if matches!(state, State::Command(_)) && self.message.is_empty() => {
-                    write(&mut socket, b"421 4.3.2 Service shutting down, try again later\r\n", idle).await?;
-                    return Ok(());
+                r = tokio::time::timeout_at(deadline, socket.read(&mut buf)) => r,
+                _ = crate::daemon::stopped(&mut shutdown), if stop_by.is_none() => {
+                    if self.between_messages(&state) {
+                        return farewell(&mut socket, Cut::Shutdown).await;
+                    }
+                    stop_by = Some(Instant::now() + SHUTDOWN_GRACE);
+                    continue;
                 }
             };
             let n = match read {
                 Err(_) => {
-                    write(
-                        &mut socket,
-                        b"421 4.4.2 Timeout, closing connection\r\n",
-                        idle,
-                    )
-                    .await?;
-                    return Ok(());
+                    tracing::info!(?cut, "session closed");
+                    return farewell(&mut socket, cut).await;
                 }
                 Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(n)) => n,
@@ -212,11 +374,18 @@ impl Session {
             self.ingest(&mut state, &mut bytes).await;
             if !self.out.is_empty() {
                 last_progress = Instant::now();
-                // A client that sends but never reads must not hold the slot.
-                write(&mut socket, &std::mem::take(&mut self.out), idle).await?;
+                // A client that sends but never reads must not hold the
+                // slot, nor past the session's end.
+                let limit = idle
+                    .min(ends.saturating_duration_since(last_progress))
+                    .max(FAREWELL_WRITE);
+                write(&mut socket, &std::mem::take(&mut self.out), limit).await?;
             }
             if self.quit {
                 return Ok(());
+            }
+            if stop_by.is_some() && self.between_messages(&state) {
+                return farewell(&mut socket, Cut::Shutdown).await;
             }
         }
     }
@@ -415,6 +584,7 @@ impl Session {
                     self.reply("554 5.5.1 No valid recipients");
                 } else {
                     self.message = Vec::new();
+                    self.data_started = Some(Instant::now());
                     self.reply("354 Start mail input; end with <CRLF>.<CRLF>");
                     return Some(State::Data(DataReceiver::new()));
                 }
@@ -446,17 +616,25 @@ impl Session {
                         true,
                     ));
                 }
+                self.data_started.get_or_insert_with(Instant::now);
                 return Some(State::Bdat(BdatReceiver::new(chunk_size, is_last)));
             }
             Request::Rset => {
-                self.reset();
-                self.reply("250 2.0.0 OK");
+                if !self.junk_command() {
+                    self.reset();
+                    self.reply("250 2.0.0 OK");
+                }
             }
-            Request::Noop { .. } => self.reply("250 2.0.0 OK"),
+            Request::Noop { .. } => {
+                if !self.junk_command() {
+                    self.reply("250 2.0.0 OK")
+                }
+            }
             Request::Quit => {
                 self.reply("221 2.0.0 Bye");
                 self.quit = true;
             }
+            _ if self.junk_command() => {}
             Request::Vrfy { .. } => self.reply("252 2.5.0 Cannot verify, send mail to find out"),
             Request::Help { .. } => {
                 self.reply("214 2.0.0 See https://www.rfc-editor.org/rfc/rfc5321")
@@ -468,6 +646,10 @@ impl Session {
             _ => {
                 self.errors += 1;
                 self.reply("502 5.5.1 Command not implemented");
+                if self.errors >= MAX_ERRORS {
+                    self.reply("421 4.7.0 Too many errors, closing connection");
+                    self.quit = true;
+                }
             }
         }
         None
@@ -478,6 +660,8 @@ impl Session {
         let message = std::mem::take(&mut self.message);
         let reverse_path = self.reverse_path.clone().unwrap_or_default();
         let recipients = std::mem::take(&mut self.recipients);
+        // A message is progress: the junk count starts again (as Postfix's).
+        self.junk = 0;
         let mut replies = Vec::with_capacity(recipients.len());
         for rcpt in &recipients {
             let result =
@@ -530,4 +714,52 @@ fn is_disk_full(e: &anyhow::Error) -> bool {
         c.downcast_ref::<crate::store::StoreError>()
             .is_some_and(|s| s.is_disk_full())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn per_ip(max: usize, exempt: &[&str]) -> Arc<PerIp> {
+        let exempt = exempt
+            .iter()
+            .map(|n| Network::try_from(n.to_string()).unwrap())
+            .collect();
+        Arc::new(PerIp::new(max, exempt))
+    }
+
+    #[test]
+    fn one_address_gets_its_share_and_gets_it_back() {
+        let p = per_ip(2, &[]);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = p.admit(ip).unwrap();
+        let _b = p.admit(ip).unwrap();
+        assert!(p.admit(ip).is_none());
+        assert!(p.admit("192.0.2.2".parse().unwrap()).is_some());
+        drop(a);
+        assert!(p.admit(ip).is_some());
+    }
+
+    #[test]
+    fn exempt_networks_are_not_counted() {
+        let p = per_ip(1, &["127.0.0.0/8", "::1/128"]);
+        let held: Vec<_> = (0..10)
+            .map(|_| p.admit("127.0.0.1".parse().unwrap()).unwrap())
+            .collect();
+        assert!(p.admit("::1".parse().unwrap()).is_some());
+        assert!(p.admit("::ffff:127.0.0.5".parse().unwrap()).is_some());
+        assert!(p.open.lock().unwrap().is_empty());
+        drop(held);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let p = per_ip(1, &[]);
+        let _a = p.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert!(p.admit("2001:db8:1:2:ffff::9".parse().unwrap()).is_none());
+        assert!(p.admit("2001:db8:1:3::1".parse().unwrap()).is_some());
+        // An IPv4-mapped address is the IPv4 client.
+        let _v4 = p.admit("192.0.2.9".parse().unwrap()).unwrap();
+        assert!(p.admit("::ffff:192.0.2.9".parse().unwrap()).is_none());
+    }
 }

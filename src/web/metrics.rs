@@ -4,8 +4,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
+use std::sync::Arc;
+
 use crate::campaign::progress::progress;
+use crate::daemon::context::Context;
 use crate::outbound::queue_depth;
 use crate::subscription::view::{counts, statuses};
 
@@ -13,10 +15,10 @@ use crate::subscription::view::{counts, statuses};
 const FINISHED_CAMPAIGNS_SHOWN: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Prometheus text format, version 0.0.4.
-pub(super) async fn metrics(State(web): State<Shared>) -> Response {
+pub(super) async fn metrics(State(ctx): State<Arc<Context>>) -> Response {
     use std::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;
-    let ctx = &web.ctx;
+    let ctx: &Context = &ctx;
     let m = &ctx.metrics;
     let commits = ctx.commit_stats();
     let mut out = String::new();

@@ -1,12 +1,15 @@
 //! The web surface: the lists and their subscribe forms, the confirm and
 //! unsubscribe pages (a GET shows a button, only the POST acts, because link
 //! scanners fetch every link), RFC 8058 one-click, the public archive with
-//! its Atom feed, `/healthz` and `/metrics`.
+//! its Atom feed and `/healthz` on the public listener; `/metrics` on a
+//! listener of its own (`[metrics]`, loopback by default: its counts move
+//! with what strangers do, so they are not public).
 //!
-//! Rooms: this file holds the router, the server, the state every handler
-//! shares and the answers they have in common; [`pages`] the lists, the
-//! form and the token pages; [`archive`] the archive and its feed;
-//! [`metrics`] the Prometheus text; [`templates`] the compiled pages.
+//! Rooms: this file holds the routers, the state every handler shares and
+//! the answers they have in common; [`listener`] serves them (timeouts,
+//! connection cap); [`pages`] the lists, the form and the token pages;
+//! [`archive`] the archive and its feed; [`metrics`] the Prometheus text;
+//! [`templates`] the compiled pages.
 //!
 //! Handlers read and act through `subscription`, `campaign` and `outbound`;
 //! nothing here names the store.
@@ -16,12 +19,12 @@
 //! JavaScript. Tokens never reach a log line.
 
 mod archive;
+pub mod listener;
 mod metrics;
 mod pages;
 mod templates;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +35,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::campaign::archive::Archive;
 use crate::daemon::context::Context;
@@ -69,7 +70,6 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
         .route("/", get(pages::index))
         .route("/style.css", get(style))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics::metrics))
         .route("/lists/{id}", get(pages::list_page))
         .route("/lists/{id}/form", get(pages::form_snippet))
         .route("/lists/{id}/subscribe", post(pages::subscribe))
@@ -90,19 +90,16 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
         .with_state(web))
 }
 
-/// Serves `app` (from [`router`]) until `shutdown` turns true.
-pub async fn serve(app: Router, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let stop = async move {
-        let _ = shutdown.changed().await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "web server failed");
-    }
+/// The `[metrics]` listener's router: `/metrics` and nothing else.
+pub fn metrics_router(ctx: Arc<Context>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(middleware::from_fn(harden))
+        .with_state(ctx)
 }
+
+pub use listener::{serve, Limits};
 
 /// Security headers on every response, and a time limit on every request.
 async fn harden(request: Request, next: Next) -> Response {

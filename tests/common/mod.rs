@@ -20,6 +20,8 @@ pub struct Daemon {
     pub child: Option<Child>,
     pub smtp: String,
     pub http: String,
+    /// The `[metrics]` listener (`/metrics`).
+    pub metrics: String,
     pub seen: std::collections::HashSet<PathBuf>,
     /// The daemon's last ready line, as printed.
     pub ready: String,
@@ -61,12 +63,18 @@ impl Daemon {
         } else {
             format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n")
         };
+        let config = if config.contains("[metrics]") {
+            config
+        } else {
+            format!("{config}\n[metrics]\nlisten = \"127.0.0.1:0\"\n")
+        };
         std::fs::write(dir.path().join("utskick.toml"), config).unwrap();
         Daemon {
             dir,
             child: None,
             smtp: String::new(),
             http: String::new(),
+            metrics: String::new(),
             seen: Default::default(),
             ready: String::new(),
         }
@@ -113,13 +121,14 @@ impl Daemon {
             "daemon did not start: {line:?}\n{}",
             self.log()
         );
-        // "utskick ready: smtp on A, http on B, lists: …"
+        // "utskick ready: smtp on A, http on B, metrics on C, lists: …"
         let after = |key: &str| {
             let rest = &line[line.find(key).unwrap() + key.len()..];
             rest.split([',', ' ']).next().unwrap().to_string()
         };
         self.smtp = after(" on ");
         self.http = after("http on ");
+        self.metrics = after("metrics on ");
         self.ready = line.trim_end().to_string();
         self.child = Some(child);
     }
