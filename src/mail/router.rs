@@ -144,6 +144,7 @@ pub(crate) fn route(
             list,
             token.as_deref(),
             msg,
+            reverse_path,
         )?);
     }
     if let Some(kind) = automated::automated(msg, reverse_path) {
