@@ -951,6 +951,63 @@ fn the_owner_in_upper_case_is_the_owner() {
     assert_eq!(sent[0].to, "h1@example.org");
 }
 
+#[test]
+fn an_owners_vacation_reply_does_not_let_a_stranger_into_a_closed_list() {
+    // The approval of a person waiting on a closed list is an owner's
+    // approval too: the same rule holds.
+    let mut d = Daemon::start("");
+    let email = "inkraktare@example.net";
+    let to = list_addr("partnerskap", "-subscribe");
+    request(&d, email, &to, "prenumerera");
+    let confirm = d.wait_mails(1).remove(0);
+    reply_to(&d, email, &confirm);
+    let mails = d.wait_mails(2);
+    let approval = mails
+        .iter()
+        .find(|m| m.to == OWNER)
+        .expect("an approval request to the owner")
+        .clone();
+    for (subject, body) in [
+        (
+            format!("Re: {}", approval.subject),
+            "Jag är på semester till och med den 7 januari.".to_string(),
+        ),
+        (
+            format!("Re: {}", approval.subject),
+            "Tack för ditt mejl, jag återkommer.".to_string(),
+        ),
+        (
+            format!("Re: {}", approval.subject),
+            "OK, I am out of office until Monday.".to_string(),
+        ),
+    ] {
+        let r = d.send(
+            OWNER,
+            &approval.reply_to,
+            &plain(OWNER, &approval.reply_to, &subject, &body),
+        );
+        assert!(r.starts_with("250"), "{r}");
+        assert_eq!(
+            subscriber(&d, "partnerskap", email)["status"],
+            "awaiting_approval",
+            "{body:?} approved"
+        );
+    }
+    // A deliberate "Godkänn" does.
+    let r = d.send(
+        OWNER,
+        &approval.reply_to,
+        &plain(
+            OWNER,
+            &approval.reply_to,
+            &format!("Re: {}", approval.subject),
+            "Godkänn",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subscriber(&d, "partnerskap", email)["status"], "confirmed");
+}
+
 // ---------------------------------------------------------------------------
 // 3. The web listener sheds the idle and the slow
 // ---------------------------------------------------------------------------
