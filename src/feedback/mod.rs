@@ -109,11 +109,20 @@ mod tests {
             "GODKÄNN",
             "send it",
             "Approve\r\n\r\n> Hej",
+            // The post's own subject in the first line is ours.
+            "Ok, Semesterstängt i juli kan gå ut.",
         ] {
             assert_eq!(check("", re, body), Ok(()), "{body:?}");
         }
+        // A responder echoing our Subject, token and all, is not the
+        // owner pasting the token.
+        let echo = format!(
+            "Vi har tagit emot ditt ärende \"Förhandsgranska och godkänn: Semesterstängt i juli, kod {text}\"."
+        );
+        assert!(check("", re, &echo).is_err_and(|e| e.contains("approval word")));
         // The token itself in the reply's own words.
         assert_eq!(check("", re, &format!("Kod {text}")), Ok(()));
+        assert_eq!(check("", re, &format!("Hej!\r\n{text}\r\n/Lena")), Ok(()));
         for (headers, subject, body) in [
             ("", re, "Tack, jag tittar på det."),
             ("", re, "okej"),

@@ -39,11 +39,12 @@ const AWAY_WORDS: &[&str] = &[
 
 /// Does a reply to an approval request approve? Ok(()) only for a
 /// deliberate act: the reply's own text (not the quote) begins with an
-/// approval word, or holds `token` itself; and nothing marks it as
+/// approval word, or holds `token` itself on a short line; and nothing marks it as
 /// automatic (RFC 3834 and the other headers and subjects that
 /// `automated` knows, or away words in the Subject or the first line).
 /// `post_subject` is the subject of the post being approved: its words in
-/// the reply's Subject are ours, quoted back, not the owner's.
+/// the reply's Subject or first line are ours, quoted back, not the
+/// owner's.
 pub(crate) fn deliberate_approval(
     msg: &Message<'_>,
     reverse_path: Option<&str>,
@@ -53,24 +54,36 @@ pub(crate) fn deliberate_approval(
     if automated::automated(msg, reverse_path).is_some() {
         return Err("approval: an automatic reply never approves");
     }
-    let mut subject = strip_subject_prefixes(msg.subject().unwrap_or_default()).to_lowercase();
-    if let Some(ours) = post_subject
+    // The post's own subject, quoted back, is our words, not the writer's.
+    let ours = post_subject
         .map(str::to_lowercase)
-        .filter(|s| !s.is_empty())
-    {
-        subject = subject.replace(&ours, " ");
-    }
+        .filter(|s| !s.is_empty());
+    let theirs = |text: &str| match &ours {
+        Some(ours) => text.to_lowercase().replace(ours, " "),
+        None => text.to_lowercase(),
+    };
+    let subject = theirs(strip_subject_prefixes(msg.subject().unwrap_or_default()));
     let own = reply_text::own_text(msg);
-    let first = first_own_line(&own).unwrap_or_default().to_lowercase();
+    let first = theirs(first_own_line(&own).unwrap_or_default());
     if AWAY_WORDS
         .iter()
         .any(|w| subject.contains(w) || first.contains(w))
     {
         return Err("approval: a reply that says its writer is away never approves");
     }
-    let quotes_token = own
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|w| Token::decode(w).as_ref() == Some(token));
+    // The token pasted on a line of its own, or with a word or three
+    // ("kod: …"): a responder that echoes our Subject ("… godkänn: X, kod
+    // TOKEN") into its text does not approve.
+    let quotes_token = own.lines().any(|line| {
+        let words: Vec<&str> = line
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        words.len() <= 4
+            && words
+                .iter()
+                .any(|w| Token::decode(w).as_ref() == Some(token))
+    });
     if begins_with_approval(first_own_line(&own).unwrap_or_default()) || quotes_token {
         return Ok(());
     }
