@@ -41,6 +41,10 @@ pub enum Purpose {
     /// confirmation tokens holds the campaign number. They do not expire:
     /// an unsubscribe link must work for as long as the mail is read.
     Subscriber,
+    /// A bounce probe (Mailman's VERP probe): the id is the subscriber's,
+    /// the issue time the probe's, which the subscriber record keeps while
+    /// the probe is outstanding. Used only as `L-bounces+TOKEN@D`.
+    Probe,
 }
 
 impl Purpose {
@@ -51,6 +55,7 @@ impl Purpose {
             Purpose::Approve => b"approve",
             Purpose::Post => b"post",
             Purpose::Subscriber => b"subscriber",
+            Purpose::Probe => b"probe",
         }
     }
 }

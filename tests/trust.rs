@@ -711,6 +711,119 @@ fn genuine_complaint_with_the_recipient_redacted_unsubscribes_by_its_token() {
     );
 }
 
+/// A DSN to `to` that `failed` could not take the mail, returning
+/// `original` as message/rfc822 (what Postfix and Exim attach).
+fn dsn_returning(to: &str, failed: &str, original: &str) -> String {
+    dsn(to, failed, "5.1.1", "Undelivered Mail Returned to Sender").replace(
+        "\r\n--b1--\r\n",
+        &format!(
+            "\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\n{}\r\n\r\n--b1--\r\n",
+            original.trim_end()
+        ),
+    )
+}
+
+/// A vacation notice as a responder sends it to the envelope sender
+/// (RFC 3834 §4: replies go to the Return-Path).
+fn vacation_notice(from: &str, to: &str) -> String {
+    format!(
+        "Auto-Submitted: auto-replied\r\n{}",
+        plain(
+            from,
+            to,
+            "Frånvaro: Nyhetsbrev",
+            "Jag är på semester till och med den 7 januari."
+        )
+    )
+}
+
+#[test]
+fn a_dsn_to_the_bare_address_counts_only_for_the_subscriber_whose_copy_it_returns() {
+    // Mallory returns her own copy (token and all) in a DSN that names the
+    // victim: the bounce is hers, not the victim's. A relay that sends a
+    // genuine DSN to the bare address with our copy attached still counts.
+    let mut d = Daemon::start("");
+    let victim = "vendela@example.org";
+    let mallory = "mallory@example.net";
+    let copies = newsletter_to(&mut d, &[victim, mallory]);
+    let hers = copies.iter().find(|m| m.to == mallory).unwrap();
+    let original = format!(
+        "Return-Path: <{}>\r\n{}",
+        hers.reverse_path.as_deref().unwrap(),
+        replace_header(&hers.raw, "To", victim)
+    );
+    let to = addr("-bounces");
+    let r = d.send("", &to, &dsn_returning(&to, victim, &original));
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subscriber(&d, LIST, victim)["bounces"], 0);
+    assert_eq!(subscriber(&d, LIST, mallory)["bounces"], 1);
+    // Nobody is probed: the report was bound.
+    let out = mails_until_sentinel(&mut d);
+    assert!(
+        out.is_empty(),
+        "{:?}",
+        out.iter().map(|m| &m.to).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_vacation_notice_to_a_verp_address_is_no_bounce() {
+    // The VERP address is the envelope sender, so out-of-office replies
+    // come back to it: they must not count towards `bounced`.
+    let mut d = Daemon::start("");
+    let person = "semestrare@example.org";
+    let copies = newsletter_to(&mut d, &[person]);
+    let verp = copies[0].reverse_path.clone().unwrap();
+    for sender in ["", person] {
+        let r = d.send(sender, &verp, &vacation_notice(person, &verp));
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let s = subscriber(&d, LIST, person);
+    assert_eq!(s["bounces"], 0, "{s}");
+    assert!(ignored(&d)
+        .iter()
+        .any(|r| r["address"] == "bounces" && r["subject"] == "Frånvaro: Nyhetsbrev"));
+}
+
+#[test]
+fn a_probe_counts_once_and_its_vacation_notice_not_at_all() {
+    let mut d = Daemon::start("");
+    let person = "prov@example.org";
+    add(&mut d, LIST, person);
+    let to = addr("-bounces");
+    let r = d.send("", &to, &dsn(&to, person, "5.1.1", "Undelivered"));
+    assert!(r.starts_with("250"), "{r}");
+    let probe = wait_for(&mut d, Duration::from_secs(10), |m| m.to == person)
+        .into_iter()
+        .find(|m| m.to == person)
+        .expect("a probe");
+    let verp = probe.reverse_path.clone().unwrap();
+    assert!(verp.starts_with(&format!("{LIST}-bounces+")), "{verp}");
+    // The probe uses a token of its own: it does not unsubscribe anyone
+    // through the one-click address, nor does a newsletter token's page
+    // take it.
+    let token = verp
+        .split_once('+')
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(t, _)| t.to_string())
+        .unwrap();
+    let r = d.send(
+        person,
+        &addr(&format!("-unsubscribe+{token}")),
+        &plain(person, "x", "avsluta", ""),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subscriber(&d, LIST, person)["status"], "confirmed");
+    let r = d.send("", &verp, &vacation_notice(person, &verp));
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subscriber(&d, LIST, person)["bounces"], 0);
+    for _ in 0..2 {
+        let r = d.send("", &verp, &dsn(&verp, person, "5.1.1", "Undelivered probe"));
+        assert!(r.starts_with("250"), "{r}");
+    }
+    assert_eq!(subscriber(&d, LIST, person)["bounces"], 1);
+}
+
 // ---------------------------------------------------------------------------
 // 2. Approval is a deliberate act
 // ---------------------------------------------------------------------------
@@ -836,6 +949,63 @@ fn the_owner_in_upper_case_is_the_owner() {
     assert!(r.starts_with("250"), "{r}");
     let sent = d.wait_mails(1);
     assert_eq!(sent[0].to, "h1@example.org");
+}
+
+#[test]
+fn an_owners_vacation_reply_does_not_let_a_stranger_into_a_closed_list() {
+    // The approval of a person waiting on a closed list is an owner's
+    // approval too: the same rule holds.
+    let mut d = Daemon::start("");
+    let email = "inkraktare@example.net";
+    let to = list_addr("partnerskap", "-subscribe");
+    request(&d, email, &to, "prenumerera");
+    let confirm = d.wait_mails(1).remove(0);
+    reply_to(&d, email, &confirm);
+    let mails = d.wait_mails(2);
+    let approval = mails
+        .iter()
+        .find(|m| m.to == OWNER)
+        .expect("an approval request to the owner")
+        .clone();
+    for (subject, body) in [
+        (
+            format!("Re: {}", approval.subject),
+            "Jag är på semester till och med den 7 januari.".to_string(),
+        ),
+        (
+            format!("Re: {}", approval.subject),
+            "Tack för ditt mejl, jag återkommer.".to_string(),
+        ),
+        (
+            format!("Re: {}", approval.subject),
+            "OK, I am out of office until Monday.".to_string(),
+        ),
+    ] {
+        let r = d.send(
+            OWNER,
+            &approval.reply_to,
+            &plain(OWNER, &approval.reply_to, &subject, &body),
+        );
+        assert!(r.starts_with("250"), "{r}");
+        assert_eq!(
+            subscriber(&d, "partnerskap", email)["status"],
+            "awaiting_approval",
+            "{body:?} approved"
+        );
+    }
+    // A deliberate "Godkänn" does.
+    let r = d.send(
+        OWNER,
+        &approval.reply_to,
+        &plain(
+            OWNER,
+            &approval.reply_to,
+            &format!("Re: {}", approval.subject),
+            "Godkänn",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subscriber(&d, "partnerskap", email)["status"], "confirmed");
 }
 
 // ---------------------------------------------------------------------------

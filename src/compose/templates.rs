@@ -27,6 +27,7 @@ pub const SYSTEM_MAILS: &[&str] = &[
     "approve-request",
     "post-preview",
     "invite",
+    "probe",
 ];
 
 const VARIANTS: [&str; 3] = ["subject", "txt", "html"];
@@ -55,6 +56,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "sv" / "approve-request",
     "sv" / "post-preview",
     "sv" / "invite",
+    "sv" / "probe",
     "en" / "confirm-subscribe",
     "en" / "welcome",
     "en" / "already-subscribed",
@@ -65,6 +67,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "en" / "approve-request",
     "en" / "post-preview",
     "en" / "invite",
+    "en" / "probe",
 ];
 
 /// A rendered mail, before it becomes a message.

@@ -85,9 +85,19 @@ pub struct List {
 }
 
 impl List {
+    /// Is `email` one of the owners? Case-insensitive, local part
+    /// included, as addresses compare everywhere else.
     pub fn is_owner(&self, email: &str) -> bool {
-        let email = address::normalize(email);
-        self.owners.contains(&email)
+        self.owner(email).is_some()
+    }
+
+    /// The owner's address as configured, for `email` in any case.
+    pub fn owner(&self, email: &str) -> Option<&str> {
+        let email = address::normalize(email).to_lowercase();
+        self.owners
+            .iter()
+            .find(|o| o.to_lowercase() == email)
+            .map(String::as_str)
     }
 }
 
@@ -340,6 +350,23 @@ mod tests {
         let p = lists.get("partnerskap").unwrap();
         assert_eq!(p.subscription, Subscription::Closed);
         assert!(!p.owners.is_empty());
+    }
+
+    #[test]
+    fn owners_compare_without_case() {
+        let l = List::parse(
+            "x",
+            "name = \"X\"\naddress = \"x\"\nowners = [\"Ledare@Example.se\"]\n",
+        )
+        .unwrap();
+        for from in [
+            "ledare@example.se",
+            "LEDARE@EXAMPLE.SE",
+            " <Ledare@example.SE> ",
+        ] {
+            assert_eq!(l.owner(from), Some("Ledare@example.se"), "{from}");
+        }
+        assert!(!l.is_owner("ledare2@example.se"));
     }
 
     #[test]

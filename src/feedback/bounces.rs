@@ -1,12 +1,34 @@
 //! Bounces and complaints: a decaying score per subscriber, and what a
 //! report does to a subscription.
+//!
+//! A report acts only when it is bound to a mail we sent, because anyone
+//! can write a DSN or an ARF report that names anyone:
+//!
+//! - at `L-bounces+TOKEN@D`, the token must verify: a newsletter token
+//!   (the subscriber it names), or the token of that subscriber's
+//!   outstanding probe. A token that does not verify binds nothing, and the
+//!   report is not read for addresses;
+//! - at the bare `L-bounces@D`, a token of ours in the header of the
+//!   attached original (`List-Unsubscribe`, `Reply-To`, `Return-Path`; see
+//!   `bounce::original_tokens`) binds it, if all such tokens name one
+//!   subscriber.
+//!
+//! A bound report acts on the subscriber the token names, never on the
+//! address the report's text names. Anything else changes no one and is
+//! recorded as ignored. An unbound bounce that names a confirmed
+//! subscriber with a permanent failure sends them a probe (as Mailman 3
+//! does): a system mail whose envelope sender carries a probe token, at
+//! most one outstanding per subscriber. Only the probe's own bounce counts.
 
+use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
 use crate::daemon::lists::List;
 use crate::feedback::subscriber_of;
-use crate::mail::bounce;
-use crate::store::{Status, Subscriber};
-use crate::subscription::answer::Handled;
+use crate::mail::{automated, bounce};
+use crate::store::{Status, Subscriber, Tx};
+use crate::subscription::answer::{base_data, queue_mail_verp, Handled};
+use crate::subscription::token_subscriber;
+use crate::token::{Purpose, Token};
 use chrono::{DateTime, Utc};
 use mail_parser::Message;
 
@@ -19,6 +41,15 @@ pub(crate) const TEMPORARY_WEIGHT: f64 = 0.2;
 /// The score halves in this many days without new bounces, so old trouble
 /// fades and only a run of failures reaches the threshold.
 pub(crate) const BOUNCE_HALF_LIFE_DAYS: f64 = 14.0;
+
+/// A probe is outstanding for this long: no second probe goes to the same
+/// subscriber before (a relay gives up on a message after about five days,
+/// so its bounce comes within a week).
+pub(crate) const PROBE_OUTSTANDING_DAYS: i64 = 7;
+
+/// At most this many probes a day per list, however many unbound bounces
+/// arrive: a flood of forged reports cannot make us mail the whole list.
+pub(crate) const PROBES_PER_LIST_PER_DAY: u32 = 100;
 
 /// Adds one bounce to `s`'s decaying score; at the threshold a confirmed
 /// subscriber becomes `bounced` and gets no more mail.
@@ -44,83 +75,295 @@ pub fn add_bounce(s: &mut Subscriber, permanent: bool, threshold: f64, now: Date
     }
 }
 
+/// What binds a report to a mail we sent.
+enum Binding {
+    /// A newsletter token: the subscriber it names.
+    Copy(Subscriber),
+    /// A probe token: the subscriber, and the probe's time of issue.
+    Probe(Subscriber, u32),
+}
+
+impl Binding {
+    fn subscriber(&self) -> &Subscriber {
+        match self {
+            Binding::Copy(s) | Binding::Probe(s, _) => s,
+        }
+    }
+}
+
+/// Why a report is not bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unbound {
+    /// `L-bounces+TOKEN@D` with a token that does not verify.
+    ForgedVerp,
+    /// The bare address, and no token of ours in an attached original.
+    NoToken,
+    /// The attached original carries tokens of two or more subscribers.
+    Ambiguous,
+}
+
+/// The subscriber a verified VERP token names on `list`: a newsletter
+/// token, or a probe token.
+fn verp_binding(ctx: &Context, list: &List, token: &str) -> anyhow::Result<Option<Binding>> {
+    if let Some((s, _)) = subscriber_of(ctx, list, token)? {
+        return Ok(Some(Binding::Copy(s)));
+    }
+    let Some(t) = Token::decode(token) else {
+        return Ok(None);
+    };
+    probe_binding(ctx, list, &t)
+}
+
+fn probe_binding(ctx: &Context, list: &List, t: &Token) -> anyhow::Result<Option<Binding>> {
+    let Some(s) = ctx.store.subscriber_by_id(t.id)? else {
+        return Ok(None);
+    };
+    let genuine = s.list == list.id && ctx.secret.verify(t, Purpose::Probe, &s.list, &s.email);
+    Ok(genuine.then_some(Binding::Probe(s, t.issued)))
+}
+
+/// The one subscriber whose tokens the attached original carries.
+fn original_binding(
+    ctx: &Context,
+    list: &List,
+    msg: &Message<'_>,
+) -> anyhow::Result<Result<Binding, Unbound>> {
+    let mut found: Option<Binding> = None;
+    for t in bounce::original_tokens(msg) {
+        let b = match token_subscriber(ctx, Some(list), &t)? {
+            Some(s) => Binding::Copy(s),
+            None => match probe_binding(ctx, list, &t)? {
+                Some(b) => b,
+                None => continue,
+            },
+        };
+        match &found {
+            None => found = Some(b),
+            Some(f) if f.subscriber().id == b.subscriber().id => {
+                // The same person's newsletter token beside their probe
+                // token: the probe (a bounce of it counts once).
+                if matches!(b, Binding::Probe(..)) {
+                    found = Some(b);
+                }
+            }
+            Some(_) => return Ok(Err(Unbound::Ambiguous)),
+        }
+    }
+    Ok(found.ok_or(Unbound::NoToken))
+}
+
 /// Mail to `L-bounces+TOKEN@D` or `L-bounces@D`: a delivery report or a
-/// complaint. Never answered.
+/// complaint. Never answered; see the module docs for what binds it.
+/// `reverse_path` is the envelope sender (Some("") for `<>`).
 pub fn bounce(
     ctx: &Context,
     list: &List,
     token: Option<&str>,
     msg: &Message<'_>,
+    reverse_path: Option<&str>,
 ) -> anyhow::Result<Handled> {
-    let now = ctx.now();
-    let named = match token {
-        Some(t) => subscriber_of(ctx, list, t)?,
-        None => None,
+    let binding = match token {
+        Some(t) => verp_binding(ctx, list, t)?.ok_or(Unbound::ForgedVerp),
+        None => original_binding(ctx, list, msg)?,
     };
-    // A complaint (ARF) means "I do not want this": the person leaves at
-    // once, and gets no goodbye mail that could draw another complaint.
-    if crate::mail::automated::is_feedback_report(msg) {
-        let who = named
-            .as_ref()
-            .map(|(s, _)| s.email.clone())
-            .or_else(|| bounce::complaint(msg));
-        let Some(email) = who else {
-            return Ok(Handled::ignored("a complaint that names no subscriber"));
+    if automated::is_feedback_report(msg) {
+        return match binding {
+            Ok(b) => complaint(ctx, list, b),
+            Err(why) => {
+                tracing::warn!(list = %list.id, ?why, "complaint not bound to a mail we sent: ignored");
+                Ok(Handled::ignored(match why {
+                    Unbound::ForgedVerp => "complaint to a VERP address whose token is not ours",
+                    Unbound::NoToken => {
+                        "complaint not bound to a mail we sent (no token of ours in an attached original)"
+                    }
+                    Unbound::Ambiguous => {
+                        "complaint whose attached original carries tokens of more than one subscriber"
+                    }
+                }))
+            }
         };
-        let left = ctx.store.write(|tx| {
-            let Some(mut s) = tx.subscriber(&list.id, &email)? else {
-                return Ok(false);
-            };
-            if s.status == Status::Unsubscribed {
-                return Ok(false);
-            }
-            s.status = Status::Unsubscribed;
-            s.unsubscribed_at = Some(now);
-            s.updated_at = now;
-            tx.put_subscriber(&s);
-            Ok(true)
-        })?;
-        tracing::info!(list = %list.id, "complaint: subscriber removed");
-        return Ok(if left {
-            Handled::done("complaint: unsubscribed")
-        } else {
-            Handled::ignored("a complaint about someone not subscribed")
-        });
     }
-    let failures = bounce::parse(msg);
-    let threshold = ctx.config.limits.bounce_threshold;
-    let applied = ctx.store.write(|tx| {
-        let mut applied = 0;
-        if let Some((s, _)) = &named {
-            // VERP names the subscriber; the report says how bad it is.
-            // A report we cannot read counts as permanent: the relay did
-            // send it back.
-            let permanent = failures
-                .iter()
-                .find(|f| f.recipient.eq_ignore_ascii_case(&s.email))
-                .or(failures.first())
-                .is_none_or(|f| f.permanent);
-            if let Some(mut s) = tx.subscriber(&list.id, &s.email)? {
-                add_bounce(&mut s, permanent, threshold, now);
-                tx.put_subscriber(&s);
-                applied += 1;
-            }
-        } else {
-            for f in &failures {
-                if let Some(mut s) = tx.subscriber(&list.id, &f.recipient)? {
-                    add_bounce(&mut s, f.permanent, threshold, now);
-                    tx.put_subscriber(&s);
-                    applied += 1;
-                }
-            }
+    match binding {
+        Ok(b) => count(ctx, list, b, msg, reverse_path),
+        Err(Unbound::ForgedVerp) => {
+            tracing::warn!(list = %list.id, "bounce to a VERP address whose token is not ours: ignored");
+            Ok(Handled::ignored(
+                "bounce to a VERP address whose token is not ours",
+            ))
         }
-        Ok(applied)
+        Err(_) => probe(ctx, list, msg),
+    }
+}
+
+/// A complaint (ARF) means "I do not want this": the subscriber the token
+/// names leaves at once, and gets no goodbye mail that could draw another
+/// complaint.
+fn complaint(ctx: &Context, list: &List, b: Binding) -> anyhow::Result<Handled> {
+    let now = ctx.now();
+    let id = b.subscriber().id;
+    let left = ctx.store.write(|tx| {
+        let Some(mut s) = tx.subscriber_by_id(id)?.filter(|s| s.list == list.id) else {
+            return Ok(false);
+        };
+        if s.status == Status::Unsubscribed {
+            return Ok(false);
+        }
+        s.status = Status::Unsubscribed;
+        s.unsubscribed_at = Some(now);
+        s.updated_at = now;
+        tx.put_subscriber(&s);
+        Ok(true)
     })?;
-    if applied == 0 {
+    if !left {
+        return Ok(Handled::ignored("complaint about someone not subscribed"));
+    }
+    tracing::info!(list = %list.id, "complaint: subscriber removed");
+    Ok(Handled::done("complaint: unsubscribed"))
+}
+
+/// A bound delivery report: one bounce for the subscriber the token names.
+fn count(
+    ctx: &Context,
+    list: &List,
+    b: Binding,
+    msg: &Message<'_>,
+    reverse_path: Option<&str>,
+) -> anyhow::Result<Handled> {
+    let failures = bounce::parse(msg);
+    // Vacation notices answer the envelope sender too (RFC 3834 replies go
+    // to the Return-Path): only a delivery report counts.
+    if failures.is_empty() && !automated::is_bounce(msg, reverse_path) {
         return Ok(Handled::ignored(
-            "a bounce that names no subscriber of this list",
+            "not a delivery report (an auto-reply to our envelope sender?)",
         ));
     }
-    tracing::info!(list = %list.id, subscribers = applied, "bounce recorded");
-    Ok(Handled::done("bounce recorded"))
+    let now = ctx.now();
+    let threshold = ctx.config.limits.bounce_threshold;
+    let probe_issued = match &b {
+        Binding::Probe(_, issued) => Some(*issued),
+        Binding::Copy(_) => None,
+    };
+    let id = b.subscriber().id;
+    let counted = ctx.store.write(|tx| {
+        let Some(mut s) = tx.subscriber_by_id(id)?.filter(|s| s.list == list.id) else {
+            return Ok(false);
+        };
+        if let Some(issued) = probe_issued {
+            // Only the outstanding probe counts, and only once.
+            if s.probe_sent_at.map(probe_secs) != Some(issued) {
+                return Ok(false);
+            }
+            s.probe_sent_at = None;
+        }
+        // The token names the subscriber; the report says how bad it is.
+        // A report we cannot read counts as permanent: the relay did send
+        // it back.
+        let permanent = failures
+            .iter()
+            .find(|f| f.recipient.eq_ignore_ascii_case(&s.email))
+            .or(failures.first())
+            .is_none_or(|f| f.permanent);
+        add_bounce(&mut s, permanent, threshold, now);
+        tx.put_subscriber(&s);
+        Ok(true)
+    })?;
+    if !counted {
+        return Ok(Handled::ignored(if probe_issued.is_some() {
+            "bounce of a probe that is no longer outstanding"
+        } else {
+            "bounce for a subscriber no longer on the list"
+        }));
+    }
+    tracing::info!(list = %list.id, probe = probe_issued.is_some(), "bounce recorded");
+    Ok(Handled::done(if probe_issued.is_some() {
+        "bounce of a probe recorded"
+    } else {
+        "bounce recorded"
+    }))
+}
+
+/// A probe's time of issue as its token carries it.
+fn probe_secs(t: DateTime<Utc>) -> u32 {
+    u32::try_from(t.timestamp().max(0)).unwrap_or(u32::MAX)
+}
+
+/// What an unbound bounce did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Probed {
+    NoOne,
+    Capped,
+    Outstanding,
+    Sent,
+}
+
+/// An unbound bounce: it counts for no one. Each confirmed subscriber it
+/// names with a permanent failure gets a probe, unless one is outstanding.
+fn probe(ctx: &Context, list: &List, msg: &Message<'_>) -> anyhow::Result<Handled> {
+    let named: Vec<String> = bounce::parse(msg)
+        .into_iter()
+        .filter(|f| f.permanent)
+        .map(|f| f.recipient)
+        .collect();
+    let now = ctx.now();
+    let outcome = ctx.store.write(|tx| {
+        let mut outcome = Probed::NoOne;
+        for email in &named {
+            let Some(s) = tx.subscriber(&list.id, email)? else {
+                continue;
+            };
+            if s.status != Status::Confirmed {
+                continue;
+            }
+            outcome = outcome.max(send_probe(ctx, tx, list, s, now)?);
+        }
+        Ok(outcome)
+    })?;
+    tracing::info!(list = %list.id, ?outcome, "bounce not bound to a mail we sent: counted for no one");
+    Ok(Handled::ignored(match outcome {
+        Probed::Sent => "bounce not bound to a mail we sent: counted for no one; a probe went to the subscriber it names",
+        Probed::Outstanding => "bounce not bound to a mail we sent: counted for no one; a probe to the subscriber it names is outstanding",
+        Probed::Capped => "bounce not bound to a mail we sent: counted for no one; the list's probes for today are spent",
+        Probed::NoOne => "bounce not bound to a mail we sent, naming no confirmed subscriber with a permanent failure",
+    }))
+}
+
+/// Sends `s` a probe: a system mail from `L-bounces+TOKEN@D`, where the
+/// token (purpose `Probe`) names `s` and the time it was sent, which `s`
+/// keeps while the probe is outstanding.
+fn send_probe(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    mut s: Subscriber,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Probed> {
+    if s.probe_sent_at
+        .is_some_and(|t| now - t < chrono::Duration::days(PROBE_OUTSTANDING_DAYS))
+    {
+        return Ok(Probed::Outstanding);
+    }
+    if !tx.take_daily(&format!("probe\0{}", list.id), PROBES_PER_LIST_PER_DAY, now)? {
+        return Ok(Probed::Capped);
+    }
+    let issued = ctx.now_secs();
+    let token = ctx
+        .secret
+        .mint(Purpose::Probe, &s.list, &s.email, s.id, issued);
+    s.probe_sent_at = DateTime::from_timestamp(i64::from(issued), 0);
+    tx.put_subscriber(&s);
+    let data = base_data(ctx, list, &s.email, &s.name);
+    queue_mail_verp(
+        ctx,
+        tx,
+        list,
+        "probe",
+        &s.email,
+        &s.name,
+        &data,
+        None,
+        AutoSubmitted::Generated,
+        None,
+        Some(&token),
+    )?;
+    Ok(Probed::Sent)
 }

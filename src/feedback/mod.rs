@@ -80,6 +80,82 @@ mod tests {
     }
 
     #[test]
+    fn only_a_deliberate_reply_approves() {
+        use super::posts::deliberate_approval;
+        use crate::token::{Purpose, Secret, Token};
+        let secret = Secret::from_bytes([5; 32]);
+        let text = secret.mint(Purpose::Post, "lf", "ledare@b.se", 1, 100);
+        let token = Token::decode(&text).unwrap();
+        let check = |headers: &str, subject: &str, body: &str| {
+            let raw = format!(
+                "{headers}From: ledare@b.se\r\nTo: lf-confirm@x.se\r\nSubject: {subject}\r\n\r\n{body}\r\n"
+            );
+            let msg = mail_parser::MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap();
+            deliberate_approval(
+                &msg,
+                Some("ledare@b.se"),
+                &token,
+                Some("Semesterstängt i juli"),
+            )
+        };
+        let re = "Re: Förhandsgranska och godkänn: Semesterstängt i juli";
+        for body in [
+            "ok",
+            "OK!",
+            "Ja, skicka.",
+            "Skicka!",
+            "GODKÄNN",
+            "send it",
+            "Approve\r\n\r\n> Hej",
+            // The post's own subject in the first line is ours.
+            "Ok, Semesterstängt i juli kan gå ut.",
+        ] {
+            assert_eq!(check("", re, body), Ok(()), "{body:?}");
+        }
+        // A responder echoing our Subject, token and all, is not the
+        // owner pasting the token.
+        let echo = format!(
+            "Vi har tagit emot ditt ärende \"Förhandsgranska och godkänn: Semesterstängt i juli, kod {text}\"."
+        );
+        assert!(check("", re, &echo).is_err_and(|e| e.contains("approval word")));
+        // The token itself in the reply's own words.
+        assert_eq!(check("", re, &format!("Kod {text}")), Ok(()));
+        assert_eq!(check("", re, &format!("Hej!\r\n{text}\r\n/Lena")), Ok(()));
+        for (headers, subject, body) in [
+            ("", re, "Tack, jag tittar på det."),
+            ("", re, "okej"),
+            ("", re, ""),
+            // The approval word or the token only in the quote; another
+            // post's token.
+            ("", re, "Hej\r\n\r\n> ok"),
+            ("", re, &format!("Se nedan\r\n\r\n> {text}")),
+            (
+                "",
+                re,
+                &format!(
+                    "Kod {}",
+                    secret.mint(Purpose::Post, "lf", "ledare@b.se", 2, 100)
+                ),
+            ),
+            // Automatic, whatever it says.
+            ("Auto-Submitted: auto-replied\r\n", re, "ok"),
+            ("X-Autoreply: yes\r\n", re, "ok"),
+            ("Precedence: auto_reply\r\n", re, "ok"),
+            ("", "Autosvar: Semesterstängt i juli", "ok"),
+            ("", "Re: Förhandsgranska (out of office)", "ok"),
+            ("", re, "OK, jag är på semester till måndag."),
+            ("", "Frånvaro vecka 30", "Ja"),
+        ] {
+            assert!(
+                check(headers, subject, body).is_err(),
+                "{headers}{subject}: {body:?}"
+            );
+        }
+    }
+
+    #[test]
     fn post_text_cannot_inject_markup() {
         let md = as_markdown("# not a heading\n<script>alert(1)</script>\n1. not a list");
         assert!(md.starts_with("\\# not"), "{md}");

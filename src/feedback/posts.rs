@@ -1,5 +1,5 @@
 //! An owner's post by mail: it becomes a draft campaign and a preview to
-//! the owner, and only the owner's reply queues it.
+//! the owner, and only the owner's deliberate reply queues it.
 
 use crate::address;
 use crate::campaign::{self, NewCampaign};
@@ -7,16 +7,113 @@ use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
 use crate::daemon::lists;
 use crate::daemon::lists::List;
-use crate::mail::words::strip_subject_prefixes;
+use crate::mail::automated;
+use crate::mail::reply_text;
+use crate::mail::words::{begins_with_approval, first_own_line, strip_subject_prefixes};
 use crate::store::{Attachment, Content, Kind};
 use crate::store::{Pending, PendingAction, Tx, RECORD_VERSION};
 use crate::subscription::answer::{base_data, queue_mail, Handled};
-use crate::token::Purpose;
+use crate::subscription::check_token;
+use crate::token::{Purpose, Token};
 use mail_parser::{Message, MimeHeaders};
 use serde_json::json;
 
 /// Lines of the post shown in the preview mail to the owner.
 pub(crate) const PREVIEW_LINES: usize = 40;
+
+/// Words of a person who is away, in the Subject or the first line of a
+/// reply: such a reply is a responder's, whatever else it says.
+const AWAY_WORDS: &[&str] = &[
+    "semester",
+    "frånvaro",
+    "frånvarande",
+    "out of office",
+    "out of the office",
+    "vacation",
+    "autosvar",
+    "automatiskt svar",
+    "automatic reply",
+    "auto-reply",
+    "autoreply",
+];
+
+/// Does a reply to an approval request approve? Ok(()) only for a
+/// deliberate act: the reply's own text (not the quote) begins with an
+/// approval word, or holds `token` itself on a short line; and nothing marks it as
+/// automatic (RFC 3834 and the other headers and subjects that
+/// `automated` knows, or away words in the Subject or the first line).
+/// `post_subject` is the subject of the post being approved: its words in
+/// the reply's Subject or first line are ours, quoted back, not the
+/// owner's.
+pub(crate) fn deliberate_approval(
+    msg: &Message<'_>,
+    reverse_path: Option<&str>,
+    token: &Token,
+    post_subject: Option<&str>,
+) -> Result<(), &'static str> {
+    if automated::automated(msg, reverse_path).is_some() {
+        return Err("approval: an automatic reply never approves");
+    }
+    // The post's own subject, quoted back, is our words, not the writer's.
+    let ours = post_subject
+        .map(str::to_lowercase)
+        .filter(|s| !s.is_empty());
+    let theirs = |text: &str| match &ours {
+        Some(ours) => text.to_lowercase().replace(ours, " "),
+        None => text.to_lowercase(),
+    };
+    let subject = theirs(strip_subject_prefixes(msg.subject().unwrap_or_default()));
+    let own = reply_text::own_text(msg);
+    let first = theirs(first_own_line(&own).unwrap_or_default());
+    if AWAY_WORDS
+        .iter()
+        .any(|w| subject.contains(w) || first.contains(w))
+    {
+        return Err("approval: a reply that says its writer is away never approves");
+    }
+    // The token pasted on a line of its own, or with a word or three
+    // ("kod: …"): a responder that echoes our Subject ("… godkänn: X, kod
+    // TOKEN") into its text does not approve.
+    let quotes_token = own.lines().any(|line| {
+        let words: Vec<&str> = line
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        words.len() <= 4
+            && words
+                .iter()
+                .any(|w| Token::decode(w).as_ref() == Some(token))
+    });
+    if begins_with_approval(first_own_line(&own).unwrap_or_default()) || quotes_token {
+        return Ok(());
+    }
+    Err("approval: the reply does not begin with an approval word (ok, ja, skicka, godkänn, send, approve)")
+}
+
+/// For a mail that carries an owner's approval token (an owner's post, or
+/// a person waiting on a closed list): why it does not approve, if it does
+/// not (see [`deliberate_approval`]). None for every other token, and for
+/// tokens that do not verify (the caller answers those as before).
+pub(crate) fn refused_approval(
+    ctx: &Context,
+    list: Option<&List>,
+    token: &Token,
+    msg: &Message<'_>,
+    reverse_path: Option<&str>,
+) -> anyhow::Result<Option<&'static str>> {
+    let Ok(pending) = check_token(ctx, list, token)? else {
+        return Ok(None);
+    };
+    if !matches!(pending.action, PendingAction::Post | PendingAction::Approve) || pending.completed
+    {
+        return Ok(None);
+    }
+    let post_subject = match pending.campaign {
+        Some(id) => ctx.store.campaign(id)?.map(|c| c.content.subject),
+        None => None,
+    };
+    Ok(deliberate_approval(msg, reverse_path, token, post_subject.as_deref()).err())
+}
 
 /// Markdown-safe text: the post's text becomes the newsletter body as
 /// paragraphs, with nothing that Markdown or Handlebars would act on

@@ -124,6 +124,51 @@ pub fn complaint(msg: &Message<'_>) -> Option<String> {
     }
 }
 
+/// Header fields of an attached original in which we put a token of ours:
+/// `List-Unsubscribe` (the mailto and the link), `Reply-To`
+/// (`L-reply+TOKEN@D`) and `Return-Path` (the VERP envelope sender, as the
+/// receiving server recorded it).
+const TOKEN_HEADERS: &[&str] = &["List-Unsubscribe", "Reply-To", "Return-Path"];
+
+/// Every token-shaped word in the [`TOKEN_HEADERS`] of the originals a
+/// report attaches (`message/rfc822`, `text/rfc822-headers`), decoded but
+/// not verified. Only the attachment's own header, never its body or a
+/// message nested deeper: a newsletter that a subscriber forwarded carries
+/// their token in its text, and must not bind a complaint about the
+/// forward to them.
+pub fn original_tokens(msg: &Message<'_>) -> Vec<crate::token::Token> {
+    let mut out = Vec::new();
+    let mut add = |m: &Message<'_>| {
+        for (name, value) in m.headers_raw() {
+            if !TOKEN_HEADERS
+                .iter()
+                .any(|h| name.trim().eq_ignore_ascii_case(h))
+            {
+                continue;
+            }
+            for word in value.split(|c: char| !c.is_ascii_alphanumeric()) {
+                if let Some(t) = crate::token::Token::decode(word) {
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+    };
+    for part in &msg.parts {
+        match &part.body {
+            PartType::Message(m) => add(m),
+            PartType::Text(t) if has_type(part, "text", &["rfc822-headers", "rfc822-header"]) => {
+                if let Some(m) = MessageParser::default().parse_headers(t.as_bytes()) {
+                    add(&m);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // MIME helpers
 // ---------------------------------------------------------------------------
@@ -989,6 +1034,44 @@ fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
 mod tests {
     use super::*;
     use mail_parser::MessageParser;
+
+    #[test]
+    fn tokens_come_from_the_attached_originals_header_only() {
+        let secret = crate::token::Secret::from_bytes([3; 32]);
+        let ours = secret.mint(crate::token::Purpose::Subscriber, "lf", "a@b.se", 7, 1);
+        let body_only = secret.mint(crate::token::Purpose::Subscriber, "lf", "c@b.se", 8, 1);
+        let deeper = secret.mint(crate::token::Purpose::Subscriber, "lf", "d@b.se", 9, 1);
+        let raw = format!(
+            "From: fbl@isp.example\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nA report naming lf-reply+{body_only}@x.se\r\n\
+             --b\r\nContent-Type: message/rfc822\r\n\r\n\
+             List-Unsubscribe: <https://x.se/unsubscribe/{ours}>,\r\n <mailto:lf-unsubscribe+{ours}@x.se>\r\n\
+             Subject: Nyhetsbrev\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n\
+             --i\r\nContent-Type: text/plain\r\n\r\nAvsluta: https://x.se/unsubscribe/{body_only}\r\n\
+             --i\r\nContent-Type: message/rfc822\r\n\r\nReply-To: lf-reply+{deeper}@x.se\r\n\r\nhej\r\n\
+             --i--\r\n\
+             --b--\r\n"
+        );
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let found = original_tokens(&msg);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].id, 7);
+        // text/rfc822-headers, with our VERP address as Return-Path.
+        let raw = format!(
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+             Return-Path: <lf-bounces+{ours}@x.se>\r\nSubject: x\r\n\r\n\
+             --b--\r\n"
+        );
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(
+            original_tokens(&msg)
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>(),
+            [7]
+        );
+    }
 
     fn failures(raw: &str) -> Vec<Failure> {
         let msg = MessageParser::default()

@@ -144,6 +144,7 @@ pub(crate) fn route(
             list,
             token.as_deref(),
             msg,
+            reverse_path,
         )?);
     }
     if let Some(kind) = automated::automated(msg, reverse_path) {
@@ -163,8 +164,10 @@ pub(crate) fn route(
             let from = sender(msg, reverse_path)
                 .map(|(e, _)| e)
                 .unwrap_or_default();
-            if list.is_owner(&from) {
-                return Ok(crate::feedback::posts::owner_post(ctx, list, &from, msg)?);
+            // The preview goes to the owner's address as configured,
+            // whatever case the From header used.
+            if let Some(owner) = list.owner(&from) {
+                return Ok(crate::feedback::posts::owner_post(ctx, list, owner, msg)?);
             }
             return Ok(forward_to_owners(ctx, list, reverse_path, raw)?);
         }
@@ -186,15 +189,37 @@ pub(crate) fn route(
         in_reply_to: message_id(msg),
         attributes: BTreeMap::new(),
     };
+    // An owner's approval must be a deliberate act, not an auto-responder.
+    let refused = |token: &Token| {
+        crate::feedback::posts::refused_approval(ctx, Some(list), token, msg, reverse_path)
+    };
     let handled = match action {
         Action::Subscribe => subscribe(ctx, &request)?,
         Action::Unsubscribe => request_unsubscribe(ctx, &request)?,
-        Action::Confirm(token) => confirm(ctx, list, token, &request, says_no(msg))?,
+        Action::Confirm(token) => {
+            let declined = says_no(msg);
+            match Token::decode(token) {
+                Some(t) if !declined => match refused(&t)? {
+                    Some(reason) => {
+                        tracing::info!(list = %list.id, reason, "approval refused");
+                        Handled::ignored(reason)
+                    }
+                    None => confirm(ctx, list, token, &request, declined)?,
+                },
+                _ => confirm(ctx, list, token, &request, declined)?,
+            }
+        }
         Action::UnsubscribeToken(token) => unsubscribe_by_token(ctx, list, token, &request)?,
         Action::Request => {
             let subject = msg.subject().unwrap_or_default();
             if let Some(token) = Token::find_in(subject) {
-                confirm_token(ctx, Some(list), token, &request)?
+                match refused(&token)? {
+                    Some(reason) => {
+                        tracing::info!(list = %list.id, reason, "approval refused");
+                        Handled::ignored(reason)
+                    }
+                    None => confirm_token(ctx, Some(list), token, &request)?,
+                }
             } else {
                 let body = msg.body_text(0).unwrap_or_default();
                 let word = command_word(strip_subject_prefixes(subject))

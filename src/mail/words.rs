@@ -18,6 +18,17 @@ pub const UNSUBSCRIBE_WORDS: &[&str] = &[
 /// Words that ask for help.
 pub const HELP_WORDS: &[&str] = &["help", "hjälp"];
 
+/// Words that approve an owner's post (or a person waiting on a closed
+/// list) when the reply's own text begins with one, any case.
+pub const APPROVAL_WORDS: &[&str] = &["ok", "ja", "skicka", "godkänn", "send", "approve"];
+
+/// Does `text` begin with an approval word ("Ok!", "Ja, skicka.")?
+pub fn begins_with_approval(text: &str) -> bool {
+    text.split(|c: char| c.is_whitespace() || c.is_ascii_punctuation())
+        .find(|w| !w.is_empty())
+        .is_some_and(|w| APPROVAL_WORDS.contains(&w.to_lowercase().as_str()))
+}
+
 /// A command word found in a mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Word {

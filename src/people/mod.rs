@@ -283,6 +283,9 @@ pub struct Subscription {
     pub unsubscribed_at: Option<String>,
     pub bounces: u32,
     pub last_bounce_at: Option<String>,
+    /// An outstanding bounce probe: when it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_sent_at: Option<String>,
 }
 
 /// A message of theirs that was ignored.
@@ -313,6 +316,7 @@ pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Person> {
                 unsubscribed_at: s.unsubscribed_at.map(|t| t.to_rfc3339()),
                 bounces: s.bounces,
                 last_bounce_at: s.last_bounce_at.map(|t| t.to_rfc3339()),
+                probe_sent_at: s.probe_sent_at.map(|t| t.to_rfc3339()),
             });
         }
     }

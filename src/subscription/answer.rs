@@ -84,6 +84,37 @@ pub(crate) fn queue_mail(
     auto: AutoSubmitted,
     in_reply_to: Option<String>,
 ) -> anyhow::Result<()> {
+    queue_mail_verp(
+        ctx,
+        tx,
+        list,
+        name,
+        to_email,
+        to_name,
+        data,
+        reply_to,
+        auto,
+        in_reply_to,
+        None,
+    )
+}
+
+/// `queue_mail` with the envelope sender `L-bounces+TOKEN@D` when `verp`
+/// is a token (a bounce probe), so that its bounce comes back bound.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_mail_verp(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    name: &str,
+    to_email: &str,
+    to_name: &str,
+    data: &Value,
+    reply_to: Option<String>,
+    auto: AutoSubmitted,
+    in_reply_to: Option<String>,
+    verp: Option<&str>,
+) -> anyhow::Result<()> {
     if to_email.parse::<lettre::Address>().is_err() {
         // Valid to us but not to the mail library (an IDNA domain it cannot
         // encode, say): no answer is possible, and retrying will not help.
@@ -109,7 +140,7 @@ pub(crate) fn queue_mail(
     tx.enqueue_mail(&OutMail {
         v: RECORD_VERSION,
         id,
-        reverse_path: lists::list_address(list, "bounces", None, &ctx.config.domain),
+        reverse_path: lists::list_address(list, "bounces", verp, &ctx.config.domain),
         forward_path: vec![to_email.to_string()],
         raw,
         attempts: 0,
