@@ -3,6 +3,7 @@
 
 pub mod automated;
 pub mod bounce;
+pub mod bounce_words;
 pub mod html_text;
 pub mod inject;
 pub mod listener;
