@@ -65,14 +65,18 @@ mt = micro_times()
 ib = [(k, v) for k, v in rows.items() if k[0] == "inbound"]
 if ib:
     sled = mt.get("sled insert+flush (200 B)")
-    out.append("### Inbound: subscribe requests over SMTP, each 250 after the store flush\n")
-    out.append("| sessions | requests per run | runs | durable req/s (median) | daemon CPU s | peak RSS MB |"
+    out.append("### Inbound: subscribe requests over SMTP, each 250 after the store's flush and fdatasync\n")
+    out.append("| sessions | requests per run | runs | durable req/s (median) | daemon CPU s | peak RSS MB "
+               "| requests per commit | µs per commit: flush + fdatasyncs |"
                + (" vs sled insert+flush alone |" if sled else ""))
-    out.append("|---|---:|---:|---:|---:|---:|" + ("---:|" if sled else ""))
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if sled else ""))
     for (s, name, n), v in ib:
         rate = statistics.median([float(r["sent"]) and int(n) / float(r["secs"]) for r in v])
         extra = f" {rate * sled[0]:.2f} × {1 / sled[0]:,.0f}/s |" if sled else ""
-        out.append(f"| {name} | {n:,} | {len(v)} | {rate:,.0f} | {med(v, 'cpu'):.2f} | {med(v, 'rss'):.1f} |{extra}")
+        shared = [int(n) / float(r["commits"]) for r in v if float(r.get("commits", 0)) > 0]
+        commit = (f" {statistics.median(shared):.2f} | {med(v, 'flush_us'):.0f} + {med(v, 'fsync_us'):.0f} |"
+                  if shared else " | |")
+        out.append(f"| {name} | {n:,} | {len(v)} | {rate:,.0f} | {med(v, 'cpu'):.2f} | {med(v, 'rss'):.1f} |{commit}{extra}")
     out.append("")
 
 sc = [(k, v) for k, v in rows.items() if k[0] == "scale"]

@@ -6,7 +6,8 @@
 //! - DSN parsing (`bounce::parse`) on a corpus Postfix bounce
 //! - rendering one newsletter message (`Prepared::message`, prepared once)
 //! - the same message DKIM-signed, Ed25519 and RSA-2048
-//! - sled's own insert + flush (the floor under durable inbound requests)
+//! - sled's own insert + flush, and one store write + commit (sled's flush
+//!   and the fdatasyncs after it: the floor under durable inbound requests)
 //!
 //! Measurement time is short (2 s per bench) so the suite runs in under a
 //! minute; the numbers are good to a few per cent, which is all the issue's
@@ -170,12 +171,63 @@ fn sled_flush(c: &mut Criterion) {
     });
 }
 
+/// One store write and one commit on its own (nothing to share it with):
+/// sled's flush, then `store_durable`'s fdatasync. The difference to
+/// "sled insert+flush" is what power safety costs per commit (plus the
+/// store's transaction and JSON).
+fn store_commit(c: &mut Criterion) {
+    use utskick::store::{Status, Store, Subscriber};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = chrono::Utc::now();
+    let mut i = 0u64;
+    c.bench_function("store write+commit (one subscriber)", |b| {
+        b.iter(|| {
+            i += 1;
+            let s = Subscriber::new(
+                i,
+                "lf",
+                &format!("p{i}@example.org"),
+                "",
+                Status::Pending,
+                now,
+            );
+            store
+                .write(|tx| {
+                    tx.put_subscriber(&s);
+                    Ok(())
+                })
+                .unwrap();
+            store.sync_blocking().unwrap();
+        })
+    });
+    c.bench_function("store write only (one subscriber)", |b| {
+        b.iter(|| {
+            i += 1;
+            let s = Subscriber::new(
+                i,
+                "lf",
+                &format!("p{i}@example.org"),
+                "",
+                Status::Pending,
+                now,
+            );
+            store
+                .write(|tx| {
+                    tx.put_subscriber(&s);
+                    Ok(())
+                })
+                .unwrap();
+        })
+    });
+}
+
 criterion_group! {
     name = micro;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30);
-    targets = tokens, reply_text, dsn, render, sled_flush
+    targets = tokens, reply_text, dsn, render, sled_flush, store_commit
 }
 criterion_main!(micro);
