@@ -103,11 +103,25 @@ pub struct Dkim {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Confirmation mails (subscribe, unsubscribe, already-subscribed) per address, per list, per day:
-    /// a forged From must not make us flood a stranger.
-    pub confirmations_per_day: u32,
-    /// All other automatic answers (help, unknown token) per address per day, across lists.
+    /// Confirmations to join per mailbox (the address without its `+tag`),
+    /// per list, per day: the first, then the same pending confirmation
+    /// again when the person asks again. A forged From cannot flood a
+    /// stranger past it. (`confirmations_per_day`, its old name, still works.)
+    #[serde(alias = "confirmations_per_day")]
+    pub subscribe_confirmations_per_day: u32,
+    /// Confirmations to leave per mailbox, per list, per day: a subscriber
+    /// who asks to leave always gets one.
+    pub unsubscribe_confirmations_per_day: u32,
+    /// Invitations (`import --invite`) per mailbox, per list, per day.
+    pub invitations_per_day: u32,
+    /// All other automatic answers (help, already subscribed, unknown
+    /// token) per mailbox per day, across lists.
     pub replies_per_day: u32,
+    /// Confirmations and invitations of every list in one hour (0: no
+    /// cap); past it they wait in the outbox for the next hour with room.
+    pub confirmations_per_hour: u32,
+    /// The same, to one destination domain (0: no cap).
+    pub confirmations_per_domain_per_hour: u32,
     /// Days a confirmation token stays valid.
     pub token_days: u32,
     /// Days an unconfirmed person's record is kept before it is purged.
@@ -183,8 +197,12 @@ impl Default for Dkim {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            confirmations_per_day: 1,
+            subscribe_confirmations_per_day: 3,
+            unsubscribe_confirmations_per_day: 5,
+            invitations_per_day: 1,
             replies_per_day: 5,
+            confirmations_per_hour: 1000,
+            confirmations_per_domain_per_hour: 250,
             token_days: 7,
             unconfirmed_days: 30,
             max_attachment_bytes: 10 * 1024 * 1024,
