@@ -245,9 +245,18 @@ impl Store {
 
     /// Outgoing mails due at `now` (Unix seconds), oldest first, at most `limit`.
     pub fn due_mail(&self, now: i64, limit: usize) -> Result<Vec<OutMail>> {
+        // Mail held back by the hourly caps can wait here by the thousand:
+        // read only its due time, and decode the mails that are due.
+        #[derive(serde::Deserialize)]
+        struct Due {
+            next_attempt: i64,
+        }
         let mut out = Vec::new();
         for kv in self.tree(T::Outbox).iter() {
             let (k, v) = kv?;
+            if serde_json::from_slice::<Due>(&v).is_ok_and(|d| d.next_attempt > now) {
+                continue;
+            }
             let mail: OutMail = match decode(&v) {
                 Ok(m) => m,
                 Err(e) => {

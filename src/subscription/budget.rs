@@ -291,11 +291,48 @@ mod tests {
             let h = subscribe(&ctx, &request(&ctx, "anna@example.org")).unwrap();
             assert_eq!(h.ignored, n == 3, "request {n}: {h:?}");
         }
-        // …and the requests to leave still get their confirmations, five.
+        // …she confirms (with the token of the mails she got)…
+        let list = ctx.lists.get("lokal-finansiering").unwrap();
+        let pending = ctx
+            .store
+            .due_mail(ctx.now().timestamp(), 10)
+            .unwrap()
+            .into_iter()
+            .find(|m| m.forward_path == ["anna@example.org"])
+            .unwrap();
+        let raw = String::from_utf8(pending.raw).unwrap();
+        let token = raw
+            .split("lokal-finansiering-confirm+")
+            .nth(1)
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap();
+        let token = crate::token::Token::decode(token).unwrap();
+        let done = crate::subscription::apply_token(
+            &ctx,
+            Some(list),
+            &token,
+            "anna@example.org",
+            "mail",
+            "<reply@example.org>",
+        )
+        .unwrap();
+        assert_eq!(done, Ok(crate::subscription::Confirmed::Subscribed));
+        // …and her requests to leave still get their confirmations, five.
         for n in 0..6 {
             let h = request_unsubscribe(&ctx, &request(&ctx, "anna@example.org")).unwrap();
             assert_eq!(h.ignored, n == 5, "request {n}: {h:?}");
         }
+    }
+
+    #[test]
+    fn someone_still_pending_gets_no_confirmation_to_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path(), "");
+        subscribe(&ctx, &request(&ctx, "stranger@example.org")).unwrap();
+        let h = request_unsubscribe(&ctx, &request(&ctx, "stranger@example.org")).unwrap();
+        assert_eq!(h.what, "unsubscribe: not subscribed");
     }
 
     #[test]

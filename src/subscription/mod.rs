@@ -129,10 +129,13 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
     let now = ctx.now();
     let email = address::normalize(req.email);
     ctx.store.write(|tx| {
+        // Someone still pending is not subscribed: a confirmation to leave
+        // would only add to what a forger can send a stranger (their
+        // confirmation to join stays valid; ignoring it is enough).
         let member = tx.subscriber(&req.list.id, &email)?.filter(|s| {
             matches!(
                 s.status,
-                Status::Confirmed | Status::AwaitingApproval | Status::Pending | Status::Bounced
+                Status::Confirmed | Status::AwaitingApproval | Status::Bounced
             )
         });
         let Some(member) = member else {
