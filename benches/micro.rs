@@ -85,12 +85,14 @@ fn dsn(c: &mut Criterion) {
 
 fn rsa_key(dir: &Path) -> PathBuf {
     let path = dir.join("rsa.key");
-    utskick::daemon::check::keygen(
-        &utskick::daemon::config::Config::default(),
-        &path,
-        utskick::daemon::check::Algorithm::Rsa,
-    )
-    .unwrap();
+    let config = utskick::daemon::config::Config {
+        dkim: Some(utskick::daemon::config::Dkim {
+            private_key_file: Some(path.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    utskick::daemon::check::keygen(&config, utskick::daemon::check::Algorithm::Rsa).unwrap();
     path
 }
 

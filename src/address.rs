@@ -62,6 +62,21 @@ pub fn normalize(addr: &str) -> String {
     }
 }
 
+/// The inbox an address reaches, for rate limits: lower case, and without
+/// a `+tag` (`Victim+1@Example.org` → `victim@example.org`), since
+/// `victim+1@` … `victim+30@` land in one inbox. Only budgets use it: each
+/// variant is still its own subscriber.
+pub fn mailbox(addr: &str) -> String {
+    let addr = normalize(addr).to_lowercase();
+    match split(&addr) {
+        Some((local, domain)) => match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}"),
+            _ => addr.clone(),
+        },
+        None => addr.clone(),
+    }
+}
+
 /// True if two addresses are the same mailbox.
 pub fn same(a: &str, b: &str) -> bool {
     normalize(a) == normalize(b)
@@ -117,6 +132,16 @@ pub fn is_system_sender(addr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mailbox_is_the_address_without_case_and_tag() {
+        assert_eq!(mailbox("Victim+1@Example.org"), "victim@example.org");
+        assert_eq!(mailbox(" victim+a+b@example.org "), "victim@example.org");
+        assert_eq!(mailbox("victim@example.org"), "victim@example.org");
+        // No base to keep: the address is its own mailbox.
+        assert_eq!(mailbox("+only@example.org"), "+only@example.org");
+        assert_eq!(mailbox("not an address"), "not an address");
+    }
 
     #[test]
     fn validity_table() {

@@ -195,16 +195,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
         }
         Command::DkimKeygen { algorithm } => {
-            let path = config
-                .dkim
-                .as_ref()
-                .map(|d| d.private_key_file.clone())
-                .unwrap_or_else(|| PathBuf::from("dkim.pem"));
             let algorithm = match algorithm {
                 KeyAlgorithm::Ed25519 => daemon::check::Algorithm::Ed25519,
                 KeyAlgorithm::Rsa => daemon::check::Algorithm::Rsa,
             };
-            println!("{}", daemon::check::keygen(&config, &path, algorithm)?);
+            println!("{}", daemon::check::keygen(&config, algorithm)?);
             return Ok(());
         }
         Command::Forget { email } => (Request::Forget { email }, None),

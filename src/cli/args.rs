@@ -151,9 +151,9 @@ pub enum Command {
     },
     /// Validate config, lists and templates, try the relay, print the DNS records to publish
     Check,
-    /// Make a DKIM key and print its DNS record
+    /// Make a DKIM key (RSA-2048 unless told otherwise) and print its DNS record
     DkimKeygen {
-        #[arg(long, value_enum, default_value = "ed25519")]
+        #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
     },
     /// Inbound mail that was neither acted on nor forwarded, and why

@@ -5,6 +5,7 @@
 use crate::address;
 use crate::compose::error::AuthoringError;
 use crate::compose::plaintext::TextWriter;
+use crate::compose::sanitize;
 use handlebars::Handlebars;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
@@ -293,8 +294,17 @@ pub(crate) const BODY_STYLES: &[(&str, &str)] = &[
 /// Markdown → (HTML body, text body, text footnotes), each a Handlebars
 /// template with the author's fields back in place.
 pub(crate) fn convert(protected: &Protected) -> (String, String, String) {
-    let mut html = String::new();
-    pulldown_cmark::html::push_html(&mut html, Parser::new_ext(&protected.text, options()));
+    let mut raw = String::new();
+    // A task list's checkbox would be an <input>, which the sanitiser
+    // drops (and mail clients do not show): a ballot box instead.
+    let events = Parser::new_ext(&protected.text, options()).map(|e| match e {
+        Event::TaskListMarker(done) => Event::Text(if done { "☑ " } else { "☐ " }.into()),
+        e => e,
+    });
+    pulldown_cmark::html::push_html(&mut raw, events);
+    // The author's raw HTML and link targets are filtered here, once, for
+    // the mail, the archive and the feed alike; the styles below are ours.
+    let mut html = sanitize::html(&raw);
     for (plain, styled) in BODY_STYLES {
         html = html.replace(plain, styled);
     }

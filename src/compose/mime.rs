@@ -13,7 +13,6 @@ use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::store::{Content, Kind};
 use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
-use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
@@ -318,7 +317,7 @@ impl Prepared {
         list: &List,
         r: &Recipient<'_>,
         env: &Envelope<'_>,
-        dkim: Option<&DkimConfig>,
+        dkim: Option<&system::DkimKeys>,
     ) -> anyhow::Result<Vec<u8>> {
         let rendered = self.render_anyhow(list, r)?;
         let message_id: String = address::header_safe(env.message_id)
@@ -353,7 +352,7 @@ impl Prepared {
         };
         let list_address = lists::list_address(list, "", None, env.domain);
         let from = mailbox(&list.name, &list_address)?;
-        let mut message = Message::builder()
+        let message = Message::builder()
             .from(from)
             .to(mailbox(r.name, r.email)?)
             .reply_to(mailbox("", r.reply_to)?)
@@ -374,10 +373,10 @@ impl Prepared {
             .raw_header(raw("Auto-Submitted", "auto-generated"))
             .multipart(body)
             .map_err(|e| anyhow::anyhow!("cannot build mail to {:?}: {e}", r.email))?;
-        if let Some(dkim) = dkim {
-            message.sign(dkim);
-        }
-        Ok(message.formatted())
+        Ok(match dkim {
+            Some(dkim) => dkim.formatted(message),
+            None => message.formatted(),
+        })
     }
 
     /// The subject and the HTML body alone, without layout or footer: the

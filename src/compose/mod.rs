@@ -6,5 +6,6 @@ pub mod markdown;
 pub mod mime;
 pub mod newsletter;
 pub mod plaintext;
+pub mod sanitize;
 pub mod system;
 pub mod templates;

@@ -1,6 +1,7 @@
 //! The plain-text part of a newsletter, written from the same Markdown
 //! events as the HTML: wrapped lines, links as footnotes. Pure.
 
+use crate::compose::sanitize;
 use pulldown_cmark::{Event, HeadingLevel, Tag, TagEnd};
 
 /// Marks the line under a heading; `tidy_text` draws the rule once the
@@ -214,8 +215,13 @@ impl TextWriter {
                     return;
                 };
                 let text = self.out[start..].trim().to_string();
-                if dest.is_empty() || text == dest || dest.strip_prefix("mailto:") == Some(&text) {
-                    // The address is already there to read.
+                if dest.is_empty()
+                    || !sanitize::link_allowed(&dest)
+                    || text == dest
+                    || dest.strip_prefix("mailto:") == Some(&text)
+                {
+                    // The address is already there to read, or it is one the
+                    // HTML part drops (javascript:, data:, relative).
                 } else if text.is_empty() && !image {
                     self.put(&dest);
                 } else {

@@ -9,7 +9,7 @@ use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
     DkimSigningKey,
 };
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
@@ -39,7 +39,7 @@ pub struct Envelope<'a> {
     /// Message-ID of the mail this answers, for threading.
     pub in_reply_to: Option<String>,
     /// Signs the mail when `[dkim]` is configured.
-    pub dkim: Option<&'a DkimConfig>,
+    pub dkim: Option<&'a DkimKeys>,
 }
 
 fn mailbox(name: &str, email: &str) -> anyhow::Result<Mailbox> {
@@ -111,7 +111,7 @@ pub fn system_mail(
             builder = builder.in_reply_to(irt.clone()).references(irt);
         }
     }
-    let mut message = builder
+    let message = builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(
@@ -126,10 +126,11 @@ pub fn system_mail(
                 ),
         )
         .map_err(|e| anyhow::anyhow!("cannot build mail: {e}"))?;
-    if let Some(dkim) = env.dkim {
-        message.sign(dkim);
-    }
-    Ok((message_id, message.formatted()))
+    let bytes = match env.dkim {
+        Some(dkim) => dkim.formatted(message),
+        None => message.formatted(),
+    };
+    Ok((message_id, bytes))
 }
 
 /// Headers the DKIM signature covers: lettre signs only From, Subject, To
@@ -155,13 +156,57 @@ const SIGNED_HEADERS: &[&str] = &[
     // check for any message, so we sign relaxed/relaxed only.
 ];
 
+/// The DKIM keys that sign every mail, each with its own signature: RSA
+/// for the receivers that verify only RSA (Gmail, Microsoft, Yahoo), and
+/// Ed25519 beside it as RFC 8463 recommends.
+pub struct DkimKeys {
+    keys: Vec<DkimConfig>,
+}
+
+impl std::fmt::Debug for DkimKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimKeys")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DkimKeys {
+    /// Loads every key `[dkim]` names (`config::Dkim::keys`).
+    pub fn load(keys: &[crate::daemon::config::DkimKey], domain: &str) -> anyhow::Result<DkimKeys> {
+        let mut all = Vec::with_capacity(keys.len());
+        for k in keys {
+            all.extend(load_dkim(&k.selector, domain, &k.private_key_file)?.keys);
+        }
+        Ok(DkimKeys { keys: all })
+    }
+
+    /// The message's bytes with one DKIM-Signature per key, first key
+    /// first, above the other header fields (RFC 6376 §5.6).
+    ///
+    /// lettre keeps one field per name and replaces a signature when it
+    /// signs again, so each signature is taken out as soon as it is made.
+    /// No signature covers another: `DKIM-Signature` is not in the signed
+    /// header list.
+    pub fn formatted(&self, mut message: Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        for key in &self.keys {
+            message.sign(key);
+            if let Some(sig) = message.headers_mut().remove_raw("DKIM-Signature") {
+                let mut field = Headers::new();
+                field.insert_raw(sig);
+                out.extend(field.to_string().into_bytes());
+            }
+        }
+        out.extend(message.formatted());
+        out
+    }
+}
+
 /// Reads a DKIM key: an RSA key in PKCS#1 PEM, or an Ed25519 key as the
-/// base64 of its 32-byte seed (RFC 8463), and builds the signing setup.
-pub fn load_dkim(
-    selector: &str,
-    domain: &str,
-    path: &std::path::Path,
-) -> anyhow::Result<DkimConfig> {
+/// base64 of its 32-byte seed (RFC 8463), and builds the signing setup
+/// for that one key.
+pub fn load_dkim(selector: &str, domain: &str, path: &std::path::Path) -> anyhow::Result<DkimKeys> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow::anyhow!("dkim.private_key_file {}: cannot read: {e}", path.display())
     })?;
@@ -176,7 +221,7 @@ pub fn load_dkim(
             path.display()
         )
     })?;
-    Ok(DkimConfig::new(
+    let config = DkimConfig::new(
         selector.to_string(),
         domain.to_string(),
         key,
@@ -188,7 +233,8 @@ pub fn load_dkim(
             header: DkimCanonicalizationType::Relaxed,
             body: DkimCanonicalizationType::Relaxed,
         },
-    ))
+    );
+    Ok(DkimKeys { keys: vec![config] })
 }
 
 #[cfg(test)]

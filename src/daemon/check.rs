@@ -61,9 +61,17 @@ pub fn dkim_txt(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-/// Makes a key in `path` (mode 0600; an existing file is never
-/// overwritten) and returns the DNS record to publish.
-pub fn keygen(config: &Config, path: &Path, algorithm: Algorithm) -> anyhow::Result<String> {
+/// Makes a key (mode 0600; an existing file is never overwritten) and
+/// returns the DNS record to publish. It goes where `[dkim]` says: the
+/// first configured key whose file is not there yet (so with two
+/// `[[dkim.keys]]`, run it once per key), or the first key.
+pub fn keygen(config: &Config, algorithm: Algorithm) -> anyhow::Result<String> {
+    let keys = config.dkim.clone().unwrap_or_default().keys();
+    let key = keys
+        .iter()
+        .find(|k| !k.private_key_file.exists())
+        .unwrap_or(&keys[0]);
+    let path = &key.private_key_file;
     let secret = match algorithm {
         Algorithm::Ed25519 => {
             let mut seed = [0u8; 32];
@@ -83,18 +91,25 @@ pub fn keygen(config: &Config, path: &Path, algorithm: Algorithm) -> anyhow::Res
                 path.display()
             )
         })?;
-    let selector = config
-        .dkim
-        .as_ref()
-        .map(|d| d.selector.as_str())
-        .unwrap_or("utskick");
-    Ok(format!(
-        "wrote {}\npublish: {selector}._domainkey.{}. IN TXT \"{}\"\nand add to utskick.toml:\n[dkim]\nselector = \"{selector}\"\nprivate_key_file = \"{}\"",
+    let selector = &key.selector;
+    let several = config.dkim.as_ref().is_some_and(|d| !d.keys.is_empty());
+    let table = if several { "[[dkim.keys]]" } else { "[dkim]" };
+    let mut out = format!(
+        "wrote {}\npublish: {selector}._domainkey.{}. IN TXT \"{}\"\nand add to utskick.toml (if it is not there):\n{table}\nselector = \"{selector}\"\nprivate_key_file = \"{}\"",
         path.display(),
         config.domain,
         dkim_txt(path)?,
         path.display()
-    ))
+    );
+    match algorithm {
+        Algorithm::Rsa => out.push_str(
+            "\n(the record is longer than 255 characters: in a zone file, split it into quoted strings of at most 255)",
+        ),
+        Algorithm::Ed25519 => out.push_str(
+            "\nnote: Gmail, Microsoft and Yahoo verify only RSA signatures; sign with an RSA key too (a second [[dkim.keys]])",
+        ),
+    }
+    Ok(out)
 }
 
 /// Runs every check; returns the report and whether all passed.
@@ -198,37 +213,53 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
             Err(e) => line(false, "relay", format!("{e:#}")),
         },
     }
-    let dkim_record = match &config.dkim {
-        Some(d) => match dkim_txt(&d.private_key_file) {
-            Ok(txt) => {
-                line(
-                    true,
-                    "dkim",
-                    format!(
-                        "{} with selector {}",
-                        d.private_key_file.display(),
-                        d.selector
-                    ),
-                );
-                Some(format!(
-                    "{}._domainkey.{}. IN TXT \"{txt}\"",
-                    d.selector, config.domain
-                ))
+    let mut dkim_records = Vec::new();
+    let mut only_ed25519 = false;
+    match &config.dkim {
+        Some(dkim) => {
+            let mut algorithms = Vec::new();
+            for key in dkim.keys() {
+                match dkim_txt(&key.private_key_file) {
+                    Ok(txt) => {
+                        let algorithm = if txt.contains("k=rsa") {
+                            "rsa"
+                        } else {
+                            "ed25519"
+                        };
+                        line(
+                            true,
+                            "dkim",
+                            format!(
+                                "{} with selector {} ({algorithm})",
+                                key.private_key_file.display(),
+                                key.selector
+                            ),
+                        );
+                        algorithms.push(algorithm);
+                        dkim_records.push(format!(
+                            "{}._domainkey.{}. IN TXT \"{txt}\"",
+                            key.selector, config.domain
+                        ));
+                    }
+                    Err(e) => line(false, "dkim", format!("{e:#}")),
+                }
             }
-            Err(e) => {
-                line(false, "dkim", format!("{e:#}"));
-                None
-            }
-        },
-        None => {
-            line(
-                true,
-                "dkim",
-                "not configured: mail goes out unsigned (run `utskick dkim-keygen`)".into(),
-            );
-            None
+            only_ed25519 = !algorithms.is_empty() && algorithms.iter().all(|a| *a == "ed25519");
         }
-    };
+        None => line(
+            true,
+            "dkim",
+            "not configured: mail goes out unsigned (run `utskick dkim-keygen`)".into(),
+        ),
+    }
+    if only_ed25519 {
+        // A warning, not a failure: the mail is signed, just not in a way
+        // the biggest receivers check.
+        let _ = writeln!(
+            out,
+            "WARN dkim: only Ed25519 keys sign; Gmail, Microsoft and Yahoo verify RSA only, so there the mail counts as unsigned: add an RSA key (`utskick dkim-keygen`) as a second [[dkim.keys]]"
+        );
+    }
     let d = &config.domain;
     let relay_host = config
         .outbound
@@ -247,16 +278,14 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
         "v=spf1 mx ~all".to_string()
     };
     let _ = writeln!(out, "  {d}. IN TXT \"{spf}\"        (SPF: who may send as {d}; include your relay's own SPF if it has one)");
-    match dkim_record {
-        Some(r) => {
-            let _ = writeln!(out, "  {r}");
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "  (DKIM: run `utskick dkim-keygen` and publish the record it prints)"
-            );
-        }
+    for r in &dkim_records {
+        let _ = writeln!(out, "  {r}");
+    }
+    if dkim_records.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (DKIM: run `utskick dkim-keygen` and publish the record it prints)"
+        );
     }
     let _ = writeln!(out, "  _dmarc.{d}. IN TXT \"v=DMARC1; p=none; rua=mailto:postmaster@{d}\"   (start with p=none, tighten to quarantine once reports are clean)");
     (out, ok)

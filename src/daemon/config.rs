@@ -177,22 +177,71 @@ pub struct Outbound {
     pub timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `[dkim]`: one key in the old form (`selector`, `private_key_file`,
+/// defaults "utskick" and "dkim.pem"), several as `[[dkim.keys]]`, or both
+/// (the bare key first). Every key signs every mail: RSA for the receivers
+/// that verify only RSA (Gmail, Microsoft, Yahoo), Ed25519 beside it as
+/// RFC 8463 recommends. Use [`Dkim::keys`].
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Dkim {
+    pub selector: Option<String>,
+    pub private_key_file: Option<PathBuf>,
+    pub keys: Vec<DkimKey>,
+}
+
+/// One DKIM key: its selector (`SELECTOR._domainkey.DOMAIN`) and the file
+/// that holds the private key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKey {
     pub selector: String,
     pub private_key_file: PathBuf,
+}
+
+impl Dkim {
+    /// The keys that sign, in order: the bare one (if set, or if there is
+    /// no `[[dkim.keys]]`, with its defaults), then `[[dkim.keys]]`.
+    pub fn keys(&self) -> Vec<DkimKey> {
+        let bare_set = self.selector.is_some() || self.private_key_file.is_some();
+        let mut keys = Vec::with_capacity(self.keys.len() + 1);
+        if bare_set || self.keys.is_empty() {
+            keys.push(DkimKey {
+                selector: self.selector.clone().unwrap_or_else(|| "utskick".into()),
+                private_key_file: self
+                    .private_key_file
+                    .clone()
+                    .unwrap_or_else(|| "dkim.pem".into()),
+            });
+        }
+        keys.extend(self.keys.iter().cloned());
+        keys
+    }
 }
 
 /// Limits that protect strangers and the daemon itself (keys beyond the spec; documented in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Confirmation mails (subscribe, unsubscribe, already-subscribed) per address, per list, per day:
-    /// a forged From must not make us flood a stranger.
-    pub confirmations_per_day: u32,
-    /// All other automatic answers (help, unknown token) per address per day, across lists.
+    /// Confirmations to join per mailbox (the address without its `+tag`),
+    /// per list, per day: the first, then the same pending confirmation
+    /// again when the person asks again. A forged From cannot flood a
+    /// stranger past it. (`confirmations_per_day`, its old name, still works.)
+    #[serde(alias = "confirmations_per_day")]
+    pub subscribe_confirmations_per_day: u32,
+    /// Confirmations to leave per mailbox, per list, per day: a subscriber
+    /// who asks to leave always gets one.
+    pub unsubscribe_confirmations_per_day: u32,
+    /// Invitations (`import --invite`) per mailbox, per list, per day.
+    pub invitations_per_day: u32,
+    /// All other automatic answers (help, already subscribed, unknown
+    /// token) per mailbox per day, across lists.
     pub replies_per_day: u32,
+    /// Confirmations and invitations of every list in one hour (0: no
+    /// cap); past it they wait in the outbox for the next hour with room.
+    pub confirmations_per_hour: u32,
+    /// The same, to one destination domain (0: no cap).
+    pub confirmations_per_domain_per_hour: u32,
     /// Days a confirmation token stays valid.
     pub token_days: u32,
     /// Days an unconfirmed person's record is kept before it is purged.
@@ -281,20 +330,15 @@ impl Default for Outbound {
     }
 }
 
-impl Default for Dkim {
-    fn default() -> Self {
-        Dkim {
-            selector: "utskick".into(),
-            private_key_file: "dkim.pem".into(),
-        }
-    }
-}
-
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            confirmations_per_day: 1,
+            subscribe_confirmations_per_day: 3,
+            unsubscribe_confirmations_per_day: 5,
+            invitations_per_day: 1,
             replies_per_day: 5,
+            confirmations_per_hour: 1000,
+            confirmations_per_domain_per_hour: 250,
             token_days: 7,
             unconfirmed_days: 30,
             max_attachment_bytes: 10 * 1024 * 1024,
@@ -413,6 +457,30 @@ impl Config {
                 }
             }
         }
+        if let Some(dkim) = &self.dkim {
+            let keys = dkim.keys();
+            for (i, k) in keys.iter().enumerate() {
+                let selector_ok = !k.selector.is_empty()
+                    && k.selector.split('.').all(|label| {
+                        !label.is_empty()
+                            && label
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    });
+                if !selector_ok {
+                    return Err(format!(
+                        "key `dkim`: selector {:?} is not a DNS label (letters, digits, '-', '_')",
+                        k.selector
+                    ));
+                }
+                if keys[..i].iter().any(|o| o.selector == k.selector) {
+                    return Err(format!(
+                        "key `dkim.keys`: selector {:?} is used twice; each key needs its own",
+                        k.selector
+                    ));
+                }
+            }
+        }
         if self.limits.token_days == 0 {
             return Err("key `limits.token_days`: must be at least 1".into());
         }
@@ -509,7 +577,36 @@ selector = "s1"
         .unwrap();
         assert_eq!(c.inbound.protocol, Protocol::Lmtp);
         assert_eq!(c.outbound.tls, Tls::Starttls);
-        assert_eq!(c.dkim.unwrap().private_key_file, PathBuf::from("dkim.pem"));
+        let keys = c.dkim.unwrap().keys();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].selector, "s1");
+        assert_eq!(keys[0].private_key_file, PathBuf::from("dkim.pem"));
+    }
+
+    #[test]
+    fn dkim_takes_one_key_or_several() {
+        let keys = |text: &str| Config::parse(text, "u.toml").unwrap().dkim.unwrap().keys();
+        let key = |s: &str, f: &str| DkimKey {
+            selector: s.into(),
+            private_key_file: f.into(),
+        };
+        assert_eq!(keys("[dkim]\n"), [key("utskick", "dkim.pem")]);
+        assert_eq!(
+            keys("[[dkim.keys]]\nselector = \"rsa2026\"\nprivate_key_file = \"r.pem\"\n[[dkim.keys]]\nselector = \"ed2026\"\nprivate_key_file = \"e.key\"\n"),
+            [key("rsa2026", "r.pem"), key("ed2026", "e.key")]
+        );
+        assert_eq!(
+            keys("[dkim]\nprivate_key_file = \"r.pem\"\n[[dkim.keys]]\nselector = \"ed\"\nprivate_key_file = \"e.key\"\n"),
+            [key("utskick", "r.pem"), key("ed", "e.key")]
+        );
+        for (text, want) in [
+            ("[[dkim.keys]]\nselector = \"a\"\n", "dkim.keys"),
+            ("[[dkim.keys]]\nselector = \"a\"\nprivate_key_file = \"x\"\n[[dkim.keys]]\nselector = \"a\"\nprivate_key_file = \"y\"\n", "used twice"),
+            ("[dkim]\nselector = \"a b\"\n", "not a DNS label"),
+        ] {
+            let e = error(text);
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct Context {
     pub store: Store,
     pub clock: Clock,
     /// Present when `[dkim]` is configured.
-    pub dkim: Option<lettre::message::dkim::DkimConfig>,
+    pub dkim: Option<crate::compose::system::DkimKeys>,
     /// Rung after a system mail is queued and synced.
     pub mail_ready: tokio::sync::Notify,
     /// Rung after a campaign is queued or resumed.

@@ -45,10 +45,9 @@ pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
     let templates = Templates::load(&config.templates_dir, &lists)?;
     let secret = Secret::load_or_create(&config.secret_path())?;
     let dkim = match &config.dkim {
-        Some(d) => Some(crate::compose::system::load_dkim(
-            &d.selector,
+        Some(d) => Some(crate::compose::system::DkimKeys::load(
+            &d.keys(),
             &config.domain,
-            &d.private_key_file,
         )?),
         None => None,
     };

@@ -65,8 +65,8 @@ pub enum Skip {
     Disabled,
     #[error("bounced; not re-added")]
     Bounced,
-    /// An invitation would pass the day's confirmation cap.
-    #[error("confirmation cap for today reached; import again tomorrow")]
+    /// An invitation would pass the day's invitation budget.
+    #[error("invited already today; import again tomorrow")]
     CapReached,
     /// The reason as an older daemon worded it.
     #[error("{0}")]
@@ -160,8 +160,14 @@ pub fn import(
                 {
                     return Ok(Outcome::Unchanged);
                 }
-                let key = format!("confirm\0{}\0{}", list.id, email.to_lowercase());
-                if !tx.take_daily(&key, ctx.config.limits.confirmations_per_day, now)? {
+                if !crate::subscription::budget::confirmation_budget(
+                    ctx,
+                    tx,
+                    crate::subscription::budget::Budget::Invitation,
+                    list,
+                    &email,
+                    now,
+                )? {
                     return Ok(Outcome::Skip(Skip::CapReached));
                 }
                 let mut s = existing.unwrap_or_else(|| {
@@ -205,7 +211,7 @@ pub fn import(
                 ));
                 let reply_to =
                     lists::list_address(list, "confirm", Some(&token), &ctx.config.domain);
-                crate::subscription::answer::queue_mail(
+                crate::subscription::answer::queue_confirmation(
                     ctx,
                     tx,
                     list,
@@ -213,7 +219,7 @@ pub fn import(
                     &email,
                     &name,
                     &data,
-                    Some(reply_to),
+                    reply_to,
                     AutoSubmitted::Generated,
                     None,
                 )?;

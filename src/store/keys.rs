@@ -10,8 +10,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Counter {
     pub(super) v: u32,
+    /// The day it counts for (purged once past); for an hourly budget the
+    /// day of its hour, which may be a later one.
     pub(super) day: i64,
     pub(super) count: u32,
+    /// A day's note: the pending confirmation last sent for a purpose and
+    /// address (`Tx::note_today`), so asking again resends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) note: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -239,9 +239,18 @@ impl Store {
 
     /// Outgoing mails due at `now` (Unix seconds), oldest first, at most `limit`.
     pub fn due_mail(&self, now: i64, limit: usize) -> Result<Vec<OutMail>> {
+        // Mail held back by the hourly caps can wait here by the thousand:
+        // read only its due time, and decode the mails that are due.
+        #[derive(serde::Deserialize)]
+        struct Due {
+            next_attempt: i64,
+        }
         let mut out = Vec::new();
         for kv in self.tree(T::Outbox).iter() {
             let (k, v) = kv?;
+            if serde_json::from_slice::<Due>(&v).is_ok_and(|d| d.next_attempt > now) {
+                continue;
+            }
             let mail: OutMail = match decode(&v) {
                 Ok(m) => m,
                 Err(e) => {
@@ -655,6 +664,69 @@ mod tests {
         assert!(take(day1));
         assert!(!take(day1));
         assert!(take(day2));
+    }
+
+    #[test]
+    fn hourly_budgets_move_to_the_first_hour_with_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = DateTime::from_timestamp(3600 * 1000 + 600, 0).unwrap();
+        let hour = |h: i64| DateTime::from_timestamp(3600 * h, 0).unwrap();
+        let take = |budgets: &[(&str, u32)]| {
+            store
+                .write(|tx| Ok(tx.take_hourly(budgets, now, 3)?))
+                .unwrap()
+        };
+        let (all, a, b) = (("all", 3), ("a", 2), ("b", 0));
+        assert_eq!(take(&[all, a]), Some(now));
+        assert_eq!(take(&[all, a]), Some(now));
+        assert_eq!(take(&[all, a]), Some(hour(1001)), "a is full this hour");
+        assert_eq!(take(&[all, b]), Some(now), "b has no cap");
+        assert_eq!(take(&[all, b]), Some(hour(1001)), "all is full this hour");
+        assert_eq!(take(&[all, a]), Some(hour(1001)));
+        assert_eq!(take(&[all, a]), Some(hour(1002)));
+        assert_eq!(take(&[all, a]), Some(hour(1002)));
+        assert_eq!(take(&[all, a]), None, "nothing within three hours");
+        // The day's notes: today's only.
+        store
+            .write(|tx| {
+                tx.write_note("n", 42, now);
+                Ok(())
+            })
+            .unwrap();
+        let note = |t| store.write(|tx| Ok(tx.note_today("n", t)?)).unwrap();
+        assert_eq!(note(now), Some(42));
+        assert_eq!(note(now + chrono::Duration::days(1)), None);
+    }
+
+    #[test]
+    fn forgetting_someone_drops_their_budgets_and_notes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        store
+            .write(|tx| {
+                tx.take_daily("confirm\0subscribe\0lf\0asa@example.se", 3, now)?;
+                tx.write_note("sent\0subscribe\0lf\0asa+x@example.se", 7, now);
+                tx.take_daily("confirm\0subscribe\0lf\0bo@example.se", 3, now)?;
+                tx.take_hourly(&[("hour\0domain\0example.se", 10)], now, 1)?;
+                Ok(())
+            })
+            .unwrap();
+        store
+            .write(|tx| Ok(tx.forget("Asa+x@example.se", b"h", now)?))
+            .unwrap();
+        let left: Vec<String> = store
+            .tree(T::Counters)
+            .iter()
+            .keys()
+            .map(|k| String::from_utf8_lossy(&k.unwrap()).into_owned())
+            .filter(|k| !k.starts_with('\0'))
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left
+            .iter()
+            .all(|k| k.contains("bo@") || k.starts_with("hour")));
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Tx<'_> {
 
     /// Erases every record that holds `email` (subscriptions in every list,
     /// pending confirmations, queued mail to them, ignored-message records
-    /// from them) and puts `hash` on the suppression list. Returns how many
+    /// from them, the day's budgets and notes under it) and puts `hash` on the suppression list. Returns how many
     /// records went.
     pub fn forget(&mut self, email: &str, hash: &[u8], at: DateTime<Utc>) -> Result<usize> {
         let wanted = email.to_lowercase();
@@ -149,6 +149,18 @@ impl Tx<'_> {
             if r.sender.to_lowercase() == wanted {
                 self.changes.insert((T::Ignored, k.to_vec()), None);
                 n += 1;
+            }
+        }
+        // Budgets and notes keyed by the address or its mailbox (not the
+        // tallies, which start with NUL, nor the hourly per-domain ones).
+        let endings = [
+            format!("\0{wanted}"),
+            format!("\0{}", address::mailbox(&wanted)),
+        ];
+        for kv in self.store.tree(T::Counters).iter() {
+            let (k, _) = kv?;
+            if !k.starts_with(b"\0") && endings.iter().any(|e| k.ends_with(e.as_bytes())) {
+                self.changes.insert((T::Counters, k.to_vec()), None);
             }
         }
         let record = serde_json::json!({"v": RECORD_VERSION, "at": at.to_rfc3339()});
@@ -223,9 +235,72 @@ impl Tx<'_> {
             v: RECORD_VERSION,
             day: today,
             count: count + 1,
+            note: None,
         };
         self.changes
             .insert((T::Counters, key.as_bytes().to_vec()), Some(encode(&next)));
         Ok(true)
+    }
+
+    /// Takes one unit of every hourly budget in `budgets` (key and limit;
+    /// a limit of 0 is no limit) in the first hour, from `now`'s on and
+    /// within `hours` of it, in which all of them have room. Returns when
+    /// that hour starts (`now` itself if it is `now`'s), or None when no
+    /// hour within reach has room (nothing is taken then).
+    pub fn take_hourly(
+        &mut self,
+        budgets: &[(&str, u32)],
+        now: DateTime<Utc>,
+        hours: u32,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let first = now.timestamp().div_euclid(3600);
+        for hour in first..first + i64::from(hours.max(1)) {
+            let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or(now);
+            let day = day_of(start);
+            let mut counts = Vec::with_capacity(budgets.len());
+            for (key, limit) in budgets {
+                let key = format!("{key}\0{hour}");
+                let count = match self.get::<Counter>(T::Counters, key.as_bytes())? {
+                    Some(c) if c.day == day => c.count,
+                    _ => 0,
+                };
+                counts.push((key, count, *limit));
+            }
+            if counts.iter().any(|(_, n, limit)| *limit > 0 && n >= limit) {
+                continue;
+            }
+            for (key, count, _) in counts {
+                let next = Counter {
+                    v: RECORD_VERSION,
+                    day,
+                    count: count + 1,
+                    note: None,
+                };
+                self.changes
+                    .insert((T::Counters, key.into_bytes()), Some(encode(&next)));
+            }
+            return Ok(Some(start.max(now)));
+        }
+        Ok(None)
+    }
+
+    /// The note written under `key` today, if any.
+    pub fn note_today(&self, key: &str, now: DateTime<Utc>) -> Result<Option<u64>> {
+        Ok(self
+            .get::<Counter>(T::Counters, key.as_bytes())?
+            .filter(|c| c.day == day_of(now))
+            .and_then(|c| c.note))
+    }
+
+    /// Writes a note for today under `key` (purged with the day's counters).
+    pub fn write_note(&mut self, key: &str, note: u64, now: DateTime<Utc>) {
+        let c = Counter {
+            v: RECORD_VERSION,
+            day: day_of(now),
+            count: 0,
+            note: Some(note),
+        };
+        self.changes
+            .insert((T::Counters, key.as_bytes().to_vec()), Some(encode(&c)));
     }
 }

@@ -70,7 +70,7 @@ pub(crate) fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> 
     })
 }
 
-/// Renders template `name` and queues it in `tx`.
+/// Renders template `name` and queues it in `tx`, due at once.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_mail(
     ctx: &Context,
@@ -84,7 +84,7 @@ pub(crate) fn queue_mail(
     auto: AutoSubmitted,
     in_reply_to: Option<String>,
 ) -> anyhow::Result<()> {
-    queue_mail_verp(
+    queue_mail_due(
         ctx,
         tx,
         list,
@@ -96,6 +96,7 @@ pub(crate) fn queue_mail(
         auto,
         in_reply_to,
         None,
+        false,
     )
 }
 
@@ -115,6 +116,72 @@ pub(crate) fn queue_mail_verp(
     in_reply_to: Option<String>,
     verp: Option<&str>,
 ) -> anyhow::Result<()> {
+    queue_mail_due(
+        ctx,
+        tx,
+        list,
+        name,
+        to_email,
+        to_name,
+        data,
+        reply_to,
+        auto,
+        in_reply_to,
+        verp,
+        false,
+    )
+}
+
+/// A confirmation or invitation: queued like [`queue_mail`], due when the
+/// hourly caps allow (`budget::confirmation_due`), so a flood waits in the
+/// outbox instead of leaving at once.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_confirmation(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    name: &str,
+    to_email: &str,
+    to_name: &str,
+    data: &Value,
+    reply_to: String,
+    auto: AutoSubmitted,
+    in_reply_to: Option<String>,
+) -> anyhow::Result<()> {
+    queue_mail_due(
+        ctx,
+        tx,
+        list,
+        name,
+        to_email,
+        to_name,
+        data,
+        Some(reply_to),
+        auto,
+        in_reply_to,
+        None,
+        true,
+    )
+}
+
+/// Renders template `name` and queues it in `tx`, from `L-bounces@D` (or
+/// `L-bounces+VERP@D`): due at once, or for a `confirmation` when the
+/// hourly caps allow.
+#[allow(clippy::too_many_arguments)]
+fn queue_mail_due(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    name: &str,
+    to_email: &str,
+    to_name: &str,
+    data: &Value,
+    reply_to: Option<String>,
+    auto: AutoSubmitted,
+    in_reply_to: Option<String>,
+    verp: Option<&str>,
+    confirmation: bool,
+) -> anyhow::Result<()> {
     if to_email.parse::<lettre::Address>().is_err() {
         // Valid to us but not to the mail library (an IDNA domain it cannot
         // encode, say): no answer is possible, and retrying will not help.
@@ -124,6 +191,11 @@ pub(crate) fn queue_mail_verp(
         );
         return Ok(());
     }
+    let due = if confirmation {
+        crate::subscription::budget::confirmation_due(ctx, tx, to_email, ctx.now())?
+    } else {
+        0
+    };
     let rendered = ctx.templates.render(list.language, &list.id, name, data)?;
     let id = tx.next_id()?;
     let env = system::Envelope {
@@ -144,7 +216,7 @@ pub(crate) fn queue_mail_verp(
         forward_path: vec![to_email.to_string()],
         raw,
         attempts: 0,
-        next_attempt: 0,
+        next_attempt: due,
         created_at: ctx.now(),
         last_error: None,
     });

@@ -14,9 +14,9 @@ pub mod view;
 
 use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, Word};
 use crate::subscription::answer::{
-    base_data, confirm_data, issue, purpose_of, queue_mail, Handled, Request,
+    base_data, confirm_data, issue, purpose_of, queue_confirmation, queue_mail, Handled, Request,
 };
-use crate::subscription::budget::{confirmation_budget, reply_budget};
+use crate::subscription::budget::{confirmation_budget, reply_budget, Budget};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -31,8 +31,10 @@ use crate::daemon::lists::{List, Subscription};
 use crate::store::{CampaignStatus, Consent, Pending, PendingAction, Status, Subscriber, Tx};
 use crate::token::{Purpose, Token};
 
-/// A request to join: a pending record and a confirmation mail (at most
-/// `confirmations_per_day` a day), or a note that the address is already in.
+/// A request to join: a pending record and a confirmation mail, or a note
+/// that the address is already in. Asked again the same day, the same
+/// confirmation goes again (at most `subscribe_confirmations_per_day` a
+/// day for the mailbox, see `budget`).
 pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
     let now = ctx.now();
     let email = address::normalize(req.email);
@@ -75,10 +77,10 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             )?;
             return Ok(Handled::done("subscribe: already on the list"));
         }
-        if !confirmation_budget(ctx, tx, req.list, &email, now)? {
+        if !confirmation_budget(ctx, tx, Budget::Subscribe, req.list, &email, now)? {
             return Ok(Handled::ignored("subscribe: confirmation cap reached"));
         }
-        let (_, token) = issue(ctx, tx, req, &email, PendingAction::Subscribe)?;
+        let token = confirmation_token(ctx, tx, req, &email, PendingAction::Subscribe, now)?;
         match existing {
             // A former subscriber keeps their record and status until they confirm.
             Some(s) if s.status != Status::Pending => {}
@@ -104,7 +106,7 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
         }
         let data = confirm_data(ctx, req.list, &email, &name, &token);
         let reply_to = lists::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
-        queue_mail(
+        queue_confirmation(
             ctx,
             tx,
             req.list,
@@ -112,7 +114,7 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             &email,
             &name,
             &data,
-            Some(reply_to),
+            reply_to,
             AutoSubmitted::Replied,
             req.in_reply_to.clone(),
         )?;
@@ -120,15 +122,20 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
     })
 }
 
-/// A request to leave: a confirmation mail, or help if the address is not on the list.
+/// A request to leave: a confirmation mail (asked again the same day, the
+/// same one; at most `unsubscribe_confirmations_per_day` a day for the
+/// mailbox, a budget of its own), or help if the address is not on the list.
 pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
     let now = ctx.now();
     let email = address::normalize(req.email);
     ctx.store.write(|tx| {
+        // Someone still pending is not subscribed: a confirmation to leave
+        // would only add to what a forger can send a stranger (their
+        // confirmation to join stays valid; ignoring it is enough).
         let member = tx.subscriber(&req.list.id, &email)?.filter(|s| {
             matches!(
                 s.status,
-                Status::Confirmed | Status::AwaitingApproval | Status::Pending | Status::Bounced
+                Status::Confirmed | Status::AwaitingApproval | Status::Bounced
             )
         });
         let Some(member) = member else {
@@ -150,13 +157,13 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
             }
             return Ok(Handled::done("unsubscribe: not subscribed"));
         };
-        if !confirmation_budget(ctx, tx, req.list, &email, now)? {
+        if !confirmation_budget(ctx, tx, Budget::Unsubscribe, req.list, &email, now)? {
             return Ok(Handled::ignored("unsubscribe: confirmation cap reached"));
         }
-        let (_, token) = issue(ctx, tx, req, &email, PendingAction::Unsubscribe)?;
+        let token = confirmation_token(ctx, tx, req, &email, PendingAction::Unsubscribe, now)?;
         let data = confirm_data(ctx, req.list, &email, &member.name, &token);
         let reply_to = lists::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
-        queue_mail(
+        queue_confirmation(
             ctx,
             tx,
             req.list,
@@ -164,12 +171,46 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
             &email,
             &member.name,
             &data,
-            Some(reply_to),
+            reply_to,
             AutoSubmitted::Replied,
             req.in_reply_to.clone(),
         )?;
         Ok(Handled::done("unsubscribe: confirmation sent"))
     })
+}
+
+/// The token of the confirmation to send for `action`: today's open one for
+/// the same list, purpose and address again (every mail the person got
+/// keeps working, and asking again piles up no tokens), or a new one.
+fn confirmation_token(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    req: &Request<'_>,
+    email: &str,
+    action: PendingAction,
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let budget = match action {
+        PendingAction::Unsubscribe => Budget::Unsubscribe,
+        _ => Budget::Subscribe,
+    };
+    if let Some(id) = budget::todays_pending(tx, budget, req.list, email, now)? {
+        let open = tx.pending(id)?.filter(|p| {
+            !p.completed
+                && p.action == action
+                && p.list == req.list.id
+                && p.email.to_lowercase() == email.to_lowercase()
+                && u64::from(p.issued) + ctx.token_max_age() > u64::from(ctx.now_secs())
+        });
+        if let Some(p) = open {
+            return Ok(ctx
+                .secret
+                .mint(purpose_of(action), &p.list, &p.email, p.id, p.issued));
+        }
+    }
+    let (pending, token) = issue(ctx, tx, req, email, action)?;
+    budget::remember_pending(tx, budget, req.list, email, pending.id, now);
+    Ok(token)
 }
 
 /// Sends the help text, with an optional reason flag set.
