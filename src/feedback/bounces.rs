@@ -26,7 +26,7 @@ use crate::daemon::lists::List;
 use crate::feedback::subscriber_of;
 use crate::mail::{automated, bounce};
 use crate::store::{Status, Subscriber, Tx};
-use crate::subscription::answer::{base_data, queue_mail_verp, Handled};
+use crate::subscription::answer::{base_data, queue_mail_as, Dispatch, Handled};
 use crate::subscription::token_subscriber;
 use crate::token::{Purpose, Token};
 use chrono::{DateTime, Utc};
@@ -352,7 +352,7 @@ fn send_probe(
     s.probe_sent_at = DateTime::from_timestamp(i64::from(issued), 0);
     tx.put_subscriber(&s);
     let data = base_data(ctx, list, &s.email, &s.name);
-    queue_mail_verp(
+    queue_mail_as(
         ctx,
         tx,
         list,
@@ -363,7 +363,7 @@ fn send_probe(
         None,
         AutoSubmitted::Generated,
         None,
-        Some(&token),
+        Dispatch::Probe(&token),
     )?;
     Ok(Probed::Sent)
 }

@@ -211,7 +211,7 @@ pub fn import(
                 ));
                 let reply_to =
                     lists::list_address(list, "confirm", Some(&token), &ctx.config.domain);
-                crate::subscription::answer::queue_confirmation(
+                crate::subscription::answer::queue_mail_as(
                     ctx,
                     tx,
                     list,
@@ -219,9 +219,10 @@ pub fn import(
                     &email,
                     &name,
                     &data,
-                    reply_to,
+                    Some(reply_to),
                     AutoSubmitted::Generated,
                     None,
+                    crate::subscription::answer::Dispatch::Confirmation,
                 )?;
                 return Ok(Outcome::Invited);
             }

@@ -84,7 +84,7 @@ pub(crate) fn queue_mail(
     auto: AutoSubmitted,
     in_reply_to: Option<String>,
 ) -> anyhow::Result<()> {
-    queue_mail_due(
+    queue_mail_as(
         ctx,
         tx,
         list,
@@ -95,15 +95,50 @@ pub(crate) fn queue_mail(
         reply_to,
         auto,
         in_reply_to,
-        None,
-        false,
+        Dispatch::Now,
     )
 }
 
-/// `queue_mail` with the envelope sender `L-bounces+TOKEN@D` when `verp`
-/// is a token (a bounce probe), so that its bounce comes back bound.
+/// Queues the welcome to someone an owner or an admin just let in (no
+/// message of theirs to answer: `Auto-Submitted: auto-generated`).
+pub(crate) fn queue_welcome(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    s: &crate::store::Subscriber,
+) -> anyhow::Result<()> {
+    let data = base_data(ctx, list, &s.email, &s.name);
+    queue_mail(
+        ctx,
+        tx,
+        list,
+        "welcome",
+        &s.email,
+        &s.name,
+        &data,
+        None,
+        AutoSubmitted::Generated,
+        None,
+    )
+}
+
+/// How a queued answer leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dispatch<'a> {
+    /// From `L-bounces@D`, due at once.
+    Now,
+    /// A confirmation or invitation: due when the hourly caps allow
+    /// (`budget::confirmation_due`), so a flood waits in the outbox instead
+    /// of leaving at once.
+    Confirmation,
+    /// A bounce probe: from `L-bounces+TOKEN@D`, so that its bounce comes
+    /// back bound to the token.
+    Probe(&'a str),
+}
+
+/// Renders template `name` and queues it in `tx`, leaving as `how` says.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn queue_mail_verp(
+pub(crate) fn queue_mail_as(
     ctx: &Context,
     tx: &mut Tx<'_>,
     list: &List,
@@ -114,73 +149,7 @@ pub(crate) fn queue_mail_verp(
     reply_to: Option<String>,
     auto: AutoSubmitted,
     in_reply_to: Option<String>,
-    verp: Option<&str>,
-) -> anyhow::Result<()> {
-    queue_mail_due(
-        ctx,
-        tx,
-        list,
-        name,
-        to_email,
-        to_name,
-        data,
-        reply_to,
-        auto,
-        in_reply_to,
-        verp,
-        false,
-    )
-}
-
-/// A confirmation or invitation: queued like [`queue_mail`], due when the
-/// hourly caps allow (`budget::confirmation_due`), so a flood waits in the
-/// outbox instead of leaving at once.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn queue_confirmation(
-    ctx: &Context,
-    tx: &mut Tx<'_>,
-    list: &List,
-    name: &str,
-    to_email: &str,
-    to_name: &str,
-    data: &Value,
-    reply_to: String,
-    auto: AutoSubmitted,
-    in_reply_to: Option<String>,
-) -> anyhow::Result<()> {
-    queue_mail_due(
-        ctx,
-        tx,
-        list,
-        name,
-        to_email,
-        to_name,
-        data,
-        Some(reply_to),
-        auto,
-        in_reply_to,
-        None,
-        true,
-    )
-}
-
-/// Renders template `name` and queues it in `tx`, from `L-bounces@D` (or
-/// `L-bounces+VERP@D`): due at once, or for a `confirmation` when the
-/// hourly caps allow.
-#[allow(clippy::too_many_arguments)]
-fn queue_mail_due(
-    ctx: &Context,
-    tx: &mut Tx<'_>,
-    list: &List,
-    name: &str,
-    to_email: &str,
-    to_name: &str,
-    data: &Value,
-    reply_to: Option<String>,
-    auto: AutoSubmitted,
-    in_reply_to: Option<String>,
-    verp: Option<&str>,
-    confirmation: bool,
+    how: Dispatch<'_>,
 ) -> anyhow::Result<()> {
     if to_email.parse::<lettre::Address>().is_err() {
         // Valid to us but not to the mail library (an IDNA domain it cannot
@@ -191,10 +160,15 @@ fn queue_mail_due(
         );
         return Ok(());
     }
-    let due = if confirmation {
-        crate::subscription::budget::confirmation_due(ctx, tx, to_email, ctx.now())?
-    } else {
-        0
+    let due = match how {
+        Dispatch::Confirmation => {
+            crate::subscription::budget::confirmation_due(ctx, tx, to_email, ctx.now())?
+        }
+        Dispatch::Now | Dispatch::Probe(_) => 0,
+    };
+    let verp = match how {
+        Dispatch::Probe(token) => Some(token),
+        Dispatch::Now | Dispatch::Confirmation => None,
     };
     let rendered = ctx.templates.render(list.language, &list.id, name, data)?;
     let id = tx.next_id()?;

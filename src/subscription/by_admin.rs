@@ -1,11 +1,10 @@
 //! The administrator adds and removes people, with the consent recorded.
 
 use crate::address;
-use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
 use crate::daemon::lists::List;
 use crate::store::{Consent, Status, Subscriber};
-use crate::subscription::answer::{base_data, queue_mail};
+use crate::subscription::answer::queue_welcome;
 use std::collections::BTreeMap;
 
 /// Why an admin's add was refused, apart from the store failing.
@@ -102,19 +101,7 @@ pub fn admin_add(
             s.consent = Some(admin_consent);
         }
         tx.put_subscriber(&s);
-        let data = base_data(ctx, list, &s.email, &s.name);
-        queue_mail(
-            ctx,
-            tx,
-            list,
-            "welcome",
-            &s.email,
-            &s.name,
-            &data,
-            None,
-            AutoSubmitted::Generated,
-            None,
-        )?;
+        queue_welcome(ctx, tx, list, &s)?;
         Ok(if was == Status::AwaitingApproval {
             format!("approved {email} on {}", list.id)
         } else {

@@ -14,7 +14,8 @@ pub mod view;
 
 use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, Word};
 use crate::subscription::answer::{
-    base_data, confirm_data, issue, purpose_of, queue_confirmation, queue_mail, Handled, Request,
+    base_data, confirm_data, issue, purpose_of, queue_mail, queue_mail_as, queue_welcome, Dispatch,
+    Handled, Request,
 };
 use crate::subscription::budget::{confirmation_budget, reply_budget, Budget};
 use std::collections::BTreeMap;
@@ -106,7 +107,7 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
         }
         let data = confirm_data(ctx, req.list, &email, &name, &token);
         let reply_to = lists::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
-        queue_confirmation(
+        queue_mail_as(
             ctx,
             tx,
             req.list,
@@ -114,9 +115,10 @@ pub fn subscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<Handled> {
             &email,
             &name,
             &data,
-            reply_to,
+            Some(reply_to),
             AutoSubmitted::Replied,
             req.in_reply_to.clone(),
+            Dispatch::Confirmation,
         )?;
         Ok(Handled::done("subscribe: confirmation sent"))
     })
@@ -139,22 +141,7 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
             )
         });
         let Some(member) = member else {
-            if reply_budget(ctx, tx, &email, now)? {
-                let mut data = base_data(ctx, req.list, &email, req.name);
-                data["reason_not_subscribed"] = json!(true);
-                queue_mail(
-                    ctx,
-                    tx,
-                    req.list,
-                    "help",
-                    &email,
-                    req.name,
-                    &data,
-                    None,
-                    AutoSubmitted::Replied,
-                    req.in_reply_to.clone(),
-                )?;
-            }
+            queue_help(ctx, tx, req, &email, now, Some("reason_not_subscribed"))?;
             return Ok(Handled::done("unsubscribe: not subscribed"));
         };
         if !confirmation_budget(ctx, tx, Budget::Unsubscribe, req.list, &email, now)? {
@@ -163,7 +150,7 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
         let token = confirmation_token(ctx, tx, req, &email, PendingAction::Unsubscribe, now)?;
         let data = confirm_data(ctx, req.list, &email, &member.name, &token);
         let reply_to = lists::list_address(req.list, "confirm", Some(&token), &ctx.config.domain);
-        queue_confirmation(
+        queue_mail_as(
             ctx,
             tx,
             req.list,
@@ -171,9 +158,10 @@ pub fn request_unsubscribe(ctx: &Context, req: &Request<'_>) -> anyhow::Result<H
             &email,
             &member.name,
             &data,
-            reply_to,
+            Some(reply_to),
             AutoSubmitted::Replied,
             req.in_reply_to.clone(),
+            Dispatch::Confirmation,
         )?;
         Ok(Handled::done("unsubscribe: confirmation sent"))
     })
@@ -218,26 +206,40 @@ pub fn help(ctx: &Context, req: &Request<'_>, reason: Option<&str>) -> anyhow::R
     let now = ctx.now();
     let email = address::normalize(req.email);
     ctx.store.write(|tx| {
-        if reply_budget(ctx, tx, &email, now)? {
-            let mut data = base_data(ctx, req.list, &email, req.name);
-            if let Some(reason) = reason {
-                data[reason] = json!(true);
-            }
-            queue_mail(
-                ctx,
-                tx,
-                req.list,
-                "help",
-                &email,
-                req.name,
-                &data,
-                None,
-                AutoSubmitted::Replied,
-                req.in_reply_to.clone(),
-            )?;
-        }
+        queue_help(ctx, tx, req, &email, now, reason)?;
         Ok(Handled::done("help sent"))
     })
+}
+
+/// Queues the help text to `email`, with the `reason` flag set, within the
+/// day's reply budget.
+fn queue_help(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    req: &Request<'_>,
+    email: &str,
+    now: DateTime<Utc>,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    if !reply_budget(ctx, tx, email, now)? {
+        return Ok(());
+    }
+    let mut data = base_data(ctx, req.list, email, req.name);
+    if let Some(reason) = reason {
+        data[reason] = json!(true);
+    }
+    queue_mail(
+        ctx,
+        tx,
+        req.list,
+        "help",
+        email,
+        req.name,
+        &data,
+        None,
+        AutoSubmitted::Replied,
+        req.in_reply_to.clone(),
+    )
 }
 
 /// A reply to `L-confirm+TOKEN@D`.
@@ -509,19 +511,7 @@ pub fn apply_token(
                     ));
                 }
                 tx.put_subscriber(&s);
-                let data = base_data(ctx, list, &s.email, &s.name);
-                queue_mail(
-                    ctx,
-                    tx,
-                    list,
-                    "welcome",
-                    &s.email,
-                    &s.name,
-                    &data,
-                    None,
-                    AutoSubmitted::Generated,
-                    None,
-                )?;
+                queue_welcome(ctx, tx, list, &s)?;
                 Confirmed::Approved
             }
             PendingAction::Unsubscribe => {
