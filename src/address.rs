@@ -66,14 +66,30 @@ pub fn normalize(addr: &str) -> String {
 /// a `+tag` (`Victim+1@Example.org` → `victim@example.org`), since
 /// `victim+1@` … `victim+30@` land in one inbox. Only budgets use it: each
 /// variant is still its own subscriber.
+///
+/// Gmail also ignores dots in the local part and takes `googlemail.com` as
+/// `gmail.com` (its documented behaviour), so `v.i.ctim@googlemail.com`
+/// shares `victim@gmail.com`'s budget. Other providers differ, and dots are
+/// kept there.
 pub fn mailbox(addr: &str) -> String {
     let addr = normalize(addr).to_lowercase();
-    match split(&addr) {
-        Some((local, domain)) => match local.split_once('+') {
-            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}"),
-            _ => addr.clone(),
-        },
-        None => addr.clone(),
+    let Some((local, domain)) = split(&addr) else {
+        return addr.clone();
+    };
+    let base = match local.split_once('+') {
+        Some((base, _)) if !base.is_empty() => base,
+        _ => local,
+    };
+    match domain {
+        "gmail.com" | "googlemail.com" => {
+            let undotted: String = base.chars().filter(|c| *c != '.').collect();
+            if undotted.is_empty() {
+                addr.clone()
+            } else {
+                format!("{undotted}@gmail.com")
+            }
+        }
+        _ => format!("{base}@{domain}"),
     }
 }
 
@@ -132,6 +148,14 @@ pub fn is_system_sender(addr: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gmail_dots_and_its_second_domain_are_one_mailbox() {
+        assert_eq!(mailbox("V.Ic.Tim+7@GoogleMail.com"), "victim@gmail.com");
+        assert_eq!(mailbox("victim@gmail.com"), "victim@gmail.com");
+        assert_eq!(mailbox("vic.tim@example.org"), "vic.tim@example.org");
+        assert_eq!(mailbox("Victim+1@Example.org"), "victim@example.org");
+    }
 
     #[test]
     fn a_mailbox_is_the_address_without_case_and_tag() {

@@ -84,7 +84,10 @@ pub(crate) fn protect(source: &str, markdown: &str) -> Result<Protected, Authori
         let escaped = at > pos && markdown.as_bytes()[at - 1] == b'\\';
         let start = if escaped { at - 1 } else { at };
         if !escaped {
-            if close == "}}}" {
+            // Every spelling of "unescaped": `{{{x}}}`, with whitespace
+            // control `{{~{x}~}}`, and `{{&x}}`.
+            let opening = expr[2..].trim_start_matches('~').trim_start();
+            if close == "}}}" || opening.starts_with(['{', '&']) {
                 return Err(AuthoringError::new(
                     source,
                     Some(line),

@@ -109,17 +109,21 @@ mod tests {
             "GODKÄNN",
             "send it",
             "Approve\r\n\r\n> Hej",
-            // The post's own subject in the first line is ours.
-            "Ok, Semesterstängt i juli kan gå ut.",
         ] {
             assert_eq!(check("", re, body), Ok(()), "{body:?}");
         }
+        // The first line is read as written, the post's subject included: a
+        // forger who titles a post "semester" must not erase the away words
+        // of a vacation reply ("Ja, jag är på semester"). So an owner whose
+        // post is about a holiday approves with the word alone.
+        assert!(check("", re, "Ok, Semesterstängt i juli kan gå ut.").is_err());
+        assert!(check("", re, "Ja, jag är på semester till den 5 augusti.").is_err());
         // A responder echoing our Subject, token and all, is not the
         // owner pasting the token.
         let echo = format!(
             "Vi har tagit emot ditt ärende \"Förhandsgranska och godkänn: Semesterstängt i juli, kod {text}\"."
         );
-        assert!(check("", re, &echo).is_err_and(|e| e.contains("approval word")));
+        assert!(check("", re, &echo).is_err());
         // The token itself in the reply's own words.
         assert_eq!(check("", re, &format!("Kod {text}")), Ok(()));
         assert_eq!(check("", re, &format!("Hej!\r\n{text}\r\n/Lena")), Ok(()));

@@ -54,7 +54,8 @@ pub(crate) fn deliberate_approval(
     if automated::automated(msg, reverse_path).is_some() {
         return Err("approval: an automatic reply never approves");
     }
-    // The post's own subject, quoted back, is our words, not the writer's.
+    // The post's own subject, quoted back in the reply's Subject, is our
+    // words, not the writer's.
     let ours = post_subject
         .map(str::to_lowercase)
         .filter(|s| !s.is_empty());
@@ -64,7 +65,10 @@ pub(crate) fn deliberate_approval(
     };
     let subject = theirs(strip_subject_prefixes(msg.subject().unwrap_or_default()));
     let own = reply_text::own_text(msg);
-    let first = theirs(first_own_line(&own).unwrap_or_default());
+    // The reply's own first line is the writer's alone: the post's subject
+    // is not cut out of it (a forger who titles the post "semester" would
+    // otherwise erase the away words of a vacation reply).
+    let first = first_own_line(&own).unwrap_or_default().to_lowercase();
     if AWAY_WORDS
         .iter()
         .any(|w| subject.contains(w) || first.contains(w))

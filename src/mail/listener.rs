@@ -236,6 +236,10 @@ struct Session {
     errors: u32,
     /// Commands since the last delivered message that delivered nothing.
     junk: u32,
+    /// Set by `reply` when the current command got a 4xx or 5xx answer, and
+    /// by `junk_command` when it counted the command itself.
+    refused: bool,
+    junk_counted: bool,
     out: Vec<u8>,
     quit: bool,
 }
@@ -273,12 +277,17 @@ impl Session {
             data_started: None,
             errors: 0,
             junk: 0,
+            refused: false,
+            junk_counted: false,
             out: Vec::new(),
             quit: false,
         }
     }
 
     fn reply(&mut self, line: &str) {
+        if line.starts_with(['4', '5']) {
+            self.refused = true;
+        }
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
     }
@@ -297,6 +306,7 @@ impl Session {
     /// Counts a command that delivers nothing; past the limit, answers 421
     /// instead and ends the session. True when it did.
     fn junk_command(&mut self) -> bool {
+        self.junk_counted = true;
         self.junk += 1;
         if self.junk > MAX_JUNK_COMMANDS {
             tracing::info!("session closed: too many commands without mail");
@@ -406,7 +416,21 @@ impl Session {
                             continue;
                         }
                     };
-                    if let Some(next) = self.command(request) {
+                    // A greeting again, or a command we refused (a second
+                    // MAIL, RCPT to a stranger, DATA without recipients)
+                    // delivers nothing either: it counts as junk too.
+                    let greeting_again = self.greeted
+                        && matches!(
+                            request,
+                            Request::Helo { .. } | Request::Ehlo { .. } | Request::Lhlo { .. }
+                        );
+                    self.refused = false;
+                    self.junk_counted = false;
+                    let next = self.command(request);
+                    if (greeting_again || self.refused) && !self.junk_counted && !self.quit {
+                        self.junk_command();
+                    }
+                    if let Some(next) = next {
                         *state = next;
                     }
                     if self.quit {
