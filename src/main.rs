@@ -145,7 +145,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 description.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
                 read_attachments(&config, &attach)?,
             )
-            .map_err(|e| Failure::usage(e.to_string()))?;
+            .map_err(cli::words::authoring)?;
             let request = Request::Queue {
                 list,
                 content: WireContent::new(content),

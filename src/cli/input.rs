@@ -27,7 +27,7 @@ pub fn read_attachments(
     let mut out = Vec::new();
     for p in paths {
         let a = newsletter::read_attachment(p, total, config.limits.max_attachment_bytes)
-            .map_err(|e| Failure::usage(e.to_string()))?;
+            .map_err(crate::cli::words::authoring)?;
         total += a.data.len();
         out.push(a);
     }

@@ -3,6 +3,7 @@
 
 use utskick::admin::protocol::Forgot;
 use utskick::admin::{sysexits, Cause, Failure};
+use utskick::compose::error::AuthoringError;
 use utskick::mail::inject::InjectError;
 use utskick::people::Skip;
 
@@ -25,6 +26,28 @@ pub fn flagged(mut f: Failure) -> Failure {
         Cause::NotATestAddress { to } => format!("--to {to:?} is not an e-mail address"),
     };
     f
+}
+
+/// An authoring error in the CLI's terms: the announcement's `title` and
+/// `link` are its `--title` and `--link`, and a link is the remedy for an
+/// attachment too big to send.
+pub fn authoring(e: AuthoringError) -> Failure {
+    let source = match e.source.as_str() {
+        "title" => "--title".to_string(),
+        "link" => "--link".to_string(),
+        _ => e.source.clone(),
+    };
+    let message = e
+        .message
+        .replace("send a link instead", "send a link with --link instead");
+    Failure::usage(
+        AuthoringError {
+            source,
+            message,
+            ..e
+        }
+        .to_string(),
+    )
 }
 
 /// `forget`'s answer.

@@ -159,7 +159,7 @@ pub fn announcement(
     let title = address::header_safe(title);
     if title.is_empty() {
         return Err(AuthoringError::new(
-            "--title",
+            "title",
             None,
             "an announcement needs a title",
         ));
@@ -175,7 +175,7 @@ pub fn announcement(
                     .any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c))
             {
                 return Err(AuthoringError::new(
-                    "--link",
+                    "link",
                     None,
                     format!("`{l}` is not a web address (https://…)"),
                 ));
@@ -237,7 +237,7 @@ pub fn read_attachment(
             String::new()
         };
         err(format!(
-            "is {}, and attachments may total at most {} per mail{already}; put big files on the web and send a link with --link instead",
+            "is {}, and attachments may total at most {} per mail{already}; put big files on the web and send a link instead",
             size_text(size, Language::En),
             size_text(max_total, Language::En),
         ))
@@ -833,7 +833,7 @@ Questions? Just reply to this email.
             e.contains("3 MB") && e.contains("10 MB") && e.contains("8 MB already"),
             "{e}"
         );
-        assert!(e.contains("--link"), "{e}");
+        assert!(e.contains("send a link instead"), "{e}");
         let e = read_attachment(&dir.path().join("saknas.pdf"), 0, 10).unwrap_err();
         assert!(e.message.starts_with("cannot read"), "{e}");
         assert_eq!(size_text(2_516_582, Language::Sv), "2,4 MB");
@@ -845,9 +845,9 @@ Questions? Just reply to this email.
     #[test]
     fn announcement_arguments_are_checked() {
         let e = announcement(" ", None, None, vec![]).unwrap_err();
-        assert!(e.to_string().starts_with("--title: "), "{e}");
+        assert!(e.to_string().starts_with("title: "), "{e}");
         let e = announcement("T", Some("ftp://x"), None, vec![]).unwrap_err();
-        assert!(e.to_string().starts_with("--link: "), "{e}");
+        assert!(e.to_string().starts_with("link: "), "{e}");
         let e = announcement("T", None, Some(("d.md", "Hej\n{{#if name}}\n")), vec![]).unwrap_err();
         assert_eq!(
             e.to_string(),
