@@ -73,6 +73,8 @@
 
 mod common;
 
+use common::http::http_get;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -257,33 +259,6 @@ fn forged_token() -> String {
     (0..36)
         .map(|_| ALPHABET[rand::random::<usize>() % 32] as char)
         .collect()
-}
-
-/// GET with `Connection: close`: (status, body), or why not.
-fn http_get(addr: &str, path: &str, limit: Duration) -> Result<(u16, String), String> {
-    let sock: SocketAddr = addr.parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&sock, limit).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(limit)).unwrap();
-    s.set_write_timeout(Some(limit)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)
-        .map_err(|e| format!("read: {e} (after {} bytes)", buf.len()))?;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status line in {text:?}"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// Runs the CLI against `d` and gives up after `limit`.

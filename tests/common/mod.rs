@@ -3,6 +3,7 @@
 //! reader for the file outbox.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod in_process;
 pub mod sink;
 pub mod webdriver;
