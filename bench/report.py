@@ -90,6 +90,29 @@ if sc:
                    f"{med(v, 'rss'):.1f} | {med(v, 'hwm'):.1f} | {med(v, 'lists'):.3f} | {med(v, 'subscribers'):.3f} |")
     out.append("")
 
+pe = [(k, v) for k, v in rows.items() if k[0] == "peers"]
+if pe:
+    rate = {}
+    for (s, name, n), v in pe:
+        who, sess = name.split("/")
+        # msg/s per run from the messages accepted, then the median over runs
+        rate[(who, int(sess))] = (statistics.median(
+            [float(r["ok"]) / float(r["secs"]) for r in v if float(r.get("secs", 0)) > 0] or [float("nan")]),
+            n, len(v), min(int(float(r.get("ok", 0))) for r in v))
+    out.append("### Peers: Postfix smtpd (discard transport, fsync per queue file) against utskick "
+               "(250 after fdatasync), small subscribe-like messages\n")
+    out.append("| sessions | messages per run | runs | Postfix msg/s (median) | utskick msg/s (median) | ratio utskick/Postfix |")
+    out.append("|---:|---:|---:|---:|---:|---:|")
+    for sess in sorted({k[1] for k in rate}):
+        p, u = rate.get(("postfix", sess)), rate.get(("utskick", sess))
+        if not p or not u:
+            continue
+        out.append(f"| {sess} | {p[1]:,} | {p[2]} | {p[0]:,.0f} | {u[0]:,.0f} | {u[0] / p[0]:.2f} |")
+    short = [f"{who} at {sess} sessions: {v[3]}" for (who, sess), v in rate.items() if v[3] < v[1]]
+    if short:
+        out.append("\nFewer accepted than sent in some run (lowest): " + "; ".join(short))
+    out.append("")
+
 if mt:
     out.append("### Micro (criterion, 2 s per bench; median estimate)\n")
     out.append("| bench | time per iteration |")
