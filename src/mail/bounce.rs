@@ -142,7 +142,7 @@ const TOKEN_HEADERS: &[&str] = &["List-Unsubscribe", "Reply-To", "Return-Path"];
 /// forward to them.
 pub fn original_tokens(msg: &Message<'_>) -> Vec<crate::token::Token> {
     let mut out = Vec::new();
-    let mut add = |m: &Message<'_>| {
+    let add = |m: &Message<'_>| {
         for (name, value) in m.headers_raw() {
             if !TOKEN_HEADERS
                 .iter()
@@ -159,17 +159,7 @@ pub fn original_tokens(msg: &Message<'_>) -> Vec<crate::token::Token> {
             }
         }
     };
-    for part in &msg.parts {
-        match &part.body {
-            PartType::Message(m) => add(m),
-            PartType::Text(t) if has_type(part, "text", &["rfc822-headers", "rfc822-header"]) => {
-                if let Some(m) = MessageParser::default().parse_headers(t.as_bytes()) {
-                    add(&m);
-                }
-            }
-            _ => {}
-        }
-    }
+    for_each_original(msg, add);
     out
 }
 
@@ -184,6 +174,22 @@ fn has_type(part: &mail_parser::MessagePart<'_>, ctype: &str, subtypes: &[&str])
                 .subtype()
                 .is_some_and(|s| subtypes.iter().any(|w| s.eq_ignore_ascii_case(w)))
     })
+}
+
+/// Calls `f` with each original a report carries: a `message/rfc822`
+/// part, or the header of a `text/rfc822-headers` part.
+fn for_each_original(msg: &Message<'_>, mut f: impl FnMut(&Message<'_>)) {
+    for part in &msg.parts {
+        match &part.body {
+            PartType::Message(m) => f(m),
+            PartType::Text(t) if has_type(part, "text", &["rfc822-headers", "rfc822-header"]) => {
+                if let Some(m) = MessageParser::default().parse_headers(t.as_bytes()) {
+                    f(&m);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The body of a leaf part as text (DSN parts arrive as `Binary`).
@@ -426,7 +432,7 @@ struct Original {
 
 fn original_headers(msg: &Message<'_>) -> Original {
     let mut o = Original::default();
-    let mut add = |m: &Message<'_>| {
+    let add = |m: &Message<'_>| {
         for name in ["From", "Sender", "Return-Path", "Reply-To"] {
             o.senders.extend(header_addresses(m, name));
         }
@@ -434,17 +440,7 @@ fn original_headers(msg: &Message<'_>) -> Original {
             o.to = header_addresses(m, "To");
         }
     };
-    for part in &msg.parts {
-        match &part.body {
-            PartType::Message(m) => add(m),
-            PartType::Text(t) if has_type(part, "text", &["rfc822-headers", "rfc822-header"]) => {
-                if let Some(m) = MessageParser::default().parse_headers(t.as_bytes()) {
-                    add(&m);
-                }
-            }
-            _ => {}
-        }
-    }
+    for_each_original(msg, add);
     // Originals pasted into the text: header lines after the cut.
     for part in &msg.parts {
         if let PartType::Text(t) = &part.body {
