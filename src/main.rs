@@ -295,7 +295,7 @@ async fn preview(
     to: Option<String>,
     attach: &[PathBuf],
 ) -> Result<(), Failure> {
-    let lists = Lists::load(&config.lists_dir)?;
+    let lists = Lists::for_config(config)?;
     let list = lists
         .get(list_id)
         .ok_or_else(|| Failure::usage(format!("no list {list_id:?}")))?;

@@ -19,7 +19,7 @@ pub async fn report(
         Response::Report(months) => months,
         other => return Err(unexpected(&other)),
     };
-    let lists = Lists::load(&config.lists_dir);
+    let lists = Lists::for_config(config);
     let language = list
         .as_deref()
         .and_then(|id| lists.as_ref().ok()?.get(id))
@@ -30,7 +30,7 @@ pub async fn report(
     };
     print!("{}", report::table(&months, lang));
     if let Some(path) = svg {
-        let lists = Lists::load(&config.lists_dir)?;
+        let lists = Lists::for_config(config)?;
         let name = list
             .as_deref()
             .and_then(|id| lists.get(id).map(|l| l.name.clone()))

@@ -242,6 +242,9 @@ impl Prepared {
     }
 
     /// The values every template sees.
+    ///
+    /// `first_name` is the name's first word, for a greeting that reads
+    /// like a person's ("Hej Karin!", not "Hej Karin Åström!").
     pub(crate) fn fields(&self, list: &List, r: &Recipient<'_>) -> Value {
         let mut attributes = Map::new();
         // Every declared attribute is present, so strict mode cannot fail
@@ -254,7 +257,9 @@ impl Prepared {
         }
         json!({
             "name": clean(r.name),
+            "first_name": first_name(&clean(r.name)),
             "email": clean(r.email),
+            "sender": list.sender,
             "attributes": attributes,
             "list": {"id": list.id, "name": list.name, "description": list.description},
             "unsubscribe_url": r.unsubscribe_url,
@@ -540,4 +545,12 @@ pub(crate) fn raw(name: &'static str, value: &str) -> HeaderValue {
 /// A URL or address for inside `<…>` in List-Unsubscribe.
 pub(crate) fn bracket_safe(value: &str) -> String {
     address::header_safe(value).replace(['<', '>', ' ', ','], "")
+}
+
+/// The first word of `name`: the default greeting's `{{first_name}}`.
+pub fn first_name(name: &str) -> String {
+    name.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -125,7 +125,7 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
         );
     };
     line(true, "configuration", config_name.to_string());
-    let lists = match Lists::load(&config.lists_dir) {
+    let lists = match Lists::for_config(config) {
         Ok(l) => {
             let ids: Vec<_> = l.iter().map(|l| l.id.clone()).collect();
             line(
@@ -294,7 +294,8 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
 fn sample_data(list: &crate::daemon::lists::List) -> serde_json::Value {
     serde_json::json!({
         "list": {"id": list.id, "name": list.name, "description": list.description, "address": format!("{}@example.se", list.address)},
-        "email": "anna@example.se", "name": "Anna",
+        "email": "anna@example.se", "name": "Anna Berg", "first_name": "Anna",
+        "sender": list.sender,
         "subscribe_address": "x", "unsubscribe_address": "x", "request_address": "x", "owner_address": "x",
         "list_url": "https://example.se", "expires_days": 7,
         "reason_unknown_token": true, "reason_not_subscribed": false, "reason_unknown_command": false,

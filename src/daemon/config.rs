@@ -33,6 +33,15 @@ pub struct Config {
     pub outbound: Outbound,
     pub dkim: Option<Dkim>,
     pub limits: Limits,
+    /// Who sends the lists' mail (a list may override it); default: the
+    /// list's name.
+    pub organisation: String,
+    /// How readers reach a person (a list may override it); default: the
+    /// list's `L-owner@D` address.
+    pub contact: String,
+    /// The privacy policy (a list may override it); default: the daemon's
+    /// own `{base_url}/privacy` page.
+    pub privacy_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -267,6 +276,9 @@ impl Default for Config {
             outbound: Outbound::default(),
             dkim: None,
             limits: Limits::default(),
+            organisation: String::new(),
+            contact: String::new(),
+            privacy_url: String::new(),
         }
     }
 }

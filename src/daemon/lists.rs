@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::address::{self, split};
+use crate::daemon::config::Config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +53,14 @@ struct ListFile {
     /// Shown on the web index and in the public archive (default true).
     #[serde(default = "default_public")]
     public: bool,
+    /// Who sends this list's mail, how to reach them and where the privacy
+    /// policy is; each overrides the key of the same name in `utskick.toml`.
+    #[serde(default)]
+    organisation: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+    #[serde(default)]
+    privacy_url: Option<String>,
 }
 
 fn default_public() -> bool {
@@ -82,6 +91,26 @@ pub struct List {
     pub attributes: Vec<String>,
     /// Listed on `/` and archived publicly.
     pub public: bool,
+    /// Who sends, how to reach them, the privacy policy: what every page
+    /// and mail footer names. Complete once [`Lists::for_config`] loaded it.
+    pub sender: Sender,
+    /// The list file's own `organisation`, `contact`, `privacy_url`, before
+    /// the configuration's defaults fill the gaps.
+    overrides: Sender,
+}
+
+/// Who sends a list's mail and how to reach them (issue 18: every page and
+/// mail footer says it). Filled from the list file, then `utskick.toml`,
+/// then defaults: the list's name, its `L-owner@D` address and the
+/// daemon's own `/privacy` page.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Sender {
+    /// The organisation or project behind the list.
+    pub organisation: String,
+    /// An address (or URL) that reaches a person.
+    pub contact: String,
+    /// The privacy policy's URL.
+    pub privacy_url: String,
 }
 
 impl List {
@@ -107,8 +136,56 @@ pub struct Lists {
     by_id: BTreeMap<String, List>,
 }
 
+fn trimmed(value: Option<String>) -> String {
+    value.map(|v| v.trim().to_string()).unwrap_or_default()
+}
+
+impl List {
+    /// Fills [`List::sender`]: the list file's keys first, then the
+    /// configuration's, then the defaults (the list's name, `L-owner@D`,
+    /// `{base_url}/privacy`).
+    pub fn resolve_sender(&mut self, config: &Config) {
+        let pick = |own: &str, global: &str, default: String| {
+            if !own.is_empty() {
+                own.to_string()
+            } else if !global.trim().is_empty() {
+                global.trim().to_string()
+            } else {
+                default
+            }
+        };
+        self.sender = Sender {
+            organisation: pick(
+                &self.overrides.organisation,
+                &config.organisation,
+                self.name.clone(),
+            ),
+            contact: pick(
+                &self.overrides.contact,
+                &config.contact,
+                list_address(self, "owner", None, &config.domain),
+            ),
+            privacy_url: pick(
+                &self.overrides.privacy_url,
+                &config.privacy_url,
+                format!("{}/privacy", config.base_url()),
+            ),
+        };
+    }
+}
+
 impl Lists {
+    /// The lists of `config.lists_dir`, each with its [`Sender`] complete.
+    pub fn for_config(config: &Config) -> anyhow::Result<Lists> {
+        let mut lists = Lists::load(&config.lists_dir)?;
+        for list in lists.by_id.values_mut() {
+            list.resolve_sender(config);
+        }
+        Ok(lists)
+    }
+
     /// Reads every `*.toml` in `dir`. A missing directory means no lists.
+    /// [`List::sender`] stays empty: daemons load with [`Lists::for_config`].
     pub fn load(dir: &Path) -> anyhow::Result<Lists> {
         let mut lists = Lists::default();
         let entries = match std::fs::read_dir(dir) {
@@ -227,6 +304,12 @@ impl List {
             subscription: file.subscription,
             attributes: file.attributes,
             public: file.public,
+            sender: Sender::default(),
+            overrides: Sender {
+                organisation: trimmed(file.organisation),
+                contact: trimmed(file.contact),
+                privacy_url: trimmed(file.privacy_url),
+            },
         })
     }
 }
@@ -339,6 +422,35 @@ pub fn list_address(list: &List, suffix: &str, token: Option<&str>, domain: &str
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sender_comes_from_the_list_then_the_config_then_defaults() {
+        let mut config = Config::default();
+        config.domain = "example.se".into();
+        config.base_url = "https://lista.example.se/".into();
+        let mut bare = List::parse("nat", "name = \"Nätet\"\naddress = \"nat\"\n").unwrap();
+        bare.resolve_sender(&config);
+        assert_eq!(bare.sender.organisation, "Nätet");
+        assert_eq!(bare.sender.contact, "nat-owner@example.se");
+        assert_eq!(bare.sender.privacy_url, "https://lista.example.se/privacy");
+
+        config.organisation = "Lokal finansiering".into();
+        config.contact = "kontakt@example.se".into();
+        config.privacy_url = "https://example.se/integritet".into();
+        bare.resolve_sender(&config);
+        assert_eq!(bare.sender.organisation, "Lokal finansiering");
+        assert_eq!(bare.sender.contact, "kontakt@example.se");
+        assert_eq!(bare.sender.privacy_url, "https://example.se/integritet");
+
+        let mut own = List::parse(
+            "nat",
+            "name = \"Nätet\"\naddress = \"nat\"\ncontact = \" karin@example.se \"\n",
+        )
+        .unwrap();
+        own.resolve_sender(&config);
+        assert_eq!(own.sender.contact, "karin@example.se");
+        assert_eq!(own.sender.organisation, "Lokal finansiering");
+    }
+
     use super::*;
 
     #[test]

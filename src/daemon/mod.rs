@@ -41,7 +41,7 @@ pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", config.data_dir.display()))?;
     restrict(&config.data_dir, 0o700);
-    let lists = Lists::load(&config.lists_dir)?;
+    let lists = Lists::for_config(&config)?;
     let templates = Templates::load(&config.templates_dir, &lists)?;
     let secret = Secret::load_or_create(&config.secret_path())?;
     let dkim = match &config.dkim {

@@ -44,7 +44,7 @@ pub fn envelope(
     let Some(msg) = crate::mail::message::parse_message(raw) else {
         return Err(InjectError::Unparseable);
     };
-    let lists = Lists::load(&config.lists_dir).map_err(InjectError::Lists)?;
+    let lists = Lists::for_config(config).map_err(InjectError::Lists)?;
     let recipient = match recipient {
         Some(r) => r,
         None => msg

@@ -224,7 +224,7 @@ fn capitalise(s: &str) -> String {
 }
 
 fn list_json(list: &List) -> Value {
-    json!({"id": list.id, "name": list.name, "description": list.description})
+    json!({"id": list.id, "name": list.name, "description": list.description, "sender": list.sender})
 }
 
 /// The language of the index: Swedish unless every public list is English.
