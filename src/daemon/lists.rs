@@ -424,9 +424,11 @@ pub fn list_address(list: &List, suffix: &str, token: Option<&str>, domain: &str
 mod tests {
     #[test]
     fn sender_comes_from_the_list_then_the_config_then_defaults() {
-        let mut config = Config::default();
-        config.domain = "example.se".into();
-        config.base_url = "https://lista.example.se/".into();
+        let mut config = Config {
+            domain: "example.se".into(),
+            base_url: "https://lista.example.se/".into(),
+            ..Config::default()
+        };
         let mut bare = List::parse("nat", "name = \"Nätet\"\naddress = \"nat\"\n").unwrap();
         bare.resolve_sender(&config);
         assert_eq!(bare.sender.organisation, "Nätet");
