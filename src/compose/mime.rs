@@ -3,6 +3,7 @@
 //! List-* headers, DKIM).
 
 use crate::address;
+use crate::compose::attachment::{encode_attachment, EncodedAttachment};
 use crate::compose::error::AuthoringError;
 use crate::compose::markdown::one_line;
 use crate::compose::markdown::{convert, protect};
@@ -14,7 +15,7 @@ use crate::daemon::lists::List;
 use crate::store::{Content, Kind};
 use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -80,13 +81,6 @@ pub(crate) const BUILTIN: &[(&str, &str, &str)] = builtin![
     "en" / "announcement.subject",
 ];
 
-/// An attachment, encoded once per campaign rather than once per recipient.
-pub(crate) struct EncodedAttachment {
-    pub(crate) filename: String,
-    pub(crate) content_type: ContentType,
-    pub(crate) body: Body,
-}
-
 /// The compiled templates of one campaign for one list; build once per
 /// campaign, render per recipient.
 pub struct Prepared {
@@ -133,11 +127,7 @@ impl Prepared {
             attachments: content
                 .attachments
                 .iter()
-                .map(|a| EncodedAttachment {
-                    filename: attachment_name(&a.filename),
-                    content_type: content_type(&a.content_type),
-                    body: Body::new(a.data.clone()),
-                })
+                .map(|a| encode_attachment(&attachment_name(&a.filename), &a.content_type, &a.data))
                 .collect(),
             attachment_list: content
                 .attachments
@@ -349,8 +339,10 @@ impl Prepared {
                 .multipart(alternative);
             for a in &self.attachments {
                 mixed = mixed.singlepart(
-                    lettre::message::Attachment::new(a.filename.clone())
-                        .body(a.body.clone(), a.content_type.clone()),
+                    SinglePart::builder()
+                        .header(a.content_type.clone())
+                        .header(a.disposition.clone())
+                        .body(a.body.clone()),
                 );
             }
             mixed
@@ -510,13 +502,6 @@ pub(crate) fn clean(value: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-/// A stored content type, or application/octet-stream if it does not parse.
-pub(crate) fn content_type(value: &str) -> ContentType {
-    ContentType::parse(value).unwrap_or_else(|_| {
-        ContentType::parse("application/octet-stream").expect("a valid content type")
-    })
 }
 
 /// A MIME boundary that depends only on the message id, so the same
