@@ -6,7 +6,7 @@ use crate::address;
 use crate::compose::attachment::{encode_attachment, EncodedAttachment};
 use crate::compose::error::AuthoringError;
 use crate::compose::markdown::one_line;
-use crate::compose::markdown::{convert, protect};
+use crate::compose::markdown::{convert, drop_space_before_empty, protect};
 use crate::compose::newsletter::{attachment_name, size_text};
 use crate::compose::plaintext::tidy_text;
 use crate::compose::system;
@@ -225,7 +225,7 @@ impl Prepared {
             String::new()
         };
         registry
-            .register_template_string(name, template)
+            .register_template_string(name, drop_space_before_empty(template))
             .map_err(|e| template_error(&origin.0, origin.1, &what, &e))?;
         self.origins.insert(name, origin);
         Ok(())
@@ -481,7 +481,11 @@ pub(crate) fn render_error(
 ) -> AuthoringError {
     let message = match e.reason() {
         RenderErrorReason::MissingVariable(Some(path)) => {
-            let mut known = vec!["name".to_string(), "email".to_string()];
+            let mut known = vec![
+                "name".to_string(),
+                "first_name".to_string(),
+                "email".to_string(),
+            ];
             known.extend(list.attributes.iter().map(|a| format!("attributes.{a}")));
             known.extend(["list.name".to_string(), "list.description".to_string()]);
             format!("unknown field `{path}` (known: {})", known.join(", "))

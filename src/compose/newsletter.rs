@@ -323,9 +323,7 @@ where: region=Jämtland
 
 Hej {{name}}!
 
-Nu är **handboken** om lokala finansieringslösningar klar. Läs den
-i [handboken](https://lokalfinansiering.example.se/handbok) eller
-ladda ned [foldern](https://lokalfinansiering.example.se/folder.pdf).
+Nu är **handboken** om lokala finansieringslösningar klar. Läs den i [handboken](https://lokalfinansiering.example.se/handbok) eller ladda ned [foldern](https://lokalfinansiering.example.se/folder.pdf).
 
 ## Det här händer
 
@@ -339,6 +337,10 @@ ladda ned [foldern](https://lokalfinansiering.example.se/folder.pdf).
 ![Karta över bygderna](https://lokalfinansiering.example.se/karta.png)
 
 Frågor? Svara på det här mejlet eller skriv till <projektledare@example.se>.
+
+Hälsningar
+Karin Åström
+Projektledare
 ";
 
     const NEWSLETTER_EN: &str = "\
@@ -350,14 +352,19 @@ preheader: The handbook is ready
 
 Hello {{name}},
 
-The **handbook** on local financing is ready. Read it in
-[the handbook](https://lokalfinansiering.example.se/handbook).
+The **handbook** on local financing is ready. Read it in [the handbook](https://lokalfinansiering.example.se/handbook).
 
 {{#if attributes.organisation}}
 Greetings to everyone at {{attributes.organisation}}!
 {{/if}}
 
+![A map of the villages](https://lokalfinansiering.example.se/map.png)
+
 Questions? Just reply to this email.
+
+Best regards,
+Karin Åström
+Project lead
 ";
 
     fn list(lang: &str) -> List {
@@ -477,7 +484,7 @@ Questions? Just reply to this email.
             Some("https://lokalfinansiering.example.se/handbok"),
             Some((
                 "handbok.md",
-                "Handboken visar hur bygder samlar in **eget kapital**, med\nexempel från [fem orter](https://lokalfinansiering.example.se/orter).\n",
+                "Handboken visar hur bygder samlar in **eget kapital**, med exempel från [fem orter](https://lokalfinansiering.example.se/orter).\n",
             )),
             vec![pdf],
         )
