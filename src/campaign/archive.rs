@@ -152,6 +152,8 @@ fn anonymous(ctx: &Context, list: &List, content: &Content) -> anyhow::Result<Re
         unsubscribe_url: &list_url,
         unsubscribe_mailto: &list_url,
         reply_to: "",
+        // The page itself: no link to where the reader already is.
+        archive_url: "",
     };
     let (subject, body) = prepared.archive_parts(list, &reader)?;
     Ok(Rendered { subject, body })

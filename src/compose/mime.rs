@@ -34,6 +34,9 @@ pub struct Recipient<'a> {
     pub unsubscribe_mailto: &'a str,
     /// L-reply+TOKEN@D
     pub reply_to: &'a str,
+    /// The campaign's page in the public archive ("View in browser"), or
+    /// "" when there is none; a list that is not public never shows it.
+    pub archive_url: &'a str,
 }
 
 /// Fixed per message (tests pass fixed values; the sender passes real ones).
@@ -245,11 +248,33 @@ impl Prepared {
         for (key, value) in r.attributes {
             attributes.insert(key.clone(), Value::String(clean(value)));
         }
+        let contact = &list.sender.contact;
+        // An address becomes a mailto link, a web address a link; anything
+        // else is shown as written.
+        let contact_href = if address::is_valid(contact) {
+            format!("mailto:{contact}")
+        } else if contact.starts_with("https://") || contact.starts_with("http://") {
+            contact.clone()
+        } else {
+            String::new()
+        };
         json!({
             "name": clean(r.name),
             "first_name": first_name(&clean(r.name)),
             "email": clean(r.email),
-            "sender": list.sender,
+            "sender": {
+                // A list loaded without the configuration has no sender
+                // yet; its own name is the default anyway.
+                "organisation": if list.sender.organisation.is_empty() {
+                    &list.name
+                } else {
+                    &list.sender.organisation
+                },
+                "contact": contact,
+                "contact_href": contact_href,
+                "privacy_url": list.sender.privacy_url,
+            },
+            "archive_url": if list.public { r.archive_url } else { "" },
             "attributes": attributes,
             "list": {"id": list.id, "name": list.name, "description": list.description},
             "unsubscribe_url": r.unsubscribe_url,
@@ -416,6 +441,7 @@ pub(crate) fn sample<'a>(attributes: &'a BTreeMap<String, String>, name: &'a str
         unsubscribe_url: "https://example.se/unsubscribe/token",
         unsubscribe_mailto: "lista-unsubscribe+token@example.se",
         reply_to: "lista-reply+token@example.se",
+        archive_url: "https://example.se/archive/lista/1",
     }
 }
 
