@@ -115,6 +115,7 @@ fn render(c: &mut Criterion) {
         unsubscribe_url: "https://lista.example.se/unsubscribe/abcdefghijklmnopqrstuvwxyz234567abcdefg",
         unsubscribe_mailto: "lokal-finansiering-unsubscribe+abcdefghijklmnopqrstuvwxyz234567abcdefg@lista.example.se",
         reply_to: "lokal-finansiering-reply+abcdefghijklmnopqrstuvwxyz234567abcdefg@lista.example.se",
+        archive_url: "https://lista.example.se/archive/lokal-finansiering/12",
     };
     let env = Envelope {
         message_id: "utskick.lf.c12.r34@lista.example.se",

@@ -179,6 +179,7 @@ fn newsletter_signed_with(dkim: &utskick::compose::system::DkimKeys) -> String {
         unsubscribe_url: "https://lista.example.se/unsubscribe/abc",
         unsubscribe_mailto: "lokal-finansiering-unsubscribe+abc@lista.example.se",
         reply_to: "lokal-finansiering-reply+abc@lista.example.se",
+        archive_url: "https://lista.example.se/archive/lokal-finansiering/1",
     };
     let env = utskick::compose::mime::Envelope {
         message_id: "m1@lista.example.se",

@@ -40,6 +40,10 @@ pub struct Addressee {
     pub unsubscribe_url: String,
     pub unsubscribe_mailto: String,
     pub reply_to: String,
+    /// The copy's page in the public archive ("View in browser"); "" for
+    /// a list that is not public. A test copy or preview, which is no
+    /// campaign yet, links to the archive's list of campaigns.
+    pub archive_url: String,
     /// Without <>.
     pub message_id: String,
 }
@@ -48,6 +52,11 @@ impl Addressee {
     pub fn new(config: &Config, list: &List, copy: Copy<'_>) -> Addressee {
         let d = &config.domain;
         let base = config.base_url();
+        let archive = |campaign: Option<u64>| match (list.public, campaign) {
+            (false, _) => String::new(),
+            (true, Some(c)) => format!("{base}/archive/{}/{c}", list.id),
+            (true, None) => format!("{base}/archive/{}", list.id),
+        };
         let declared = |fill: &dyn Fn(&str) -> String| -> BTreeMap<String, String> {
             list.attributes
                 .iter()
@@ -69,6 +78,7 @@ impl Addressee {
                     unsubscribe_url: format!("{base}/unsubscribe/{token}"),
                     unsubscribe_mailto: list_address(list, "unsubscribe", Some(token), d),
                     reply_to: list_address(list, "reply", Some(token), d),
+                    archive_url: archive(Some(campaign)),
                     message_id: format!("utskick.{}.c{campaign}.s{:x}@{d}", list.id, s.id),
                 }
             }
@@ -79,6 +89,7 @@ impl Addressee {
                 unsubscribe_url: format!("{base}/unsubscribe/test"),
                 unsubscribe_mailto: list_address(list, "request", None, d),
                 reply_to: list_address(list, "owner", None, d),
+                archive_url: archive(None),
                 message_id: format!("utskick.{}.test{id}@{d}", list.id),
             },
             Copy::Preview => Addressee {
@@ -88,6 +99,7 @@ impl Addressee {
                 unsubscribe_url: format!("{base}/unsubscribe/preview"),
                 unsubscribe_mailto: list_address(list, "unsubscribe", None, d),
                 reply_to: list_address(list, "reply", None, d),
+                archive_url: archive(None),
                 message_id: format!("utskick.{}.preview@{d}", list.id),
             },
         }
@@ -101,6 +113,7 @@ impl Addressee {
             unsubscribe_url: &self.unsubscribe_url,
             unsubscribe_mailto: &self.unsubscribe_mailto,
             reply_to: &self.reply_to,
+            archive_url: &self.archive_url,
         }
     }
 
@@ -111,5 +124,77 @@ impl Addressee {
             date,
             domain,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Status, RECORD_VERSION};
+
+    fn list(public: bool) -> List {
+        let toml = format!("name = \"Nätet\"\naddress = \"nat\"\npublic = {public}\n");
+        List::parse("nat", &toml).unwrap()
+    }
+
+    /// The link must be the route `web::archive` serves:
+    /// `/archive/{list}/{campaign}`.
+    #[test]
+    fn a_copy_links_its_archive_page_only_when_the_list_is_public() {
+        let config = Config {
+            domain: "example.se".into(),
+            base_url: "https://lista.example.se/".into(),
+            ..Config::default()
+        };
+        let now = chrono::Utc::now();
+        let s = Subscriber {
+            v: RECORD_VERSION,
+            id: 7,
+            list: "nat".into(),
+            email: "a@example.org".into(),
+            name: "Anna".into(),
+            status: Status::Confirmed,
+            attributes: BTreeMap::new(),
+            consent: None,
+            created_at: now,
+            subscribed_at: Some(now),
+            unsubscribed_at: None,
+            bounces: 0,
+            bounce_score: 0.0,
+            last_bounce_at: None,
+            probe_sent_at: None,
+            updated_at: now,
+        };
+        let own = |list: &List| {
+            Addressee::new(
+                &config,
+                list,
+                Copy::Own {
+                    campaign: 12,
+                    subscriber: &s,
+                    token: "t",
+                },
+            )
+        };
+        assert_eq!(
+            own(&list(true)).archive_url,
+            "https://lista.example.se/archive/nat/12"
+        );
+        let test = Addressee::new(
+            &config,
+            &list(true),
+            Copy::Test {
+                to: "b@x.se",
+                id: 3,
+            },
+        );
+        assert_eq!(test.archive_url, "https://lista.example.se/archive/nat");
+        let preview = Addressee::new(&config, &list(true), Copy::Preview);
+        assert_eq!(preview.archive_url, "https://lista.example.se/archive/nat");
+        assert_eq!(own(&list(false)).archive_url, "");
+        assert_eq!(
+            Addressee::new(&config, &list(false), Copy::Preview).archive_url,
+            ""
+        );
     }
 }

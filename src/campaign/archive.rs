@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::compose::mime::Prepared;
 use crate::daemon::context::Context;
-use crate::daemon::lists::{Language, List};
+use crate::daemon::lists::List;
 use crate::store::{Campaign, CampaignStatus};
 use crate::store::{Content, Kind};
 
@@ -142,18 +142,18 @@ fn anonymous(ctx: &Context, list: &List, content: &Content) -> anyhow::Result<Re
         .map(|a| (a.clone(), String::new()))
         .collect();
     let list_url = format!("{}/lists/{}", ctx.config.base_url(), list.id);
-    // "Hej {{name}}!" must read well without a name.
-    let name = match list.language {
-        Language::Sv => "läsare",
-        Language::En => "reader",
-    };
+    // No name: "Hej {{first_name}}!" reads "Hej!" (compose drops the
+    // space before a field that renders empty), which suits a page anyone
+    // reads better than a made-up name such as "läsare".
     let reader = crate::compose::mime::Recipient {
         email: "",
-        name,
+        name: "",
         attributes: &attributes,
         unsubscribe_url: &list_url,
         unsubscribe_mailto: &list_url,
         reply_to: "",
+        // The page itself: no link to where the reader already is.
+        archive_url: "",
     };
     let (subject, body) = prepared.archive_parts(list, &reader)?;
     Ok(Rendered { subject, body })
@@ -183,7 +183,7 @@ mod tests {
             source: "a.md".into(),
             subject: subject.into(),
             preheader: String::new(),
-            markdown: "Hej {{name}}!\n".into(),
+            markdown: "Hej {{first_name}}!\n\nHälsningar\nProjektledningen\n".into(),
             title: String::new(),
             link: None,
             attachments: vec![],
@@ -234,8 +234,16 @@ mod tests {
         let entries = archive.entries(&ctx, &list).unwrap();
         assert_eq!(entries.len(), 1, "a campaign still sending is archived");
         let first = archive.rendered(&ctx, &list, &entries[0]).unwrap();
-        assert!(first.body.contains("Hej läsare!"), "{}", first.body);
+        // The archive has no reader: the greeting reads naturally without
+        // a name (it said "Hej läsare!" once).
+        assert!(first.body.contains(">Hej!</p>"), "{}", first.body);
+        assert!(!first.body.contains("Hej !") && !first.body.contains("läsare"));
         assert!(!first.body.contains("Anna"));
+        assert!(
+            first.body.contains("Hälsningar<br />\nProjektledningen"),
+            "{}",
+            first.body
+        );
         let item = archive.entry(&ctx, &list, id).unwrap().unwrap();
         let again = archive.rendered(&ctx, &list, &item).unwrap();
         assert!(Arc::ptr_eq(&first, &again), "rendered once");

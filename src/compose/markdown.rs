@@ -269,10 +269,6 @@ pub(crate) const BODY_STYLES: &[(&str, &str)] = &[
         r#"<hr style="border:0;border-top:1px solid #e2ded2;margin:24px 0;" />"#,
     ),
     (
-        "<img src=",
-        r#"<img style="max-width:100%;height:auto;border:0;" src="#,
-    ),
-    (
         "<table>",
         r#"<table role="presentation" cellpadding="0" cellspacing="0" border="0" style="margin:0 0 16px 0;border-collapse:collapse;">"#,
     ),
@@ -294,14 +290,123 @@ pub(crate) const BODY_STYLES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The width of the layouts' text column: their 600 px container less
+/// 28 px of padding on each side. An image gets it as its `width`
+/// attribute, which Outlook for Windows obeys where it ignores CSS.
+pub(crate) const IMAGE_WIDTH: u32 = 544;
+
+/// Every `<img>` gets a `width` (Outlook for Windows shows an image at its
+/// natural size otherwise, however wide) and a style that lets the others
+/// scale it down on a narrow screen. A width the author gave in raw HTML
+/// stays when it fits the column; a wider one becomes the column's, and
+/// its `height` goes so Outlook does not stretch the picture.
+pub(crate) fn size_images(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() + 64);
+    let mut rest = html;
+    while let Some(at) = rest.find("<img ") {
+        out.push_str(&rest[..at]);
+        // The sanitiser quotes every attribute with `"` and escapes `>`
+        // inside them, so the first `>` ends the tag.
+        let end = rest[at..].find('>').map_or(rest.len(), |e| at + e + 1);
+        let attributes = &rest[at + "<img ".len()..end];
+        let given = attribute(attributes, "width").and_then(|w| w.parse::<u32>().ok());
+        let attributes = match given {
+            Some(w) if w > 0 && w <= IMAGE_WIDTH => attributes.to_string(),
+            _ => without(&without(attributes, "width"), "height"),
+        };
+        let width = match given {
+            Some(w) if w > 0 && w <= IMAGE_WIDTH => String::new(),
+            _ => format!("width=\"{IMAGE_WIDTH}\" "),
+        };
+        out.push_str(&format!(
+            "<img {width}style=\"max-width:100%;height:auto;border:0;\" {attributes}"
+        ));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of `name="…"` among a tag's attributes, as html5ever writes
+/// them (` name="value"`, double quotes).
+fn attribute<'a>(attributes: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let mut from = 0;
+    while let Some(i) = attributes[from..].find(&key) {
+        let at = from + i;
+        if at == 0 || attributes.as_bytes()[at - 1] == b' ' {
+            let value = &attributes[at + key.len()..];
+            return value.find('"').map(|e| &value[..e]);
+        }
+        from = at + key.len();
+    }
+    None
+}
+
+/// `attributes` without `name="…"`.
+fn without(attributes: &str, name: &str) -> String {
+    match attribute(attributes, name) {
+        Some(value) => {
+            let whole = format!("{name}=\"{value}\"");
+            let at = attributes
+                .match_indices(&whole)
+                .map(|(i, _)| i)
+                .find(|&i| i == 0 || attributes.as_bytes()[i - 1] == b' ')
+                .unwrap_or(0);
+            let after = attributes[at + whole.len()..].trim_start_matches(' ');
+            format!("{}{after}", &attributes[..at])
+        }
+        None => attributes.to_string(),
+    }
+}
+
+/// A field that renders empty takes the space before it along when
+/// punctuation follows: "Hej {{first_name}}!" reads "Hej!" for a reader
+/// without a name (and in the archive), not "Hej !". Rewrites
+/// ` {{x}}!` as `{{#if x}} {{/if}}{{x}}!`; the field itself is still
+/// rendered, so strict mode still refuses a misspelt one.
+pub(crate) fn drop_space_before_empty(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find(" {{") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let field = after.find("}}").and_then(|e| {
+            let path = after[2..e].trim();
+            let simple = !path.is_empty()
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                && !matches!(path, "else" | "this");
+            let punctuated = after[e + 2..].starts_with(['!', ',', '.', '?', ':', ';']);
+            (simple && punctuated).then_some((path, e + 2))
+        });
+        match field {
+            Some((path, len)) => {
+                out.push_str(&format!("{{{{#if {path}}}}} {{{{/if}}}}{}", &after[..len]));
+                rest = &after[len..];
+            }
+            None => {
+                out.push_str(" {{");
+                rest = &after[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Markdown → (HTML body, text body, text footnotes), each a Handlebars
 /// template with the author's fields back in place.
 pub(crate) fn convert(protected: &Protected) -> (String, String, String) {
     let mut raw = String::new();
     // A task list's checkbox would be an <input>, which the sanitiser
-    // drops (and mail clients do not show): a ballot box instead.
+    // drops (and mail clients do not show): a ballot box instead. A line
+    // break in the source is one in the mail, as in the text part: a
+    // signature of three lines stays three lines.
     let events = Parser::new_ext(&protected.text, options()).map(|e| match e {
         Event::TaskListMarker(done) => Event::Text(if done { "☑ " } else { "☐ " }.into()),
+        Event::SoftBreak => Event::HardBreak,
         e => e,
     });
     pulldown_cmark::html::push_html(&mut raw, events);
@@ -311,6 +416,7 @@ pub(crate) fn convert(protected: &Protected) -> (String, String, String) {
     for (plain, styled) in BODY_STYLES {
         html = html.replace(plain, styled);
     }
+    html = size_images(&html);
     // A block helper alone in its paragraph (`{{#if x}}` on a line of its
     // own between blank lines) must not leave an empty <p> behind.
     for n in (0..protected.exprs.len()).filter(|&n| is_block(&protected.exprs[n])) {
@@ -337,4 +443,86 @@ pub(crate) fn convert(protected: &Protected) -> (String, String, String) {
 
 pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn html_of(markdown: &str) -> String {
+        convert(&protect("t.md", markdown).unwrap()).0
+    }
+
+    fn render(template: &str, data: serde_json::Value) -> String {
+        let mut h = Handlebars::new();
+        h.set_strict_mode(true);
+        h.register_template_string("t", drop_space_before_empty(template))
+            .unwrap();
+        h.render("t", &data).unwrap()
+    }
+
+    /// Issue 18: a signature of three lines became one line in the HTML
+    /// part (pulldown-cmark's soft breaks are spaces), while the text part
+    /// kept them.
+    #[test]
+    fn a_line_break_in_the_source_is_one_in_the_html() {
+        let html = html_of("Text.\n\nHälsningar\nKarin Åström\nProjektledare\n");
+        assert!(
+            html.contains("Hälsningar<br />\nKarin Åström<br />\nProjektledare</p>"),
+            "{html}"
+        );
+        let (_, text, _) = convert(&protect("t.md", "Hälsningar\nKarin\n").unwrap());
+        assert_eq!(text, "Hälsningar\nKarin");
+    }
+
+    /// Outlook for Windows shows an image without `width` at its natural
+    /// size, however wide.
+    #[test]
+    fn every_image_has_a_width_that_fits_the_column() {
+        let html = html_of("![Karta](https://ex.se/karta.png)\n");
+        assert!(
+            html.contains(r#"<img width="544" style="max-width:100%;height:auto;border:0;" src="https://ex.se/karta.png" alt="Karta" />"#),
+            "{html}"
+        );
+        // The author's own width stays when it fits; a wider one (and the
+        // height that goes with it) gives way to the column's.
+        let html = html_of("<img src=\"https://ex.se/a.png\" width=\"120\" height=\"40\">\n\n<img src=\"https://ex.se/b.png\" width=\"1200\" height=\"800\" alt=\"B\">\n");
+        assert!(
+            html.contains(r#"src="https://ex.se/a.png" width="120" height="40""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<img width="544" style="max-width:100%;height:auto;border:0;" src="https://ex.se/b.png" alt="B""#),
+            "{html}"
+        );
+        assert_eq!(html.matches("<img ").count(), 2);
+        assert_eq!(html.matches(" width=").count(), 2, "{html}");
+        assert!(!html.contains("800"), "{html}");
+    }
+
+    /// "Hej {{first_name}}!" without a name read "Hej !".
+    #[test]
+    fn an_empty_field_takes_the_space_before_it_along() {
+        let t =
+            "Hej {{first_name}}! Hello {{ name }}, {{#if x}}a{{/if}} \\{{name}}! och {{name}} här.";
+        assert_eq!(
+            drop_space_before_empty(t),
+            "Hej{{#if first_name}} {{/if}}{{first_name}}! Hello{{#if name}} {{/if}}{{ name }}, {{#if x}}a{{/if}} \\{{name}}! och {{name}} här."
+        );
+        let data = |name: &str| serde_json::json!({"first_name": name, "name": name, "attributes": {"region": ""}});
+        assert_eq!(render("Hej {{first_name}}!", data("")), "Hej!");
+        assert_eq!(render("Hej {{first_name}}!", data("Karin")), "Hej Karin!");
+        assert_eq!(render("Hello {{first_name}},", data("")), "Hello,");
+        assert_eq!(
+            render("Träff i {{attributes.region}}.", data("")),
+            "Träff i."
+        );
+        // The field itself is still rendered, so strict mode still refuses
+        // a misspelt one.
+        let mut h = Handlebars::new();
+        h.set_strict_mode(true);
+        h.register_template_string("t", drop_space_before_empty("Hej {{nmae}}!"))
+            .unwrap();
+        assert!(h.render("t", &data("Karin")).is_err());
+    }
 }

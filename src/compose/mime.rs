@@ -3,9 +3,10 @@
 //! List-* headers, DKIM).
 
 use crate::address;
+use crate::compose::attachment::{encode_attachment, EncodedAttachment};
 use crate::compose::error::AuthoringError;
 use crate::compose::markdown::one_line;
-use crate::compose::markdown::{convert, protect};
+use crate::compose::markdown::{convert, drop_space_before_empty, protect};
 use crate::compose::newsletter::{attachment_name, size_text};
 use crate::compose::plaintext::tidy_text;
 use crate::compose::system;
@@ -14,7 +15,7 @@ use crate::daemon::lists::List;
 use crate::store::{Content, Kind};
 use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -33,6 +34,9 @@ pub struct Recipient<'a> {
     pub unsubscribe_mailto: &'a str,
     /// L-reply+TOKEN@D
     pub reply_to: &'a str,
+    /// The campaign's page in the public archive ("View in browser"), or
+    /// "" when there is none; a list that is not public never shows it.
+    pub archive_url: &'a str,
 }
 
 /// Fixed per message (tests pass fixed values; the sender passes real ones).
@@ -80,13 +84,6 @@ pub(crate) const BUILTIN: &[(&str, &str, &str)] = builtin![
     "en" / "announcement.subject",
 ];
 
-/// An attachment, encoded once per campaign rather than once per recipient.
-pub(crate) struct EncodedAttachment {
-    pub(crate) filename: String,
-    pub(crate) content_type: ContentType,
-    pub(crate) body: Body,
-}
-
 /// The compiled templates of one campaign for one list; build once per
 /// campaign, render per recipient.
 pub struct Prepared {
@@ -133,11 +130,7 @@ impl Prepared {
             attachments: content
                 .attachments
                 .iter()
-                .map(|a| EncodedAttachment {
-                    filename: attachment_name(&a.filename),
-                    content_type: content_type(&a.content_type),
-                    body: Body::new(a.data.clone()),
-                })
+                .map(|a| encode_attachment(&attachment_name(&a.filename), &a.content_type, &a.data))
                 .collect(),
             attachment_list: content
                 .attachments
@@ -235,7 +228,7 @@ impl Prepared {
             String::new()
         };
         registry
-            .register_template_string(name, template)
+            .register_template_string(name, drop_space_before_empty(template))
             .map_err(|e| template_error(&origin.0, origin.1, &what, &e))?;
         self.origins.insert(name, origin);
         Ok(())
@@ -255,11 +248,33 @@ impl Prepared {
         for (key, value) in r.attributes {
             attributes.insert(key.clone(), Value::String(clean(value)));
         }
+        let contact = &list.sender.contact;
+        // An address becomes a mailto link, a web address a link; anything
+        // else is shown as written.
+        let contact_href = if address::is_valid(contact) {
+            format!("mailto:{contact}")
+        } else if contact.starts_with("https://") || contact.starts_with("http://") {
+            contact.clone()
+        } else {
+            String::new()
+        };
         json!({
             "name": clean(r.name),
             "first_name": first_name(&clean(r.name)),
             "email": clean(r.email),
-            "sender": list.sender,
+            "sender": {
+                // A list loaded without the configuration has no sender
+                // yet; its own name is the default anyway.
+                "organisation": if list.sender.organisation.is_empty() {
+                    &list.name
+                } else {
+                    &list.sender.organisation
+                },
+                "contact": contact,
+                "contact_href": contact_href,
+                "privacy_url": list.sender.privacy_url,
+            },
+            "archive_url": if list.public { r.archive_url } else { "" },
             "attributes": attributes,
             "list": {"id": list.id, "name": list.name, "description": list.description},
             "unsubscribe_url": r.unsubscribe_url,
@@ -349,8 +364,10 @@ impl Prepared {
                 .multipart(alternative);
             for a in &self.attachments {
                 mixed = mixed.singlepart(
-                    lettre::message::Attachment::new(a.filename.clone())
-                        .body(a.body.clone(), a.content_type.clone()),
+                    SinglePart::builder()
+                        .header(a.content_type.clone())
+                        .header(a.disposition.clone())
+                        .body(a.body.clone()),
                 );
             }
             mixed
@@ -424,6 +441,7 @@ pub(crate) fn sample<'a>(attributes: &'a BTreeMap<String, String>, name: &'a str
         unsubscribe_url: "https://example.se/unsubscribe/token",
         unsubscribe_mailto: "lista-unsubscribe+token@example.se",
         reply_to: "lista-reply+token@example.se",
+        archive_url: "https://example.se/archive/lista/1",
     }
 }
 
@@ -489,7 +507,11 @@ pub(crate) fn render_error(
 ) -> AuthoringError {
     let message = match e.reason() {
         RenderErrorReason::MissingVariable(Some(path)) => {
-            let mut known = vec!["name".to_string(), "email".to_string()];
+            let mut known = vec![
+                "name".to_string(),
+                "first_name".to_string(),
+                "email".to_string(),
+            ];
             known.extend(list.attributes.iter().map(|a| format!("attributes.{a}")));
             known.extend(["list.name".to_string(), "list.description".to_string()]);
             format!("unknown field `{path}` (known: {})", known.join(", "))
@@ -510,13 +532,6 @@ pub(crate) fn clean(value: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-/// A stored content type, or application/octet-stream if it does not parse.
-pub(crate) fn content_type(value: &str) -> ContentType {
-    ContentType::parse(value).unwrap_or_else(|_| {
-        ContentType::parse("application/octet-stream").expect("a valid content type")
-    })
 }
 
 /// A MIME boundary that depends only on the message id, so the same

@@ -1,6 +1,7 @@
 //! Mail going out, as bytes: system mails from templates, and newsletters
 //! from Markdown (authoring, HTML, plain text, MIME).
 
+pub mod attachment;
 pub mod error;
 pub mod markdown;
 pub mod mime;

@@ -321,11 +321,9 @@ where: region=Jämtland
 ---
 # Nyhetsbrev december
 
-Hej {{name}}!
+Hej {{first_name}}!
 
-Nu är **handboken** om lokala finansieringslösningar klar. Läs den
-i [handboken](https://lokalfinansiering.example.se/handbok) eller
-ladda ned [foldern](https://lokalfinansiering.example.se/folder.pdf).
+Nu är **handboken** om lokala finansieringslösningar klar. Läs den i [handboken](https://lokalfinansiering.example.se/handbok) eller ladda ned [foldern](https://lokalfinansiering.example.se/folder.pdf).
 
 ## Det här händer
 
@@ -339,6 +337,10 @@ ladda ned [foldern](https://lokalfinansiering.example.se/folder.pdf).
 ![Karta över bygderna](https://lokalfinansiering.example.se/karta.png)
 
 Frågor? Svara på det här mejlet eller skriv till <projektledare@example.se>.
+
+Hälsningar
+Karin Åström
+Projektledare
 ";
 
     const NEWSLETTER_EN: &str = "\
@@ -348,20 +350,31 @@ preheader: The handbook is ready
 ---
 # December newsletter
 
-Hello {{name}},
+Hello {{first_name}},
 
-The **handbook** on local financing is ready. Read it in
-[the handbook](https://lokalfinansiering.example.se/handbook).
+The **handbook** on local financing is ready. Read it in [the handbook](https://lokalfinansiering.example.se/handbook).
 
 {{#if attributes.organisation}}
 Greetings to everyone at {{attributes.organisation}}!
 {{/if}}
 
+![A map of the villages](https://lokalfinansiering.example.se/map.png)
+
 Questions? Just reply to this email.
+
+Best regards,
+Karin Åström
+Project lead
 ";
 
     fn list(lang: &str) -> List {
-        List::parse(
+        let config = crate::daemon::config::Config {
+            domain: "lista.example.se".into(),
+            base_url: "https://lista.example.se".into(),
+            contact: "kontakt@example.se".into(),
+            ..Default::default()
+        };
+        let mut list = List::parse(
             "lokal-finansiering",
             &format!(
                 "name = \"Lokal finansiering – för landsbygdens utveckling\"\n\
@@ -370,7 +383,9 @@ Questions? Just reply to this email.
                  attributes = [\"organisation\", \"region\"]\n"
             ),
         )
-        .unwrap()
+        .unwrap();
+        list.resolve_sender(&config);
+        list
     }
 
     fn templates() -> &'static Path {
@@ -392,6 +407,7 @@ Questions? Just reply to this email.
             unsubscribe_url: "https://lista.example.se/unsubscribe/abc123",
             unsubscribe_mailto: "lokal-finansiering-unsubscribe+abc123@lista.example.se",
             reply_to: "lokal-finansiering-reply+abc123@lista.example.se",
+            archive_url: "https://lista.example.se/archive/lokal-finansiering/12",
         }
     }
 
@@ -477,7 +493,7 @@ Questions? Just reply to this email.
             Some("https://lokalfinansiering.example.se/handbok"),
             Some((
                 "handbok.md",
-                "Handboken visar hur bygder samlar in **eget kapital**, med\nexempel från [fem orter](https://lokalfinansiering.example.se/orter).\n",
+                "Handboken visar hur bygder samlar in **eget kapital**, med exempel från [fem orter](https://lokalfinansiering.example.se/orter).\n",
             )),
             vec![pdf],
         )
@@ -529,7 +545,7 @@ Questions? Just reply to this email.
         );
         check_message(
             &eml,
-            "Hej Åsa Öberg!",
+            "Hej Åsa!",
             "Du får det här mejlet eftersom du prenumererar på",
         );
         let (plain, html) = parts(&eml);
@@ -558,7 +574,7 @@ Questions? Just reply to this email.
         golden("newsletter-en", &eml);
         check_message(
             &eml,
-            "Hello Åsa Öberg,",
+            "Hello Åsa,",
             "You are receiving this email because you subscribe to",
         );
         let (plain, html) = parts(&eml);
@@ -592,14 +608,14 @@ Questions? Just reply to this email.
         for (lang, greeting, footer, subject, files) in [
             (
                 "sv",
-                "Hej Åsa Öberg!",
+                "Hej Åsa!",
                 "eller svara med ordet avsluta",
                 "Nytt material: Handboken om lokala finansieringslösningar",
                 "Bifogade filer",
             ),
             (
                 "en",
-                "Hello Åsa Öberg,",
+                "Hello Åsa,",
                 "or reply with the word unsubscribe",
                 "New material: Handboken om lokala finansieringslösningar",
                 "Attached files",
@@ -996,6 +1012,249 @@ A | B
             sig.contains("list-unsubscribe:list-unsubscribe-post")
                 || (sig.contains("list-unsubscribe") && sig.contains("list-unsubscribe-post")),
             "{sig}"
+        );
+    }
+
+    /// The four shipped layouts, rendered for one reader.
+    fn all_layouts(name: &str, public: bool) -> Vec<(String, String, String)> {
+        let attrs = attributes();
+        let mut out = Vec::new();
+        for lang in ["sv", "en"] {
+            let mut list = list(lang);
+            list.public = public;
+            let markdown = if lang == "sv" {
+                NEWSLETTER_SV
+            } else {
+                NEWSLETTER_EN
+            };
+            let (newsletter, _) = parse_newsletter("d.md", markdown).unwrap();
+            for content in [newsletter, announcement_content()] {
+                let p = Prepared::new(&content, &list, templates()).unwrap();
+                let eml = p
+                    .message(&list, &recipient(name, &attrs), &envelope(), None)
+                    .unwrap();
+                let (plain, html) = parts(&eml);
+                out.push((format!("{lang} {:?}", content.kind), plain, html));
+            }
+        }
+        out
+    }
+
+    /// Issue 18: Outlook for Windows ignored `max-width`, dropped the
+    /// button's padding on `<a>` and showed images at their natural size;
+    /// `word-break: break-all` split addresses mid-word on phones; there
+    /// was no dark mode.
+    #[test]
+    fn layouts_hold_in_outlook_gmail_and_apple_mail() {
+        for (which, _, html) in all_layouts("Åsa Öberg", true) {
+            let open = html
+                .find(r#"<!--[if mso]><table role="presentation" width="600""#)
+                .unwrap_or_else(|| panic!("{which}: no MSO wrapper"));
+            let card = html.find("max-width:600px").unwrap();
+            let close = html
+                .find("<!--[if mso]></td></tr></table><![endif]-->")
+                .unwrap_or_else(|| panic!("{which}: MSO wrapper not closed"));
+            assert!(open < card && card < close, "{which}");
+            assert!(!html.contains("break-all"), "{which}");
+            let images = html.split("<img ").skip(1).collect::<Vec<_>>();
+            assert!(
+                images.len() == 1 || which.ends_with("Announcement"),
+                "{which}"
+            );
+            for img in images {
+                let tag = &img[..img.find('>').unwrap()];
+                assert!(tag.contains("width=\"544\""), "{which}: {tag}");
+            }
+            for a in html.split("<a ").skip(1) {
+                let tag = &a[..a.find('>').unwrap()];
+                assert!(!tag.contains("padding"), "{which}: {tag}");
+            }
+            assert!(html.contains(r#"<meta name="color-scheme" content="light dark">"#));
+            assert!(html.contains(r#"<meta name="supported-color-schemes" content="light dark">"#));
+            assert!(
+                html.contains("@media (prefers-color-scheme: dark)"),
+                "{which}"
+            );
+            if which.ends_with("Announcement") {
+                assert!(
+                    html.contains(r##"<td class="u-button" align="center" bgcolor="#2f6b3a" style="padding:13px 26px;"##),
+                    "{which}: {html}"
+                );
+            }
+        }
+        // Not in the shipped files either, nor in the Markdown's styles.
+        for lang in ["sv", "en"] {
+            for name in ["newsletter.html", "announcement.html"] {
+                let (text, _) =
+                    crate::compose::mime::layout(templates(), &list(lang), name).unwrap();
+                assert!(!text.contains("break-all"), "{lang}/{name}");
+            }
+        }
+        assert!(crate::compose::markdown::BODY_STYLES
+            .iter()
+            .all(|(_, styled)| !styled.contains("break-all")));
+    }
+
+    /// Issue 18: the footer did not say who sends the mail or how to reach
+    /// them; the greeting used the whole name; "Hälsningar," had a comma.
+    #[test]
+    fn the_footer_names_the_sender_and_the_greeting_the_reader() {
+        for (which, plain, html) in all_layouts("Åsa Öberg", true) {
+            let org = "Lokal finansiering – för landsbygdens utveckling";
+            assert!(
+                html.contains(&format!(
+                    "<strong>{org}</strong> · <a href=\"mailto:kontakt@example.se\""
+                )),
+                "{which}: {html}"
+            );
+            assert!(
+                plain.contains(&format!("{org} · kontakt@example.se")),
+                "{which}: {plain}"
+            );
+            assert!(
+                html.contains("href=\"https://lista.example.se/privacy\""),
+                "{which}"
+            );
+            assert!(
+                plain.contains("\nhttps://lista.example.se/privacy\n"),
+                "{which}"
+            );
+            let greeting = if which.starts_with("sv") {
+                "Hej Åsa!"
+            } else {
+                "Hello Åsa,"
+            };
+            assert!(
+                plain.contains(greeting) && html.contains(greeting),
+                "{which}"
+            );
+            assert!(
+                !plain.contains("Öberg") && !html.contains("Öberg"),
+                "{which}"
+            );
+            assert!(
+                !plain.contains("Hälsningar,") && !html.contains("Hälsningar,"),
+                "{which}"
+            );
+        }
+        // A URL as the contact is a link; other text is shown as written.
+        let mut list = list("en");
+        list.sender.contact = "https://example.se/kontakt".into();
+        let p = Prepared::new(&announcement_content(), &list, templates()).unwrap();
+        let html = p.html(&list, &recipient("", &attributes())).unwrap();
+        assert!(
+            html.contains(r#"<a href="https://example.se/kontakt""#),
+            "{html}"
+        );
+        list.sender.contact = "Karin på kontoret".into();
+        let html = p.html(&list, &recipient("", &attributes())).unwrap();
+        assert!(html.contains("</strong> · Karin på kontoret</p>"), "{html}");
+    }
+
+    /// "Hej {{first_name}}!" for a reader without a name read "Hej !".
+    #[test]
+    fn a_greeting_without_a_name_reads_naturally() {
+        for (which, plain, html) in all_layouts("", true) {
+            let greeting = if which.starts_with("sv") {
+                "Hej!"
+            } else {
+                "Hello,"
+            };
+            assert!(
+                plain.contains(greeting) && html.contains(greeting),
+                "{which}"
+            );
+            for broken in ["Hej !", "Hello ,"] {
+                assert!(!plain.contains(broken) && !html.contains(broken), "{which}");
+            }
+        }
+    }
+
+    /// Issue 18: no way to read a newsletter in a browser.
+    #[test]
+    fn view_in_browser_links_to_the_archive_only_for_a_public_list() {
+        let url = "https://lista.example.se/archive/lokal-finansiering/12";
+        for (which, plain, html) in all_layouts("Åsa", true) {
+            let words = if which.starts_with("sv") {
+                "Visa i webbläsaren"
+            } else {
+                "View in browser"
+            };
+            assert!(
+                html.contains(&format!("<a href=\"{url}\" style=\"color:#2f6b3a;text-decoration:underline;\">{words}</a>")),
+                "{which}: {html}"
+            );
+            assert!(
+                plain.contains(&format!("{words}:\n{url}\n")),
+                "{which}: {plain}"
+            );
+            // Before the card, where a reader looks when the mail renders badly.
+            assert!(html.find(url).unwrap() < html.find("max-width:600px").unwrap());
+        }
+        for (which, plain, html) in all_layouts("Åsa", false) {
+            for text in [&plain, &html] {
+                assert!(!text.contains("/archive/"), "{which}: {text}");
+                assert!(
+                    !text.contains("Visa i webbläsaren") && !text.contains("View in browser"),
+                    "{which}"
+                );
+            }
+        }
+    }
+
+    /// Issue 18: attachments had only RFC 2231 continuations (older
+    /// Outlook showed "ATT00001"), and an ASCII-looking PDF went
+    /// 7bit / quoted-printable.
+    #[test]
+    fn attachments_are_named_for_every_client_and_sent_as_base64() {
+        let list = list("sv");
+        let p = Prepared::new(&announcement_content(), &list, templates()).unwrap();
+        let eml = p
+            .message(&list, &recipient("Åsa", &attributes()), &envelope(), None)
+            .unwrap();
+        let text = String::from_utf8(eml.clone()).unwrap();
+        let part = &text[text.find("Content-Type: application/pdf").unwrap()..];
+        let head = &part[..part.find("\r\n\r\n").unwrap()];
+        assert_eq!(
+            head,
+            "Content-Type: application/pdf;\r\n\
+             \x20name*=utf-8''Handbok%20f%C3%B6r%20lokal%20finansiering.pdf;\r\n\
+             \x20name=\"Handbok for lokal finansiering.pdf\"\r\n\
+             Content-Disposition: attachment;\r\n\
+             \x20filename*=utf-8''Handbok%20f%C3%B6r%20lokal%20finansiering.pdf;\r\n\
+             \x20filename=\"Handbok for lokal finansiering.pdf\"\r\n\
+             Content-Transfer-Encoding: base64"
+        );
+        let parsed = mail_parser::MessageParser::default().parse(&eml).unwrap();
+        let a = parsed.attachment(0).unwrap();
+        assert_eq!(
+            a.attachment_name(),
+            Some("Handbok för lokal finansiering.pdf")
+        );
+        assert_eq!(
+            a.content_type().unwrap().attribute("name"),
+            Some("Handbok för lokal finansiering.pdf")
+        );
+        assert_eq!(
+            a.contents(),
+            announcement_content().attachments[0].data.as_slice()
+        );
+        // A plain name is written once, quoted.
+        let mut content = announcement_content();
+        content.attachments[0].filename = "handbok-2026.pdf".into();
+        let p = Prepared::new(&content, &list, templates()).unwrap();
+        let eml = p
+            .message(&list, &recipient("Åsa", &attributes()), &envelope(), None)
+            .unwrap();
+        let text = String::from_utf8(eml.clone()).unwrap();
+        assert!(text.contains("Content-Type: application/pdf;\r\n name=\"handbok-2026.pdf\"\r\n"));
+        assert!(
+            text.contains("Content-Disposition: attachment;\r\n filename=\"handbok-2026.pdf\"\r\n")
+        );
+        let parsed = mail_parser::MessageParser::default().parse(&eml).unwrap();
+        assert_eq!(
+            parsed.attachment(0).unwrap().attachment_name(),
+            Some("handbok-2026.pdf")
         );
     }
 

@@ -159,7 +159,7 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
                     source: "sample.md".into(),
                     subject: "Prov".into(),
                     preheader: String::new(),
-                    markdown: "# Prov\n\nHej {{name}}!\n".into(),
+                    markdown: "# Prov\n\nHej {{first_name}}!\n".into(),
                     title: String::new(),
                     link: None,
                     attachments: vec![],
