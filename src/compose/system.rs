@@ -356,4 +356,303 @@ mod tests {
             .to_string();
         assert!(e.contains("dkim.private_key_file"), "{e}");
     }
+
+    // ---- The system mails' copy, as a reader gets it (issue 18) ----
+
+    use crate::compose::templates::{Templates, SYSTEM_MAILS};
+    use crate::daemon::lists::{Language, Lists, Sender};
+    use serde_json::{json, Value};
+    use std::path::Path;
+
+    /// A fixed token, 36 characters like a real one.
+    const TOKEN: &str = "ab3defghij2klmnopq4rstuvwx5yz6abcdef";
+    const ORGANISATION: &str = "Lokal finansiering – för landsbygdens utveckling";
+    const CONTACT: &str = "kontakt@lokalfinansiering.se";
+    const PRIVACY_URL: &str = "https://lokalfinansiering.se/integritet";
+    /// The MSO-only fixed-width table that holds the 600 px column in
+    /// Outlook for Windows, which ignores `max-width`.
+    const MSO_OPEN: &str = "<!--[if mso]><table role=\"presentation\" width=\"600\" align=\"center\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\"><tr><td><![endif]-->";
+    const MSO_CLOSE: &str = "<!--[if mso]></td></tr></table><![endif]-->";
+    /// Where a text part's footer begins (a signature separator).
+    const TEXT_FOOTER: &str = "\n-- \n";
+    /// Where an HTML part's footer cell begins.
+    const HTML_FOOTER: &str = "border-top:1px solid #e2ded2";
+    /// RFC 5322 §2.1.1's recommended line length, as templates/README.md asks.
+    const MAX_TEXT_LINE: usize = 76;
+
+    /// What `subscription::answer::base_data` gives every template, for a
+    /// fixed reader, list and sender, plus the confirmation variables.
+    fn sample(lang: &str) -> Value {
+        let address = |suffix: &str| format!("lokal-finansiering{suffix}@lista.example.se");
+        let name = "Karin Åström";
+        let description = match lang {
+            "sv" => "Nyheter, metoder och träffar om lokal finansiering på landsbygden.",
+            _ => "News, methods and meetings on local financing in the countryside.",
+        };
+        let sender = Sender {
+            organisation: ORGANISATION.into(),
+            contact: CONTACT.into(),
+            privacy_url: PRIVACY_URL.into(),
+        };
+        json!({
+            "list": {
+                "id": "lokal-finansiering",
+                "name": "Lokal finansiering – nätverket",
+                "description": description,
+                "address": address(""),
+            },
+            "sender": sender,
+            "email": "karin.astrom@example.org",
+            "name": name,
+            "first_name": crate::compose::mime::first_name(name),
+            "subscribe_address": address("-subscribe"),
+            "unsubscribe_address": address("-unsubscribe"),
+            "request_address": address("-request"),
+            "owner_address": address("-owner"),
+            "list_url": "https://lista.example.se/lists/lokal-finansiering",
+            "expires_days": 7,
+            "reason_unknown_token": false,
+            "reason_not_subscribed": false,
+            "reason_unknown_command": false,
+            "token": TOKEN,
+            "confirm_url": format!("https://lista.example.se/confirm/{TOKEN}"),
+            "confirm_address": address(&format!("-confirm+{TOKEN}")),
+        })
+    }
+
+    /// `data` with the fields of `changes` replaced.
+    fn with(data: &Value, changes: Value) -> Value {
+        let mut data = data.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            data[k] = v.clone();
+        }
+        data
+    }
+
+    /// Each golden case: its file name, the mail, and its data: [`sample`]
+    /// changed as `subscription` and `feedback::posts` change it.
+    fn cases(lang: &str) -> Vec<(&'static str, &'static str, Value)> {
+        let base = sample(lang);
+        // A preview goes to the owner who posted: no name, their address.
+        let post = with(
+            &base,
+            json!({
+                "email": "projektledare@lokalfinansiering.se",
+                "name": "",
+                "first_name": "",
+                "post_subject": "Träff i Östersund den 21 januari",
+                "problem": "",
+                "recipients": 2,
+                "attachments": ["program.pdf (1 kB)"],
+                "preview": "Hej!\n\nVälkommen till träffen den 21 januari.",
+            }),
+        );
+        let problem = with(
+            &post,
+            json!({
+                "problem": "the attachment setup.exe is not allowed",
+                "preview": "",
+                "token": "",
+                "confirm_url": "",
+                "confirm_address": "",
+            }),
+        );
+        let mut cases: Vec<_> = SYSTEM_MAILS
+            .iter()
+            .map(|name| {
+                let data = if *name == "post-preview" {
+                    post.clone()
+                } else {
+                    base.clone()
+                };
+                (*name, *name, data)
+            })
+            .collect();
+        cases.extend([
+            (
+                "help-unknown-token",
+                "help",
+                with(&base, json!({"reason_unknown_token": true})),
+            ),
+            (
+                "help-not-subscribed",
+                "help",
+                with(&base, json!({"reason_not_subscribed": true})),
+            ),
+            (
+                "help-unknown-command",
+                "help",
+                with(&base, json!({"reason_unknown_command": true})),
+            ),
+            ("post-preview-problem", "post-preview", problem),
+        ]);
+        cases
+    }
+
+    /// Compares `actual` with `tests/golden/system/LANG/FILE`;
+    /// `UPDATE_EXPECT=1` rewrites it. Returns the mismatch, if any, and
+    /// leaves `FILE.actual` beside the expected file to diff.
+    fn golden_file(lang: &str, file: &str, actual: &str) -> Option<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/system")
+            .join(lang);
+        let path = dir.join(file);
+        let actual_path = dir.join(format!("{file}.actual"));
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, actual).unwrap();
+            let _ = std::fs::remove_file(&actual_path);
+            return None;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if expected == actual {
+            let _ = std::fs::remove_file(&actual_path);
+            return None;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&actual_path, actual).unwrap();
+        Some(format!(
+            "{} differs; see {}",
+            path.display(),
+            actual_path.display()
+        ))
+    }
+
+    #[test]
+    fn golden_system_mails_in_swedish_and_english() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let templates = Templates::load(&root, &Lists::default()).unwrap();
+        let mut differs = vec![];
+        let mut rendered = 0;
+        for (lang, language) in [("sv", Language::Sv), ("en", Language::En)] {
+            for (file, mail, data) in cases(lang) {
+                let r = templates.render(language, "", mail, &data).unwrap();
+                rendered += 1;
+                let what = format!("{lang}/{file}");
+                for (ext, actual) in [
+                    ("subject", format!("{}\n", r.subject)),
+                    ("txt", r.text.clone()),
+                    ("html", r.html.clone()),
+                ] {
+                    differs.extend(golden_file(lang, &format!("{file}.{ext}"), &actual));
+                }
+                check_copy(&what, mail, data["token"].as_str().unwrap(), &r);
+            }
+        }
+        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 4));
+        assert!(
+            differs.is_empty(),
+            "{} (run with UPDATE_EXPECT=1 if the change is intended)",
+            differs.join("\n")
+        );
+    }
+
+    /// What every system mail keeps, whatever its copy says.
+    fn check_copy(what: &str, mail: &str, token: &str, r: &Rendered) {
+        // Confirmations and invitations are matched by their Reply-To (and
+        // the lead's Message-ID): a token in the subject looks like
+        // phishing and is cut on phones. Owners' mails keep it last.
+        match mail {
+            "confirm-subscribe" | "confirm-unsubscribe" | "invite" => {
+                assert!(!r.subject.contains(TOKEN), "{what}: {}", r.subject);
+            }
+            // A refused post has no token to carry.
+            "approve-request" | "post-preview" if !token.is_empty() => {
+                assert!(
+                    r.subject.ends_with(&format!(" {TOKEN}")),
+                    "{what}: {}",
+                    r.subject
+                );
+            }
+            _ => {}
+        }
+        // The column holds in Outlook for Windows.
+        let (open, column, close) = (
+            r.html.find(MSO_OPEN),
+            r.html.find("max-width:600px"),
+            r.html.find(MSO_CLOSE),
+        );
+        assert!(
+            open.is_some() && open < column && column < close,
+            "{what}: the 600 px column needs the MSO wrapper around it"
+        );
+        assert!(
+            r.html.contains("<meta name=\"supported-color-schemes\""),
+            "{what}"
+        );
+        // Every footer says who sends the mail and how to reach them.
+        let text_footer = &r.text[r.text.rfind(TEXT_FOOTER).unwrap_or_else(|| {
+            panic!(
+                "{what}: no footer after a signature separator in\n{}",
+                r.text
+            )
+        })..];
+        let html_footer = &r.html[r.html.rfind(HTML_FOOTER).expect(what)..];
+        for needle in [ORGANISATION, CONTACT, PRIVACY_URL] {
+            assert!(
+                text_footer.contains(needle),
+                "{what}: {needle} missing in\n{text_footer}"
+            );
+        }
+        for needle in [
+            ORGANISATION.to_string(),
+            format!("href=\"mailto:{CONTACT}\""),
+            format!("href=\"{PRIVACY_URL}\""),
+        ] {
+            assert!(
+                html_footer.contains(&needle),
+                "{what}: {needle} missing in\n{html_footer}"
+            );
+        }
+        // Signed by the project, and no comma after "Hälsningar".
+        assert!(!r.text.contains("Hälsningar,"), "{what}");
+        assert!(
+            r.text.contains(&format!("\n{ORGANISATION}\n\n-- \n")),
+            "{what}: not signed by the organisation"
+        );
+        // No raw greeting with the full name: "Hej Karin!".
+        assert!(!r.text.contains("Karin Åström!"), "{what}");
+        assert!(!r.html.contains("Karin Åström!"), "{what}");
+        // Lines a phone shows whole; an address or URL alone on its line
+        // cannot be broken and may be longer.
+        for line in r.text.lines() {
+            let lone_word = !line.trim().contains(char::is_whitespace);
+            assert!(
+                line.chars().count() <= MAX_TEXT_LINE || lone_word,
+                "{what}: line longer than {MAX_TEXT_LINE} characters: {line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_system_template_breaks_words_anywhere() {
+        // `word-break: break-all` splits addresses mid-word on phones; the
+        // templates wrap long words with `overflow-wrap` instead.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for lang in ["sv", "en"] {
+            for mail in SYSTEM_MAILS {
+                for variant in ["subject", "txt", "html"] {
+                    let path = root.join(lang).join(format!("{mail}.{variant}.hbs"));
+                    let source = std::fs::read_to_string(&path).unwrap();
+                    assert!(!source.contains("break-all"), "{}", path.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_greeting_without_a_name_is_plain() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let templates = Templates::load(&root, &Lists::default()).unwrap();
+        for (lang, language, greeting) in [
+            ("sv", Language::Sv, "Hej!\n"),
+            ("en", Language::En, "Hello,\n"),
+        ] {
+            let mut data = sample(lang);
+            data["name"] = json!("");
+            data["first_name"] = json!("");
+            let r = templates.render(language, "", "welcome", &data).unwrap();
+            assert!(r.text.starts_with(greeting), "{}", r.text);
+        }
+    }
 }

@@ -103,7 +103,11 @@ pub struct List {
 /// mail footer says it). Filled from the list file, then `utskick.toml`,
 /// then defaults: the list's name, its `L-owner@D` address and the
 /// daemon's own `/privacy` page.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+///
+/// Templates see the three fields and `contact_href` (see
+/// [`Sender::contact_href`]), so a footer can link the contact without a
+/// helper of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sender {
     /// The organisation or project behind the list.
     pub organisation: String,
@@ -111,6 +115,34 @@ pub struct Sender {
     pub contact: String,
     /// The privacy policy's URL.
     pub privacy_url: String,
+}
+
+impl Sender {
+    /// Where a link to the contact points: the URL itself when the contact
+    /// is one, `mailto:` and the address when it holds an `@`, and empty
+    /// (no link, the text alone) for anything else, a phone number say.
+    pub fn contact_href(&self) -> String {
+        let c = self.contact.trim();
+        if c.starts_with("https://") || c.starts_with("http://") {
+            c.to_string()
+        } else if c.contains('@') && !c.contains(char::is_whitespace) {
+            format!("mailto:{c}")
+        } else {
+            String::new()
+        }
+    }
+}
+
+impl Serialize for Sender {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("Sender", 4)?;
+        m.serialize_field("organisation", &self.organisation)?;
+        m.serialize_field("contact", &self.contact)?;
+        m.serialize_field("privacy_url", &self.privacy_url)?;
+        m.serialize_field("contact_href", &self.contact_href())?;
+        m.end()
+    }
 }
 
 impl List {
@@ -450,7 +482,22 @@ mod tests {
         .unwrap();
         own.resolve_sender(&config);
         assert_eq!(own.sender.contact, "karin@example.se");
+        assert_eq!(own.sender.contact_href(), "mailto:karin@example.se");
         assert_eq!(own.sender.organisation, "Lokal finansiering");
+        // Templates see the link target beside the three fields.
+        let json = serde_json::to_value(&own.sender).unwrap();
+        assert_eq!(json["contact_href"], "mailto:karin@example.se");
+        assert_eq!(json["privacy_url"], "https://example.se/integritet");
+        let web = Sender {
+            contact: "https://example.se/kontakt".into(),
+            ..Sender::default()
+        };
+        assert_eq!(web.contact_href(), "https://example.se/kontakt");
+        let phone = Sender {
+            contact: "070-123 45 67".into(),
+            ..Sender::default()
+        };
+        assert_eq!(phone.contact_href(), "");
     }
 
     use super::*;
