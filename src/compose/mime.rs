@@ -248,32 +248,17 @@ impl Prepared {
         for (key, value) in r.attributes {
             attributes.insert(key.clone(), Value::String(clean(value)));
         }
-        let contact = &list.sender.contact;
-        // An address becomes a mailto link, a web address a link; anything
-        // else is shown as written.
-        let contact_href = if address::is_valid(contact) {
-            format!("mailto:{contact}")
-        } else if contact.starts_with("https://") || contact.starts_with("http://") {
-            contact.clone()
-        } else {
-            String::new()
-        };
+        // A list loaded without the configuration has no sender yet; its
+        // own name is the organisation's default anyway.
+        let mut sender = list.sender.clone();
+        if sender.organisation.is_empty() {
+            sender.organisation = list.name.clone();
+        }
         json!({
             "name": clean(r.name),
             "first_name": first_name(&clean(r.name)),
             "email": clean(r.email),
-            "sender": {
-                // A list loaded without the configuration has no sender
-                // yet; its own name is the default anyway.
-                "organisation": if list.sender.organisation.is_empty() {
-                    &list.name
-                } else {
-                    &list.sender.organisation
-                },
-                "contact": contact,
-                "contact_href": contact_href,
-                "privacy_url": list.sender.privacy_url,
-            },
+            "sender": sender,
             "archive_url": if list.public { r.archive_url } else { "" },
             "attributes": attributes,
             "list": {"id": list.id, "name": list.name, "description": list.description},
