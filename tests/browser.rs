@@ -5,7 +5,7 @@
 //! button, the public archive with an attachment, the privacy page, a 404,
 //! and the embeddable form on a bare page of another site.
 //!
-//! Every page is shot at 390 px (a phone) and 1280 px into
+//! Every page is shot whole at 390 px (a phone) and 1280 px into
 //! `target/screenshots/NAME-390.png` / `NAME-1280.png`, and checked by
 //! axe-core with no violation allowed. The focus ring's contrast is
 //! measured from the computed styles against what it is drawn on.
@@ -83,7 +83,16 @@ impl Checker {
                 json!(width),
                 "{name}: the viewport is not {width} px"
             );
+            // The whole page, footer included: as tall as it is laid out.
+            let tall = self
+                .b
+                .execute("return document.documentElement.scrollHeight;", vec![])
+                .as_u64()
+                .unwrap_or(0) as u32;
+            self.b
+                .viewport(width, tall.clamp(height, 4000), width < 600);
             self.b.screenshot(&format!("{name}-{width}.png"));
+            self.b.viewport(width, height, width < 600);
             let violations = self.axe();
             assert!(
                 violations.is_empty(),
@@ -398,7 +407,7 @@ fn every_page_in_a_browser_at_phone_and_laptop_width() {
          crowdfunding, med exempel från tolv orter.\n\n\
          ## Träffen i Ljusdal\n\nTack till alla som kom den 20 november! Presentationerna \
          finns i arkivet, och foldern bifogas som PDF.\n\n\
-         ## Nästa steg\n\n- Webbinarium om lokala fonder i januari\n- Handboken på engelska i vår\n\n\
+         ## Nästa steg\n\n- Digitalt seminarium om lokala fonder i januari\n- Handboken på engelska i vår\n\n\
          Hälsningar\\\nProjektgruppen\n",
     )
     .unwrap();

@@ -874,7 +874,7 @@ fn the_archive_item_has_one_h1_a_readable_date_and_its_attachment() {
     assert_eq!(status, 200);
     assert_eq!(item.matches("<h1").count(), 1, "{item}");
     assert!(item.contains("<h1>Decembernytt</h1>"));
-    assert!(item.contains(">Träffen</h3>"), "{item}");
+    assert!(item.contains(">Träffen</h2>"), "{item}");
     assert!(item.contains(&format!(">{date}</time>")));
     let download = format!("{href}/0/Folder%20%C3%A5%202026.pdf");
     assert!(item.contains(&format!("href=\"{download}\"")), "{item}");

@@ -178,8 +178,9 @@ fn path_segment(s: &str) -> String {
 }
 
 /// The newsletter's body under a page whose `<h1>` is the subject: a first
-/// heading that says the subject again is left out, and every heading moves
-/// one level down (`h6` stays), so the page has exactly one `<h1>`.
+/// heading that says the subject again is left out, and the headings move
+/// so that the highest left becomes `<h2>` (their order kept, `h6` the
+/// floor): the page has exactly one `<h1>` and no level is skipped.
 fn one_h1(body: &str, subject: &str) -> String {
     let mut body = body.trim_start();
     if body.starts_with("<h1") {
@@ -190,15 +191,39 @@ fn one_h1(body: &str, subject: &str) -> String {
             }
         }
     }
-    let mut out = body.to_string();
-    for level in (1..=5).rev() {
-        let lower = level + 1;
-        out = out
-            .replace(&format!("<h{level}>"), &format!("<h{lower}>"))
-            .replace(&format!("<h{level} "), &format!("<h{lower} "))
-            .replace(&format!("</h{level}>"), &format!("</h{lower}>"));
+    let tags = heading_tags(body);
+    let Some(top) = tags.iter().map(|(_, level)| *level).min() else {
+        return body.to_string();
+    };
+    let mut out = String::with_capacity(body.len());
+    let mut last = 0;
+    for (at, level) in tags {
+        // `at` is the digit's index; the tag's name ends there.
+        out.push_str(&body[last..at]);
+        let moved = (i32::from(level) + 2 - i32::from(top)).clamp(2, 6);
+        out.push_str(&moved.to_string());
+        last = at + 1;
     }
+    out.push_str(&body[last..]);
     out
+}
+
+/// Where the level digit of every `<hN` and `</hN` tag (N 1–6, followed by
+/// `>` or white space) is, and N.
+fn heading_tags(html: &str) -> Vec<(usize, u8)> {
+    let bytes = html.as_bytes();
+    let mut found = Vec::new();
+    for (i, _) in html.match_indices("<h").chain(html.match_indices("</h")) {
+        let digit = i + if bytes[i + 1] == b'/' { 3 } else { 2 };
+        let (Some(d), Some(next)) = (bytes.get(digit), bytes.get(digit + 1)) else {
+            continue;
+        };
+        if (b'1'..=b'6').contains(d) && (*next == b'>' || next.is_ascii_whitespace()) {
+            found.push((digit, d - b'0'));
+        }
+    }
+    found.sort_unstable();
+    found
 }
 
 fn xml_escape(s: &str) -> String {
@@ -259,16 +284,20 @@ mod tests {
 
     #[test]
     fn the_subject_is_the_only_h1() {
-        let body = "<h1 style=\"x\">Decembernytt &amp; mer</h1>\n<p>Hej</p><h2>Del</h2><h1>Annat</h1><h6>Liten</h6><hr>";
+        let body = "<h1 style=\"x\">Decembernytt &amp; mer</h1>\n<p>Hej</p><h2>Del</h2><h1>Annat</h1><h6>Liten</h6><hr><header>";
+        // The repeated subject goes; the highest left (h1) becomes h2.
         let out = one_h1(body, "Decembernytt & mer");
         assert_eq!(
             out,
-            "<p>Hej</p><h3>Del</h3><h2>Annat</h2><h6>Liten</h6><hr>"
+            "<p>Hej</p><h3>Del</h3><h2>Annat</h2><h6>Liten</h6><hr><header>"
         );
-        // A first heading that is not the subject stays, one level down.
-        let out = one_h1("<h1>Hej</h1><p>x</p>", "Nyhetsbrev");
-        assert_eq!(out, "<h2>Hej</h2><p>x</p>");
         assert!(!one_h1(body, "Nej").contains("<h1"));
+        // After the subject, the newsletter's h2s stay h2s: no level skipped.
+        let out = one_h1("<h1>S</h1><p>x</p><h2 id=\"a\">A</h2><h3>B</h3>", "S");
+        assert_eq!(out, "<p>x</p><h2 id=\"a\">A</h2><h3>B</h3>");
+        // Only h3s: they move up to h2.
+        assert_eq!(one_h1("<h3>A</h3>", "S"), "<h2>A</h2>");
+        assert_eq!(one_h1("<p>x</p>", "S"), "<p>x</p>");
     }
 
     #[test]
