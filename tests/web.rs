@@ -896,3 +896,62 @@ fn the_archive_item_has_one_h1_a_readable_date_and_its_attachment() {
         assert_eq!(fetch(&d, "GET", &wrong, None).0, 404, "{wrong}");
     }
 }
+
+/// An English list's pages, against the real binary: the same structure in
+/// English, "Error: " in the title, the footer and the privacy page.
+#[test]
+fn an_english_list_gets_english_pages() {
+    let mut d = Daemon::prepare("");
+    let lists = d.dir.path().join("lists");
+    std::fs::create_dir_all(&lists).unwrap();
+    std::fs::write(
+        lists.join("news.toml"),
+        "name = \"Rural finance news\"\naddress = \"news\"\nlanguage = \"en\"\n\
+         owners = [\"lead@example.org\"]\ndescription = \"News from the project.\"\n\
+         subscription = \"open\"\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    let config: String = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("lists_dir") {
+                format!("lists_dir = \"{}\"\n", lists.display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(d.config_path(), config).unwrap();
+    d.spawn();
+
+    let (_, index) = page(&d, "/");
+    assert!(index.contains("<html lang=\"en\">"), "{index}");
+    assert!(
+        index.contains("Mailings from Rural finance news."),
+        "{index}"
+    );
+    assert!(
+        index.contains("Contact: <a href=\"mailto:news-owner@lista.example.se\">"),
+        "{index}"
+    );
+    let (_, list) = page(&d, "/lists/news");
+    assert!(
+        list.contains("We store your email address, your name if you give it, when you signed up and confirmed, and the IP address you did it from."),
+        "{list}"
+    );
+    let (status, _, body) = fetch(&d, "POST", "/lists/news/subscribe", Some("email=nope"));
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, 422);
+    assert!(
+        body.contains("<title>Error: Rural finance news</title>"),
+        "{body}"
+    );
+    assert!(body.contains("That does not look like an email address"));
+    let (_, privacy) = page(&d, "/privacy");
+    assert!(privacy.contains("<title>How we handle your data</title>"));
+    assert!(privacy.contains("IP address") && privacy.contains("keyed hash"));
+    let (status, missing) = page(&d, "/nope");
+    assert_eq!(status, 404);
+    assert!(missing.contains("Go to the front page"), "{missing}");
+}
