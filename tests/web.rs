@@ -955,3 +955,28 @@ fn an_english_list_gets_english_pages() {
     assert_eq!(status, 404);
     assert!(missing.contains("Go to the front page"), "{missing}");
 }
+
+/// On a closed list a used confirmation link does not say "you are in":
+/// an owner still has to approve.
+#[tokio::test]
+async fn a_used_link_on_a_closed_list_says_an_owner_still_approves() {
+    let app = app();
+    let r = call(
+        &app,
+        "POST",
+        "/lists/partnerskap/subscribe",
+        Some("email=sluten%40example.org"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let path = format!("/confirm/{}", token_from_outbox(&app, "sluten@example.org"));
+    let r = call(&app, "POST", &path, None).await;
+    assert!(r.body.contains("<h1>Tack!</h1>"), "{}", r.body);
+    for method in ["GET", "POST"] {
+        let r = call(&app, method, &path, None).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("<h1>Redan bekräftad</h1>"), "{}", r.body);
+        assert!(r.body.contains("godkänt din anmälan"), "{}", r.body);
+        assert!(!r.body.contains("Du är redan med"));
+    }
+}

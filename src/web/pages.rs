@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{html, language_of, list_json, sender_json, site_language, site_sender, Shared};
 use crate::address;
-use crate::daemon::lists::Language;
+use crate::daemon::lists::{Language, Subscription};
 use crate::subscription::view::{self, Asks};
 use crate::subscription::{self, Confirmed, Left, TokenProblem};
 use crate::token::Token;
@@ -210,7 +210,11 @@ pub(super) async fn confirm_page(State(web): State<Shared>, Path(token): Path<St
     let Some(list) = web.list(&pending.list) else {
         return web.token_problem(TokenProblem::Unknown, Language::Sv);
     };
-    let mut data = json!({"list": list_json(list), "email": pending.email});
+    let mut data = json!({
+        "list": list_json(list),
+        "email": pending.email,
+        "closed": list.subscription == Subscription::Closed,
+    });
     data[asks_flag(pending.asks)] = json!(true);
     if pending.done {
         // A used link says so, rather than offering the button again.
@@ -266,7 +270,11 @@ pub(super) async fn confirm_post(
         Confirmed::Queued => "queued",
         Confirmed::AlreadyDone => "already",
     };
-    let mut data = json!({"list": web.list(&list_id).map(list_json)});
+    let list = web.list(&list_id);
+    let mut data = json!({
+        "list": list.map(list_json),
+        "closed": list.is_some_and(|l| l.subscription == Subscription::Closed),
+    });
     data[flag] = json!(true);
     if let Some(asks) = asks {
         data[asks_flag(asks)] = json!(true);
