@@ -150,6 +150,19 @@ fn an_auto_reply_to_a_newsletter_does_nothing_and_is_recorded() {
             && r["sender"] == "dan@example.org"),
         "{ignored}"
     );
+    // The same record as CSV: its own columns, filled.
+    let csv = d.cli_ok(&["ignored", "--format", "csv"]);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("at,list,address,sender,reason,subject"),
+        "{csv}"
+    );
+    assert!(
+        lines.any(|l| l.contains(",reply,dan@example.org,an auto-reply,")
+            && l.contains("Frånvaro: Re: Nyhetsbrev")),
+        "{csv}"
+    );
 }
 
 fn dsn(to: &str, failed: &str, status: &str) -> String {

@@ -49,10 +49,20 @@ fn subscribe_confirm_by_reply_and_get_a_welcome() {
         "=?utf-8?q?=C3=85sa_=C3=96berg?= <asa@example.org>",
     );
 
-    // The confirmation: Swedish, token in Subject and Reply-To, link in the text.
+    // The confirmation: Swedish, token in Reply-To, Message-ID and the
+    // link, never in the Subject the reader sees (it reads as phishing).
     let token = confirm.token();
     assert_eq!(confirm.reply_to, addr(&format!("-confirm+{token}")));
-    assert!(confirm.subject.contains(&token), "{}", confirm.subject);
+    assert!(!confirm.subject.contains(&token), "{}", confirm.subject);
+    assert!(confirm.subject.chars().count() <= 78, "{}", confirm.subject);
+    assert!(
+        confirm
+            .header("Message-ID")
+            .unwrap()
+            .ends_with(&format!(".{token}@{DOMAIN}>")),
+        "{:?}",
+        confirm.header("Message-ID")
+    );
     assert!(confirm.subject.contains("Bekräfta"), "{}", confirm.subject);
     assert!(
         confirm
@@ -130,17 +140,67 @@ fn subscribe_confirm_by_reply_and_get_a_welcome() {
     assert!(m[0].text.contains("redan"), "{}", m[0].text);
 }
 
+/// A reply that reaches `L-request@D` instead of the Reply-To (a client
+/// that answers the From): its In-Reply-To names the confirmation.
+#[test]
+fn a_reply_at_the_request_address_confirms_by_its_in_reply_to() {
+    let mut d = Daemon::start("");
+    let email = "bo@example.org";
+    let confirm = request_subscription(&mut d, email, email);
+    let to = addr("-request");
+    let id = confirm.header("Message-ID").unwrap();
+    // A forged id on our domain, in the same shape, confirms nothing.
+    let forged = id.replacen(&confirm.token()[..4], "zzzz", 1);
+    let r = d.send(
+        email,
+        &to,
+        &format!(
+            "In-Reply-To: {forged}\r\nReferences: {forged}\r\n{}",
+            plain(email, &to, &format!("Re: {}", confirm.subject), "ok")
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(
+        d.status_of("lokal-finansiering", email).as_deref(),
+        Some("pending")
+    );
+    let m = d.wait_mails(1);
+    assert!(!m[0].subject.contains("Välkommen"), "{}", m[0].subject);
+    // The real one does.
+    let r = d.send(
+        email,
+        &to,
+        &format!(
+            "In-Reply-To: {id}\r\nReferences: <older@example.org> {id}\r\n{}",
+            plain(email, &to, &format!("Re: {}", confirm.subject), "ok")
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let m = d.wait_mails(1);
+    assert!(m[0].subject.contains("Välkommen"), "{}", m[0].subject);
+    assert_eq!(
+        d.status_of("lokal-finansiering", email).as_deref(),
+        Some("confirmed")
+    );
+}
+
+/// Mail still in flight from before the Subject lost its token, and the
+/// owners' mails, which keep it: a token in the Subject confirms too.
 #[test]
 fn a_request_mail_with_the_token_in_its_subject_confirms() {
     let mut d = Daemon::start("");
     let email = "bo@example.org";
     let confirm = request_subscription(&mut d, email, email);
-    // The reply went to the -request address, with the Subject intact.
     let to = addr("-request");
     let r = d.send(
         email,
         &to,
-        &plain(email, &to, &format!("Re: {}", confirm.subject), "ok"),
+        &plain(
+            email,
+            &to,
+            &format!("Re: {}, kod {}", confirm.subject, confirm.token()),
+            "ok",
+        ),
     );
     assert!(r.starts_with("250"), "{r}");
     let m = d.wait_mails(1);
@@ -177,6 +237,29 @@ fn request_address_commands_and_help() {
         m[0].header("Auto-Submitted").as_deref(),
         Some("auto-replied")
     );
+    // A question, not a command: a person wrote it, so it reaches the
+    // owners unchanged, and the asker gets no "we did not understand".
+    let r = d.send(
+        "em@example.org",
+        &to,
+        &plain(
+            "Eva Mark <em@example.org>",
+            &to,
+            "Fråga om handboken",
+            "Hej! Finns handboken på engelska?",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let m = d.wait_mails(1);
+    assert_eq!(m[0].to, "projektledare@example.se");
+    assert_eq!(m[0].subject, "Fråga om handboken");
+    assert!(m[0].text.contains("engelska"), "{}", m[0].text);
+    assert!(
+        m[0].raw.contains("X-Original-Sender: em@example.org"),
+        "{}",
+        m[0].raw
+    );
+    d.assert_no_new_mail_except_sentinel("sentinel-q@example.org");
 }
 
 #[test]
@@ -283,7 +366,12 @@ fn unsubscribe_by_mail_confirmed_by_reply() {
     let r = d.send(email, &to, &plain(email, &to, "", ""));
     assert!(r.starts_with("250"), "{r}");
     let confirm = d.wait_mails(1);
-    assert!(confirm[0].subject.contains(&confirm[0].token()));
+    assert!(!confirm[0].subject.contains(&confirm[0].token()));
+    assert!(
+        confirm[0].subject.contains("lämna"),
+        "{}",
+        confirm[0].subject
+    );
     assert_eq!(
         d.status_of("lokal-finansiering", email).as_deref(),
         Some("confirmed")

@@ -644,6 +644,41 @@ fn genuine_dsn_to_the_verp_address_of_a_real_send_still_counts() {
     assert_eq!(subscriber(&d, LIST, "eva@example.org")["bounces"], 1);
 }
 
+/// A success DSN ("relayed" by a relay that cannot pass the NOTIFY on,
+/// or "delivered") comes back to the VERP envelope sender like a bounce:
+/// it is none, and is recorded as ignored.
+#[test]
+fn a_dsn_of_success_to_the_verp_address_is_no_bounce() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(&mut d, &["fia@example.org"]);
+    let verp = copies[0].reverse_path.clone().unwrap();
+    for action in ["relayed", "delivered"] {
+        let report = dsn(
+            &verp,
+            "fia@example.org",
+            "2.0.0",
+            "Delivery Status Notification (Relay)",
+        )
+        .replace("Action: failed", &format!("Action: {action}"))
+        .replace("550 2.0.0 User unknown", "250 2.0.0 OK");
+        let r = d.send("", &verp, &report);
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let s = subscriber(&d, LIST, "fia@example.org");
+    assert_eq!(s["bounces"], 0, "{s}");
+    assert_eq!(s["status"], "confirmed", "{s}");
+    assert!(
+        ignored(&d)
+            .iter()
+            .filter(|r| r["address"] == "bounces"
+                && r["reason"].as_str().unwrap_or("").contains("success"))
+            .count()
+            == 2,
+        "{:?}",
+        ignored(&d)
+    );
+}
+
 #[test]
 fn genuine_complaint_with_our_newsletter_attached_still_unsubscribes() {
     let mut d = Daemon::start("");

@@ -19,13 +19,11 @@ pub fn answer(response: &Response, format: Option<Format>) {
         (Response::Campaigns(rows), _) => campaigns(rows),
         (r, Some(Format::Json)) => json_pretty(r),
         (Response::Ignored(rows), Some(Format::Table)) => ignored(rows),
-        // `ignored --format csv` has always printed the subscriber
-        // columns, empty, one line per message.
         (Response::Ignored(rows), Some(Format::Csv)) => {
-            let empty = vec![String::new(); SUBSCRIBER_COLUMNS.len()];
-            println!("{}", csv_line(&subscriber_header(&[])));
-            for _ in rows {
-                println!("{}", csv_line(&empty));
+            let header = IGNORED_COLUMNS.map(str::to_string);
+            println!("{}", csv_line(&header));
+            for r in rows {
+                println!("{}", csv_line(&ignored_cells(r)));
             }
         }
         (r, _) => println!("{}", r.to_json()),
@@ -68,12 +66,16 @@ fn table<T>(header: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<String>) {
     aligned(&table);
 }
 
+/// The columns of `ignored`, as a table and as CSV.
+const IGNORED_COLUMNS: [&str; 6] = ["at", "list", "address", "sender", "reason", "subject"];
+
+fn ignored_cells(r: &IgnoredRow) -> Vec<String> {
+    let cells = [&r.at, &r.list, &r.address, &r.sender, &r.reason, &r.subject];
+    cells.map(String::clone).to_vec()
+}
+
 fn ignored(rows: &[IgnoredRow]) {
-    let header = ["at", "list", "address", "sender", "reason", "subject"];
-    table(&header, rows, |r| {
-        let cells = [&r.at, &r.list, &r.address, &r.sender, &r.reason, &r.subject];
-        cells.map(String::clone).to_vec()
-    });
+    table(&IGNORED_COLUMNS, rows, ignored_cells);
 }
 
 fn campaigns(rows: &[CampaignRow]) {

@@ -82,8 +82,17 @@ pub fn system_mail(
         .reply_to
         .clone()
         .unwrap_or_else(|| lists::list_address(list, "request", None, env.domain));
+    // A mail that asks for a confirmation (Reply-To `L-confirm+TOKEN@D`)
+    // carries its token in its Message-ID too, not in a Subject the reader
+    // sees: a reply that reaches `L-request@D` names it in In-Reply-To.
+    let confirms = reply_to
+        .strip_prefix(&format!("{}-confirm+", list.address))
+        .and_then(|rest| rest.strip_suffix(&format!("@{}", env.domain)))
+        .filter(|token| !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(|token| format!(".{token}"))
+        .unwrap_or_default();
     let message_id = format!(
-        "utskick.{}.{unique:x}.{:x}@{}",
+        "utskick.{}.{unique:x}.{:x}{confirms}@{}",
         list.id,
         rand::random::<u32>(),
         env.domain

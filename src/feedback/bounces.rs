@@ -230,6 +230,13 @@ fn count(
     reverse_path: Option<&str>,
 ) -> anyhow::Result<Handled> {
     let failures = bounce::parse(msg);
+    // A DSN that says "delivered" or "relayed" comes back to the envelope
+    // sender as a bounce would, and is none.
+    if failures.is_empty() && bounce::reports_success_only(msg) {
+        return Ok(Handled::ignored(
+            "a delivery report of success (delivered, relayed or expanded), not a bounce",
+        ));
+    }
     // Vacation notices answer the envelope sender too (RFC 3834 replies go
     // to the Return-Path): only a delivery report counts.
     if failures.is_empty() && !automated::is_bounce(msg, reverse_path) {

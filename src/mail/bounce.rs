@@ -73,8 +73,10 @@ pub struct Failure {
 /// Attached `message/rfc822` originals are never read for recipients (only
 /// their `From`/`To` headers, to exclude or as a last resort).
 pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
-    let failures = dsn_failures(msg);
-    if !failures.is_empty() {
+    let (failures, successes) = dsn_failures(msg);
+    if !failures.is_empty() || successes {
+        // A DSN whose every recipient was delivered, relayed or expanded
+        // (RFC 3464 §2.3.3) reports no failure: its text is not read for one.
         return failures;
     }
     let texts = report_texts(msg);
@@ -279,8 +281,19 @@ fn dsn_texts(msg: &Message<'_>) -> Vec<String> {
     out
 }
 
-fn dsn_failures(msg: &Message<'_>) -> Vec<Failure> {
+/// Is `msg` a delivery status notification that reports success only
+/// (every recipient `delivered`, `relayed` or `expanded`)? Such a report
+/// came back to our envelope sender but is no bounce.
+pub fn reports_success_only(msg: &Message<'_>) -> bool {
+    let (failures, successes) = dsn_failures(msg);
+    failures.is_empty() && successes
+}
+
+/// The failed recipients of the `message/delivery-status` parts, and
+/// whether some recipient block reported success.
+fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
     let mut out: Vec<Failure> = Vec::new();
+    let mut successes = false;
     for text in dsn_texts(msg) {
         for block in field_blocks(&text) {
             let field = |name: &str| {
@@ -289,9 +302,12 @@ fn dsn_failures(msg: &Message<'_>) -> Vec<Failure> {
                     .find(|(n, _)| n == name)
                     .map(|(_, v)| v.as_str())
             };
+            // Final-Recipient may be a forwarding or internal address; the
+            // address we sent to is then Original-Recipient. Both are named.
+            let original = field("original-recipient").and_then(typed_address);
             let recipient = field("final-recipient")
                 .and_then(typed_address)
-                .or_else(|| field("original-recipient").and_then(typed_address));
+                .or_else(|| original.clone());
             let Some(recipient) = recipient else {
                 continue;
             };
@@ -300,6 +316,7 @@ fn dsn_failures(msg: &Message<'_>) -> Vec<Failure> {
                 action.as_deref(),
                 Some("delivered" | "relayed" | "expanded")
             ) {
+                successes = true;
                 continue;
             }
             let dsn_status = field("status").and_then(enhanced_code);
@@ -324,10 +341,11 @@ fn dsn_failures(msg: &Message<'_>) -> Vec<Failure> {
             };
             // The reporting MTA's class wins over the remote reply it quotes
             // (rhost-franceptt-06: Status 4.0.0 for a "550 IP blocked").
+            // `delayed` is a warning: the MTA is still trying (§2.3.3).
             let permanent = match (dsn_class, diag_class, action.as_deref()) {
+                (_, _, Some("delayed")) => false,
                 (Some(c), _, _) => c,
                 (None, Some(c), _) => c,
-                (None, None, Some("delayed")) => false,
                 (None, None, _) => wording(diag).unwrap_or(true),
             };
             let diagnostic = if diag.is_empty() {
@@ -340,18 +358,21 @@ fn dsn_failures(msg: &Message<'_>) -> Vec<Failure> {
             } else {
                 diag.to_string()
             };
-            if out.iter().any(|f| f.recipient == recipient) {
-                continue;
+            let diagnostic = one_line(&diagnostic);
+            for recipient in std::iter::once(recipient).chain(original) {
+                if out.iter().any(|f| f.recipient == recipient) {
+                    continue;
+                }
+                out.push(Failure {
+                    recipient,
+                    permanent,
+                    status: status.clone(),
+                    diagnostic: diagnostic.clone(),
+                });
             }
-            out.push(Failure {
-                recipient,
-                permanent,
-                status,
-                diagnostic: one_line(&diagnostic),
-            });
         }
     }
-    out
+    (out, successes)
 }
 
 // ---------------------------------------------------------------------------
@@ -788,6 +809,75 @@ fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
 mod tests {
     use super::*;
     use mail_parser::MessageParser;
+
+    fn dsn(text: &str, fields: &str) -> Vec<u8> {
+        format!(
+            "From: MAILER-DAEMON@mx.example\r\nTo: lf-bounces@x.se\r\nSubject: Delivery Status Notification\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\n{text}\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n{fields}\r\n\
+             --b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_dsn_of_success_is_no_bounce_whatever_its_text_says() {
+        for action in ["relayed", "delivered", "expanded"] {
+            let raw = dsn(
+                "Your message to <anna@example.org> could not be delivered: 550 user unknown",
+                &format!("Final-Recipient: rfc822; anna@example.org\r\nAction: {action}\r\nStatus: 2.0.0\r\n"),
+            );
+            let msg = MessageParser::default().parse(&raw).unwrap();
+            assert!(parse(&msg).is_empty(), "{action}: {:?}", parse(&msg));
+            assert!(reports_success_only(&msg), "{action}");
+        }
+        // One delivered, one failed: the failed one is the bounce.
+        let raw = dsn(
+            "",
+            "Final-Recipient: rfc822; a@example.org\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\n\
+             Final-Recipient: rfc822; b@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        let f = parse(&msg);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].recipient, "b@example.org");
+        assert!(f[0].permanent);
+        assert!(!reports_success_only(&msg));
+    }
+
+    #[test]
+    fn delayed_is_a_warning_even_with_a_permanent_looking_status() {
+        let raw = dsn(
+            "Delivery is delayed; we will continue to try for 5 days.",
+            "Final-Recipient: rfc822; anna@example.org\r\nAction: delayed\r\nStatus: 5.0.0\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        let f = parse(&msg);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(!f[0].permanent, "{f:?}");
+    }
+
+    #[test]
+    fn original_recipient_is_named_beside_a_forwarding_final_recipient() {
+        let raw = dsn(
+            "",
+            "Original-Recipient: rfc822; karin@kommun.example\r\n\
+             Final-Recipient: rfc822; k.astrom@internal.kommun.example\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        let named: Vec<_> = parse(&msg)
+            .into_iter()
+            .map(|f| (f.recipient, f.permanent))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("k.astrom@internal.kommun.example".to_string(), true),
+                ("karin@kommun.example".to_string(), true)
+            ]
+        );
+    }
 
     #[test]
     fn tokens_come_from_the_attached_originals_header_only() {

@@ -212,7 +212,9 @@ pub(crate) fn route(
         Action::UnsubscribeToken(token) => unsubscribe_by_token(ctx, list, token, &request)?,
         Action::Request => {
             let subject = msg.subject().unwrap_or_default();
-            if let Some(token) = Token::find_in(subject) {
+            if let Some(token) =
+                Token::find_in(subject).or_else(|| answered_token(msg, &ctx.config.domain))
+            {
                 match refused(&token)? {
                     Some(reason) => {
                         tracing::info!(list = %list.id, reason, "approval refused");
@@ -228,7 +230,16 @@ pub(crate) fn route(
                     Some(Word::Subscribe) => subscribe(ctx, &request)?,
                     Some(Word::Unsubscribe) => request_unsubscribe(ctx, &request)?,
                     Some(Word::Help) => help(ctx, &request, None)?,
-                    None => help(ctx, &request, Some("reason_unknown_command"))?,
+                    // A question, not a command: a person wrote it, so a
+                    // person should read it (as at `L-owner@D`).
+                    None => {
+                        tracing::info!(list = %list.id, "no command at the request address: forwarded to the owners");
+                        let mut handled = forward_to_owners(ctx, list, reverse_path, raw)?;
+                        if !handled.ignored {
+                            handled.what = "no command: forwarded to the owners";
+                        }
+                        handled
+                    }
                 }
             }
         }
@@ -237,4 +248,31 @@ pub(crate) fn route(
         }
     };
     Ok(handled)
+}
+
+/// The token of one of our confirmation mails that `msg` answers: the
+/// Message-ID of a mail that asks for a confirmation ends in its token
+/// (`utskick.L.N.R.TOKEN@D`), and a reply names that id in In-Reply-To or
+/// References. Only ids on our own domain count; the token must still
+/// verify against its record like one from a Subject or an address.
+fn answered_token(msg: &Message<'_>, domain: &str) -> Option<Token> {
+    let ids = |value: &mail_parser::HeaderValue<'_>| -> Vec<String> {
+        match value {
+            mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let suffix = format!("@{}", domain.to_ascii_lowercase());
+    let mut all = ids(msg.in_reply_to());
+    all.extend(ids(msg.references()));
+    all.iter().rev().find_map(|id| {
+        let id = id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_ascii_lowercase();
+        let local = id.strip_suffix(&suffix)?.strip_prefix("utskick.")?;
+        Token::decode(local.rsplit('.').next()?)
+    })
 }
