@@ -669,6 +669,11 @@ fn the_snippet_hides_its_honeypot_without_a_stylesheet() {
     ] {
         assert!(hp.contains(wanted), "{wanted} missing in {hp}");
     }
+    // On another site the form brings its own privacy notice.
+    assert!(
+        snippet.contains("från vilken IP-adress. <a href=\"https://lista.example.se/privacy\">"),
+        "{snippet}"
+    );
     let (_, list) = page(&d, "/lists/lokal-finansiering");
     assert!(
         list.contains("<div class=\"hp\" aria-hidden=\"true\">"),
