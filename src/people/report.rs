@@ -393,14 +393,18 @@ pub fn title(lang: Lang) -> &'static str {
 
 /// The caption under the chart: "Källa: utskick, LIST, 1 december 2026".
 pub fn caption(list: &str, made: chrono::NaiveDate, lang: Lang) -> String {
-    let t = lang.texts();
     format!(
-        "{}: utskick, {list}, {} {} {}",
-        t.source,
-        made.day(),
-        t.long_months[made.month0() as usize],
-        made.year()
+        "{}: utskick, {list}, {}",
+        lang.texts().source,
+        long_date(made, lang)
     )
+}
+
+/// A day as readers write it: "1 december 2026", "1 December 2026" (the
+/// web pages' dates too).
+pub fn long_date(day: chrono::NaiveDate, lang: Lang) -> String {
+    let month = lang.texts().long_months[day.month0() as usize];
+    format!("{} {month} {}", day.day(), day.year())
 }
 
 /// A self-contained SVG document (no scripts, no external fonts or images),

@@ -1,47 +1,19 @@
 //! Dates as the pages' readers write them: "1 december 2026" in Swedish,
-//! "1 December 2026" in English; not ISO dates, which read as code.
+//! "1 December 2026" in English; not ISO dates, which read as code. The
+//! month names are the report's ([`crate::people::report::long_date`]).
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::daemon::lists::Language;
-
-const SV_MONTHS: [&str; 12] = [
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-];
-
-const EN_MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+use crate::people::report::{self, Lang};
 
 /// The day of `t` (UTC), e.g. "1 december 2026" / "1 December 2026".
 pub(super) fn long_date(t: DateTime<Utc>, lang: Language) -> String {
-    let months = match lang {
-        Language::Sv => &SV_MONTHS,
-        Language::En => &EN_MONTHS,
+    let lang = match lang {
+        Language::Sv => Lang::Sv,
+        Language::En => Lang::En,
     };
-    format!("{} {} {}", t.day(), months[t.month0() as usize], t.year())
+    report::long_date(t.date_naive(), lang)
 }
 
 #[cfg(test)]
