@@ -342,7 +342,18 @@ fn report_counts_and_draws_the_network() {
         "{}",
         &text[..80]
     );
-    assert!(text.contains("Bekräftade prenumeranter") && text.trim_end().ends_with("</svg>"));
+    assert!(text.trim_end().ends_with("</svg>"));
+    // Issue 18: a plain title, said once, and the source with the list's
+    // name and the day under the chart.
+    assert!(
+        text.contains("<title>Antal prenumeranter per månad</title>"),
+        "{text}"
+    );
+    assert!(!text.contains("tillväxt"), "{text}");
+    assert!(
+        text.contains(">Källa: utskick, Lokal finansiering – för landsbygdens utveckling, "),
+        "{text}"
+    );
 }
 
 #[test]

@@ -336,7 +336,7 @@ fn forged_and_expired_tokens_get_a_friendly_help_reply() {
     // The web page for a forged token is a friendly 404, not an error.
     let (status, body) = http(&d.http, "GET", &format!("/confirm/{forged}"));
     assert_eq!(status, 404);
-    assert!(body.contains("Okänd länk"), "{body}");
+    assert!(body.contains("Länken fungerar inte"), "{body}");
     // The genuine one still works.
     let r = reply_to(&mut d, email, &confirm);
     assert!(r.starts_with("250"), "{r}");
@@ -666,7 +666,7 @@ fn the_confirmation_link_needs_a_post() {
     // Idempotent.
     let (status, body) = http(&d.http, "POST", &path);
     assert_eq!(status, 200);
-    assert!(body.contains("Redan klart"), "{body}");
+    assert!(body.contains("Du är redan med"), "{body}");
     assert_eq!(http(&d.http, "GET", "/healthz").0, 200);
 }
 

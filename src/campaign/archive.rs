@@ -39,6 +39,13 @@ pub struct Entry {
     content: Content,
 }
 
+/// An attachment of an archived campaign, to download.
+pub struct Download {
+    pub filename: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
 /// A campaign rendered for an anonymous reader.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Rendered {
@@ -111,6 +118,31 @@ impl Archive {
                 Ok(None)
             }
         }
+    }
+
+    /// Attachment `index` (from 0) of campaign `id`, if the campaign is in
+    /// the archive of `list`: guarded exactly as [`Archive::entry`] is.
+    pub fn attachment(
+        &self,
+        ctx: &Context,
+        list: &List,
+        id: u64,
+        index: usize,
+    ) -> anyhow::Result<Option<Download>> {
+        let Some(c) = ctx.store.campaign(id)?.filter(|c| archived(c, list)) else {
+            return Ok(None);
+        };
+        let Some(meta) = c.content.attachments.get(index) else {
+            return Ok(None);
+        };
+        let Some(data) = ctx.store.blobs(id)?.into_iter().nth(index) else {
+            return Ok(None);
+        };
+        Ok(Some(Download {
+            filename: meta.filename.clone(),
+            content_type: meta.content_type.clone(),
+            data,
+        }))
     }
 
     /// The entry rendered for an anonymous reader: the kept rendering, or

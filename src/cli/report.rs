@@ -34,13 +34,18 @@ pub async fn report(
         let name = list
             .as_deref()
             .and_then(|id| lists.get(id).map(|l| l.name.clone()))
-            .unwrap_or_else(|| "utskick".into());
-        let title = match lang {
-            report::Lang::Sv => format!("{name}: nätverkets tillväxt"),
-            report::Lang::En => format!("{name}: growth of the network"),
-        };
-        std::fs::write(&path, report::svg(&months, &title, lang))
-            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+            .unwrap_or_else(|| match lang {
+                report::Lang::Sv => "alla listor".into(),
+                report::Lang::En => "all lists".into(),
+            });
+        // The day the report was made, as the reader's calendar has it.
+        let made = chrono::Local::now().date_naive();
+        let caption = report::caption(&name, made, lang);
+        std::fs::write(
+            &path,
+            report::svg(&months, report::title(lang), &caption, lang),
+        )
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
         println!("wrote {}", path.display());
     }
     Ok(())

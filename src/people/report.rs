@@ -12,9 +12,9 @@
 //!
 //! The SVG is written by hand rather than with `plotters`. plotters 0.3.7
 //! (default-features off, `svg_backend`) builds and pulls in only
-//! num-traits, but a line over paired bars on two y scales with a legend is
-//! about as much code with it as without, and it would still guess text
-//! widths. Written out here, every element is ours: inline attributes only
+//! num-traits, but two panels sharing their months, with keys in their
+//! headings, are about as much code with it as without, and it would still
+//! guess text widths. Written out here, every element is ours: inline attributes only
 //! (no CSS, so Word and LibreOffice render it as a browser does), system
 //! fonts, escaped text, and no new dependency.
 
@@ -194,10 +194,13 @@ struct Texts {
     delivered: &'static str,
     failed: &'static str,
     total: &'static str,
-    confirmed_long: &'static str,
-    /// Captions over the left and right y axes.
-    left_axis: &'static str,
-    right_axis: &'static str,
+    /// The chart's title, and the headings of its two panels.
+    title: &'static str,
+    panel_a: &'static str,
+    panel_b: &'static str,
+    /// The caption's first word, and the months written out.
+    source: &'static str,
+    long_months: [&'static str; 12],
     no_data: &'static str,
     /// Digit grouping: a no-break space in Swedish, a comma in English.
     thousands: char,
@@ -225,9 +228,24 @@ static SV: Texts = Texts {
     delivered: "Levererade",
     failed: "Misslyckade",
     total: "Totalt",
-    confirmed_long: "Bekräftade prenumeranter",
-    left_axis: "Prenumeranter",
-    right_axis: "Per månad",
+    title: "Antal prenumeranter per månad",
+    panel_a: "Prenumeranter vid månadens slut",
+    panel_b: "Nya och avslutade under månaden",
+    source: "Källa",
+    long_months: [
+        "januari",
+        "februari",
+        "mars",
+        "april",
+        "maj",
+        "juni",
+        "juli",
+        "augusti",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ],
     no_data: "Inga uppgifter",
     thousands: '\u{a0}',
 };
@@ -245,9 +263,24 @@ static EN: Texts = Texts {
     delivered: "Delivered",
     failed: "Failed",
     total: "Total",
-    confirmed_long: "Confirmed subscribers",
-    left_axis: "Subscribers",
-    right_axis: "Per month",
+    title: "Subscribers per month",
+    panel_a: "Subscribers at the end of each month",
+    panel_b: "Joined and left during the month",
+    source: "Source",
+    long_months: [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ],
     no_data: "No data",
     thousands: ',',
 };
@@ -327,37 +360,65 @@ pub fn table(months: &[Month], lang: Lang) -> String {
 }
 
 const WIDTH: f64 = 800.0;
-const HEIGHT: f64 = 450.0;
-/// Where the title, legend and left caption start.
+const HEIGHT: f64 = 560.0;
+/// Where the title, headings and caption start.
 const MARGIN: f64 = 24.0;
-/// The plot area; the margins hold the tick labels of both y axes.
+/// The plot areas, one above the other; the left margin holds the tick
+/// labels of each panel's one y axis.
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = WIDTH - 56.0;
-const TOP: f64 = 106.0;
-const BOTTOM: f64 = 390.0;
+const RIGHT: f64 = WIDTH - MARGIN;
+/// The upper panel: confirmed subscribers at each month's end.
+const TOP_A: f64 = 96.0;
+const BOTTOM_A: f64 = 262.0;
+/// The lower panel: joins and leaves in each month.
+const TOP_B: f64 = 326.0;
+const BOTTOM_B: f64 = 462.0;
 /// At most this many intervals on a y axis.
 const TICKS: u64 = 5;
 /// Room one month label needs; more months than fit get thinned out.
 const LABEL_SPACE: f64 = 40.0;
 const FONT: &str = "'Segoe UI', 'Helvetica Neue', Helvetica, Arial, 'Liberation Sans', sans-serif";
 const INK: &str = "#222222";
-const MUTED: &str = "#666666";
+const MUTED: &str = "#595959";
 const GRID: &str = "#e4e4e4";
 const AXIS: &str = "#9a9a9a";
 const LINE: &str = "#1f4e79";
-const JOIN: &str = "#5a9e3f";
-const LEAVE: &str = "#c8553d";
+const JOIN: &str = "#4a8a32";
+const LEAVE: &str = "#c0462f";
+
+/// The chart's title: what it counts, said once.
+pub fn title(lang: Lang) -> &'static str {
+    lang.texts().title
+}
+
+/// The caption under the chart: "Källa: utskick, LIST, 1 december 2026".
+pub fn caption(list: &str, made: chrono::NaiveDate, lang: Lang) -> String {
+    format!(
+        "{}: utskick, {list}, {}",
+        lang.texts().source,
+        long_date(made, lang)
+    )
+}
+
+/// A day as readers write it: "1 december 2026", "1 December 2026" (the
+/// web pages' dates too).
+pub fn long_date(day: chrono::NaiveDate, lang: Lang) -> String {
+    let month = lang.texts().long_months[day.month0() as usize];
+    format!("{} {month} {}", day.day(), day.year())
+}
 
 /// A self-contained SVG document (no scripts, no external fonts or images),
-/// 800×450, with the given title.
+/// 800×560: `title` over two panels that share the months, and `caption`
+/// (the source and date) under them.
 ///
-/// Confirmed subscribers are a line with points on the left axis; joins
-/// (green) and leaves (red) are paired bars on the right axis, since a
-/// month's joins are a small fraction of the list and would be flat on a
-/// shared scale. Both axes have the same number of intervals so one set of
-/// grid lines serves both. Points and bars carry `<title>`s, which browsers
-/// show on hover and screen readers read.
-pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
+/// Each panel has one y axis, starting at zero: the upper shows confirmed
+/// subscribers at each month's end as a line with points, the lower the
+/// month's joins (green) and leaves (red) as paired bars. Two scales on
+/// one plot would make the small monthly counts look as big as the list,
+/// so they get a panel of their own, each headed with what it counts.
+/// Points and bars carry `<title>`s, which browsers show on hover and
+/// screen readers read.
+pub fn svg(months: &[Month], title: &str, caption: &str, lang: Lang) -> String {
     let t = lang.texts();
     let mut s = String::new();
     let _ = writeln!(s, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
@@ -366,6 +427,7 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="{FONT}">"#
     );
     let _ = writeln!(s, "<title>{}</title>", escape(title));
+    let _ = writeln!(s, "<desc>{}</desc>", escape(caption));
     let _ = writeln!(
         s,
         r##"<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##
@@ -375,78 +437,51 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
         r#"<text x="{MARGIN}" y="38" font-size="20" font-weight="600" fill="{INK}">{}</text>"#,
         escape(title)
     );
-    legend(&mut s, t);
-
-    let axis = format!(
-        r#"<line x1="{LEFT}" y1="{y}" x2="{RIGHT}" y2="{y}" stroke="{AXIS}" stroke-width="1"/>"#,
-        y = BOTTOM + 0.5
+    let _ = writeln!(
+        s,
+        r#"<text class="caption" x="{MARGIN}" y="{}" font-size="12" fill="{MUTED}">{}</text>"#,
+        HEIGHT - 16.0,
+        escape(caption)
     );
+    heading_a(&mut s, t);
+    heading_b(&mut s, t);
+
+    let baseline = |bottom: f64| {
+        format!(
+            r#"<line x1="{LEFT}" y1="{y}" x2="{RIGHT}" y2="{y}" stroke="{AXIS}" stroke-width="1"/>"#,
+            y = bottom + 0.5
+        )
+    };
     if months.is_empty() {
-        let _ = writeln!(s, "{axis}");
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" font-size="14" text-anchor="middle" fill="{MUTED}">{}</text>"#,
-            (LEFT + RIGHT) / 2.0,
-            (TOP + BOTTOM) / 2.0,
-            t.no_data
-        );
+        for (top, bottom) in [(TOP_A, BOTTOM_A), (TOP_B, BOTTOM_B)] {
+            let _ = writeln!(s, "{}", baseline(bottom));
+            let _ = writeln!(
+                s,
+                r#"<text x="{}" y="{}" font-size="14" text-anchor="middle" fill="{MUTED}">{}</text>"#,
+                (LEFT + RIGHT) / 2.0,
+                (top + bottom) / 2.0,
+                t.no_data
+            );
+        }
         s.push_str("</svg>\n");
         return s;
     }
 
-    // Scales: both axes start at zero and share their grid lines.
-    let (step_l, n_l) = nice(months.iter().map(|m| m.confirmed_at_end).max().unwrap_or(0));
-    let (step_r, n_r) = nice(
+    // Each panel's own scale, from zero, in round steps.
+    let (step_a, n_a) = nice(months.iter().map(|m| m.confirmed_at_end).max().unwrap_or(0));
+    let (step_b, n_b) = nice(
         months
             .iter()
             .map(|m| m.joins.max(m.leaves))
             .max()
             .unwrap_or(0),
     );
-    let n = n_l.max(n_r);
-    let (top_l, top_r) = ((step_l * n) as f64, (step_r * n) as f64);
-    let y_l = |v: u64| BOTTOM - v as f64 / top_l * (BOTTOM - TOP);
-    let y_r = |v: u64| BOTTOM - v as f64 / top_r * (BOTTOM - TOP);
-
-    let _ = writeln!(
-        s,
-        r#"<text x="{MARGIN}" y="{}" font-size="12" font-weight="600" fill="{LINE}">{}</text>"#,
-        TOP - 16.0,
-        t.left_axis
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" font-size="12" font-weight="600" fill="{MUTED}" text-anchor="end">{}</text>"#,
-        WIDTH - MARGIN,
-        TOP - 16.0,
-        t.right_axis
-    );
-    s.push_str("<g font-size=\"12\">\n");
-    for k in 0..=n {
-        // Half-pixel offsets keep 1 px lines crisp instead of two grey rows.
-        let y = y_l(k * step_l).round() + 0.5;
-        if k > 0 {
-            let _ = writeln!(
-                s,
-                r#"<line x1="{LEFT}" y1="{y}" x2="{RIGHT}" y2="{y}" stroke="{GRID}" stroke-width="1"/>"#
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end" fill="{MUTED}">{}</text>"#,
-            LEFT - 10.0,
-            y + 4.0,
-            group(k * step_l, t.thousands)
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" fill="{MUTED}">{}</text>"#,
-            RIGHT + 10.0,
-            y + 4.0,
-            group(k * step_r, t.thousands)
-        );
-    }
-    s.push_str("</g>\n");
+    let top_a = (step_a * n_a) as f64;
+    let top_b = (step_b * n_b) as f64;
+    let y_a = |v: u64| BOTTOM_A - v as f64 / top_a * (BOTTOM_A - TOP_A);
+    let y_b = |v: u64| BOTTOM_B - v as f64 / top_b * (BOTTOM_B - TOP_B);
+    y_axis(&mut s, step_a, n_a, &y_a, t);
+    y_axis(&mut s, step_b, n_b, &y_b, t);
 
     // Bars, one pair per month, centred in the month's band.
     let band = (RIGHT - LEFT) / months.len() as f64;
@@ -463,20 +498,22 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
             if value == 0 {
                 continue;
             }
-            let y = y_r(value);
+            let y = y_b(value);
             let _ = writeln!(
                 s,
                 r#"<rect class="{class}" x="{x:.1}" y="{y:.1}" width="{bar:.1}" height="{:.1}" fill="{colour}"><title>{label}: {value} {}</title></rect>"#,
-                BOTTOM - y,
+                BOTTOM_B - y,
                 name.to_lowercase()
             );
         }
     }
     s.push_str("</g>\n");
-    let _ = writeln!(s, "{axis}");
+    let _ = writeln!(s, "{}", baseline(BOTTOM_A));
+    let _ = writeln!(s, "{}", baseline(BOTTOM_B));
 
-    // Month labels, thinned to every k-th month on a fixed grid (quarters,
-    // half years, years) so they fall on the same months in every report.
+    // Month labels under the lower panel, thinned to every k-th month on a
+    // fixed grid (quarters, half years, years) so they fall on the same
+    // months in every report; ticks under both panels.
     let fit = (((RIGHT - LEFT) / LABEL_SPACE).floor() as usize).max(1);
     let every = [1, 2, 3, 4, 6, 12]
         .into_iter()
@@ -490,26 +527,28 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
     for (i, m) in months.iter().enumerate() {
         let x = centre(i);
         let labelled = m.index().rem_euclid(every) == 0;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="{AXIS}" stroke-width="1"/>"#,
-            BOTTOM + 1.0,
-            BOTTOM + if labelled { 6.0 } else { 3.0 }
-        );
+        for bottom in [BOTTOM_A, BOTTOM_B] {
+            let _ = writeln!(
+                s,
+                r#"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{}" stroke="{AXIS}" stroke-width="1"/>"#,
+                bottom + 1.0,
+                bottom + if labelled { 6.0 } else { 3.0 }
+            );
+        }
         if !labelled {
             continue;
         }
         let _ = writeln!(
             s,
             r#"<text x="{x:.1}" y="{}">{}</text>"#,
-            BOTTOM + 20.0,
+            BOTTOM_B + 20.0,
             m.name(lang)
         );
         if first_label || m.month == 1 {
             let _ = writeln!(
                 s,
                 r#"<text x="{x:.1}" y="{}">{}</text>"#,
-                BOTTOM + 36.0,
+                BOTTOM_B + 36.0,
                 m.year
             );
         }
@@ -517,11 +556,11 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
     }
     s.push_str("</g>\n");
 
-    // The line on top, with a point per month and the latest value named.
+    // The line, with a point per month and the latest value named.
     let points: Vec<String> = months
         .iter()
         .enumerate()
-        .map(|(i, m)| format!("{:.1},{:.1}", centre(i), y_l(m.confirmed_at_end)))
+        .map(|(i, m)| format!("{:.1},{:.1}", centre(i), y_a(m.confirmed_at_end)))
         .collect();
     let _ = writeln!(
         s,
@@ -534,7 +573,7 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
             s,
             r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#ffffff" stroke="{LINE}" stroke-width="2"><title>{}: {} {}</title></circle>"##,
             centre(i),
-            y_l(m.confirmed_at_end),
+            y_a(m.confirmed_at_end),
             m.label(lang),
             m.confirmed_at_end,
             t.confirmed.to_lowercase()
@@ -546,7 +585,7 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
             s,
             r#"<text x="{:.1}" y="{:.1}" font-size="13" font-weight="600" text-anchor="middle" fill="{LINE}">{}</text>"#,
             centre(months.len() - 1),
-            y_l(m.confirmed_at_end) - 10.0,
+            y_a(m.confirmed_at_end) - 10.0,
             group(m.confirmed_at_end, t.thousands)
         );
     }
@@ -554,11 +593,35 @@ pub fn svg(months: &[Month], title: &str, lang: Lang) -> String {
     s
 }
 
-/// The legend row under the title. Text widths are estimated (no font
-/// metrics without font files); the gaps are generous enough for that.
-fn legend(s: &mut String, t: &Texts) {
-    let y = 66.0;
-    let mut x = MARGIN;
+/// One panel's y axis: grid lines and tick labels from zero, `n` steps.
+fn y_axis(s: &mut String, step: u64, n: u64, y: &dyn Fn(u64) -> f64, t: &Texts) {
+    s.push_str(&format!(
+        "<g class=\"y-axis\" font-size=\"12\" fill=\"{MUTED}\">\n"
+    ));
+    for k in 0..=n {
+        // Half-pixel offsets keep 1 px lines crisp instead of two grey rows.
+        let at = y(k * step).round() + 0.5;
+        if k > 0 {
+            let _ = writeln!(
+                s,
+                r#"<line x1="{LEFT}" y1="{at}" x2="{RIGHT}" y2="{at}" stroke="{GRID}" stroke-width="1"/>"#
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            LEFT - 10.0,
+            at + 4.0,
+            group(k * step, t.thousands)
+        );
+    }
+    s.push_str("</g>\n");
+}
+
+/// The upper panel's heading, with the line's key.
+fn heading_a(s: &mut String, t: &Texts) {
+    let y = TOP_A - 24.0;
+    let x = MARGIN;
     let _ = writeln!(s, r#"<g font-size="13" fill="{INK}">"#);
     let _ = writeln!(
         s,
@@ -570,14 +633,30 @@ fn legend(s: &mut String, t: &Texts) {
         r##"<circle cx="{}" cy="{y}" r="3.5" fill="#ffffff" stroke="{LINE}" stroke-width="2"/>"##,
         x + 11.0
     );
-    x += 30.0;
     let _ = writeln!(
         s,
-        r#"<text x="{x}" y="{}">{}</text>"#,
+        r#"<text x="{}" y="{}" font-weight="600">{}</text>"#,
+        x + 30.0,
         y + 4.5,
-        t.confirmed_long
+        t.panel_a
     );
-    x += text_width(t.confirmed_long, 13.0) + 28.0;
+    s.push_str("</g>\n");
+}
+
+/// The lower panel's heading, then the key of its two bars. Text widths
+/// are estimated (no font metrics without font files); the gaps are
+/// generous enough for that.
+fn heading_b(s: &mut String, t: &Texts) {
+    let y = TOP_B - 24.0;
+    let mut x = MARGIN;
+    let _ = writeln!(s, r#"<g font-size="13" fill="{INK}">"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{x}" y="{}" font-weight="600">{}</text>"#,
+        y + 4.5,
+        t.panel_b
+    );
+    x += text_width(t.panel_b, 13.0) + 28.0;
     for (colour, name) in [(JOIN, t.joins), (LEAVE, t.leaves)] {
         let _ = writeln!(
             s,
@@ -770,7 +849,12 @@ mod tests {
     #[test]
     fn svg_is_well_formed_and_shows_every_series() {
         let months = history();
-        let doc = svg(&months, "Nätverket <växer> & \"frodas\"", Lang::Sv);
+        let doc = svg(
+            &months,
+            "Nätverket <växer> & \"frodas\"",
+            "Källa: x",
+            Lang::Sv,
+        );
         well_formed(&doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
         assert!(doc.contains("Nätverket &lt;växer&gt; &amp; &quot;frodas&quot;"));
         assert!(!doc.contains("<script") && !doc.contains("href") && !doc.contains("@font-face"));
@@ -800,13 +884,20 @@ mod tests {
         for label in [">jan<", ">feb<", ">mar<", ">apr<", ">2026<"] {
             assert!(doc.contains(label), "{label}");
         }
-        for legend in [">Bekräftade prenumeranter<", ">Nya<", ">Avslutade<"] {
+        for legend in [
+            ">Prenumeranter vid månadens slut<",
+            ">Nya och avslutade under månaden<",
+            ">Nya<",
+            ">Avslutade<",
+        ] {
             assert!(doc.contains(legend), "{legend}");
         }
 
-        let english = svg(&months, "Growth", Lang::En);
+        let english = svg(&months, "Growth", "Source: x", Lang::En);
         well_formed(&english).unwrap();
-        assert!(english.contains(">Confirmed subscribers<") && english.contains(">Jan<"));
+        assert!(
+            english.contains(">Subscribers at the end of each month<") && english.contains(">Jan<")
+        );
     }
 
     #[test]
@@ -816,17 +907,87 @@ mod tests {
             .collect();
         let months = monthly(&people, &[], at(2026, 4, 30));
         assert_eq!(months.len(), 40);
-        let doc = svg(&months, "Tre år", Lang::Sv);
+        let doc = svg(&months, "Tre år", "", Lang::Sv);
         well_formed(&doc).unwrap();
         // Quarters: jan, apr, jul, okt only.
         assert!(doc.contains(">apr<") && doc.contains(">okt<"));
         assert!(!doc.contains(">feb<") && !doc.contains(">maj<"));
 
         for months in [vec![], vec![Month::zero(2026 * 12)]] {
-            let doc = svg(&months, "Tomt", Lang::Sv);
+            let doc = svg(&months, "Tomt", "", Lang::Sv);
             well_formed(&doc).unwrap();
             assert!(!doc.contains("NaN") && !doc.contains("inf"));
         }
+    }
+
+    /// Issue 18: one y axis per panel (no second scale at the right edge),
+    /// the title said once, and a caption with the source and the date.
+    #[test]
+    fn the_chart_has_one_axis_per_panel_a_plain_title_and_its_source() {
+        let made = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let caption = caption("Lokal finansiering", made, Lang::Sv);
+        assert_eq!(
+            caption,
+            "Källa: utskick, Lokal finansiering, 1 december 2026"
+        );
+        assert_eq!(
+            super::caption("L & M", made, Lang::En),
+            "Source: utskick, L & M, 1 December 2026"
+        );
+        assert_eq!(title(Lang::Sv), "Antal prenumeranter per månad");
+        let doc = svg(&history(), title(Lang::Sv), &caption, Lang::Sv);
+        well_formed(&doc).unwrap();
+        // Said once on the chart (and once more as its accessible name).
+        let shown = doc
+            .lines()
+            .filter(|l| l.starts_with("<text") && l.contains("Antal prenumeranter"));
+        assert_eq!(shown.count(), 1);
+        assert!(doc.contains("<title>Antal prenumeranter per månad</title>"));
+        assert!(doc.contains(&format!(">{caption}<")), "{doc}");
+        // Two panels, each with one axis; every tick label sits left of the
+        // plot, none at the right edge.
+        assert_eq!(doc.matches("<g class=\"y-axis\"").count(), 2);
+        for line in doc.lines().filter(|l| l.starts_with("<text x=")) {
+            let x: f64 = line["<text x=\"".len()..]
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(x < RIGHT, "a label right of the plot: {line}");
+        }
+        // The lower panel starts at zero on its own scale: the tallest bar
+        // reaches its top, and the line's top point stays in the upper one.
+        let bars: Vec<f64> = doc
+            .lines()
+            .filter(|l| l.starts_with("<rect class="))
+            .map(|l| {
+                l.split(" y=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            bars.iter().all(|y| (TOP_B..BOTTOM_B).contains(y)),
+            "{bars:?}"
+        );
+        let line = doc.lines().find(|l| l.starts_with("<polyline")).unwrap();
+        let ys: Vec<f64> = line
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        assert!(ys.iter().all(|y| (TOP_A..=BOTTOM_A).contains(y)), "{ys:?}");
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! What the web pages read about a token and a list, as plain views, and
-//! the step that makes a page's action durable before the page answers.
+//! What the web pages read about a token and a list, as plain views; the
+//! record of a form post that was ignored; and the step that makes a page's
+//! action durable before the page answers.
 
 use std::collections::HashMap;
 
+use crate::address;
 use crate::daemon::context::Context;
-use crate::store::{PendingAction, Status};
+use crate::daemon::lists::List;
+use crate::store::{Ignored, PendingAction, Status, RECORD_VERSION};
 use crate::subscription::{check_token, token_subscriber, TokenProblem};
 use crate::token::Token;
 
@@ -25,6 +28,9 @@ pub struct Awaiting {
     pub list: String,
     pub email: String,
     pub asks: Asks,
+    /// The token was used already: its page says so instead of showing
+    /// the button again.
+    pub done: bool,
 }
 
 /// The confirmation `token` stands for, checked as [`check_token`] does.
@@ -38,6 +44,7 @@ pub fn awaiting(ctx: &Context, token: &Token) -> anyhow::Result<Result<Awaiting,
             PendingAction::Approve => Asks::Approve,
             PendingAction::Post => Asks::Post,
         },
+        done: p.completed,
     }))
 }
 
@@ -79,6 +86,35 @@ pub fn counts(ctx: &Context, list: &str) -> anyhow::Result<HashMap<&'static str,
         .into_iter()
         .map(|(status, n)| (status.as_str(), n))
         .collect())
+}
+
+/// Records a subscribe form post that was not acted on (the honeypot was
+/// filled), with `reason`, among the ignored messages (`utskick ignored`),
+/// so a person whose browser filled the trap is not lost without a trace.
+/// `email` is what was typed, as the sender; not yet durable ([`settle`]).
+pub fn ignore_form_post(
+    ctx: &Context,
+    list: &List,
+    email: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let sender: String = address::header_safe(email).chars().take(200).collect();
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let id = tx.next_id()?;
+        tx.record_ignored(&Ignored {
+            v: RECORD_VERSION,
+            id,
+            at: now,
+            list: list.id.clone(),
+            address: "web form".to_string(),
+            sender,
+            subject: String::new(),
+            message_id: String::new(),
+            reason: reason.to_string(),
+        })?;
+        Ok(())
+    })
 }
 
 /// Makes what an action wrote durable, then wakes the mail worker for the

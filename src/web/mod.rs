@@ -6,10 +6,12 @@
 //! with what strangers do, so they are not public).
 //!
 //! Rooms: this file holds the routers, the state every handler shares and
-//! the answers they have in common; [`listener`] serves them (timeouts,
-//! connection cap); [`pages`] the lists, the form and the token pages;
-//! [`archive`] the archive and its feed; [`metrics`] the Prometheus text;
-//! [`templates`] the compiled pages.
+//! the answers they have in common (every page's footer names who sends and
+//! how to reach them); [`listener`] serves them (timeouts, connection cap);
+//! [`pages`] the lists, the form, the token pages and the privacy page;
+//! [`archive`] the archive, its attachments and its feed; [`dates`] dates
+//! as readers write them; [`metrics`] the Prometheus text; [`templates`]
+//! the compiled pages.
 //!
 //! Handlers read and act through `subscription`, `campaign` and `outbound`;
 //! nothing here names the store.
@@ -19,6 +21,7 @@
 //! JavaScript. Tokens never reach a log line.
 
 mod archive;
+mod dates;
 pub mod listener;
 mod metrics;
 mod pages;
@@ -38,7 +41,7 @@ use serde_json::{json, Value};
 
 use crate::campaign::archive::Archive;
 use crate::daemon::context::Context;
-use crate::daemon::lists::{Language, List, Subscription};
+use crate::daemon::lists::{Language, List, Sender, Subscription};
 use crate::subscription::TokenProblem;
 
 pub use templates::Pages;
@@ -70,6 +73,7 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
         .route("/", get(pages::index))
         .route("/style.css", get(style))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/privacy", get(pages::privacy))
         .route("/lists/{id}", get(pages::list_page))
         .route("/lists/{id}/form", get(pages::form_snippet))
         .route("/lists/{id}/subscribe", post(pages::subscribe))
@@ -84,6 +88,10 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
         .route("/archive/{id}", get(archive::archive))
         .route("/archive/{id}/feed.atom", get(archive::feed))
         .route("/archive/{id}/{campaign}", get(archive::archive_item))
+        .route(
+            "/archive/{id}/{campaign}/{index}/{filename}",
+            get(archive::attachment),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(harden))
@@ -149,7 +157,15 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 impl Web {
-    fn page(&self, status: StatusCode, lang: Language, name: &str, data: Value) -> Response {
+    /// Renders page `name`. Its footer names the list's sender, or the
+    /// site's when the page has no list (or the data brings its own).
+    fn page(&self, status: StatusCode, lang: Language, name: &str, mut data: Value) -> Response {
+        if data["sender"].is_null() {
+            data["sender"] = match &data["list"]["sender"] {
+                Value::Null => sender_json(&site_sender(&self.ctx)),
+                sender => sender.clone(),
+            };
+        }
         match self.pages.render(lang, name, &data) {
             Ok(body) => html(status, body),
             Err(e) => {
@@ -203,6 +219,9 @@ impl Web {
         json!({
             "list": list_json(list),
             "action": action,
+            // The snippet lives on pages without our stylesheet: it hides
+            // its honeypot with an inline style of its own.
+            "snippet": absolute,
             "fields": fields,
             "values": values,
             "archive": list.public,
@@ -224,7 +243,58 @@ fn capitalise(s: &str) -> String {
 }
 
 fn list_json(list: &List) -> Value {
-    json!({"id": list.id, "name": list.name, "description": list.description, "sender": list.sender})
+    json!({"id": list.id, "name": list.name, "description": list.description, "sender": sender_json(&list.sender)})
+}
+
+/// A sender as the footer shows it: `contact_href` is a `mailto:` link for
+/// an address, the URL itself for a web address, and absent otherwise.
+fn sender_json(sender: &Sender) -> Value {
+    let contact = sender.contact.trim();
+    let href = if contact.starts_with("https://") || contact.starts_with("http://") {
+        Some(contact.to_string())
+    } else if contact.contains('@') && !contact.contains(char::is_whitespace) {
+        Some(format!("mailto:{contact}"))
+    } else {
+        None
+    };
+    json!({
+        "organisation": sender.organisation,
+        "contact": contact,
+        "contact_href": href,
+        "privacy_url": sender.privacy_url,
+    })
+}
+
+/// Who sends, for pages that belong to no list (the index, the privacy
+/// page, a 404): the configuration's own `organisation`, `contact` and
+/// `privacy_url`, each falling back to the first public list's (then any
+/// list's), and the privacy page to this daemon's own.
+fn site_sender(ctx: &Context) -> Sender {
+    let config = &ctx.config;
+    let first = ctx
+        .lists
+        .iter()
+        .find(|l| l.public)
+        .or_else(|| ctx.lists.iter().next())
+        .map(|l| l.sender.clone())
+        .unwrap_or_default();
+    let pick = |own: &str, list: String| {
+        if own.trim().is_empty() {
+            list
+        } else {
+            own.trim().to_string()
+        }
+    };
+    let privacy_url = if config.privacy_url.trim().is_empty() {
+        format!("{}/privacy", config.base_url())
+    } else {
+        config.privacy_url.trim().to_string()
+    };
+    Sender {
+        organisation: pick(&config.organisation, first.organisation),
+        contact: pick(&config.contact, first.contact),
+        privacy_url,
+    }
 }
 
 /// The language of the index: Swedish unless every public list is English.

@@ -1,6 +1,7 @@
-//! The lists, the subscribe form and its POST, and the token pages:
-//! confirm (`/confirm/TOKEN`) and leave (`/unsubscribe/TOKEN`, also RFC
-//! 8058's one-click). A GET only shows; the POST acts.
+//! The lists, the subscribe form and its POST, the token pages: confirm
+//! (`/confirm/TOKEN`) and leave (`/unsubscribe/TOKEN`, also RFC 8058's
+//! one-click), and the privacy page (`/privacy`). A GET only shows; the
+//! POST acts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -12,12 +13,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{html, language_of, list_json, site_language, Shared};
+use super::{html, language_of, list_json, sender_json, site_language, site_sender, Shared};
 use crate::address;
-use crate::daemon::lists::Language;
+use crate::daemon::lists::{Language, Subscription};
 use crate::subscription::view::{self, Asks};
 use crate::subscription::{self, Confirmed, Left, TokenProblem};
 use crate::token::Token;
+
+/// The reason a filled honeypot is recorded with (`utskick ignored`).
+const HONEYPOT_FILLED: &str = "web form: honeypot filled";
 
 /// Subscribe form posts per IP address per hour; the per-address
 /// confirmation cap in the store limits mail to any one address.
@@ -71,8 +75,23 @@ pub(super) async fn list_page(State(web): State<Shared>, Path(id): Path<String>)
     web.page(StatusCode::OK, list.language, "list", data)
 }
 
+/// What is stored, why, for how long, and whom to ask: the page every
+/// footer and the list page link to (a list's `privacy_url` may point
+/// elsewhere instead).
+pub(super) async fn privacy(State(web): State<Shared>) -> Response {
+    let limits = &web.ctx.config.limits;
+    let data = json!({
+        "sender": sender_json(&site_sender(&web.ctx)),
+        "token_days": limits.token_days,
+        "unconfirmed_days": limits.unconfirmed_days,
+    });
+    web.page(StatusCode::OK, site_language(&web.ctx), "privacy", data)
+}
+
 /// An HTML snippet to paste into another site: the form alone, posting to
-/// this daemon by absolute URL. No script, no styles beyond the site's own.
+/// this daemon by absolute URL. No script and no stylesheet: the honeypot
+/// hides itself with an inline style, since the host page knows nothing of
+/// our classes.
 pub(super) async fn form_snippet(State(web): State<Shared>, Path(id): Path<String>) -> Response {
     let Some(list) = web.list(&id) else {
         return (StatusCode::NOT_FOUND, "no such list\n").into_response();
@@ -84,8 +103,11 @@ pub(super) async fn form_snippet(State(web): State<Shared>, Path(id): Path<Strin
     }
 }
 /// The subscribe form's POST. The answer is the same page whether or not
-/// the address was already on the list (no enumeration); the honeypot and
-/// the rate limits answer the same too, so a bot learns nothing.
+/// the address was already on the list (no enumeration); a filled honeypot
+/// gets that page too, so a bot learns nothing, but the post is recorded
+/// among the ignored messages (`utskick ignored`) with what was typed, so a
+/// person whose browser filled the trap can still be found. The per-IP
+/// limit comes first: it also caps how many such records one client writes.
 pub(super) async fn subscribe(
     State(web): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -115,10 +137,6 @@ pub(super) async fn subscribe(
             json!({"list": list_json(list), "expires_days": web.ctx.config.limits.token_days}),
         )
     };
-    if form.get("website").is_some_and(|v| !v.trim().is_empty()) {
-        tracing::info!(list = %list.id, "subscribe form: honeypot filled, ignored");
-        return check_inbox();
-    }
     if !web.limits.allow(peer.ip()) {
         return web.problem(StatusCode::TOO_MANY_REQUESTS, lang, "too_many");
     }
@@ -126,10 +144,23 @@ pub(super) async fn subscribe(
         .get("email")
         .map(|e| e.trim().to_string())
         .unwrap_or_default();
+    if form.get("website").is_some_and(|v| !v.trim().is_empty()) {
+        tracing::info!(list = %list.id, "subscribe form: honeypot filled, ignored");
+        let recorded = view::ignore_form_post(&web.ctx, list, &email, HONEYPOT_FILLED);
+        if let Err(e) = recorded {
+            return web.unavailable(e);
+        }
+        if let Err(e) = view::settle(&web.ctx).await {
+            return web.unavailable(e);
+        }
+        return check_inbox();
+    }
     if !address::is_valid(&email) || email.contains(['\r', '\n']) {
         let mut values = form.clone();
         values.remove("website");
         let mut data = web.form_data(list, &values, false);
+        // The layout prefixes the title, the field carries the message.
+        data["error"] = json!(true);
         data["error_email"] = json!(true);
         return web.page(StatusCode::UNPROCESSABLE_ENTITY, lang, "list", data);
     }
@@ -179,14 +210,17 @@ pub(super) async fn confirm_page(State(web): State<Shared>, Path(token): Path<St
     let Some(list) = web.list(&pending.list) else {
         return web.token_problem(TokenProblem::Unknown, Language::Sv);
     };
-    let data = json!({
+    let mut data = json!({
         "list": list_json(list),
         "email": pending.email,
-        "is_subscribe": pending.asks == Asks::Subscribe,
-        "is_unsubscribe": pending.asks == Asks::Unsubscribe,
-        "is_approve": pending.asks == Asks::Approve,
-        "is_post": pending.asks == Asks::Post,
+        "closed": list.subscription == Subscription::Closed,
     });
+    data[asks_flag(pending.asks)] = json!(true);
+    if pending.done {
+        // A used link says so, rather than offering the button again.
+        data["already"] = json!(true);
+        return web.page(StatusCode::OK, list.language, "done", data);
+    }
     web.page(StatusCode::OK, list.language, "confirm", data)
 }
 
@@ -204,6 +238,12 @@ pub(super) async fn confirm_post(
         Err(e) => return web.unavailable(e),
     };
     let lang = language_of(&web.ctx, &list_id);
+    // What the token asked for words an "already done" answer.
+    let asks = match view::awaiting(&web.ctx, &parsed) {
+        Ok(Ok(a)) => Some(a.asks),
+        Ok(Err(_)) => None,
+        Err(e) => return web.unavailable(e),
+    };
     let result = subscription::apply_token(
         &web.ctx,
         None,
@@ -230,9 +270,26 @@ pub(super) async fn confirm_post(
         Confirmed::Queued => "queued",
         Confirmed::AlreadyDone => "already",
     };
-    let mut data = json!({"list": web.list(&list_id).map(list_json)});
+    let list = web.list(&list_id);
+    let mut data = json!({
+        "list": list.map(list_json),
+        "closed": list.is_some_and(|l| l.subscription == Subscription::Closed),
+    });
     data[flag] = json!(true);
+    if let Some(asks) = asks {
+        data[asks_flag(asks)] = json!(true);
+    }
     web.page(StatusCode::OK, lang, "done", data)
+}
+
+/// The templates' flag for what a token asks.
+fn asks_flag(asks: Asks) -> &'static str {
+    match asks {
+        Asks::Subscribe => "is_subscribe",
+        Asks::Unsubscribe => "is_unsubscribe",
+        Asks::Approve => "is_approve",
+        Asks::Post => "is_post",
+    }
 }
 
 /// The link in every newsletter's footer and `List-Unsubscribe`.

@@ -23,6 +23,7 @@ const PAGES: &[&str] = &[
     "problem",
     "archive",
     "archive-item",
+    "privacy",
 ];
 
 macro_rules! builtin_pages {
@@ -42,6 +43,7 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "sv" / "problem",
     "sv" / "archive",
     "sv" / "archive-item",
+    "sv" / "privacy",
     "en" / "layout",
     "en" / "form",
     "en" / "index",
@@ -52,6 +54,7 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "en" / "problem",
     "en" / "archive",
     "en" / "archive-item",
+    "en" / "privacy",
 ];
 const BUILTIN_CSS: &str = include_str!("../../templates/style.css");
 
@@ -95,7 +98,8 @@ impl Pages {
 
     /// Renders page `name` into the layout; the text of the page's first
     /// `<h1>` is the document title (entities decoded once: the layout
-    /// escapes it again).
+    /// escapes it again, and prefixes "Fel: " / "Error: " when the data
+    /// has `error`).
     pub(super) fn render(
         &self,
         lang: Language,
@@ -137,5 +141,84 @@ mod tests {
             .render(Language::En, "done", &json!({"subscribed": true}))
             .unwrap();
         assert!(page.contains("<title>Welcome!</title>"), "{page}");
+        let data =
+            json!({"list": {"id": "l", "name": "Listan"}, "error": true, "error_email": true});
+        let page = pages.render(Language::Sv, "list", &data).unwrap();
+        assert!(page.contains("<title>Fel: Listan</title>"), "{page}");
+        let page = pages.render(Language::En, "list", &data).unwrap();
+        assert!(page.contains("<title>Error: Listan</title>"), "{page}");
+    }
+
+    #[test]
+    fn every_page_has_exactly_one_h1() {
+        let pages = Pages::load(FsPath::new("templates")).unwrap();
+        let data = json!({
+            "list": {"id": "l", "name": "L", "description": "", "sender": {"organisation": "O", "contact": "c@example.org", "privacy_url": "/privacy"}},
+            "lists": [{"list": {"id": "l", "name": "L"}}],
+            "subject": "S", "body": "<p>x</p>", "subscribed": true, "not_found": true,
+            "is_subscribe": true, "items": [],
+        });
+        for lang in [Language::Sv, Language::En] {
+            for name in PAGES.iter().filter(|p| !matches!(**p, "layout" | "form")) {
+                let page = pages.render(lang, name, &data).unwrap();
+                assert_eq!(page.matches("<h1").count(), 1, "{name} ({lang:?}):\n{page}");
+            }
+        }
+    }
+
+    /// WCAG 2.x relative luminance of `#rrggbb` or `#rgb`.
+    fn luminance(hex: &str) -> f64 {
+        let hex = hex.trim_start_matches('#');
+        let hex = if hex.len() == 3 {
+            hex.chars().flat_map(|c| [c, c]).collect()
+        } else {
+            hex.to_string()
+        };
+        let channel = |i: usize| {
+            let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+            if c <= 0.039_28 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4)
+    }
+
+    fn contrast(a: &str, b: &str) -> f64 {
+        let (a, b) = (luminance(a), luminance(b));
+        (a.max(b) + 0.05) / (a.min(b) + 0.05)
+    }
+
+    /// The value of custom property `--name` in the shipped stylesheet.
+    fn var(name: &str) -> &'static str {
+        let at = BUILTIN_CSS
+            .find(&format!("--{name}:"))
+            .unwrap_or_else(|| panic!("no --{name} in style.css"));
+        BUILTIN_CSS[at + name.len() + 3..]
+            .trim_start()
+            .split([';', ' ', '}'])
+            .next()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_focus_ring_stands_out_on_every_background_it_meets() {
+        assert!(
+            (contrast("#f2b705", "#ffffff") - 1.82).abs() < 0.01,
+            "the formula"
+        );
+        // The ring on the page, the card, and the fields (all light).
+        for background in ["bg", "card"] {
+            let c = contrast(var("focus"), var(background));
+            assert!(c >= 3.0, "--focus on --{background}: {c:.2}:1");
+        }
+        // The header's link sits on green: its ring is --focus-on-green.
+        let c = contrast(var("focus-on-green"), var("green"));
+        assert!(c >= 3.0, "--focus-on-green on --green: {c:.2}:1");
+        assert!(BUILTIN_CSS.contains("outline: 3px solid var(--focus)"));
+        assert!(
+            BUILTIN_CSS.contains("header.site a:focus { outline-color: var(--focus-on-green); }")
+        );
     }
 }

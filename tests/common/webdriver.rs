@@ -460,6 +460,59 @@ impl Browser {
         path
     }
 
+    /// Runs `script` (a function body; `arguments` are `args`) in the page
+    /// and returns what it returns. Through the driver, so the page's CSP
+    /// does not apply to it.
+    pub fn execute(&self, script: &str, args: Vec<Value>) -> Value {
+        self.ok(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// Like [`Browser::execute`], for a script that ends by calling its
+    /// last argument (the callback) with the result.
+    pub fn execute_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.ok(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": script, "args": args})),
+        )
+    }
+
+    /// A Chrome DevTools Protocol command through chromedriver.
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.ok(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+    }
+
+    /// Lays the page out as a screen `width` × `height` CSS pixels would
+    /// (a phone when `mobile`: the viewport meta tag applies).
+    pub fn viewport(&self, width: u32, height: u32, mobile: bool) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        );
+    }
+
+    /// Presses and releases one key (W3C key codes, e.g. `\u{E004}` for Tab).
+    pub fn press(&self, key: &str) {
+        self.ok(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{
+                "type": "key",
+                "id": "keyboard",
+                "actions": [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}],
+            }]})),
+        );
+        let _ = self.cmd("DELETE", "/actions", None);
+    }
+
     pub fn delete_session(&mut self) {
         if let Some(id) = self.session.take() {
             let _ = self.raw("DELETE", &format!("/session/{id}"), None);
