@@ -647,6 +647,89 @@ fn a_filled_honeypot_is_answered_alike_and_recorded() {
     assert!(ignored(&d).is_empty());
 }
 
+/// The form carries the moment it was served, signed: a post back within
+/// 1.5 seconds was sent by a program, is answered alike and recorded. A
+/// stamp that does not verify, or none (an old pasted snippet), changes
+/// nothing, and a person who takes their time is subscribed.
+#[test]
+fn a_form_sent_back_faster_than_anyone_types_is_answered_alike_and_recorded() {
+    let mut d = Daemon::start("");
+    let (status, _, page) = fetch(&d, "GET", "/lists/lokal-finansiering/form", None);
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    let started = page
+        .split("name=\"started\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no started field in {page}"))
+        .to_string();
+    let path = "/lists/lokal-finansiering/subscribe";
+    let (status, _, fast) = fetch(
+        &d,
+        "POST",
+        path,
+        Some(&format!(
+            "email=bot%40example.org&website=&started={started}"
+        )),
+    );
+    assert_eq!(status, 200);
+    // A forged stamp (a different time) is no stamp: judged by the honeypot alone.
+    let (millis, tag) = started.split_once('-').unwrap();
+    let forged = format!("{}-{tag}", millis.parse::<i64>().unwrap() - 60_000);
+    let (status, _, forged_answer) = fetch(
+        &d,
+        "POST",
+        path,
+        Some(&format!(
+            "email=forged%40example.org&website=&started={forged}"
+        )),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(fast, forged_answer, "the answers differ");
+    assert_eq!(d.status_of("lokal-finansiering", "bot@example.org"), None);
+    assert_eq!(
+        d.status_of("lokal-finansiering", "forged@example.org")
+            .as_deref(),
+        Some("pending")
+    );
+    let records = ignored(&d);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["reason"], "web form: sent too fast");
+    assert_eq!(records[0]["sender"], "bot@example.org");
+    // A person who took their time.
+    std::thread::sleep(Duration::from_millis(1_600));
+    // A form shown again with an error keeps the first stamp.
+    let (status, _, again) = fetch(
+        &d,
+        "POST",
+        path,
+        Some(&format!("email=inte-en-adress&website=&started={started}")),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        String::from_utf8(again)
+            .unwrap()
+            .contains(&format!("name=\"started\" value=\"{started}\"")),
+        "the error page restarted the clock"
+    );
+    let (status, _, _) = fetch(
+        &d,
+        "POST",
+        path,
+        Some(&format!(
+            "email=person%40example.org&website=&started={started}"
+        )),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        d.status_of("lokal-finansiering", "person@example.org")
+            .as_deref(),
+        Some("pending")
+    );
+    let mails = d.wait_mails(2);
+    assert!(mails.iter().all(|m| m.to != "bot@example.org"));
+}
+
 /// The snippet lives on pages without our stylesheet: its honeypot hides
 /// itself inline, is out of the Tab order and not autofilled; our own
 /// pages (whose CSP allows no inline style) use the class.

@@ -22,6 +22,7 @@
 
 mod archive;
 mod dates;
+mod fill_time;
 pub mod listener;
 mod metrics;
 mod pages;
@@ -226,6 +227,15 @@ impl Web {
             "values": values,
             "archive": list.public,
             "closed": list.subscription == Subscription::Closed,
+            // A form shown again with an error keeps the first stamp: the
+            // person's time runs from when they first saw it.
+            "started": values
+                .get("started")
+                .filter(|v| fill_time::elapsed(&self.ctx.secret, &list.id, v, 0).is_some())
+                .cloned()
+                .unwrap_or_else(|| {
+                    fill_time::stamp(&self.ctx.secret, &list.id, self.ctx.now().timestamp_millis())
+                }),
         })
     }
 }

@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{html, language_of, list_json, sender_json, site_language, site_sender, Shared};
+use super::{
+    fill_time, html, language_of, list_json, sender_json, site_language, site_sender, Shared,
+};
 use crate::address;
 use crate::daemon::lists::{Language, Subscription};
 use crate::subscription::view::{self, Asks};
@@ -144,9 +146,21 @@ pub(super) async fn subscribe(
         .get("email")
         .map(|e| e.trim().to_string())
         .unwrap_or_default();
-    if form.get("website").is_some_and(|v| !v.trim().is_empty()) {
-        tracing::info!(list = %list.id, "subscribe form: honeypot filled, ignored");
-        let recorded = view::ignore_form_post(&web.ctx, list, &email, HONEYPOT_FILLED);
+    let too_fast = form.get("started").is_some_and(|v| {
+        let now = web.ctx.now().timestamp_millis();
+        fill_time::elapsed(&web.ctx.secret, &list.id, v, now)
+            .is_some_and(|ms| ms < fill_time::MIN_FILL_MILLIS)
+    });
+    let trap = if form.get("website").is_some_and(|v| !v.trim().is_empty()) {
+        Some(HONEYPOT_FILLED)
+    } else if too_fast {
+        Some(fill_time::SENT_TOO_FAST)
+    } else {
+        None
+    };
+    if let Some(reason) = trap {
+        tracing::info!(list = %list.id, reason, "subscribe form post ignored");
+        let recorded = view::ignore_form_post(&web.ctx, list, &email, reason);
         if let Err(e) = recorded {
             return web.unavailable(e);
         }
