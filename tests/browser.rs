@@ -72,6 +72,22 @@ impl Checker {
         }
     }
 
+    /// Shoots the current page whole at every width as `NAME-WIDTH.png`.
+    fn shoot(&self, name: &str) {
+        for (width, height) in WIDTHS {
+            self.b.viewport(width, height, width < 600);
+            let tall = self
+                .b
+                .execute("return document.documentElement.scrollHeight;", vec![])
+                .as_u64()
+                .unwrap_or(0) as u32;
+            self.b
+                .viewport(width, tall.clamp(height, 4000), width < 600);
+            self.b.screenshot(&format!("{name}-{width}.png"));
+        }
+        self.b.viewport(1280, 900, false);
+    }
+
     /// Shoots the current page at every width as `NAME-WIDTH.png` and runs
     /// axe-core over it at each; any violation fails the test.
     fn page(&self, name: &str) {
@@ -409,7 +425,7 @@ fn every_page_in_a_browser_at_phone_and_laptop_width() {
     std::fs::write(
         &md,
         "---\nsubject: Decembernytt från nätverket\npreheader: Prov i webbläsaren\n---\n\
-         # Decembernytt från nätverket\n\nHej {{name}}!\n\n\
+         # Decembernytt från nätverket\n\nHej {{first_name}}!\n\n\
          Handboken om lokala finansieringslösningar finns nu på webben. Den visar \
          hur bygdens egna pengar kan arbeta för bygden: andelar, lokala fonder och \
          crowdfunding, med exempel från tolv orter.\n\n\
@@ -445,6 +461,23 @@ fn every_page_in_a_browser_at_phone_and_laptop_width() {
         "{}",
         newsletter.subject
     );
+    // The newsletter's own HTML part as a mail client on a phone shows it
+    // (the README's picture): no horizontal scrolling at 390 px.
+    let mail_html = screenshots().join("newsletter-mail.html");
+    std::fs::write(&mail_html, &newsletter.html).unwrap();
+    b.goto(&format!("file://{}", mail_html.display()));
+    b.wait_for("body");
+    b.viewport(390, 844, true);
+    let overflow = b.execute(
+        "return document.documentElement.scrollWidth - window.innerWidth;",
+        vec![],
+    );
+    assert!(
+        overflow.as_i64().unwrap_or(1) <= 0,
+        "the newsletter is wider than a phone: {overflow} px too wide"
+    );
+    c.shoot("15-newsletter-mail");
+
     let link = local_link(&d, &newsletter.text, "/unsubscribe/");
     b.goto(&link);
     let button = b.wait_for("form[method=post] button");
