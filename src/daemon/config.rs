@@ -228,6 +228,48 @@ impl Dkim {
     }
 }
 
+/// Checks `organisation`, `contact` and `privacy_url` (of the configuration
+/// or a list): one line each, and a link only to the web or a mailbox, since
+/// every page and mail footer shows them.
+pub fn check_sender(organisation: &str, contact: &str, privacy_url: &str) -> Result<(), String> {
+    for (key, value) in [
+        ("organisation", organisation),
+        ("contact", contact),
+        ("privacy_url", privacy_url),
+    ] {
+        if value.chars().any(char::is_control) {
+            return Err(format!("key `{key}`: must be one line"));
+        }
+    }
+    let web = |v: &str| v.starts_with("https://") || v.starts_with("http://");
+    if !privacy_url.trim().is_empty() && !web(privacy_url.trim()) {
+        return Err(format!(
+            "key `privacy_url`: {privacy_url:?} must start with https:// or http://"
+        ));
+    }
+    // A contact is an address, a web page, or words (a phone number): never
+    // another kind of link.
+    let contact = contact.trim().to_ascii_lowercase();
+    if let Some((scheme, _)) = contact.split_once(':') {
+        if !contact.contains('@')
+            && !contact.contains(char::is_whitespace)
+            && !web(&contact)
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            && !scheme
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+        {
+            return Err(format!(
+                "key `contact`: {contact:?}: give an e-mail address, an https:// page or plain words"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Limits that protect strangers and the daemon itself (keys beyond the spec; documented in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -416,6 +458,7 @@ impl Config {
                 self.base_url
             ));
         }
+        check_sender(&self.organisation, &self.contact, &self.privacy_url)?;
         if self.inbound.max_message_bytes < 1024 {
             return Err("key `inbound.max_message_bytes`: must be at least 1024".into());
         }
@@ -554,6 +597,29 @@ mod tests {
 
     fn error(text: &str) -> String {
         Config::parse(text, "utskick.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_privacy_url_or_contact_that_is_no_web_or_mail_address_is_refused() {
+        assert!(error("privacy_url = \"javascript:alert(1)\"\n").contains("privacy_url"));
+        assert!(error("contact = \"javascript:alert(1)\"\n").contains("contact"));
+        assert!(error("organisation = \"A\\nBcc: x@y\"\n").contains("organisation"));
+        assert!(Config::parse("contact = \"Karin, 070-123 45 67\"\n", "utskick.toml").is_ok());
+        assert!(Config::parse("contact = \"Ring: 070-123 45 67\"\n", "utskick.toml").is_ok());
+        assert!(error("contact = \"data:text/html,x\"\n").contains("contact"));
+    }
+
+    #[test]
+    fn who_sends_is_read_from_the_top_level() {
+        let c = Config::parse(
+            "organisation = \"Lokal finansiering\"\ncontact = \"kontakt@example.se\"\nprivacy_url = \"https://example.se/integritet\"\n",
+            "utskick.toml",
+        )
+        .unwrap();
+        assert_eq!(c.organisation, "Lokal finansiering");
+        assert_eq!(c.contact, "kontakt@example.se");
+        assert_eq!(c.privacy_url, "https://example.se/integritet");
+        assert!(error("contact = 3\n").contains("contact"));
     }
 
     #[test]

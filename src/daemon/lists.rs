@@ -323,6 +323,11 @@ impl List {
                 ));
             }
         }
+        crate::daemon::config::check_sender(
+            file.organisation.as_deref().unwrap_or_default(),
+            file.contact.as_deref().unwrap_or_default(),
+            file.privacy_url.as_deref().unwrap_or_default(),
+        )?;
         if file.name.trim().is_empty() {
             return Err("key `name`: must not be empty".into());
         }
