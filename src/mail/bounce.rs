@@ -65,6 +65,9 @@ pub struct Failure {
     pub status: Option<String>,
     /// Short diagnostic text (one line, at most 200 chars) for the owner's log.
     pub diagnostic: String,
+    /// Why, in sisimai's vocabulary (`userunknown`, `mailboxfull`,
+    /// `hostunknown`, `expired`, ...), when the report says.
+    pub reason: Option<String>,
 }
 
 /// Every failed recipient in a bounce. Empty when nothing can be attributed.
@@ -368,6 +371,7 @@ fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
                     permanent,
                     status: status.clone(),
                     diagnostic: diagnostic.clone(),
+                    reason: None,
                 });
             }
         }
@@ -542,6 +546,7 @@ fn failure_from_text(recipient: String, block: &str, whole: &str) -> Failure {
         permanent,
         status,
         diagnostic,
+        reason: None,
     }
 }
 
@@ -976,6 +981,7 @@ mod tests {
                 status: Some("5.1.1".into()),
                 diagnostic: "550 5.1.1 <anna@example.se>: Recipient address rejected: User unknown"
                     .into(),
+                reason: None,
             }]
         );
     }
