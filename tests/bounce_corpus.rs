@@ -210,6 +210,18 @@ fn check() {
         } else if !f.file.starts_with("arf-") {
             assert_eq!(complaint(&msg), None, "{}: not an ARF report", f.file);
         }
+        if std::env::var_os("BOUNCE_REASONS").is_some() && f.kind == "bounce" {
+            let got = failures
+                .iter()
+                .find(|x| f.recipients.contains(&x.recipient))
+                .and_then(|x| x.reason.clone());
+            println!(
+                "REASON {} want={} got={}",
+                f.file,
+                f.reason.as_deref().unwrap_or("-"),
+                got.as_deref().unwrap_or("-")
+            );
+        }
         let row = table.entry(f.family.clone()).or_default();
         let mut miss = judge(f, &failures, row);
         judge(f, &failures, &mut total);

@@ -1,0 +1,532 @@
+//! Extracts who bounced and how from a delivery report; pure MIME and text inspection, no I/O — whether a message is a bounce at all is [`crate::mail::automated`]'s call, acting on the result is the caller's.
+//!
+//! # Where the failed recipients come from
+//!
+//! [`parse`] tries, in this order, and stops at the first source that names
+//! at least one recipient:
+//!
+//! 1. RFC 3464 delivery status notifications: every `message/delivery-status`
+//!    and `message/global-delivery-status` part (mail-parser hands them over
+//!    as `PartType::Binary`, undecoded text). Each per-recipient block with
+//!    `Action: failed` or `Action: delayed` (or no `Action` at all) gives one
+//!    [`Failure`] for its `Final-Recipient` (`Original-Recipient` when the
+//!    final one is not a mail address). `delivered`, `relayed` and
+//!    `expanded` blocks are skipped. When no DSN part exists but a text part
+//!    carries `Final-Recipient:` lines (broken MIME), those are read the
+//!    same way.
+//! 2. The `X-Failed-Recipients` header (Exim, Gmail, Mail.ru, ...).
+//! 3. The human-readable text of the report (qmail, Exchange 2003, Yahoo,
+//!    Domino, GMX, Courier, old Sendmail, Microsoft, ...), only for messages
+//!    [`crate::mail::automated::is_bounce`] accepts and whose text reads like a
+//!    delivery failure. An address counts when it stands alone on its line
+//!    (`<a@b>:`, `"a@b":`, `a@b (a@b)`, `a@b on <date>`), follows
+//!    `RCPT TO:` or a label such as `Failed recipient:`, is followed by
+//!    Sendmail's `...`, or is preceded by an SMTP reply code. The text is cut
+//!    where the returned original begins, header-like lines (`To:`,
+//!    `From:`, `Subject:`, ...) are skipped, and addresses of the report's
+//!    own sender and recipient and of the returned original's sender never
+//!    count. When the text names nobody, a bounce attached as
+//!    `message/rfc822` (a relay forwarding the bounce it got) is parsed the
+//!    same way, and failing that the `To:` of the returned original (a
+//!    single address) is used.
+//!
+//! # Permanent or temporary
+//!
+//! For a DSN block: the class of `Status` (5 permanent, 4 temporary). A
+//! generic `Status` (`x.0.0`) keeps its class (the reporting MTA's verdict:
+//! `Status: 4.0.0` over a quoted `550` stays temporary) but the reported
+//! status becomes the more specific code of the same class found in
+//! `Diagnostic-Code`; without `Status`, the enhanced or basic SMTP code in
+//! `Diagnostic-Code` decides, then `Action: delayed` means temporary. For
+//! headers and text: the first enhanced status code (`5.1.1`) or SMTP reply
+//! code (`550`) in the text about that recipient, then wording there
+//! ("permanent", "user unknown", ... against "temporarily", "will retry",
+//! "mailbox full", ...), then the same over the whole report; a failure
+//! report that says nothing either way counts as permanent.
+//!
+//! [`complaint`] reads ARF (RFC 5965) feedback reports, which are never
+//! bounces.
+
+mod common;
+mod dsn;
+mod reason;
+mod text;
+
+use crate::mail::bounce_words::first_address;
+pub use common::Failure;
+use common::{for_each_original, has_type, part_text};
+use dsn::{dsn_failures, field_blocks};
+use mail_parser::{Message, MimeHeaders, PartType};
+use text::{
+    original_headers, original_recipient, reads_like_failure, report_texts, text_failures,
+    x_failed_recipients,
+};
+
+/// Every failed recipient in a bounce. Empty when nothing can be attributed.
+///
+/// See the module docs for the sources tried and how permanence is decided.
+/// Attached `message/rfc822` originals are never read for recipients (only
+/// their `From`/`To` headers, to exclude or as a last resort).
+pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
+    let (failures, successes) = dsn_failures(msg);
+    if !failures.is_empty() || successes {
+        // A DSN whose every recipient was delivered, relayed or expanded
+        // (RFC 3464 §2.3.3) reports no failure: its text is not read for one.
+        return failures;
+    }
+    let texts = report_texts(msg);
+    let failures = x_failed_recipients(msg, &texts);
+    if !failures.is_empty() {
+        return failures;
+    }
+    if !crate::mail::automated::is_bounce(msg, None) {
+        return Vec::new();
+    }
+    let failures = text_failures(msg, &texts);
+    if !failures.is_empty() || !reads_like_failure(&texts) {
+        return failures;
+    }
+    // A bounce forwarded inside a report of its own (relays that wrap the
+    // bounce they received).
+    for part in &msg.parts {
+        if let PartType::Message(inner) = &part.body {
+            if crate::mail::automated::is_bounce(inner, None) {
+                let failures = parse(inner);
+                if !failures.is_empty() {
+                    return failures;
+                }
+            }
+        }
+    }
+    original_recipient(msg, &texts)
+}
+
+/// ARF (RFC 5965) complaint: the complained-about original recipient, if the report says.
+///
+/// Reads `Original-Rcpt-To` (or `Removal-Recipient` of opt-out reports) in
+/// the `message/feedback-report` part, else the single `To:` address of the
+/// enclosed original (`message/rfc822` or `text/rfc822-headers`). None for
+/// anything that is not a feedback report.
+pub fn complaint(msg: &Message<'_>) -> Option<String> {
+    let mut is_arf = false;
+    for part in &msg.parts {
+        if !has_type(part, "message", &["feedback-report"]) {
+            continue;
+        }
+        is_arf = true;
+        let text = part_text(&part.body)?;
+        for block in field_blocks(&text) {
+            for (name, value) in block {
+                if name == "original-rcpt-to" || name == "removal-recipient" {
+                    if let Some(a) = first_address(&value) {
+                        return Some(a);
+                    }
+                }
+            }
+        }
+    }
+    let report = msg.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .attribute("report-type")
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("feedback-report"))
+    });
+    if !is_arf && !report {
+        return None;
+    }
+    let to = original_headers(msg).to;
+    match to.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// Header fields of an attached original in which we put a token of ours:
+/// `List-Unsubscribe` (the mailto and the link), `Reply-To`
+/// (`L-reply+TOKEN@D`) and `Return-Path` (the VERP envelope sender, as the
+/// receiving server recorded it).
+const TOKEN_HEADERS: &[&str] = &["List-Unsubscribe", "Reply-To", "Return-Path"];
+
+/// Every token-shaped word in the [`TOKEN_HEADERS`] of the originals a
+/// report attaches (`message/rfc822`, `text/rfc822-headers`), decoded but
+/// not verified. Only the attachment's own header, never its body or a
+/// message nested deeper: a newsletter that a subscriber forwarded carries
+/// their token in its text, and must not bind a complaint about the
+/// forward to them.
+pub fn original_tokens(msg: &Message<'_>) -> Vec<crate::token::Token> {
+    let mut out = Vec::new();
+    let add = |m: &Message<'_>| {
+        for (name, value) in m.headers_raw() {
+            if !TOKEN_HEADERS
+                .iter()
+                .any(|h| name.trim().eq_ignore_ascii_case(h))
+            {
+                continue;
+            }
+            for word in value.split(|c: char| !c.is_ascii_alphanumeric()) {
+                if let Some(t) = crate::token::Token::decode(word) {
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+    };
+    for_each_original(msg, add);
+    out
+}
+
+/// Is `msg` a delivery status notification that reports success only
+/// (every recipient `delivered`, `relayed` or `expanded`)? Such a report
+/// came back to our envelope sender but is no bounce.
+pub fn reports_success_only(msg: &Message<'_>) -> bool {
+    let (failures, successes) = dsn_failures(msg);
+    failures.is_empty() && successes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MessageParser;
+
+    fn dsn(text: &str, fields: &str) -> Vec<u8> {
+        format!(
+            "From: MAILER-DAEMON@mx.example\r\nTo: lf-bounces@x.se\r\nSubject: Delivery Status Notification\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\n{text}\r\n\
+             --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n{fields}\r\n\
+             --b--\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_dsn_of_success_is_no_bounce_whatever_its_text_says() {
+        for action in ["relayed", "delivered", "expanded"] {
+            let raw = dsn(
+                "Your message to <anna@example.org> could not be delivered: 550 user unknown",
+                &format!("Final-Recipient: rfc822; anna@example.org\r\nAction: {action}\r\nStatus: 2.0.0\r\n"),
+            );
+            let msg = MessageParser::default().parse(&raw).unwrap();
+            assert!(parse(&msg).is_empty(), "{action}: {:?}", parse(&msg));
+            assert!(reports_success_only(&msg), "{action}");
+        }
+        // One delivered, one failed: the failed one is the bounce.
+        let raw = dsn(
+            "",
+            "Final-Recipient: rfc822; a@example.org\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\n\
+             Final-Recipient: rfc822; b@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        let f = parse(&msg);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].recipient, "b@example.org");
+        assert!(f[0].permanent);
+        assert!(!reports_success_only(&msg));
+    }
+
+    #[test]
+    fn delayed_is_a_warning_even_with_a_permanent_looking_status() {
+        let raw = dsn(
+            "Delivery is delayed; we will continue to try for 5 days.",
+            "Final-Recipient: rfc822; anna@example.org\r\nAction: delayed\r\nStatus: 5.0.0\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        let f = parse(&msg);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(!f[0].permanent, "{f:?}");
+    }
+
+    #[test]
+    fn original_recipient_is_named_beside_a_forwarding_final_recipient() {
+        let raw = dsn(
+            "",
+            "Original-Recipient: rfc822; karin@kommun.example\r\n\
+             Final-Recipient: rfc822; k.astrom@internal.kommun.example\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        let named: Vec<_> = parse(&msg)
+            .into_iter()
+            .map(|f| (f.recipient, f.permanent))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("k.astrom@internal.kommun.example".to_string(), true),
+                ("karin@kommun.example".to_string(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn tokens_come_from_the_attached_originals_header_only() {
+        let secret = crate::token::Secret::from_bytes([3; 32]);
+        let ours = secret.mint(crate::token::Purpose::Subscriber, "lf", "a@b.se", 7, 1);
+        let body_only = secret.mint(crate::token::Purpose::Subscriber, "lf", "c@b.se", 8, 1);
+        let deeper = secret.mint(crate::token::Purpose::Subscriber, "lf", "d@b.se", 9, 1);
+        let raw = format!(
+            "From: fbl@isp.example\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nA report naming lf-reply+{body_only}@x.se\r\n\
+             --b\r\nContent-Type: message/rfc822\r\n\r\n\
+             List-Unsubscribe: <https://x.se/unsubscribe/{ours}>,\r\n <mailto:lf-unsubscribe+{ours}@x.se>\r\n\
+             Subject: Nyhetsbrev\r\nContent-Type: multipart/mixed; boundary=\"i\"\r\n\r\n\
+             --i\r\nContent-Type: text/plain\r\n\r\nAvsluta: https://x.se/unsubscribe/{body_only}\r\n\
+             --i\r\nContent-Type: message/rfc822\r\n\r\nReply-To: lf-reply+{deeper}@x.se\r\n\r\nhej\r\n\
+             --i--\r\n\
+             --b--\r\n"
+        );
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let found = original_tokens(&msg);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].id, 7);
+        // text/rfc822-headers, with our VERP address as Return-Path.
+        let raw = format!(
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+             Return-Path: <lf-bounces+{ours}@x.se>\r\nSubject: x\r\n\r\n\
+             --b--\r\n"
+        );
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(
+            original_tokens(&msg)
+                .iter()
+                .map(|t| t.id)
+                .collect::<Vec<_>>(),
+            [7]
+        );
+    }
+
+    fn failures(raw: &str) -> Vec<Failure> {
+        let msg = MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("parse");
+        parse(&msg)
+    }
+
+    const POSTFIX_DSN: &str = "From: MAILER-DAEMON@mx.example.se (Mail Delivery System)\r\n\
+        To: lista-bounces@example.org\r\n\
+        Subject: Undelivered Mail Returned to Sender\r\n\
+        Auto-Submitted: auto-replied\r\n\
+        MIME-Version: 1.0\r\n\
+        Content-Type: multipart/report; report-type=delivery-status;\r\n\
+        \tboundary=\"B1\"\r\n\
+        \r\n\
+        --B1\r\n\
+        Content-Type: text/plain; charset=us-ascii\r\n\
+        \r\n\
+        This is the mail system at host mx.example.se.\r\n\
+        \r\n\
+        <Anna@Example.SE>: host mail.example.se[192.0.2.1] said: 550 5.1.1\r\n\
+        \x20   <anna@example.se>: Recipient address rejected: User unknown\r\n\
+        --B1\r\n\
+        Content-Type: message/delivery-status\r\n\
+        \r\n\
+        Reporting-MTA: dns; mx.example.se\r\n\
+        Arrival-Date: Mon,  1 Sep 2025 10:00:00 +0200 (CEST)\r\n\
+        \r\n\
+        Final-Recipient: rfc822; Anna@Example.SE\r\n\
+        Original-Recipient: rfc822;anna@example.se\r\n\
+        Action: failed\r\n\
+        Status: 5.1.1\r\n\
+        Remote-MTA: dns; mail.example.se\r\n\
+        Diagnostic-Code: smtp; 550 5.1.1 <anna@example.se>: Recipient address\r\n\
+        \x20   rejected: User unknown\r\n\
+        \r\n\
+        Final-Recipient: rfc822; bertil@example.se\r\n\
+        Action: delivered\r\n\
+        Status: 2.0.0\r\n\
+        \r\n\
+        --B1\r\n\
+        Content-Type: text/rfc822-headers\r\n\
+        \r\n\
+        From: Styrelsen <styrelsen@example.org>\r\n\
+        To: anna@example.se\r\n\
+        Subject: Nyhetsbrev\r\n\
+        --B1--\r\n";
+
+    #[test]
+    fn postfix_dsn() {
+        let f = failures(POSTFIX_DSN);
+        assert_eq!(
+            f,
+            vec![Failure {
+                recipient: "anna@example.se".into(),
+                permanent: true,
+                status: Some("5.1.1".into()),
+                diagnostic: "550 5.1.1 <anna@example.se>: Recipient address rejected: User unknown"
+                    .into(),
+                reason: Some("userunknown".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn mailbox_full_delay_is_temporary() {
+        let raw = POSTFIX_DSN
+            .replace("Action: failed", "Action: delayed")
+            .replace("Status: 5.1.1", "Status: 4.2.2")
+            .replace(
+                "550 5.1.1 <anna@example.se>: Recipient address\r\n\
+                 \x20   rejected: User unknown",
+                "452 4.2.2 Mailbox full",
+            );
+        let f = failures(&raw);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].recipient, "anna@example.se");
+        assert!(!f[0].permanent);
+        assert_eq!(f[0].status.as_deref(), Some("4.2.2"));
+        assert_eq!(f[0].diagnostic, "452 4.2.2 Mailbox full");
+        // A generic Status is refined by the diagnostic, an absent one taken from it.
+        let raw = POSTFIX_DSN.replace("Status: 5.1.1", "Status: 5.0.0");
+        assert_eq!(failures(&raw)[0].status.as_deref(), Some("5.1.1"));
+        let raw = raw.replace("Status: 5.0.0\r\n", "");
+        let f = failures(&raw);
+        assert!(f[0].permanent);
+        assert_eq!(f[0].status.as_deref(), Some("5.1.1"));
+    }
+
+    #[test]
+    fn exim_x_failed_recipients() {
+        let raw = "Return-path: <>\r\n\
+            X-Failed-Recipients: Cecilia@example.net\r\n\
+            Auto-Submitted: auto-replied\r\n\
+            From: Mail Delivery System <Mailer-Daemon@mx.example.org>\r\n\
+            To: styrelsen@example.org\r\n\
+            Subject: Mail delivery failed: returning message to sender\r\n\
+            \r\n\
+            This message was created automatically by mail delivery software.\r\n\
+            \r\n\
+            A message that you sent could not be delivered to one or more of its\r\n\
+            recipients. This is a permanent error. The following address(es) failed:\r\n\
+            \r\n\
+            \x20 cecilia@example.net\r\n\
+            \x20   SMTP error from remote mail server after RCPT TO:<cecilia@example.net>:\r\n\
+            \x20   host mx.example.net [192.0.2.7]: 550 5.1.1 No such user\r\n\
+            \r\n\
+            ------ This is a copy of the message, including all the headers. ------\r\n\
+            \r\n\
+            From: Styrelsen <styrelsen@example.org>\r\n\
+            To: cecilia@example.net\r\n";
+        let f = failures(raw);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].recipient, "cecilia@example.net");
+        assert!(f[0].permanent);
+        assert_eq!(f[0].status.as_deref(), Some("5.1.1"));
+        assert!(
+            f[0].diagnostic.contains("No such user"),
+            "{}",
+            f[0].diagnostic
+        );
+
+        let delayed = raw
+            .replace("550 5.1.1 No such user", "452 Mailbox full")
+            .replace("This is a permanent error. ", "");
+        let f = failures(&delayed);
+        assert!(!f[0].permanent);
+        assert_eq!(f[0].status, None);
+    }
+
+    #[test]
+    fn qmail_text_bounce() {
+        let raw = "Return-Path: <>\r\n\
+            From: MAILER-DAEMON@mx.example.org\r\n\
+            To: styrelsen@example.org\r\n\
+            Subject: failure notice\r\n\
+            \r\n\
+            Hi. This is the qmail-send program at mx.example.org.\r\n\
+            I'm afraid I wasn't able to deliver your message to the following addresses.\r\n\
+            This is a permanent error; I've given up. Sorry it didn't work out.\r\n\
+            \r\n\
+            <david@example.net>:\r\n\
+            Sorry, no mailbox here by that name. (#5.1.1)\r\n\
+            \r\n\
+            <erik@example.net>:\r\n\
+            This message is looping: it already has my Delivered-To line. (#5.4.6)\r\n\
+            \r\n\
+            --- Below this line is a copy of the message.\r\n\
+            \r\n\
+            Return-Path: <styrelsen@example.org>\r\n\
+            From: Styrelsen <styrelsen@example.org>\r\n\
+            To: david@example.net\r\n\
+            Subject: Nyhetsbrev\r\n";
+        let f = failures(raw);
+        let got: Vec<_> = f
+            .iter()
+            .map(|f| (f.recipient.as_str(), f.permanent))
+            .collect();
+        assert_eq!(
+            got,
+            [("david@example.net", true), ("erik@example.net", true)]
+        );
+        assert_eq!(f[0].status.as_deref(), Some("5.1.1"));
+        assert_eq!(
+            f[0].diagnostic,
+            "Sorry, no mailbox here by that name. (#5.1.1)"
+        );
+        assert_eq!(f[1].status.as_deref(), Some("5.4.6"));
+        // Temporary wording without a code.
+        let raw = raw
+            .replace(
+                "This is a permanent error; I've given up. Sorry it didn't work out.",
+                "",
+            )
+            .replace(
+                "Sorry, no mailbox here by that name. (#5.1.1)",
+                "Mailbox is over quota, will retry.",
+            );
+        assert!(!failures(&raw)[0].permanent);
+    }
+
+    #[test]
+    fn ordinary_mail_and_auto_replies_give_nothing() {
+        let human = "From: Anna <anna@example.se>\r\n\
+            To: styrelsen@example.org\r\n\
+            Subject: Protokoll\r\n\
+            \r\n\
+            Hej! Skriv till bertil@example.se om felet.\r\n\
+            bertil@example.se\r\n";
+        assert!(failures(human).is_empty());
+        let vacation = format!("Auto-Submitted: auto-replied\r\nReturn-Path: <>\r\n{human}");
+        assert!(failures(&vacation).is_empty());
+    }
+
+    #[test]
+    fn arf_complaint() {
+        let raw = "From: fbl@isp.example\r\n\
+            To: abuse@example.org\r\n\
+            Subject: FW: Nyhetsbrev\r\n\
+            Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n\
+            \r\n\
+            --b\r\n\
+            Content-Type: text/plain\r\n\
+            \r\n\
+            This is an abuse report\r\n\
+            --b\r\n\
+            Content-Type: message/feedback-report\r\n\
+            \r\n\
+            Feedback-Type: abuse\r\n\
+            User-Agent: FBL/1.0\r\n\
+            Version: 1\r\n\
+            Original-Rcpt-To: <Filip@Example.NET>\r\n\
+            --b\r\n\
+            Content-Type: message/rfc822\r\n\
+            \r\n\
+            From: styrelsen@example.org\r\n\
+            To: other@example.net\r\n\
+            Subject: Nyhetsbrev\r\n\
+            \r\n\
+            Hej\r\n\
+            --b--\r\n";
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(complaint(&msg).as_deref(), Some("filip@example.net"));
+        assert!(parse(&msg).is_empty());
+        // Without Original-Rcpt-To: the To of the enclosed original.
+        let raw = raw.replace("Original-Rcpt-To: <Filip@Example.NET>\r\n", "");
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(complaint(&msg).as_deref(), Some("other@example.net"));
+        let msg = MessageParser::default()
+            .parse(POSTFIX_DSN.as_bytes())
+            .unwrap();
+        assert_eq!(complaint(&msg), None);
+    }
+}
