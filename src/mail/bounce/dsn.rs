@@ -55,6 +55,10 @@ pub(crate) fn dsn_texts(msg: &Message<'_>) -> Vec<String> {
         return parts;
     }
     let mut out = Vec::new();
+    if let Some(block) = header_fields(msg) {
+        out.push(block);
+        return out;
+    }
     for p in &msg.parts {
         if let PartType::Text(t) = &p.body {
             let lc = t.to_ascii_lowercase();
@@ -91,10 +95,16 @@ pub(crate) fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
                 continue;
             };
             let action = field("action").map(|a| keyword(a).to_ascii_lowercase());
-            if matches!(
-                action.as_deref(),
-                Some("delivered" | "relayed" | "expanded")
-            ) {
+            // Success: the actions of RFC 3464 §2.3.3 (and sendmail's
+            // `deliverable` of an address check), or a 2.x.x Status whatever
+            // the action (RFC 3463: class 2 is success).
+            let success_status = field("status").is_some_and(|v| v.trim_start().starts_with("2."));
+            if success_status
+                || matches!(
+                    action.as_deref(),
+                    Some("delivered" | "relayed" | "expanded" | "deliverable")
+                )
+            {
                 successes = true;
                 continue;
             }
@@ -154,4 +164,33 @@ pub(crate) fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
         }
     }
     (out, successes)
+}
+
+/// DSN per-recipient fields sent as top-level header fields of a plain
+/// mail (some MTAs write no `message/delivery-status` part but put
+/// `Final-Recipient:`, `Action:`, `Status:` in the header): one block.
+fn header_fields(msg: &Message<'_>) -> Option<String> {
+    const FIELDS: &[&str] = &[
+        "final-recipient",
+        "original-recipient",
+        "action",
+        "status",
+        "diagnostic-code",
+    ];
+    let mut block = String::new();
+    let (mut named, mut said) = (false, false);
+    for (name, value) in msg.headers_raw() {
+        let name = name.trim().to_ascii_lowercase();
+        if FIELDS.contains(&name.as_str()) {
+            named |= name == "final-recipient";
+            said |= name == "action" || name == "status";
+            block.push_str(&name);
+            block.push_str(": ");
+            block.push_str(&value.split_whitespace().collect::<Vec<_>>().join(" "));
+            block.push('\n');
+        }
+    }
+    // Original-Recipient alone is a delivery trace some MTAs add to
+    // ordinary mail: a report needs Final-Recipient and Action or Status.
+    (named && said).then_some(block)
 }

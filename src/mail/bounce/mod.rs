@@ -10,18 +10,25 @@
 //!    as `PartType::Binary`, undecoded text). Each per-recipient block with
 //!    `Action: failed` or `Action: delayed` (or no `Action` at all) gives one
 //!    [`Failure`] for its `Final-Recipient` (`Original-Recipient` when the
-//!    final one is not a mail address). `delivered`, `relayed` and
-//!    `expanded` blocks are skipped. When no DSN part exists but a text part
-//!    carries `Final-Recipient:` lines (broken MIME), those are read the
-//!    same way.
+//!    final one is not a mail address; beside it when both are). `delivered`,
+//!    `relayed`, `expanded` and `deliverable` blocks, and any block with a
+//!    2.x.x `Status`, are successes and skipped. When no DSN part exists, DSN
+//!    fields sent as top-level header fields (`Final-Recipient` with
+//!    `Action` or `Status`), or a text part that carries `Final-Recipient:`
+//!    lines (broken MIME), are read the same way. A DSN part that names no
+//!    recipient leaves the question to the text.
 //! 2. The `X-Failed-Recipients` header (Exim, Gmail, Mail.ru, ...).
 //! 3. The human-readable text of the report (qmail, Exchange 2003, Yahoo,
 //!    Domino, GMX, Courier, old Sendmail, Microsoft, ...), only for messages
 //!    [`crate::mail::automated::is_bounce`] accepts and whose text reads like a
 //!    delivery failure. An address counts when it stands alone on its line
 //!    (`<a@b>:`, `"a@b":`, `a@b (a@b)`, `a@b on <date>`), follows
-//!    `RCPT TO:` or a label such as `Failed recipient:`, is followed by
-//!    Sendmail's `...`, or is preceded by an SMTP reply code. The text is cut
+//!    `RCPT TO:` or a label such as `Failed recipient:`, follows a colon
+//!    after failure wording (`Unknown user: a@b`, `User's mailbox is full:
+//!    <a@b>`), follows sendmail's `(expanded from:`, Exchange's X.400
+//!    `dda:SMTP=` or MailEnable's `[SMTP:`, is followed by Sendmail's `...`,
+//!    is preceded by an SMTP reply code, or leads a line of a list under a
+//!    heading such as `Failed addresses follow:`. The text is cut
 //!    where the returned original begins, header-like lines (`To:`,
 //!    `From:`, `Subject:`, ...) are skipped, and addresses of the report's
 //!    own sender and recipient and of the returned original's sender never
@@ -32,6 +39,10 @@
 //!
 //! # Permanent or temporary
 //!
+//! `permanent` means the report is final: the MTA has stopped trying. Why it
+//! failed is [`Failure::reason`] (a full mailbox or a retry timeout is a
+//! reason, not a verdict on permanence).
+//!
 //! For a DSN block: the class of `Status` (5 permanent, 4 temporary). A
 //! generic `Status` (`x.0.0`) keeps its class (the reporting MTA's verdict:
 //! `Status: 4.0.0` over a quoted `550` stays temporary) but the reported
@@ -39,10 +50,14 @@
 //! `Diagnostic-Code`; without `Status`, the enhanced or basic SMTP code in
 //! `Diagnostic-Code` decides, then `Action: delayed` means temporary. For
 //! headers and text: the first enhanced status code (`5.1.1`) or SMTP reply
-//! code (`550`) in the text about that recipient, then wording there
-//! ("permanent", "user unknown", ... against "temporarily", "will retry",
-//! "mailbox full", ...), then the same over the whole report; a failure
-//! report that says nothing either way counts as permanent.
+//! code (`550`) in the text about that recipient; then what the notice says
+//! of itself, there or in the whole report ("This is a permanent error",
+//! "I've given up", "not going to try again" against "temporary failure",
+//! "will retry"); then a code elsewhere in the report; a failure report that
+//! says nothing either way is final, so permanent. A delay notice (it says
+//! the MTA will go on trying — "will continue to try for 5 days", "has not
+//! yet been delivered" — and nowhere that it has given up) is temporary
+//! whatever code it quotes.
 //!
 //! [`complaint`] reads ARF (RFC 5965) feedback reports, which are never
 //! bounces.
@@ -528,5 +543,142 @@ mod tests {
             .parse(POSTFIX_DSN.as_bytes())
             .unwrap();
         assert_eq!(complaint(&msg), None);
+    }
+
+    fn text_bounce(subject: &str, body: &str) -> Vec<Failure> {
+        let raw = format!(
+            "Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n\
+             To: lista-bounces@example.org\r\nSubject: {subject}\r\n\r\n{body}"
+        );
+        failures(&raw)
+    }
+
+    fn named(f: &[Failure]) -> Vec<(&str, bool)> {
+        f.iter()
+            .map(|f| (f.recipient.as_str(), f.permanent))
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_label_before_a_colon_names_the_recipient() {
+        // IMail / SMTP32 "Undeliverable Mail" and its kin.
+        let f = text_bounce(
+            "Undeliverable Mail",
+            "Unknown user: anna@example.se\r\n\r\nOriginal message follows.\r\n\r\nTo: x@example.com\r\n",
+        );
+        assert_eq!(named(&f), [("anna@example.se", true)]);
+        assert_eq!(f[0].reason.as_deref(), Some("userunknown"));
+        let f = text_bounce(
+            "Returned mail: see transcript",
+            "User's mailbox is full: <bo@example.se>\r\nUnable to deliver mail.\r\n",
+        );
+        // A final notice: a full mailbox is its reason, not a delay.
+        assert_eq!(named(&f), [("bo@example.se", true)]);
+        assert_eq!(f[0].reason.as_deref(), Some("mailboxfull"));
+    }
+
+    #[test]
+    fn x400_and_mailenable_address_forms() {
+        let f = text_bounce(
+            "Undeliverable: Nyhetsbrev",
+            "Your message did not reach some or all of the intended recipients.\r\n\r\n\
+             The following recipient(s) could not be reached:\r\n\r\n\
+             \x20   Anna Svensson on 1/2/2024 10:00 AM\r\n\
+             \x20       The e-mail account does not exist at the organization this message was sent to.\r\n\
+             \x20       <mx.example.se #5.1.1 X.400; unknown or illegal alias>\r\n\
+             \x20       c=SE;a= ;p=Example;o=MAIL;dda:SMTP=anna.svensson@example.se;\r\n",
+        );
+        assert_eq!(named(&f), [("anna.svensson@example.se", true)]);
+        let f = text_bounce(
+            "Message delivery failure",
+            "Delivery to the following recipients failed:\r\n\r\n\
+             \x20 Message delivery to '[SMTP:cecilia@example.se]' failed, mailbox unavailable.\r\n",
+        );
+        assert_eq!(named(&f), [("cecilia@example.se", true)]);
+    }
+
+    #[test]
+    fn a_list_under_a_failed_addresses_heading() {
+        let f = text_bounce(
+            "Message not delivered",
+            "Your message could not be delivered.\r\n\r\n\
+             --- Failed addresses follow: ---------------------\r\n\
+             \x20dan@example.se ... no mailbox by that name\r\n\
+             --- Text of message follows: ---------------------\r\n",
+        );
+        assert_eq!(named(&f), [("dan@example.se", true)]);
+    }
+
+    #[test]
+    fn sendmail_names_the_address_a_forward_was_expanded_from() {
+        let f = text_bounce(
+            "Returned mail: see transcript for details",
+            "   ----- The following addresses had permanent fatal errors -----\r\n\
+             <dan.forward@elsewhere.example>\r\n\
+             \x20   (reason: 550 5.1.1 User unknown)\r\n\
+             \x20   (expanded from: <dan@example.se>)\r\n",
+        );
+        let got = named(&f);
+        assert!(got.contains(&("dan@example.se", true)), "{got:?}");
+        assert!(
+            got.contains(&("dan.forward@elsewhere.example", true)),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn dsn_fields_as_top_level_headers() {
+        let raw = "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\n\
+                   To: lista-bounces@example.org\r\nSubject: Delivery failure\r\n\
+                   Final-Recipient: rfc822; eva@example.se\r\nAction: failed\r\n\
+                   Status: 5.1.1\r\n\r\nThe message could not be delivered.\r\n";
+        let f = failures(raw);
+        assert_eq!(named(&f), [("eva@example.se", true)]);
+        assert_eq!(f[0].status.as_deref(), Some("5.1.1"));
+        // A delivery trace on ordinary mail is no report.
+        let raw = "From: Eva <eva@example.se>\r\nTo: lista@example.org\r\nSubject: Hej\r\n\
+                   Original-Recipient: rfc822; lista@example.org\r\n\r\nHej!\r\n";
+        assert!(failures(raw).is_empty());
+    }
+
+    #[test]
+    fn delay_notices_are_warnings() {
+        let f = text_bounce(
+            "Warning: message delayed",
+            "This is an automatically generated message.\r\n\r\n\
+             Your message has not yet been delivered to the following recipient:\r\n\r\n\
+             <frida@example.se>: 550 mailbox temporarily disabled\r\n\r\n\
+             The server will continue to try for 5 days.\r\n",
+        );
+        assert_eq!(named(&f), [("frida@example.se", false)]);
+        // The same text after giving up is final.
+        let f = text_bounce(
+            "Undeliverable",
+            "Your message could not be delivered to the following recipient:\r\n\r\n\
+             <frida@example.se>: mailbox is full\r\n\r\n\
+             This is a permanent error; I've given up.\r\n",
+        );
+        assert_eq!(named(&f), [("frida@example.se", true)]);
+    }
+
+    #[test]
+    fn a_success_status_is_no_failure_whatever_the_action() {
+        let raw = dsn(
+            "Address check.",
+            "Final-Recipient: rfc822; anna@example.se\r\nAction: deliverable\r\nStatus: 2.1.5\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        assert!(parse(&msg).is_empty());
+        assert!(reports_success_only(&msg));
+    }
+
+    #[test]
+    fn a_dsn_part_naming_nobody_leaves_the_text_to_name_the_recipient() {
+        let raw = dsn(
+            "<gustav@example.se>: 550 5.1.1 User unknown",
+            "Reporting-MTA: dns; mx.example.net\r\nStatus: 5.1.1\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(named(&parse(&msg)), [("gustav@example.se", true)]);
     }
 }

@@ -162,6 +162,9 @@ pub(crate) fn x_failed_recipients(msg: &Message<'_>, texts: &[String]) -> Vec<Fa
 
 pub(crate) fn failure_from_text(recipient: String, block: &str, whole: &str) -> Failure {
     let (permanent, status) = judge(block, whole);
+    // A delay notice (the MTA is still trying) is a warning whatever code it
+    // quotes, unless it also says it has given up.
+    let permanent = permanent && !is_delay_notice(whole);
     let diagnostic = diagnostic_from(block, &recipient);
     let diagnostic = if diagnostic.is_empty() {
         diagnostic_from(whole, "")
@@ -268,6 +271,23 @@ pub(crate) const FAILURE_PHRASES: &[&str] = &[
     "bounce",
     "error",
     "failure",
+    "not able to deliver",
+    "non-delivery",
+    "nondelivery",
+    "undelivered",
+    "failed addresses",
+    "will continue to try",
+    "delivery attempts will continue",
+    "not yet been delivered",
+    "delayed",
+    "unzustellbar",
+    "nicht zugestellt",
+    "non remis",
+    "n'a pas pu être",
+    "no se pudo entregar",
+    "non recapitabile",
+    "onbestelbaar",
+    "kunde inte levereras",
 ];
 
 /// Header-like labels whose addresses are not recipients.
@@ -311,7 +331,69 @@ pub(crate) const RECIPIENT_CUES: &[&str] = &[
     "addressed to",
     "recipient",
     "rejected",
+    // sendmail names the address a forward or alias was expanded from:
+    // the one we sent to.
+    "(expanded from",
+    // Exchange's X.400 form (`dda:SMTP=a@b`, spaced by `x400_spaced`) and
+    // MailEnable's `[SMTP:a@b]`.
+    "smtp=",
+    "[smtp",
+    "undeliverable to",
+    "userid",
+    "destinataire",
+    "destinatario",
+    "empfänger",
+    "mottagare",
 ];
+
+/// Words that, before a colon, make the address after it the failed
+/// recipient (`Unknown user: a@b`, `User's mailbox is full: <a@b>`,
+/// `Invalid final delivery userid: a@b`, `Delivery failed 20 attempts: a@b`).
+const FAILURE_LABEL_WORDS: &[&str] = &[
+    "unknown",
+    "invalid",
+    "failed",
+    "full",
+    "undeliverable",
+    "rejected",
+    "not found",
+    "does not exist",
+    "no such",
+    "quota",
+    "expired",
+    "unable",
+    "could not",
+    "disabled",
+    "refused",
+];
+
+/// Lines that head a list of failed addresses, one a line after them
+/// (airmail's `Failed addresses follow:`, sendmail's `The following
+/// addresses had permanent fatal errors`, ...).
+const LIST_HEADINGS: &[&str] = &[
+    "failed addresses follow",
+    "the following addresses had",
+    "following recipients failed",
+    "following recipient(s) failed",
+    "delivery to the following recipients failed",
+    "could not be delivered to the following",
+    "the following address(es) failed",
+    "following addresses failed",
+    "following recipients could not be reached",
+];
+
+/// `dda:SMTP=a@b` → `dda:SMTP= a@b`, so that the address reads alone.
+fn x400_spaced(line: &str) -> std::borrow::Cow<'_, str> {
+    let lc = line.to_ascii_lowercase();
+    match lc.find("smtp=") {
+        Some(i) => {
+            let mut s = line.to_string();
+            s.insert(i + 5, ' ');
+            std::borrow::Cow::Owned(s)
+        }
+        None => std::borrow::Cow::Borrowed(line),
+    }
+}
 
 /// True when the line holds nothing but addresses and light punctuation
 /// (`<a@b>:`, `"a@b":`, `a@b (a@b)`, `a@b on <date>`, `a@b ...`).
@@ -361,6 +443,13 @@ pub(crate) fn is_recipient_mention(line: &str, start: usize, end: usize) -> bool
     {
         return true;
     }
+    // "Unknown user: a@b", "User's mailbox is full: <a@b>"
+    if let Some(label) = before.trim_end().strip_suffix(':') {
+        let label = label.rsplit([':', '.', ';']).next().unwrap_or(label);
+        if FAILURE_LABEL_WORDS.iter().any(|w| label.contains(w)) {
+            return true;
+        }
+    }
     // "550 5.1.1 <a@b>", "said: 550 Unknown user a@b"
     let tail_start = before.char_indices().rev().nth(39).map_or(0, |(i, _)| i);
     let tail = &before[tail_start..];
@@ -397,10 +486,24 @@ pub(crate) fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure>
     }
     let excluded = excluded_addresses(msg);
     let mut recipients: Vec<String> = Vec::new();
+    let mut in_list = false;
     for line in whole.lines() {
+        let lc = line.to_lowercase();
+        if LIST_HEADINGS.iter().any(|h| lc.contains(h)) {
+            in_list = true;
+            continue;
+        }
         if is_skipped_line(line) {
             continue;
         }
+        let line = x400_spaced(line);
+        let line = line.as_ref();
+        let first_on_line = |s: usize| {
+            line[..s]
+                .trim_start()
+                .trim_start_matches(['<', '"', '\''])
+                .is_empty()
+        };
         for (s, e, addr) in addresses_in(line) {
             if excluded.contains(&addr)
                 || recipients.contains(&addr)
@@ -408,7 +511,7 @@ pub(crate) fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure>
                     local_part(&addr),
                     "mailer-daemon" | "mailerdaemon" | "mailer_daemon"
                 )
-                || !is_recipient_mention(line, s, e)
+                || !(is_recipient_mention(line, s, e) || (in_list && first_on_line(s)))
             {
                 continue;
             }
@@ -437,4 +540,42 @@ pub(crate) fn original_recipient(msg: &Message<'_>, texts: &[String]) -> Vec<Fai
     let whole = texts.join("\n");
     let block = recipient_blocks(&whole, std::slice::from_ref(to)).remove(0);
     vec![failure_from_text(to.clone(), &block, &whole)]
+}
+
+/// Wording of a notice that the MTA is still trying to deliver.
+const DELAY_PHRASES: &[&str] = &[
+    "will continue to try",
+    "will keep trying",
+    "will continue trying",
+    "will be retried",
+    "will retry",
+    "will try again",
+    "delivery attempts will continue",
+    "still trying",
+    "not yet been delivered",
+    "has been delayed",
+    "warning message only",
+    "do not need to resend",
+    "no need to resend",
+];
+
+/// Wording of a notice that the MTA has stopped trying.
+const GIVEN_UP_PHRASES: &[&str] = &[
+    "permanent error",
+    "permanent failure",
+    "permanent fatal",
+    "failed permanently",
+    "given up",
+    "gave up",
+    "not going to try again",
+    "will not be retried",
+    "could not be delivered",
+    "delivery has failed",
+];
+
+/// True for a delay notice: it says the MTA will go on trying and nowhere
+/// that it has given up.
+pub(crate) fn is_delay_notice(whole: &str) -> bool {
+    let lc = unfold(&whole.to_lowercase());
+    DELAY_PHRASES.iter().any(|p| lc.contains(p)) && !GIVEN_UP_PHRASES.iter().any(|p| lc.contains(p))
 }
