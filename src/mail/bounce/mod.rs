@@ -98,7 +98,7 @@ pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
         return Vec::new();
     }
     let failures = text_failures(msg, &texts);
-    if !failures.is_empty() || !reads_like_failure(&texts) {
+    if !failures.is_empty() || !reads_like_failure(msg, &texts) {
         return failures;
     }
     // A bounce forwarded inside a report of its own (relays that wrap the
@@ -680,5 +680,30 @@ mod tests {
         );
         let msg = MessageParser::default().parse(&raw).unwrap();
         assert_eq!(named(&parse(&msg)), [("gustav@example.se", true)]);
+    }
+
+    #[test]
+    fn an_address_leading_a_line_of_failure_or_a_bulleted_list() {
+        let f = text_bounce(
+            "Undelivered Mail Returned to Sender",
+            "A message that you sent could not be delivered.\r\n\r\n\
+             anna@example.se Invalid Address, ERROR_CODE :550, mailbox unavailable\r\n",
+        );
+        assert_eq!(named(&f), [("anna@example.se", true)]);
+        let f = text_bounce(
+            "Delivery status notification",
+            "Delivery to the following recipients was aborted after 5.0 hour(s):\r\n\r\n\
+             \x20 * bo@example.se\r\n",
+        );
+        assert_eq!(named(&f), [("bo@example.se", true)]);
+    }
+
+    #[test]
+    fn the_subject_counts_as_failure_wording() {
+        let f = text_bounce(
+            "Undeliverable Mail",
+            "Invalid final delivery userid: cecilia@example.se\r\n",
+        );
+        assert_eq!(named(&f), [("cecilia@example.se", true)]);
     }
 }

@@ -23,11 +23,13 @@ pub(crate) const ORIGINAL_MARKERS: &[&str] = &[
     "message headers follow",
     "undelivered message headers",
     "returned message",
+    "enclosed are the original headers",
+    "original headers follow",
+    "text of message follows",
 ];
 
 /// Header fields of a returned original pasted into the text (column 0).
-pub(crate) const ORIGINAL_HEADER_STARTS: &[&str] =
-    &["received: ", "return-path: ", "return-path:<"];
+pub(crate) const ORIGINAL_HEADER_STARTS: &[&str] = &["received:", "return-path: ", "return-path:<"];
 
 /// Human-readable text of the report itself: text parts (HTML as text),
 /// without `text/rfc822-headers`, DSN parts and attached messages, each cut
@@ -288,6 +290,12 @@ pub(crate) const FAILURE_PHRASES: &[&str] = &[
     "non recapitabile",
     "onbestelbaar",
     "kunde inte levereras",
+    "returned mail",
+    "host unknown",
+    "unsent message",
+    "transcript of session",
+    "fehlgeschlagen",
+    "a échoué",
 ];
 
 /// Header-like labels whose addresses are not recipients.
@@ -365,6 +373,7 @@ const FAILURE_LABEL_WORDS: &[&str] = &[
     "could not",
     "disabled",
     "refused",
+    "exceed",
 ];
 
 /// Lines that head a list of failed addresses, one a line after them
@@ -380,6 +389,27 @@ const LIST_HEADINGS: &[&str] = &[
     "the following address(es) failed",
     "following addresses failed",
     "following recipients could not be reached",
+    "following recipient(s) could not be reached",
+    "following recipient(s) cannot be reached",
+    "following recipients was aborted",
+    "following recipients were aborted",
+];
+
+/// Wording after an address that leads its line which makes it the failed
+/// recipient.
+const LEADING_ADDRESS_FAILURES: &[&str] = &[
+    "error",
+    "invalid",
+    "unknown",
+    "rejected",
+    "failed",
+    "not found",
+    "does not exist",
+    "unavailable",
+    "full",
+    "quota",
+    "disabled",
+    "undeliverable",
 ];
 
 /// `dda:SMTP=a@b` → `dda:SMTP= a@b`, so that the address reads alone.
@@ -415,7 +445,7 @@ pub(crate) fn alone_on_line(line: &str) -> bool {
         pos = *e;
     }
     rest.push_str(&line[pos..]);
-    let rest = rest.trim_matches(|c: char| c.is_whitespace() || "<>\"':;,.()[]".contains(c));
+    let rest = rest.trim_matches(|c: char| c.is_whitespace() || "<>\"':;,.()[]*-•·".contains(c));
     rest.is_empty() || rest.to_ascii_lowercase().starts_with("on ")
 }
 
@@ -425,15 +455,26 @@ pub(crate) fn is_recipient_mention(line: &str, start: usize, end: usize) -> bool
         return true;
     }
     let before = line[..start]
-        .trim_end_matches(|c: char| c == '<' || c == '"' || c.is_whitespace())
+        .trim_end_matches(|c: char| "<\"'".contains(c) || c.is_whitespace())
         .to_lowercase();
-    let after = line[end..].trim_start_matches(['>', '"']);
+    let after = line[end..].trim_start_matches(['>', '"', '\'']);
     if after.starts_with("...") {
         return true;
     }
     // "a@b: 550 5.1.1 ...", "a@b (user not found)": the address leads the line.
     if before.trim().is_empty() && after.trim_start().starts_with([':', '(']) {
         return true;
+    }
+    // "a@b Invalid Address, ERROR_CODE :550": the address leads the line
+    // and the rest of it is a failure.
+    if before.trim().is_empty() {
+        let rest = after.to_lowercase();
+        if basic_code_class(&rest).is_some()
+            || enhanced_code(&rest).is_some()
+            || LEADING_ADDRESS_FAILURES.iter().any(|w| rest.contains(w))
+        {
+            return true;
+        }
     }
     // "RCPT TO:<a@b>", "Failed recipient: a@b", "could not be delivered to: <a@b>"
     let before_cue = before.trim_end_matches([':', ' ', '\t']);
@@ -473,15 +514,20 @@ pub(crate) fn is_skipped_line(line: &str) -> bool {
     SKIP_LABELS.iter().any(|l| lc.starts_with(l))
 }
 
-/// Whether the report's text reads like a delivery failure at all.
-pub(crate) fn reads_like_failure(texts: &[String]) -> bool {
-    let lc = unfold(&texts.join("\n").to_lowercase());
+/// Whether the report (its subject or text) reads like a delivery failure at all.
+pub(crate) fn reads_like_failure(msg: &Message<'_>, texts: &[String]) -> bool {
+    let mut all = msg.subject().unwrap_or("").to_string();
+    for t in texts {
+        all.push('\n');
+        all.push_str(t);
+    }
+    let lc = unfold(&all.to_lowercase());
     FAILURE_PHRASES.iter().any(|p| lc.contains(p))
 }
 
 pub(crate) fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
     let whole = texts.join("\n");
-    if !reads_like_failure(texts) {
+    if !reads_like_failure(msg, texts) {
         return Vec::new();
     }
     let excluded = excluded_addresses(msg);
