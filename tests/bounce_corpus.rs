@@ -322,3 +322,33 @@ fn regression_overlapping_addresses_on_one_line() {
     let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
     let _ = utskick::mail::bounce::parse(&msg);
 }
+
+/// Not a check: prints what `parse` makes of every file in `$BOUNCE_DIR`
+/// (`BOUNCE_DIR=dir cargo test --test bounce_corpus -- --ignored --nocapture`),
+/// to look over mail that has no expected values.
+#[test]
+#[ignore]
+fn dump_dir() {
+    let Some(dir) = std::env::var_os("BOUNCE_DIR") else {
+        return;
+    };
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("BOUNCE_DIR")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    for path in names {
+        let raw = std::fs::read(&path).unwrap();
+        let Some(msg) = MessageParser::default().parse(&raw) else {
+            println!("DUMP {}: not a message", path.display());
+            continue;
+        };
+        println!(
+            "DUMP {} bounce={}: {}",
+            path.file_name().unwrap().to_string_lossy(),
+            is_bounce(&msg, None),
+            show(&parse(&msg))
+        );
+    }
+}

@@ -651,6 +651,11 @@ mod tests {
              The server will continue to try for 5 days.\r\n",
         );
         assert_eq!(named(&f), [("frida@example.se", false)]);
+        let f = text_bounce(
+            "Delivery delayed",
+            "Your message could not be delivered for 4 hours to:\r\n\r\n             <frida@example.se>: 550 mailbox temporarily disabled\r\n\r\n             No action is required on your part. Delivery attempts will continue.\r\n",
+        );
+        assert_eq!(named(&f), [("frida@example.se", false)]);
         // The same text after giving up is final.
         let f = text_bounce(
             "Undeliverable",
@@ -705,5 +710,15 @@ mod tests {
             "Invalid final delivery userid: cecilia@example.se\r\n",
         );
         assert_eq!(named(&f), [("cecilia@example.se", true)]);
+    }
+
+    #[test]
+    fn x400_rfc822_form() {
+        let f = text_bounce(
+            "Undeliverable: Nyhetsbrev",
+            "Your message could not be delivered to:\r\n\r\n\
+             \x20   c=SE;a= ;p=Example;o=MAIL;DDA:RFC-822=bo(a)example.se;\r\n",
+        );
+        assert_eq!(named(&f), [("bo@example.se", true)]);
     }
 }

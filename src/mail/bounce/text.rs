@@ -345,6 +345,7 @@ pub(crate) const RECIPIENT_CUES: &[&str] = &[
     // Exchange's X.400 form (`dda:SMTP=a@b`, spaced by `x400_spaced`) and
     // MailEnable's `[SMTP:a@b]`.
     "smtp=",
+    "rfc-822=",
     "[smtp",
     "undeliverable to",
     "userid",
@@ -412,17 +413,27 @@ const LEADING_ADDRESS_FAILURES: &[&str] = &[
     "undeliverable",
 ];
 
-/// `dda:SMTP=a@b` → `dda:SMTP= a@b`, so that the address reads alone.
+/// X.400 forms of a mail address: `dda:SMTP=a@b` → `dda:SMTP= a@b`, so
+/// that the address reads alone, and `RFC-822=a(a)b` (X.400's `@`) →
+/// `RFC-822= a@b`.
 fn x400_spaced(line: &str) -> std::borrow::Cow<'_, str> {
     let lc = line.to_ascii_lowercase();
-    match lc.find("smtp=") {
-        Some(i) => {
-            let mut s = line.to_string();
-            s.insert(i + 5, ' ');
-            std::borrow::Cow::Owned(s)
-        }
-        None => std::borrow::Cow::Borrowed(line),
+    let Some((i, key)) = ["smtp=", "rfc-822="]
+        .iter()
+        .find_map(|k| lc.find(k).map(|i| (i, *k)))
+    else {
+        return std::borrow::Cow::Borrowed(line);
+    };
+    let value_at = i + key.len();
+    let mut s = line[..value_at].to_string();
+    s.push(' ');
+    let value = &line[value_at..];
+    if key == "rfc-822=" && !value.contains('@') {
+        s.push_str(&value.replacen("(a)", "@", 1));
+    } else {
+        s.push_str(value);
     }
+    std::borrow::Cow::Owned(s)
 }
 
 /// True when the line holds nothing but addresses and light punctuation
@@ -603,6 +614,10 @@ const DELAY_PHRASES: &[&str] = &[
     "warning message only",
     "do not need to resend",
     "no need to resend",
+    "continue to be retried",
+    "will try to deliver",
+    "will attempt",
+    "no action is required",
 ];
 
 /// Wording of a notice that the MTA has stopped trying.
@@ -615,8 +630,6 @@ const GIVEN_UP_PHRASES: &[&str] = &[
     "gave up",
     "not going to try again",
     "will not be retried",
-    "could not be delivered",
-    "delivery has failed",
 ];
 
 /// True for a delay notice: it says the MTA will go on trying and nowhere
