@@ -525,7 +525,44 @@ pub(crate) fn is_skipped_line(line: &str) -> bool {
     SKIP_LABELS.iter().any(|l| lc.starts_with(l))
 }
 
-/// Whether the report (its subject or text) reads like a delivery failure at all.
+/// Wording of a report of success (a text-only delivery or relay
+/// notification, a read receipt).
+const SUCCESS_PHRASES: &[&str] = &[
+    "was delivered",
+    "were delivered",
+    "has been delivered",
+    "have been delivered",
+    "successfully delivered",
+    "delivery succeeded",
+    "delivery was successful",
+    "delivery to these recipients or groups is complete",
+    "delivery to the following recipients succeeded",
+    "successfully relayed",
+    "has been relayed",
+    "was read on",
+    "was displayed",
+];
+
+/// Wording of a failure that a success report does not use.
+const NOT_SUCCESS_PHRASES: &[&str] = &[
+    "not delivered",
+    "not been delivered",
+    "could not",
+    "couldn't",
+    "undeliverable",
+    "unable to",
+    "failed",
+    "failure",
+    "rejected",
+    "delayed",
+    "error",
+    "unknown",
+    "not yet",
+];
+
+/// Whether the report (its subject or text) reads like a delivery failure
+/// at all: failure wording, and no report of success without failure
+/// wording.
 pub(crate) fn reads_like_failure(msg: &Message<'_>, texts: &[String]) -> bool {
     let mut all = msg.subject().unwrap_or("").to_string();
     for t in texts {
@@ -533,6 +570,11 @@ pub(crate) fn reads_like_failure(msg: &Message<'_>, texts: &[String]) -> bool {
         all.push_str(t);
     }
     let lc = unfold(&all.to_lowercase());
+    if SUCCESS_PHRASES.iter().any(|p| lc.contains(p))
+        && !NOT_SUCCESS_PHRASES.iter().any(|p| lc.contains(p))
+    {
+        return false;
+    }
     FAILURE_PHRASES.iter().any(|p| lc.contains(p))
 }
 
