@@ -73,8 +73,8 @@ use common::{for_each_original, has_type, part_text};
 use dsn::{dsn_failures, field_blocks};
 use mail_parser::{Message, MimeHeaders, PartType};
 use text::{
-    original_headers, original_recipient, reads_like_failure, report_texts, text_failures,
-    x_failed_recipients,
+    bare_local_parts, original_headers, original_recipient, reads_like_failure, report_texts,
+    text_failures, x_failed_recipients,
 };
 
 /// Every failed recipient in a bounce. Empty when nothing can be attributed.
@@ -121,7 +121,11 @@ pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
             }
         }
     }
-    original_recipient(msg, &texts)
+    let failures = original_recipient(msg, &texts);
+    if !failures.is_empty() {
+        return failures;
+    }
+    bare_local_parts(msg, &texts)
 }
 
 /// ARF (RFC 5965) complaint: the complained-about original recipient, if the report says.
@@ -755,5 +759,30 @@ mod tests {
                    Final-Recipient: rfc822; anna@example.se\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n\
                    --b--\r\n";
         assert!(failures(raw).is_empty());
+    }
+
+    #[test]
+    fn bare_local_parts_under_a_recipient_heading_are_at_the_reporting_domain() {
+        let raw = "From: Mail Delivery Subsystem <MAILER-DAEMON@mail.example.com>\r\n\
+                   To: <lista-bounces@example.org>\r\nSubject: Mail Delivery Problem\r\n\r\n\
+                   Your mail to the following recipients could not be delivered because they \
+                   are not accepting mail from lista-bounces@example.org:\r\n\
+                   \tanna.svensson\r\n";
+        assert_eq!(
+            named(&failures(raw)),
+            [("anna.svensson@mail.example.com", true)]
+        );
+    }
+
+    #[test]
+    fn error_for_and_did_not_receive() {
+        let f = text_bounce(
+            "Returned mail",
+            "The following recipients did not receive this message:\r\n\r\n\
+             \x20    <anna@example.se>\r\n",
+        );
+        assert_eq!(named(&f), [("anna@example.se", true)]);
+        let f = text_bounce("Returned mail", "Error-For: bo@example.se\r\n");
+        assert_eq!(named(&f), [("bo@example.se", true)]);
     }
 }

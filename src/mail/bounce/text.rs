@@ -296,6 +296,8 @@ pub(crate) const FAILURE_PHRASES: &[&str] = &[
     "transcript of session",
     "fehlgeschlagen",
     "a échoué",
+    "did not receive",
+    "did not reach",
 ];
 
 /// Header-like labels whose addresses are not recipients.
@@ -375,6 +377,7 @@ const FAILURE_LABEL_WORDS: &[&str] = &[
     "disabled",
     "refused",
     "exceed",
+    "error",
 ];
 
 /// Lines that head a list of failed addresses, one a line after them
@@ -394,6 +397,9 @@ const LIST_HEADINGS: &[&str] = &[
     "following recipient(s) cannot be reached",
     "following recipients was aborted",
     "following recipients were aborted",
+    "following recipient",
+    "following address",
+    "message not delivered to the following",
 ];
 
 /// Wording after an address that leads its line which makes it the failed
@@ -588,10 +594,9 @@ pub(crate) fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure>
     let mut in_list = false;
     for line in whole.lines() {
         let lc = line.to_lowercase();
-        if LIST_HEADINGS.iter().any(|h| lc.contains(h)) {
-            in_list = true;
-            continue;
-        }
+        // The heading itself may name the recipient ("Did not reach the
+        // following recipient: a@b"): it is read like any line.
+        let heading = LIST_HEADINGS.iter().any(|h| lc.contains(h));
         if is_skipped_line(line) {
             continue;
         }
@@ -616,6 +621,7 @@ pub(crate) fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure>
             }
             recipients.push(addr);
         }
+        in_list |= heading;
     }
     let blocks = recipient_blocks(&whole, &recipients);
     recipients
@@ -679,4 +685,51 @@ const GIVEN_UP_PHRASES: &[&str] = &[
 pub(crate) fn is_delay_notice(whole: &str) -> bool {
     let lc = unfold(&whole.to_lowercase());
     DELAY_PHRASES.iter().any(|p| lc.contains(p)) && !GIVEN_UP_PHRASES.iter().any(|p| lc.contains(p))
+}
+
+/// For a report that names its failed recipients by local part only (AOL:
+/// "Your mail to the following recipients could not be delivered ...:"
+/// then a tab and `name`): each bare local part on an indented line of a
+/// list headed by recipient wording, at the domain of the report's sender.
+/// Tried last, when nothing else names anyone.
+pub(crate) fn bare_local_parts(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
+    let Some(domain) = header_addresses(msg, "From")
+        .first()
+        .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()))
+    else {
+        return Vec::new();
+    };
+    let whole = texts.join("\n");
+    let mut in_list = false;
+    let mut recipients: Vec<String> = Vec::new();
+    for line in whole.lines() {
+        let lc = line.to_lowercase();
+        if lc.contains("following recipient") {
+            in_list = true;
+            continue;
+        }
+        if !in_list || !line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let word = line.trim();
+        if word.len() < 2
+            || !word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+            || !word
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+        {
+            continue;
+        }
+        let addr = format!("{}@{domain}", word.to_ascii_lowercase());
+        if !recipients.contains(&addr) {
+            recipients.push(addr);
+        }
+    }
+    recipients
+        .into_iter()
+        .map(|r| failure_from_text(r, "", &whole))
+        .collect()
 }
