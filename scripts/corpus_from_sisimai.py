@@ -292,8 +292,41 @@ def main():
                 skipped["mixed bounce and non-bounce rows"] += 1
                 continue
             if len(rrows) != 1:
-                skipped["more than one result"] += 1
-                why.append((name, f"{len(rrows)} results"))
+                # Several results: taken when the DSN names exactly as many
+                # failed recipients, all of one permanence.
+                blocks = dsn_blocks(msg)
+                failing = [b for b in blocks
+                           if b.get("action", "failed").lower().split()[0] in ("failed", "delayed")]
+                rcpts = []
+                for b in failing:
+                    a = addr_of(b.get("final-recipient", b.get("original-recipient", "")))
+                    if a and a not in rcpts:
+                        rcpts.append(a)
+                classes = {r[0][:1] for r in rrows}
+                if len(rcpts) != len(rrows) or len(classes) != 1:
+                    skipped["more than one result"] += 1
+                    why.append((name, f"{len(rrows)} results"))
+                    continue
+                statuses = {r[0] for r in rrows}
+                reasons_ = [r[2] for r in rrows]
+                e = dict(base, kind="bounce", recipient=None, recipients=rcpts,
+                         permanent=rrows[0][0].startswith("5"),
+                         status=statuses.pop() if len(statuses) == 1 else None,
+                         reason=reasons_[0] if len(set(reasons_)) == 1 else None,
+                         judged=False, source=src, expected_from=exp_from, format=fam, family=family,
+                         sisimai=[{"status": r[0], "replycode": r[1], "reason": r[2], "hardbounce": r[3]}
+                                  for r in rrows],
+                         recipient_basis="dsn-final-recipient",
+                         note="several results: the DSN's failed recipients, as many as sisimai's rows",
+                         dsn=[{"final_recipient": b.get("final-recipient"),
+                               "original_recipient": b.get("original-recipient"),
+                               "action": b.get("action"), "status": b.get("status")} for b in blocks])
+                if e["status"] and re.match(r"\d\.0\.9\d\d$", e["status"]):
+                    e["status"] = None
+                e["licence"] = "BSD-2-Clause"
+                e["sha1_git"] = blob_sha(raw)
+                e["line_endings"] = "CRLF" if b"\r\n" in raw else "LF"
+                added.append((e, raw))
                 continue
             st, code, reason, hard = rrows[0]
             rcpt, basis, judged = recipient(msg)
