@@ -73,8 +73,8 @@ use common::{for_each_original, has_type, part_text};
 use dsn::{dsn_failures, field_blocks};
 use mail_parser::{Message, MimeHeaders, PartType};
 use text::{
-    bare_local_parts, original_headers, original_recipient, reads_like_failure, report_texts,
-    text_failures, x_failed_recipients,
+    bare_local_parts, original_headers, original_recipient, reads_like_failure, recipient_blocks,
+    report_texts, text_failures, x_failed_recipients,
 };
 
 /// Every failed recipient in a bounce. Empty when nothing can be attributed.
@@ -83,6 +83,30 @@ use text::{
 /// Attached `message/rfc822` originals are never read for recipients (only
 /// their `From`/`To` headers, to exclude or as a last resort).
 pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
+    let mut failures = failures_of(msg);
+    fill_reasons(msg, &mut failures);
+    failures
+}
+
+/// A failure whose own diagnostic and status give no reason takes it from
+/// the report's text about its recipient, or, when it is the only one,
+/// from the whole text.
+fn fill_reasons(msg: &Message<'_>, failures: &mut [Failure]) {
+    if failures.iter().all(|f| f.reason.is_some()) {
+        return;
+    }
+    let whole = report_texts(msg).join("\n");
+    let single = failures.len() == 1;
+    for f in failures.iter_mut().filter(|f| f.reason.is_none()) {
+        let block = recipient_blocks(&whole, std::slice::from_ref(&f.recipient)).remove(0);
+        f.reason = reason::classify(None, &block);
+        if f.reason.is_none() && single {
+            f.reason = reason::classify(None, &whole);
+        }
+    }
+}
+
+fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
     // A read receipt (RFC 8098) reports no delivery failure.
     if msg
         .parts
@@ -114,7 +138,7 @@ pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
     for part in &msg.parts {
         if let PartType::Message(inner) = &part.body {
             if crate::mail::automated::is_bounce(inner, None) {
-                let failures = parse(inner);
+                let failures = failures_of(inner);
                 if !failures.is_empty() {
                     return failures;
                 }
