@@ -70,11 +70,11 @@ mod text;
 use crate::mail::bounce_words::first_address;
 pub use common::Failure;
 use common::{for_each_original, has_type, part_text};
-use dsn::{dsn_failures, field_blocks};
+use dsn::{dsn_failures, dsn_texts, field_blocks};
 use mail_parser::{Message, MimeHeaders, PartType};
 use text::{
-    bare_local_parts, original_headers, original_recipient, reads_like_failure, recipient_blocks,
-    report_texts, text_failures, x_failed_recipients,
+    bare_local_parts, is_challenge, original_headers, original_recipient, reads_like_failure,
+    recipient_blocks, report_texts, text_failures, x_failed_recipients,
 };
 
 /// Every failed recipient in a bounce. Empty when nothing can be attributed.
@@ -113,6 +113,11 @@ fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
         .iter()
         .any(|p| has_type(p, "message", &["disposition-notification"]))
     {
+        return Vec::new();
+    }
+    // A challenge/response system holds the message until the sender
+    // proves itself: no recipient failed.
+    if is_challenge(msg, &report_texts(msg), &dsn_texts(msg)) {
         return Vec::new();
     }
     let (failures, successes) = dsn_failures(msg);
@@ -808,5 +813,16 @@ mod tests {
         assert_eq!(named(&f), [("anna@example.se", true)]);
         let f = text_bounce("Returned mail", "Error-For: bo@example.se\r\n");
         assert_eq!(named(&f), [("bo@example.se", true)]);
+    }
+
+    #[test]
+    fn a_challenge_of_a_challenge_response_system_names_nobody() {
+        let raw = dsn(
+            "Your message is held: please add yourself to my Guest List.",
+            "Final-Recipient: rfc822; anna@example.se\r\nAction: failed\r\nStatus: 4.7.0\r\n\
+             Diagnostic-Code: X-Notice; Sender not pre-approved\r\n",
+        );
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        assert!(parse(&msg).is_empty());
     }
 }

@@ -733,3 +733,36 @@ pub(crate) fn bare_local_parts(msg: &Message<'_>, texts: &[String]) -> Vec<Failu
         .map(|r| failure_from_text(r, "", &whole))
         .collect()
 }
+
+/// Wording of a challenge/response system (Boxbe, Bluebottle, SpamArrest,
+/// TMDA, a server that wants its sender confirmed): the message is held
+/// until the sender proves itself, no recipient failed.
+const CHALLENGE_PHRASES: &[&str] = &[
+    "sender not pre-approved",
+    "guest list",
+    "requires confirmation",
+    "confirm this mail server",
+    "challenge/response",
+    "challenge-response",
+    "challenge response",
+    "spamarrest",
+    "spam arrest",
+    "verify that you are a real person",
+    "prove that you are a real person",
+    "prove you are a human",
+    "awaiting your verification",
+    "pending your verification",
+    "add yourself to my",
+];
+
+/// Whether the report is a challenge of a challenge/response system rather
+/// than a delivery failure.
+pub(crate) fn is_challenge(msg: &Message<'_>, texts: &[String], dsn: &[String]) -> bool {
+    let mut all = msg.subject().unwrap_or("").to_lowercase();
+    for t in texts.iter().chain(dsn) {
+        all.push('\n');
+        all.push_str(&t.to_lowercase());
+    }
+    let all = unfold(&all);
+    CHALLENGE_PHRASES.iter().any(|p| all.contains(p))
+}
