@@ -181,16 +181,33 @@ fn header_fields(msg: &Message<'_>) -> Option<String> {
     let (mut named, mut said) = (false, false);
     for (name, value) in msg.headers_raw() {
         let name = name.trim().to_ascii_lowercase();
-        if FIELDS.contains(&name.as_str()) {
-            named |= name == "final-recipient";
-            said |= name == "action" || name == "status";
-            block.push_str(&name);
-            block.push_str(": ");
-            block.push_str(&value.split_whitespace().collect::<Vec<_>>().join(" "));
-            block.push('\n');
+        if !FIELDS.contains(&name.as_str()) {
+            continue;
         }
+        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        match name.as_str() {
+            "final-recipient" | "original-recipient" => named = true,
+            // mbox's `Status: RO` is no DSN status: only an RFC 3463 code
+            // or an RFC 3464 action counts.
+            "status" if enhanced_code(&value).is_some_and(|c| value.starts_with(&c)) => said = true,
+            "status" if value.starts_with("2.") => said = true,
+            "action"
+                if matches!(
+                    keyword(&value).to_ascii_lowercase().as_str(),
+                    "failed" | "delayed" | "delivered" | "relayed" | "expanded"
+                ) =>
+            {
+                said = true
+            }
+            "status" | "action" => continue,
+            _ => {}
+        }
+        block.push_str(&name);
+        block.push_str(": ");
+        block.push_str(&value);
+        block.push('\n');
     }
-    // Original-Recipient alone is a delivery trace some MTAs add to
-    // ordinary mail: a report needs Final-Recipient and Action or Status.
+    // A recipient field alone is a delivery trace some MTAs add to ordinary
+    // mail: a report also needs a DSN Action or Status.
     (named && said).then_some(block)
 }

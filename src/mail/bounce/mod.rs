@@ -680,6 +680,10 @@ mod tests {
         let raw = "From: Eva <eva@example.se>\r\nTo: lista@example.org\r\nSubject: Hej\r\n\
                    Original-Recipient: rfc822; lista@example.org\r\n\r\nHej!\r\n";
         assert!(failures(raw).is_empty());
+        // Nor is it with mbox's Status flag.
+        let raw = "From: Eva <eva@example.se>\r\nTo: lista@example.org\r\nSubject: Hej\r\n\
+                   Original-Recipient: rfc822; lista@example.org\r\nStatus: RO\r\n\r\nHej!\r\n";
+        assert!(failures(raw).is_empty());
     }
 
     #[test]
