@@ -16,7 +16,7 @@ use mail_parser::MessageParser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use utskick::mail::automated::is_bounce;
-use utskick::mail::bounce::{complaint, parse, Failure};
+use utskick::mail::bounce::{complaint, family, parse, Failure};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bounces")
@@ -196,6 +196,8 @@ fn check() {
     let mut regressions = Vec::new();
     let mut now_passing = Vec::new();
     let mut known = 0;
+    // sisimai lhost samples whose family `family()` names alike (printed only).
+    let mut family_same = (0, 0);
     // Samples with a known miss that names a wrong recipient.
     let known_wrong = all
         .iter()
@@ -230,6 +232,12 @@ fn check() {
                 f.reason.as_deref().unwrap_or("-"),
                 got.as_deref().unwrap_or("-")
             );
+        }
+        if let Some(lhost) = f.family.strip_prefix("lhost-") {
+            family_same.1 += 1;
+            if family(&msg) == lhost {
+                family_same.0 += 1;
+            }
         }
         let row = table.entry(f.family.clone()).or_default();
         let mut miss = judge(f, &failures, row);
@@ -280,6 +288,10 @@ fn check() {
         detected.1
     );
 
+    println!(
+        "family() names sisimai's lhost module for {}/{} lhost samples",
+        family_same.0, family_same.1
+    );
     for r in &regressions {
         println!("REGRESSION {r}");
     }
@@ -345,9 +357,10 @@ fn dump_dir() {
             continue;
         };
         println!(
-            "DUMP {} bounce={}: {}",
+            "DUMP {} bounce={} family={}: {}",
             path.file_name().unwrap().to_string_lossy(),
             is_bounce(&msg, None),
+            family(&msg),
             show(&parse(&msg))
         );
     }

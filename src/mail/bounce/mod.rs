@@ -64,6 +64,7 @@
 
 mod common;
 mod dsn;
+mod families;
 mod reason;
 mod text;
 
@@ -155,6 +156,14 @@ fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
         return failures;
     }
     bare_local_parts(msg, &texts)
+}
+
+/// The MTA family that wrote a delivery report (`postfix`, `exim`,
+/// `qmail`, `exchange2007`, ..., else `rfc3464` or `text`): which one was
+/// tried when a report names nobody.
+pub fn family(msg: &Message<'_>) -> &'static str {
+    let has_dsn = !dsn_texts(msg).is_empty();
+    families::family(msg, &report_texts(msg), has_dsn)
 }
 
 /// ARF (RFC 5965) complaint: the complained-about original recipient, if the report says.
@@ -828,5 +837,20 @@ mod tests {
         );
         let msg = MessageParser::default().parse(&raw).unwrap();
         assert!(parse(&msg).is_empty());
+    }
+
+    #[test]
+    fn the_family_that_wrote_a_report() {
+        let msg = MessageParser::default()
+            .parse(POSTFIX_DSN.as_bytes())
+            .unwrap();
+        assert_eq!(family(&msg), "postfix");
+        let raw = "From: MAILER-DAEMON@mx.example.org\r\nTo: x@example.org\r\nSubject: failure notice\r\n\r\n\
+                   Hi. This is the qmail-send program at mx.example.org.\r\n";
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        assert_eq!(family(&msg), "qmail");
+        let raw = dsn("Nope.", "Final-Recipient: rfc822; a@b.se\r\n");
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(family(&msg), "rfc3464");
     }
 }
