@@ -2,8 +2,11 @@
 //!
 //! # Where the failed recipients come from
 //!
-//! [`parse`] tries, in this order, and stops at the first source that names
-//! at least one recipient:
+//! [`parse`] first sets aside reports that name no failure whatever they
+//! look like: a read receipt (`message/disposition-notification`) and the
+//! challenge of a challenge/response system ("Sender not pre-approved", a
+//! server that wants the sender confirmed). Then it tries, in this order,
+//! and stops at the first source that names at least one recipient:
 //!
 //! 1. RFC 3464 delivery status notifications: every `message/delivery-status`
 //!    and `message/global-delivery-status` part (mail-parser hands them over
@@ -20,22 +23,31 @@
 //! 2. The `X-Failed-Recipients` header (Exim, Gmail, Mail.ru, ...).
 //! 3. The human-readable text of the report (qmail, Exchange 2003, Yahoo,
 //!    Domino, GMX, Courier, old Sendmail, Microsoft, ...), only for messages
-//!    [`crate::mail::automated::is_bounce`] accepts and whose text reads like a
-//!    delivery failure. An address counts when it stands alone on its line
+//!    [`crate::mail::automated::is_bounce`] accepts and whose subject or text
+//!    reads like a delivery failure (and not like a text-only report of
+//!    success: "has been delivered", "successfully relayed"). An address counts when it stands alone on its line
 //!    (`<a@b>:`, `"a@b":`, `a@b (a@b)`, `a@b on <date>`), follows
 //!    `RCPT TO:` or a label such as `Failed recipient:`, follows a colon
 //!    after failure wording (`Unknown user: a@b`, `User's mailbox is full:
 //!    <a@b>`), follows sendmail's `(expanded from:`, Exchange's X.400
 //!    `dda:SMTP=` or MailEnable's `[SMTP:`, is followed by Sendmail's `...`,
-//!    is preceded by an SMTP reply code, or leads a line of a list under a
-//!    heading such as `Failed addresses follow:`. The text is cut
+//!    is preceded by an SMTP reply code, leads a line whose rest is failure
+//!    wording or a reply code (`a@b Invalid Address, ERROR_CODE :550`), or
+//!    leads a line of a list under a heading such as `Failed addresses
+//!    follow:` or `... the following recipients:`. The text is cut
 //!    where the returned original begins, header-like lines (`To:`,
 //!    `From:`, `Subject:`, ...) are skipped, and addresses of the report's
 //!    own sender and recipient and of the returned original's sender never
 //!    count. When the text names nobody, a bounce attached as
 //!    `message/rfc822` (a relay forwarding the bounce it got) is parsed the
-//!    same way, and failing that the `To:` of the returned original (a
-//!    single address) is used.
+//!    same way, failing that the `To:` of the returned original (a single
+//!    address) is used, and failing that bare local parts listed under a
+//!    recipient heading (AOL) are taken at the domain of the report's
+//!    sender.
+//!
+//! Each failure carries a reason in sisimai's vocabulary
+//! ([`Failure::reason`], see `reason.rs`); [`family`] names the MTA family
+//! that wrote the report (`families.rs`).
 //!
 //! # Permanent or temporary
 //!
