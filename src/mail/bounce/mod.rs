@@ -130,7 +130,8 @@ fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
     }
     // A challenge/response system holds the message until the sender
     // proves itself: no recipient failed.
-    if is_challenge(msg, &report_texts(msg), &dsn_texts(msg)) {
+    let texts = report_texts(msg);
+    if is_challenge(msg, &texts, &dsn_texts(msg)) {
         return Vec::new();
     }
     let (failures, successes) = dsn_failures(msg);
@@ -139,7 +140,6 @@ fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
         // (RFC 3464 §2.3.3) reports no failure: its text is not read for one.
         return failures;
     }
-    let texts = report_texts(msg);
     let failures = x_failed_recipients(msg, &texts);
     if !failures.is_empty() {
         return failures;
