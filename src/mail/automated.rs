@@ -353,6 +353,16 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "ei voitu toimittaa",
     "impossible de remettre",
     "メールエラー通知",
+    "non-delivery",
+    "nondelivery",
+    "non delivery",
+    "delivery notification",
+    "delivery status",
+    "failed delivery",
+    "bounce notification",
+    "email bounce notification",
+    "message delayed",
+    "warning: message",
 ];
 
 /// Reply and forward prefixes in the languages our users and their
@@ -418,6 +428,12 @@ const BOUNCE_BODY_PHRASES: &[&str] = &[
     "mailbox is full",
     "mailbox unavailable",
     "returned to sender",
+    "non-delivery report",
+    "failed addresses follow",
+    "not able to deliver",
+    "will continue to try",
+    "delivery attempts will continue",
+    "has not yet been delivered",
 ];
 
 fn bounce_body(msg: &Message<'_>) -> bool {

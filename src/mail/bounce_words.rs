@@ -133,6 +133,8 @@ pub(crate) const EXPLICIT_PERMANENT: &[&str] = &[
     "permanent fatal",
     "fatal error",
     "i've given up",
+    "not going to try again",
+    "failed permanently",
 ];
 
 pub(crate) const EXPLICIT_TEMPORARY: &[&str] = &[
@@ -211,8 +213,30 @@ pub(crate) fn wording(text: &str) -> Option<bool> {
     }
 }
 
-/// Status code and permanence read from `block` (about one recipient), then
-/// from `whole` (the whole report).
+/// Some(true) or Some(false) when the text states the kind of failure
+/// outright ("permanent error", "I've given up"; "will retry", "temporary
+/// failure"); None when it does not, or says both.
+pub(crate) fn explicit(text: &str) -> Option<bool> {
+    let lc = unfold(&text.to_lowercase());
+    let has = |list: &[&str]| list.iter().any(|p| lc.contains(p));
+    match (has(EXPLICIT_PERMANENT), has(EXPLICIT_TEMPORARY)) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
+/// Status code and permanence of a failure read from a report's text:
+/// `block` is about one recipient, `whole` the whole report.
+///
+/// 1. A status code about the recipient (enhanced `5.1.1`, else an SMTP
+///    reply `550`): its class.
+/// 2. What the notice says of itself ("This is a permanent error; I've
+///    given up" against "will retry", "temporary failure").
+/// 3. A status code elsewhere in the report.
+/// 4. Otherwise the report is a final one: permanent. The reason
+///    (a full mailbox, a retry timeout) is no verdict on permanence: a
+///    notice that delivery failed is final unless it says it is a warning.
 pub(crate) fn judge(block: &str, whole: &str) -> (bool, Option<String>) {
     let status = enhanced_code(block);
     if let Some(class) = status.as_deref().and_then(code_class) {
@@ -221,8 +245,8 @@ pub(crate) fn judge(block: &str, whole: &str) -> (bool, Option<String>) {
     if let Some(class) = basic_code_class(block) {
         return (class, None);
     }
-    if let Some(p) = wording(block) {
-        return (p, None);
+    if let Some(p) = explicit(block).or_else(|| explicit(whole)) {
+        return (p, enhanced_code(whole));
     }
     let status = enhanced_code(whole);
     if let Some(class) = status.as_deref().and_then(code_class) {
@@ -231,7 +255,7 @@ pub(crate) fn judge(block: &str, whole: &str) -> (bool, Option<String>) {
     if let Some(class) = basic_code_class(whole) {
         return (class, None);
     }
-    (wording(whole).unwrap_or(true), None)
+    (true, None)
 }
 
 pub(crate) fn unfold(value: &str) -> String {
