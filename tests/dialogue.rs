@@ -172,6 +172,50 @@ fn dsn(to: &str, failed: &str, status: &str) -> String {
     )
 }
 
+/// The reason decides the weight: a full mailbox is not an unknown user.
+/// Three final "mailbox full" reports leave the subscriber on the list
+/// (0.5 each against a threshold of 3), and the reason shows in
+/// `subscribers` and `person`; three "user unknown" ones (above) do not.
+#[test]
+fn a_full_mailbox_weighs_less_than_an_unknown_user_and_its_reason_shows() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(&mut d, &[("gun@example.org", "Gun")]);
+    let verp = copies[0].reverse_path.clone().unwrap();
+    for _ in 0..3 {
+        let report = dsn(&verp, "gun@example.org", "5.2.2").replace(
+            "550 5.2.2 User unknown",
+            "552 5.2.2 Mailbox full: quota exceeded",
+        );
+        let r = d.send("", &verp, &report);
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let subs = d.subscribers("lokal-finansiering");
+    let gun = subs
+        .iter()
+        .find(|s| s["email"] == "gun@example.org")
+        .unwrap();
+    assert_eq!(gun["bounces"], 3, "{gun}");
+    assert_eq!(gun["status"], "confirmed", "{gun}");
+    assert_eq!(gun["last_bounce_reason"], "mailboxfull", "{gun}");
+    assert!(gun["bounce_score"].as_f64().unwrap() < 1.6, "{gun}");
+    let person = d.cli_ok(&["person", "gun@example.org"]);
+    assert!(
+        person.contains("last_bounce_reason") && person.contains("mailboxfull"),
+        "{person}"
+    );
+    // Then the address is gone: one unknown-user report counts in full.
+    let r = d.send("", &verp, &dsn(&verp, "gun@example.org", "5.1.1"));
+    assert!(r.starts_with("250"), "{r}");
+    let subs = d.subscribers("lokal-finansiering");
+    let gun = subs
+        .iter()
+        .find(|s| s["email"] == "gun@example.org")
+        .unwrap();
+    assert_eq!(gun["last_bounce_reason"], "userunknown", "{gun}");
+    let score = gun["bounce_score"].as_f64().unwrap();
+    assert!((2.4..2.6).contains(&score), "1.5 + 1: {gun}");
+}
+
 #[test]
 fn three_permanent_bounces_make_a_subscriber_bounced() {
     let mut d = Daemon::start("");

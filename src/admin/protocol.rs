@@ -210,6 +210,9 @@ pub struct SubscriberRow {
     pub bounces: u32,
     /// Rounded to two decimals.
     pub bounce_score: f64,
+    /// Why the last bounce failed (`userunknown`, `mailboxfull`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bounce_reason: Option<String>,
     /// RFC 3339.
     pub subscribed_at: Option<String>,
     pub unsubscribed_at: Option<String>,
@@ -225,6 +228,7 @@ impl From<&Subscriber> for SubscriberRow {
             status: s.status,
             bounces: s.bounces,
             bounce_score: (s.bounce_score * 100.0).round() / 100.0,
+            last_bounce_reason: s.last_bounce_reason.clone(),
             subscribed_at: s.subscribed_at.map(|t| t.to_rfc3339()),
             unsubscribed_at: s.unsubscribed_at.map(|t| t.to_rfc3339()),
             attributes: s.attributes.clone(),
@@ -438,6 +442,8 @@ impl WireContent {
 }
 
 /// One line of a streamed answer, before its closing `ok` or `err`.
+// One value at a time passes through: boxing the row would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Streamed {

@@ -761,9 +761,11 @@ fn record_one(
             // as bounce reports; our own render failures do not.
             if e.permanent && relay {
                 if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
+                    let reason = crate::mail::bounce::reason_of(None, &e.message);
                     crate::feedback::bounces::add_bounce(
                         &mut s,
                         true,
+                        reason.as_deref(),
                         ctx.config.limits.bounce_threshold,
                         now,
                     );

@@ -32,11 +32,38 @@ use crate::token::{Purpose, Token};
 use chrono::{DateTime, Utc};
 use mail_parser::Message;
 
-/// What a permanent bounce adds to a subscriber's score.
+/// What a permanent bounce adds to a subscriber's score when the address
+/// itself is gone (user or host unknown, moved, refused), or the report
+/// does not say why.
 pub(crate) const PERMANENT_WEIGHT: f64 = 1.0;
 
-/// What a temporary failure (mailbox full, greylisting, a delay) adds.
+/// A final failure of a mailbox that exists but takes no mail now: full,
+/// suspended, over its quota, or a message that expired in the queue.
+/// Counts, but a full mailbox is not an unknown user.
+pub(crate) const MAILBOX_WEIGHT: f64 = 0.5;
+
+/// A temporary failure (greylisting, a delay), or a refusal about the
+/// message or the sending server rather than the address (a block list,
+/// spam or virus filters, policy, authentication, the network).
 pub(crate) const TEMPORARY_WEIGHT: f64 = 0.2;
+
+/// What one failure adds to the score: see the weights above.
+pub fn bounce_weight(permanent: bool, reason: Option<&str>) -> f64 {
+    if !permanent {
+        return TEMPORARY_WEIGHT;
+    }
+    match reason {
+        Some(
+            "mailboxfull" | "expired" | "exceedlimit" | "suspend" | "systemfull" | "mesgtoobig",
+        ) => MAILBOX_WEIGHT,
+        Some(
+            "blocked" | "spamdetected" | "policyviolation" | "virusdetected" | "contenterror"
+            | "securityerror" | "authfailure" | "requireptr" | "norelaying" | "toomanyconn"
+            | "networkerror" | "systemerror" | "syntaxerror",
+        ) => TEMPORARY_WEIGHT,
+        _ => PERMANENT_WEIGHT,
+    }
+}
 
 /// The score halves in this many days without new bounces, so old trouble
 /// fades and only a run of failures reaches the threshold.
@@ -51,9 +78,16 @@ pub(crate) const PROBE_OUTSTANDING_DAYS: i64 = 7;
 /// arrive: a flood of forged reports cannot make us mail the whole list.
 pub(crate) const PROBES_PER_LIST_PER_DAY: u32 = 100;
 
-/// Adds one bounce to `s`'s decaying score; at the threshold a confirmed
-/// subscriber becomes `bounced` and gets no more mail.
-pub fn add_bounce(s: &mut Subscriber, permanent: bool, threshold: f64, now: DateTime<Utc>) {
+/// Adds one bounce to `s`'s decaying score ([`bounce_weight`]) and keeps its
+/// reason; at the threshold a confirmed subscriber becomes `bounced` and
+/// gets no more mail.
+pub fn add_bounce(
+    s: &mut Subscriber,
+    permanent: bool,
+    reason: Option<&str>,
+    threshold: f64,
+    now: DateTime<Utc>,
+) {
     let decayed = match s.last_bounce_at {
         Some(last) => {
             let days = (now - last).num_seconds().max(0) as f64 / crate::time::SECS_PER_DAY as f64;
@@ -61,14 +95,10 @@ pub fn add_bounce(s: &mut Subscriber, permanent: bool, threshold: f64, now: Date
         }
         None => s.bounce_score,
     };
-    s.bounce_score = decayed
-        + if permanent {
-            PERMANENT_WEIGHT
-        } else {
-            TEMPORARY_WEIGHT
-        };
+    s.bounce_score = decayed + bounce_weight(permanent, reason);
     s.bounces += 1;
     s.last_bounce_at = Some(now);
+    s.last_bounce_reason = reason.map(str::to_string);
     s.updated_at = now;
     if s.bounce_score >= threshold && s.status == Status::Confirmed {
         s.status = Status::Bounced;
@@ -265,12 +295,13 @@ fn count(
         // The token names the subscriber; the report says how bad it is.
         // A report we cannot read counts as permanent: the relay did send
         // it back.
-        let permanent = failures
+        let failure = failures
             .iter()
             .find(|f| f.recipient.eq_ignore_ascii_case(&s.email))
-            .or(failures.first())
-            .is_none_or(|f| f.permanent);
-        add_bounce(&mut s, permanent, threshold, now);
+            .or(failures.first());
+        let permanent = failure.is_none_or(|f| f.permanent);
+        let reason = failure.and_then(|f| f.reason.as_deref());
+        add_bounce(&mut s, permanent, reason, threshold, now);
         tx.put_subscriber(&s);
         Ok(true)
     })?;

@@ -30,6 +30,23 @@ pub(crate) fn subscriber_of(
 
 #[cfg(test)]
 mod tests {
+    use crate::feedback::bounces::{
+        bounce_weight, MAILBOX_WEIGHT, PERMANENT_WEIGHT, TEMPORARY_WEIGHT,
+    };
+
+    #[test]
+    fn the_reason_weighs_a_final_failure() {
+        assert_eq!(bounce_weight(true, Some("userunknown")), PERMANENT_WEIGHT);
+        assert_eq!(bounce_weight(true, Some("hostunknown")), PERMANENT_WEIGHT);
+        assert_eq!(bounce_weight(true, None), PERMANENT_WEIGHT);
+        assert_eq!(bounce_weight(true, Some("mailboxfull")), MAILBOX_WEIGHT);
+        assert_eq!(bounce_weight(true, Some("expired")), MAILBOX_WEIGHT);
+        assert_eq!(bounce_weight(true, Some("blocked")), TEMPORARY_WEIGHT);
+        assert_eq!(bounce_weight(true, Some("spamdetected")), TEMPORARY_WEIGHT);
+        assert_eq!(bounce_weight(false, Some("userunknown")), TEMPORARY_WEIGHT);
+        const { assert!(TEMPORARY_WEIGHT < MAILBOX_WEIGHT && MAILBOX_WEIGHT < PERMANENT_WEIGHT) };
+    }
+
     use super::bounces::add_bounce;
     use super::posts::as_markdown;
     use super::replies::{encode_header, rewrite_headers};
@@ -40,22 +57,22 @@ mod tests {
     fn the_bounce_score_decays_and_only_a_run_reaches_the_threshold() {
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let mut s = Subscriber::new(1, "lf", "a@b.se", "", Status::Confirmed, t0);
-        add_bounce(&mut s, true, 3.0, t0);
-        add_bounce(&mut s, true, 3.0, t0 + chrono::Duration::days(1));
+        add_bounce(&mut s, true, None, 3.0, t0);
+        add_bounce(&mut s, true, None, 3.0, t0 + chrono::Duration::days(1));
         assert_eq!(s.status, Status::Confirmed);
         // Temporary failures add little.
         for d in 2..6 {
-            add_bounce(&mut s, false, 3.0, t0 + chrono::Duration::days(d));
+            add_bounce(&mut s, false, None, 3.0, t0 + chrono::Duration::days(d));
         }
         assert_eq!(s.status, Status::Confirmed, "score {}", s.bounce_score);
-        add_bounce(&mut s, true, 3.0, t0 + chrono::Duration::days(6));
+        add_bounce(&mut s, true, None, 3.0, t0 + chrono::Duration::days(6));
         assert_eq!(s.status, Status::Bounced, "score {}", s.bounce_score);
         assert_eq!(s.bounces, 7);
 
         // Two permanent bounces months apart never add up.
         let mut s = Subscriber::new(2, "lf", "c@b.se", "", Status::Confirmed, t0);
         for m in 0..6 {
-            add_bounce(&mut s, true, 3.0, t0 + chrono::Duration::days(90 * m));
+            add_bounce(&mut s, true, None, 3.0, t0 + chrono::Duration::days(90 * m));
         }
         assert_eq!(s.status, Status::Confirmed, "score {}", s.bounce_score);
     }

@@ -290,6 +290,9 @@ pub struct Subscription {
     pub unsubscribed_at: Option<String>,
     pub bounces: u32,
     pub last_bounce_at: Option<String>,
+    /// Why the last bounce failed (`userunknown`, `mailboxfull`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bounce_reason: Option<String>,
     /// An outstanding bounce probe: when it was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_sent_at: Option<String>,
@@ -323,6 +326,7 @@ pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Person> {
                 unsubscribed_at: s.unsubscribed_at.map(|t| t.to_rfc3339()),
                 bounces: s.bounces,
                 last_bounce_at: s.last_bounce_at.map(|t| t.to_rfc3339()),
+                last_bounce_reason: s.last_bounce_reason,
                 probe_sent_at: s.probe_sent_at.map(|t| t.to_rfc3339()),
             });
         }

@@ -616,6 +616,7 @@ mod tests {
             bounces: 0,
             bounce_score: 0.0,
             last_bounce_at: None,
+            last_bounce_reason: None,
             probe_sent_at: None,
             updated_at: now,
         }

@@ -82,6 +82,10 @@ pub struct Subscriber {
     pub bounce_score: f64,
     #[serde(default)]
     pub last_bounce_at: Option<DateTime<Utc>>,
+    /// Why the last bounce failed, in sisimai's vocabulary (`userunknown`,
+    /// `mailboxfull`, ...), when the report said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_bounce_reason: Option<String>,
     /// When the outstanding bounce probe was sent (its token carries this
     /// time); None when no probe is outstanding. See `feedback::bounces`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +118,7 @@ impl Subscriber {
             bounces: 0,
             bounce_score: 0.0,
             last_bounce_at: None,
+            last_bounce_reason: None,
             probe_sent_at: None,
             updated_at: now,
         }

@@ -82,6 +82,15 @@ mod text;
 
 use crate::mail::bounce_words::first_address;
 pub use common::Failure;
+
+/// The reason (sisimai's vocabulary) that an enhanced status code and a
+/// diagnostic text give, such as a relay's 5xx reply; None when neither tells.
+pub fn reason_of(status: Option<&str>, diagnostic: &str) -> Option<String> {
+    let status = status
+        .map(str::to_string)
+        .or_else(|| crate::mail::bounce_words::enhanced_code(diagnostic));
+    reason::classify(status.as_deref(), diagnostic)
+}
 use common::{for_each_original, has_type, part_text};
 use dsn::{dsn_failures, dsn_texts, field_blocks};
 use mail_parser::{Message, MimeHeaders, PartType};
