@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::address;
 use crate::daemon::context::Context;
 use crate::daemon::lists::List;
-use crate::store::{Ignored, PendingAction, Status, RECORD_VERSION};
+use crate::store::{Ignored, PendingAction, Status, MAX_IGNORED, RECORD_VERSION};
 use crate::subscription::{check_token, token_subscriber, TokenProblem};
 use crate::token::Token;
 
@@ -102,17 +102,22 @@ pub fn ignore_form_post(
     let now = ctx.now();
     ctx.store.write(|tx| {
         let id = tx.next_id()?;
-        tx.record_ignored(&Ignored {
-            v: RECORD_VERSION,
-            id,
-            at: now,
-            list: list.id.clone(),
-            address: "web form".to_string(),
-            sender,
-            subject: String::new(),
-            message_id: String::new(),
-            reason: reason.to_string(),
-        })?;
+        tx.record_ignored_within(
+            &Ignored {
+                v: RECORD_VERSION,
+                id,
+                at: now,
+                list: list.id.clone(),
+                address: "web form".to_string(),
+                sender,
+                subject: String::new(),
+                message_id: String::new(),
+                reason: reason.to_string(),
+            },
+            // Bots fill forms all day: their records keep to half the
+            // log, and the ignored mail keeps the other half.
+            MAX_IGNORED / 2,
+        )?;
         Ok(())
     })
 }
