@@ -301,7 +301,8 @@ fn site_sender(ctx: &Context) -> Sender {
             own.trim().to_string()
         }
     };
-    let privacy_url = if config.privacy_url.trim().is_empty() {
+    // Only a web address is linked (see `lists::is_web_url`).
+    let privacy_url = if !crate::daemon::lists::is_web_url(config.privacy_url.trim()) {
         format!("{}/privacy", config.base_url())
     } else {
         config.privacy_url.trim().to_string()
