@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{plain, rand_id, Daemon, Mail, DOMAIN};
+use mail_parser::MimeHeaders;
 
 const LIST: &str = "lokal-finansiering";
 
@@ -543,4 +544,121 @@ fn a_privacy_url_that_is_no_web_address_is_never_linked() {
         "{}",
         confirm.html
     );
+}
+
+/// An owner's post (From forgeable, but only the owner's reply sends it)
+/// with an attachment whose name carries CR/LF, quotes and a header: the
+/// newsletter's attachment headers stay one header each, with no
+/// injected line; and the private list's campaign and another list's
+/// campaign number are never downloadable. (This held.)
+#[test]
+fn hostile_attachment_names_inject_no_header_and_private_campaigns_stay_private() {
+    let mut d = Daemon::start("");
+    d.cli_ok(&["add", LIST, "las@example.org", "--consent", "test"]);
+    assert_eq!(d.wait_mails(1).len(), 1);
+    let owner = "projektledare@example.se";
+    let post = format!(
+        "From: {owner}\r\nTo: {to}\r\nSubject: Med bilaga\r\nMessage-ID: <{id}@test.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHej alla!\r\n--b\r\nContent-Type: text/html; name=\"x.html\"\r\nContent-Disposition: attachment; filename*=utf-8''ond%22%0D%0ABcc%3A%20offer%40example.org%0D%0AX-Evil%3A%201%22.html\r\nContent-Transfer-Encoding: base64\r\n\r\nPHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\r\n--b--\r\n",
+        to = addr(""),
+        id = rand_id()
+    );
+    let r = d.send(owner, &addr(""), &post);
+    assert!(r.starts_with("250"), "{r}");
+    let preview = d.wait_mails(1).remove(0);
+    assert_eq!(preview.to, owner);
+    // While it is a draft (all a forger gets), its attachment is no download.
+    let campaigns = d.cli_ok(&["campaigns"]);
+    let draft = campaigns
+        .lines()
+        .find(|l| l.contains("draft"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no draft in {campaigns}"))
+        .to_string();
+    // The name as stored: CR/LF made spaces.
+    let stored: String = "ond\" Bcc: offer@example.org X-Evil: 1\".html"
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let download = format!("/archive/{LIST}/{draft}/0/{stored}");
+    assert_eq!(get(&d.http, &download).0, 404, "{download}");
+    let r = d.send(
+        owner,
+        &preview.reply_to,
+        &plain(
+            owner,
+            &preview.reply_to,
+            &format!("Re: {}", preview.subject),
+            "ok",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let copy = d.wait_mails(1).remove(0);
+    assert_eq!(copy.to, "las@example.org");
+    for line in copy.raw.lines() {
+        let l = line.to_ascii_lowercase();
+        assert!(
+            !l.starts_with("bcc:") && !l.starts_with("x-evil:"),
+            "an injected header: {line:?}\n{}",
+            copy.raw
+        );
+    }
+    let msg = mail_parser::MessageParser::default()
+        .parse(copy.raw.as_bytes())
+        .unwrap();
+    assert!(msg.bcc().is_none());
+    let att = msg.attachments().next().expect("the attachment");
+    let name = att.attachment_name().unwrap_or_default().to_string();
+    assert!(!name.contains(['\r', '\n']), "{name:?}");
+    // Once sent, the same download is served, as a download.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, head) = loop {
+        let (status, head, _) = get(&d.http, &download);
+        if status == 200 || Instant::now() > deadline {
+            break (status, head);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "{download}");
+    assert!(head.contains("content-disposition: attachment;"), "{head}");
+    assert!(
+        head.lines()
+            .all(|l| !l.starts_with("bcc:") && !l.starts_with("x-evil:")),
+        "{head}"
+    );
+    // The private list: a campaign that was sent is still no download,
+    // under its own list or under the public one.
+    d.cli_ok(&["add", "partnerskap", "p@example.org", "--consent", "test"]);
+    let _ = d.wait_mails(1);
+    let md = d.dir.path().join("p.md");
+    std::fs::write(&md, "---\nsubject: Internt\n---\nHej!\n").unwrap();
+    let file = d.dir.path().join("internt.pdf");
+    std::fs::write(&file, b"%PDF-1.4 hemligt").unwrap();
+    let out = d.cli_ok(&[
+        "queue",
+        "partnerskap",
+        md.to_str().unwrap(),
+        "--attach",
+        file.to_str().unwrap(),
+    ]);
+    let id: u64 = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    let _ = d.wait_mails(1);
+    for path in [
+        format!("/archive/partnerskap/{id}/0/internt.pdf"),
+        format!("/archive/{LIST}/{id}/0/internt.pdf"),
+        format!("/archive/partnerskap/{id}"),
+    ] {
+        let (status, _, body) = get(&d.http, &path);
+        assert_eq!(status, 404, "{path}");
+        assert!(!String::from_utf8_lossy(&body).contains("hemligt"));
+    }
 }
