@@ -662,3 +662,79 @@ fn hostile_attachment_names_inject_no_header_and_private_campaigns_stay_private(
         assert!(!String::from_utf8_lossy(&body).contains("hemligt"));
     }
 }
+
+/// POST `path` with no body: (status, body).
+fn post(http: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, text)
+}
+
+/// A confirmation the victim declined ("Sluta!"), and one whose person
+/// confirmed and then left: the used link said "Du är redan med … din
+/// prenumeration är bekräftad. Du behöver inte göra något mer." to a
+/// person who is on no list, so they do nothing and get nothing.
+#[test]
+fn a_used_link_of_someone_not_on_the_list_does_not_say_they_are() {
+    let mut d = Daemon::start("");
+    // Declined by mail.
+    let victim = "nej@example.org";
+    let confirm = request_subscription(&mut d, victim);
+    let r = d.send(
+        victim,
+        &confirm.reply_to,
+        &plain(
+            victim,
+            &confirm.reply_to,
+            "Re: nej",
+            "Sluta! Jag har inte bett om det här.",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(d.status_of(LIST, victim).as_deref(), Some("pending"));
+    let path = format!("/confirm/{}", confirm.token());
+    let (status, _, body) = get(&d.http, &path);
+    let page = String::from_utf8_lossy(&body).to_string();
+    assert!(
+        !page.contains("redan med") && !page.contains("är bekräftad"),
+        "GET {status}:\n{page}"
+    );
+    let (status, page) = post(&d.http, &path);
+    assert!(
+        !page.contains("redan med") && !page.contains("är bekräftad"),
+        "POST {status}:\n{page}"
+    );
+    assert_ne!(d.status_of(LIST, victim).as_deref(), Some("confirmed"));
+    // Confirmed, then left.
+    let email = "gick@example.org";
+    let confirm = request_subscription(&mut d, email);
+    let path = format!("/confirm/{}", confirm.token());
+    let (status, _) = post(&d.http, &path);
+    assert_eq!(status, 200);
+    assert_eq!(d.status_of(LIST, email).as_deref(), Some("confirmed"));
+    let _welcome = d.wait_mails(1);
+    d.cli_ok(&["remove", LIST, email]);
+    assert_ne!(d.status_of(LIST, email).as_deref(), Some("confirmed"));
+    let (status, _, body) = get(&d.http, &path);
+    let page = String::from_utf8_lossy(&body).to_string();
+    assert!(
+        !page.contains("redan med") && !page.contains("är bekräftad"),
+        "GET {status} after leaving:\n{page}"
+    );
+    // Still right for someone who is on the list.
+    let email = "kvar2@example.org";
+    let confirm = request_subscription(&mut d, email);
+    let path = format!("/confirm/{}", confirm.token());
+    assert_eq!(post(&d.http, &path).0, 200);
+    let (_, _, body) = get(&d.http, &path);
+    assert!(String::from_utf8_lossy(&body).contains("Du är redan med"));
+}
