@@ -246,6 +246,11 @@ pub(super) async fn confirm_page(State(web): State<Shared>, Path(token): Path<St
         "closed": list.subscription == Subscription::Closed,
     });
     data[asks_flag(pending.asks)] = json!(true);
+    if pending.done && pending.asks == Asks::Subscribe && !pending.member {
+        // Used, but the person is on no list: declined, or left since.
+        // Only a new sign-up helps, as with a link that ran out.
+        return web.token_problem(TokenProblem::Expired, list.language);
+    }
     if pending.done {
         // A used link says so, rather than offering the button again.
         data["already"] = json!(true);
@@ -270,10 +275,19 @@ pub(super) async fn confirm_post(
     let lang = language_of(&web.ctx, &list_id);
     // What the token asked for words an "already done" answer.
     let asks = match view::awaiting(&web.ctx, &parsed) {
-        Ok(Ok(a)) => Some(a.asks),
+        Ok(Ok(a)) => Some(a),
         Ok(Err(_)) => None,
         Err(e) => return web.unavailable(e),
     };
+    // Used, and the person is on no list (declined, or left since): the
+    // link ran out, whatever "already done" would say.
+    if asks
+        .as_ref()
+        .is_some_and(|a| a.done && a.asks == Asks::Subscribe && !a.member)
+    {
+        return web.token_problem(TokenProblem::Expired, lang);
+    }
+    let asks = asks.map(|a| a.asks);
     let result = subscription::apply_token(
         &web.ctx,
         None,
