@@ -135,7 +135,7 @@ impl Archive {
         let Some(meta) = c.content.attachments.get(index) else {
             return Ok(None);
         };
-        let Some(data) = ctx.store.blobs(id)?.into_iter().nth(index) else {
+        let Some(data) = ctx.store.blob(id, index)? else {
             return Ok(None);
         };
         Ok(Some(Download {

@@ -117,6 +117,14 @@ pub struct Sender {
     pub privacy_url: String,
 }
 
+/// An absolute http or https address, with nothing in it that would end
+/// an attribute or a line.
+pub fn is_web_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://"))
+        && !url.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 impl Sender {
     /// Where a link to the contact points: the URL itself when the contact
     /// is one, `mailto:` and the address when it holds an `@`, and empty
@@ -203,6 +211,16 @@ impl List {
                 format!("{}/privacy", config.base_url()),
             ),
         };
+        // Every page, every mail and the snippet on other sites link it:
+        // only a web address, never `javascript:` or `data:`.
+        if !is_web_url(&self.sender.privacy_url) {
+            tracing::warn!(
+                list = %self.id,
+                privacy_url = %self.sender.privacy_url,
+                "privacy_url is no http(s) address: the daemon's own /privacy page is linked instead"
+            );
+            self.sender.privacy_url = format!("{}/privacy", config.base_url());
+        }
     }
 }
 

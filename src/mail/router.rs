@@ -16,7 +16,8 @@ use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, W
 use crate::store::RECORD_VERSION;
 use crate::subscription::answer::{loop_marker, Handled, Request};
 use crate::subscription::{
-    confirm, confirm_token, help, request_unsubscribe, says_no, subscribe, unsubscribe_by_token,
+    answer_confirmation, awaits_answer, confirm, help, request_unsubscribe, says_no, subscribe,
+    unsubscribe_by_token,
 };
 use crate::token::Token;
 use mail_parser::Message;
@@ -212,20 +213,26 @@ pub(crate) fn route(
         Action::UnsubscribeToken(token) => unsubscribe_by_token(ctx, list, token, &request)?,
         Action::Request => {
             let subject = msg.subject().unwrap_or_default();
-            if let Some(token) =
-                Token::find_in(subject).or_else(|| answered_token(msg, &ctx.config.domain))
-            {
+            let body = msg.body_text(0).unwrap_or_default();
+            let word = command_word(strip_subject_prefixes(subject))
+                .or_else(|| first_own_line(&body).and_then(command_word));
+            let token = Token::find_in(subject).or_else(|| answered_token(msg, &ctx.config.domain));
+            // A command in the thread of a confirmation that was used (or
+            // ran out) long ago is a new command, not that old answer.
+            let token = match token {
+                Some(t) if word.is_some() && !awaits_answer(ctx, list, &t)? => None,
+                t => t,
+            };
+            if let Some(token) = token {
                 match refused(&token)? {
                     Some(reason) => {
                         tracing::info!(list = %list.id, reason, "approval refused");
                         Handled::ignored(reason)
                     }
-                    None => confirm_token(ctx, Some(list), token, &request)?,
+                    // "Sluta!" in the thread says no, as at the Reply-To.
+                    None => answer_confirmation(ctx, list, token, &request, says_no(msg))?,
                 }
             } else {
-                let body = msg.body_text(0).unwrap_or_default();
-                let word = command_word(strip_subject_prefixes(subject))
-                    .or_else(|| first_own_line(&body).and_then(command_word));
                 match word {
                     Some(Word::Subscribe) => subscribe(ctx, &request)?,
                     Some(Word::Unsubscribe) => request_unsubscribe(ctx, &request)?,

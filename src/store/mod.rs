@@ -284,6 +284,18 @@ impl Store {
             .collect()
     }
 
+    /// Attachment `index` of a campaign, alone (a download reads one
+    /// file, not every file of the campaign).
+    pub fn blob(&self, campaign: u64, index: usize) -> Result<Option<Vec<u8>>> {
+        let Ok(index32) = u32::try_from(index) else {
+            return Ok(None);
+        };
+        Ok(self
+            .tree(T::Blobs)
+            .get(blob_key(campaign, index32 as usize))?
+            .map(|v| v.to_vec()))
+    }
+
     /// The attachment bodies of a campaign, in order.
     pub fn blobs(&self, campaign: u64) -> Result<Vec<Vec<u8>>> {
         self.tree(T::Blobs)

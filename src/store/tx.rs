@@ -176,6 +176,35 @@ impl Tx<'_> {
         self.changes.insert((T::Suppressed, hash.to_vec()), None);
     }
 
+    /// Records an ignored message of a kind (its `address`) that anyone may
+    /// send without limit, such as the web form's: it may hold at most
+    /// `share` of the records, and beyond that its own oldest goes, not
+    /// the oldest of another kind. So a form-filling bot cannot push the
+    /// records of ignored mail out of the log.
+    pub fn record_ignored_within(&mut self, record: &Ignored, share: usize) -> Result<()> {
+        let mut oldest_same = None;
+        let mut same = 0usize;
+        for kv in self.store.tree(T::Ignored).iter() {
+            let (k, v) = kv?;
+            let r: Ignored = decode(&v)?;
+            if r.address == record.address {
+                same += 1;
+                oldest_same.get_or_insert(k);
+            }
+        }
+        match oldest_same {
+            Some(oldest) if same >= share => {
+                self.changes.insert((T::Ignored, oldest.to_vec()), None);
+                self.changes.insert(
+                    (T::Ignored, record.id.to_be_bytes().to_vec()),
+                    Some(encode(record)),
+                );
+                Ok(())
+            }
+            _ => self.record_ignored(record),
+        }
+    }
+
     /// Records an ignored message, dropping the oldest beyond `MAX_IGNORED`.
     pub fn record_ignored(&mut self, record: &Ignored) -> Result<()> {
         let tree = self.store.tree(T::Ignored);

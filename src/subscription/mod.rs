@@ -250,13 +250,41 @@ pub(crate) fn confirm(
     req: &Request<'_>,
     declined: bool,
 ) -> anyhow::Result<Handled> {
-    let is_unsubscribe = |t: &Token| matches!(ctx.store.pending(t.id), Ok(Some(p)) if p.action == PendingAction::Unsubscribe);
     match Token::decode(token) {
-        // "avsluta" in reply to a confirmation to leave means yes.
-        Some(t) if declined && !is_unsubscribe(&t) => decline(ctx, Some(list), &t),
-        Some(t) => confirm_token(ctx, Some(list), t, req),
+        Some(t) => answer_confirmation(ctx, list, t, req, declined),
         None => help(ctx, req, Some("reason_unknown_token")),
     }
+}
+
+/// A reply to one of our confirmations, found by its token (the address
+/// it came to, its Subject, or the thread it answers at `L-request@D`).
+/// `declined`: the reply says no ([`says_no`]). "avsluta" in reply to a
+/// confirmation to leave means yes; to a subscription still open it
+/// closes it unused; to a subscription confirmed long ago it is what it
+/// says, a request to leave (confirmed by mail as any other).
+pub(crate) fn answer_confirmation(
+    ctx: &Context,
+    list: &List,
+    token: Token,
+    req: &Request<'_>,
+    declined: bool,
+) -> anyhow::Result<Handled> {
+    if declined {
+        match check_token(ctx, Some(list), &token)? {
+            Ok(p) if p.action == PendingAction::Unsubscribe => {}
+            Ok(p) if p.completed && p.action == PendingAction::Subscribe => {
+                return request_unsubscribe(ctx, req);
+            }
+            _ => return decline(ctx, Some(list), &token),
+        }
+    }
+    confirm_token(ctx, Some(list), token, req)
+}
+
+/// Is `token` a confirmation of `list` that still waits for its answer
+/// (genuine, not expired, not used)?
+pub(crate) fn awaits_answer(ctx: &Context, list: &List, token: &Token) -> anyhow::Result<bool> {
+    Ok(matches!(check_token(ctx, Some(list), token)?, Ok(p) if !p.completed))
 }
 
 /// Does a reply to a confirmation say no? "Sluta! Jag har inte bett om

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::address;
 use crate::daemon::context::Context;
 use crate::daemon::lists::List;
-use crate::store::{Ignored, PendingAction, Status, RECORD_VERSION};
+use crate::store::{Ignored, PendingAction, Status, MAX_IGNORED, RECORD_VERSION};
 use crate::subscription::{check_token, token_subscriber, TokenProblem};
 use crate::token::Token;
 
@@ -31,11 +31,23 @@ pub struct Awaiting {
     /// The token was used already: its page says so instead of showing
     /// the button again.
     pub done: bool,
+    /// The address is on the list now (confirmed, or waiting for an
+    /// owner): a used subscription link may say so only then, not after
+    /// the person declined it or left.
+    pub member: bool,
 }
 
 /// The confirmation `token` stands for, checked as [`check_token`] does.
 pub fn awaiting(ctx: &Context, token: &Token) -> anyhow::Result<Result<Awaiting, TokenProblem>> {
-    Ok(check_token(ctx, None, token)?.map(|p| Awaiting {
+    let pending = match check_token(ctx, None, token)? {
+        Ok(p) => p,
+        Err(problem) => return Ok(Err(problem)),
+    };
+    let member = ctx
+        .store
+        .subscriber(&pending.list, &pending.email)?
+        .is_some_and(|s| matches!(s.status, Status::Confirmed | Status::AwaitingApproval));
+    Ok(Ok(pending).map(|p| Awaiting {
         list: p.list,
         email: p.email,
         asks: match p.action {
@@ -45,6 +57,7 @@ pub fn awaiting(ctx: &Context, token: &Token) -> anyhow::Result<Result<Awaiting,
             PendingAction::Post => Asks::Post,
         },
         done: p.completed,
+        member,
     }))
 }
 
@@ -102,17 +115,22 @@ pub fn ignore_form_post(
     let now = ctx.now();
     ctx.store.write(|tx| {
         let id = tx.next_id()?;
-        tx.record_ignored(&Ignored {
-            v: RECORD_VERSION,
-            id,
-            at: now,
-            list: list.id.clone(),
-            address: "web form".to_string(),
-            sender,
-            subject: String::new(),
-            message_id: String::new(),
-            reason: reason.to_string(),
-        })?;
+        tx.record_ignored_within(
+            &Ignored {
+                v: RECORD_VERSION,
+                id,
+                at: now,
+                list: list.id.clone(),
+                address: "web form".to_string(),
+                sender,
+                subject: String::new(),
+                message_id: String::new(),
+                reason: reason.to_string(),
+            },
+            // Bots fill forms all day: their records keep to half the
+            // log, and the ignored mail keeps the other half.
+            MAX_IGNORED / 2,
+        )?;
         Ok(())
     })
 }

@@ -128,7 +128,13 @@ async fn harden(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    if !path.ends_with("/form") {
+    // Only `/lists/{id}/form` itself: an archived attachment may be
+    // called `form` too, and it keeps the policy.
+    let snippet = path
+        .strip_prefix("/lists/")
+        .and_then(|rest| rest.strip_suffix("/form"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    if !snippet {
         // The embeddable snippet is the one thing meant to live on other
         // sites; everything else refuses to be framed.
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -295,7 +301,8 @@ fn site_sender(ctx: &Context) -> Sender {
             own.trim().to_string()
         }
     };
-    let privacy_url = if config.privacy_url.trim().is_empty() {
+    // Only a web address is linked (see `lists::is_web_url`).
+    let privacy_url = if !crate::daemon::lists::is_web_url(config.privacy_url.trim()) {
         format!("{}/privacy", config.base_url())
     } else {
         config.privacy_url.trim().to_string()

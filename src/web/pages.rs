@@ -48,12 +48,28 @@ impl IpLimits {
         if map.len() > TRACKED_IPS {
             map.retain(|_, (start, _)| now.duration_since(*start) < FORM_WINDOW);
         }
-        let entry = map.entry(ip).or_insert((now, 0));
+        let entry = map.entry(client_key(ip)).or_insert((now, 0));
         if now.duration_since(entry.0) >= FORM_WINDOW {
             *entry = (now, 0);
         }
         entry.1 += 1;
         entry.1 <= FORM_POSTS_PER_IP_PER_HOUR
+    }
+}
+
+/// Whom the per-IP limit counts: an IPv4 address, or an IPv6 address's
+/// /64 (one subscriber line gets a whole /64, so counting single IPv6
+/// addresses would give one client 2^64 allowances, and as many entries
+/// in the map).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
     }
 }
 
@@ -230,6 +246,11 @@ pub(super) async fn confirm_page(State(web): State<Shared>, Path(token): Path<St
         "closed": list.subscription == Subscription::Closed,
     });
     data[asks_flag(pending.asks)] = json!(true);
+    if pending.done && pending.asks == Asks::Subscribe && !pending.member {
+        // Used, but the person is on no list: declined, or left since.
+        // Only a new sign-up helps, as with a link that ran out.
+        return web.token_problem(TokenProblem::Expired, list.language);
+    }
     if pending.done {
         // A used link says so, rather than offering the button again.
         data["already"] = json!(true);
@@ -254,10 +275,19 @@ pub(super) async fn confirm_post(
     let lang = language_of(&web.ctx, &list_id);
     // What the token asked for words an "already done" answer.
     let asks = match view::awaiting(&web.ctx, &parsed) {
-        Ok(Ok(a)) => Some(a.asks),
+        Ok(Ok(a)) => Some(a),
         Ok(Err(_)) => None,
         Err(e) => return web.unavailable(e),
     };
+    // Used, and the person is on no list (declined, or left since): the
+    // link ran out, whatever "already done" would say.
+    if asks
+        .as_ref()
+        .is_some_and(|a| a.done && a.asks == Asks::Subscribe && !a.member)
+    {
+        return web.token_problem(TokenProblem::Expired, lang);
+    }
+    let asks = asks.map(|a| a.asks);
     let result = subscription::apply_token(
         &web.ctx,
         None,
@@ -365,4 +395,31 @@ pub(super) async fn unsubscribe_post(
     let mut data = json!({"list": list.as_ref().map(list_json)});
     data[flag] = json!(true);
     web.page(StatusCode::OK, lang, "done", data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_ipv6_network_shares_one_form_allowance() {
+        let limits = IpLimits::default();
+        let from =
+            |host: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, host));
+        for host in 0..FORM_POSTS_PER_IP_PER_HOUR as u16 {
+            assert!(limits.allow(from(host)));
+        }
+        // Another address of the same /64 is the same client.
+        assert!(!limits.allow(from(0xffff)));
+        // Another /64 is not.
+        assert!(limits.allow(IpAddr::V6(std::net::Ipv6Addr::new(
+            0x2001, 0xdb8, 1, 3, 0, 0, 0, 1
+        ))));
+        // An IPv4 address seen through an IPv6 socket counts as itself.
+        let v4 = std::net::Ipv4Addr::new(192, 0, 2, 7);
+        for _ in 0..FORM_POSTS_PER_IP_PER_HOUR {
+            assert!(limits.allow(IpAddr::V6(v4.to_ipv6_mapped())));
+        }
+        assert!(!limits.allow(IpAddr::V4(v4)));
+    }
 }
