@@ -260,11 +260,12 @@ fn count(
     reverse_path: Option<&str>,
 ) -> anyhow::Result<Handled> {
     let failures = bounce::parse(msg);
-    // A DSN that says "delivered" or "relayed" comes back to the envelope
-    // sender as a bounce would, and is none.
-    if failures.is_empty() && bounce::reports_success_only(msg) {
+    // A DSN that says "delivered" or "relayed", a read receipt, a
+    // challenge/response system's challenge: each comes back to the
+    // envelope sender as a bounce would, and is none.
+    if failures.is_empty() && bounce::reports_no_failure(msg) {
         return Ok(Handled::ignored(
-            "a delivery report of success (delivered, relayed or expanded), not a bounce",
+            "a report that nothing failed (a delivery success, a read receipt or a challenge/response), not a bounce",
         ));
     }
     // Vacation notices answer the envelope sender too (RFC 3834 replies go

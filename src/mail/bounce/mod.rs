@@ -128,19 +128,19 @@ fn fill_reasons(msg: &Message<'_>, failures: &mut [Failure]) {
     }
 }
 
-fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
-    // A read receipt (RFC 8098) reports no delivery failure.
-    if msg
-        .parts
+/// A read receipt (RFC 8098), or the challenge of a challenge/response
+/// system, which holds the message until the sender proves itself: reports
+/// that come back to the envelope sender and say no recipient failed.
+fn no_failure_kind(msg: &Message<'_>, texts: &[String]) -> bool {
+    msg.parts
         .iter()
         .any(|p| has_type(p, "message", &["disposition-notification"]))
-    {
-        return Vec::new();
-    }
-    // A challenge/response system holds the message until the sender
-    // proves itself: no recipient failed.
+        || is_challenge(msg, texts, &dsn_texts(msg))
+}
+
+fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
     let texts = report_texts(msg);
-    if is_challenge(msg, &texts, &dsn_texts(msg)) {
+    if no_failure_kind(msg, &texts) {
         return Vec::new();
     }
     let (failures, successes) = dsn_failures(msg);
@@ -268,6 +268,14 @@ pub fn original_tokens(msg: &Message<'_>) -> Vec<crate::token::Token> {
 pub fn reports_success_only(msg: &Message<'_>) -> bool {
     let (failures, successes) = dsn_failures(msg);
     failures.is_empty() && successes
+}
+
+/// Does `msg`, though it came back to our envelope sender, say that no
+/// recipient failed: a report of success only, a read receipt, or a
+/// challenge/response system's challenge? Such mail never counts as a
+/// bounce, however automated it looks.
+pub fn reports_no_failure(msg: &Message<'_>) -> bool {
+    reports_success_only(msg) || no_failure_kind(msg, &report_texts(msg))
 }
 
 #[cfg(test)]
