@@ -263,6 +263,38 @@ fn request_address_commands_and_help() {
     d.assert_no_new_mail_except_sentinel("sentinel-q@example.org");
 }
 
+/// Questions at `L-request@D` reach the owners, but one mailbox's flood
+/// only so far: past `questions_per_day` they are recorded, not forwarded.
+#[test]
+fn a_flood_of_questions_from_one_mailbox_reaches_the_owners_only_so_far() {
+    let mut d = Daemon::start("[limits]\nquestions_per_day = 2\n");
+    let to = addr("-request");
+    for (i, from) in ["flod@example.org", "Flod+2@Example.org", "flod@example.org"]
+        .iter()
+        .enumerate()
+    {
+        let r = d.send(
+            from,
+            &to,
+            &plain(from, &to, &format!("Fråga {i}"), "Hur gör man?"),
+        );
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let m = d.wait_mails(2);
+    assert!(m.iter().all(|m| m.to == "projektledare@example.se"));
+    d.assert_no_new_mail_except_sentinel("sentinel-flod@example.org");
+    let ignored: Vec<serde_json::Value> =
+        serde_json::from_str(&d.cli_ok(&["ignored", "--format", "json"])).unwrap();
+    assert!(
+        ignored.iter().any(|r| r["subject"] == "Fråga 2"
+            && r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("questions for today")),
+        "{ignored:?}"
+    );
+}
+
 #[test]
 fn forged_and_expired_tokens_get_a_friendly_help_reply() {
     let mut d = Daemon::start("");

@@ -288,6 +288,10 @@ pub struct Limits {
     /// All other automatic answers (help, already subscribed, unknown
     /// token) per mailbox per day, across lists.
     pub replies_per_day: u32,
+    /// Questions (mail with no command) that `L-request@D` forwards to the
+    /// owners per mailbox, per list, per day; past it they are recorded in
+    /// `ignored`, not forwarded.
+    pub questions_per_day: u32,
     /// Confirmations and invitations of every list in one hour (0: no
     /// cap); past it they wait in the outbox for the next hour with room.
     pub confirmations_per_hour: u32,
@@ -391,6 +395,7 @@ impl Default for Limits {
             unsubscribe_confirmations_per_day: 5,
             invitations_per_day: 1,
             replies_per_day: 5,
+            questions_per_day: 10,
             confirmations_per_hour: 1000,
             confirmations_per_domain_per_hour: 250,
             token_days: 7,

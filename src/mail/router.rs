@@ -15,6 +15,7 @@ use crate::mail::message::{message_id, parse_message, sender};
 use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, Word};
 use crate::store::RECORD_VERSION;
 use crate::subscription::answer::{loop_marker, Handled, Request};
+use crate::subscription::budget::question_budget;
 use crate::subscription::{
     answer_confirmation, awaits_answer, confirm, help, request_unsubscribe, says_no, subscribe,
     unsubscribe_by_token,
@@ -239,13 +240,25 @@ pub(crate) fn route(
                     Some(Word::Help) => help(ctx, &request, None)?,
                     // A question, not a command: a person wrote it, so a
                     // person should read it (as at `L-owner@D`).
+                    // A flood from one mailbox reaches them only so far
+                    // (`limits.questions_per_day`); the rest is recorded.
                     None => {
-                        tracing::info!(list = %list.id, "no command at the request address: forwarded to the owners");
-                        let mut handled = forward_to_owners(ctx, list, reverse_path, raw)?;
-                        if !handled.ignored {
-                            handled.what = "no command: forwarded to the owners";
+                        let now = ctx.now();
+                        let allowed = ctx
+                            .store
+                            .write(|tx| question_budget(ctx, tx, list, &email, now))?;
+                        if allowed {
+                            tracing::info!(list = %list.id, "no command at the request address: forwarded to the owners");
+                            let mut handled = forward_to_owners(ctx, list, reverse_path, raw)?;
+                            if !handled.ignored {
+                                handled.what = "no command: forwarded to the owners";
+                            }
+                            handled
+                        } else {
+                            Handled::ignored(
+                                "no command: this sender's questions for today were forwarded already",
+                            )
                         }
-                        handled
                     }
                 }
             }

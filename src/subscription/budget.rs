@@ -97,6 +97,27 @@ pub(crate) fn reply_budget(
     Ok(ok)
 }
 
+/// Takes one of today's forwarded questions (mail with no command at
+/// `L-request@D`) for `email`'s mailbox on `list`; false (and a log line)
+/// when they are spent, so a flood reaches the owners only so far.
+pub(crate) fn question_budget(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    email: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let ok = tx.take_daily(
+        &format!("question\0{}\0{}", list.id, address::mailbox(email)),
+        ctx.config.limits.questions_per_day,
+        now,
+    )?;
+    if !ok {
+        tracing::info!(list = %list.id, "daily cap of forwarded questions for this address reached");
+    }
+    Ok(ok)
+}
+
 fn note_key(budget: Budget, list: &List, email: &str) -> String {
     format!(
         "sent\0{}\0{}\0{}",
