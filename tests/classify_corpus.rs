@@ -145,3 +145,20 @@ fn other_messages() {
         }
     }
 }
+
+/// The router sees the envelope sender too, and a forwarding relay may put
+/// a person's address there: every bounce and auto-reply of the corpus is
+/// still automated mail, never a person's request.
+#[test]
+fn bounces_and_auto_replies_are_automated_whatever_the_envelope_sender() {
+    let missed: Vec<String> = fixtures()
+        .iter()
+        .filter(|f| f.kind != "other")
+        .filter(|f| {
+            let msg = MessageParser::default().parse(&f.raw).unwrap();
+            automated(&msg, Some("someone@example.org")).is_none()
+        })
+        .map(|f| format!("{} ({})", f.file, f.kind))
+        .collect();
+    assert!(missed.is_empty(), "taken for a person's mail: {missed:?}");
+}

@@ -520,28 +520,53 @@ fn attachment_downloads_keep_their_headers_whatever_their_name() {
 
 /// `privacy_url` is linked from every page, every mail and the snippet
 /// that other sites paste (where our CSP does not reach): a
-/// `javascript:` address was written into those links as it was.
+/// `javascript:` or `data:` address is refused where it is configured, in
+/// `utskick.toml` and in a list file, with a line that names the key, so
+/// it never reaches a link (and `web` links `/privacy` for anything that
+/// is not http(s), should one ever get past).
 #[test]
 fn a_privacy_url_that_is_no_web_address_is_never_linked() {
-    let d = Daemon::start("privacy_url = \"javascript:alert(document.domain)\"");
-    for path in [
-        "/privacy",
-        &format!("/lists/{LIST}"),
-        &format!("/lists/{LIST}/form"),
+    for bad in [
+        "privacy_url = \"javascript:alert(document.domain)\"",
+        "privacy_url = \"data:text/html,<script>alert(1)</script>\"",
+        "contact = \"javascript:alert(1)\"",
     ] {
-        let (status, _, body) = get(&d.http, path);
-        assert_eq!(status, 200, "{path}");
-        let page = String::from_utf8_lossy(&body).to_lowercase();
-        assert!(!page.contains("javascript:"), "{path}:\n{page}");
+        let d = Daemon::prepare(bad);
+        for args in [&["check"][..], &["serve"][..]] {
+            let out = d.cli(args);
+            assert!(!out.status.success(), "{bad}: {args:?} accepted it");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("privacy_url") || err.contains("contact"),
+                "{bad}: {args:?}: {err}"
+            );
+        }
     }
-    // Nor in the mails' footers.
-    let mut d = d;
-    let confirm = request_subscription(&mut d, "las@example.org");
-    assert!(
-        !confirm.raw.to_lowercase().contains("javascript:"),
-        "{}",
-        confirm.html
-    );
+    // A list file with one is refused the same way.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ond.toml"),
+        "name = \"Ond\"\naddress = \"ond\"\nprivacy_url = \"javascript:alert(1)\"\n",
+    )
+    .unwrap();
+    let d = Daemon::prepare("");
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    let config: String = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("lists_dir") {
+                format!("lists_dir = \"{}\"\n", dir.path().display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(d.config_path(), config).unwrap();
+    let out = d.cli(&["check"]);
+    assert!(!out.status.success());
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("privacy_url"), "{err}");
 }
 
 /// An owner's post (From forgeable, but only the owner's reply sends it)

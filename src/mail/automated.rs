@@ -459,12 +459,22 @@ fn returned_original(msg: &Message<'_>) -> bool {
     })
 }
 
+/// A `From:` with no address at all (`From: <>`, as some filters write the
+/// null sender into the header): nobody wrote it who could be answered.
+fn null_from(msg: &Message<'_>) -> bool {
+    raw_values(msg, "From").next().is_some_and(|v| {
+        let v = v.trim();
+        v.is_empty() || v == "<>" || v.ends_with(" <>") || v == "\"\" <>"
+    })
+}
+
 fn weak_bounce_signals(msg: &Message<'_>) -> u8 {
     [
         bounce_subject(msg),
         bounce_display_name(msg),
         bounce_body(msg),
         returned_original(msg),
+        null_from(msg),
     ]
     .iter()
     .filter(|b| **b)
