@@ -30,6 +30,28 @@ fn request_subscription(d: &mut Daemon, email: &str) -> Mail {
     mails.into_iter().next().unwrap()
 }
 
+/// `email` answers `confirm` at its Reply-To, as most clients do, and is
+/// welcomed.
+fn confirm_by_reply(d: &mut Daemon, email: &str, confirm: &Mail) {
+    let r = d.send(
+        email,
+        &confirm.reply_to,
+        &plain(
+            email,
+            &confirm.reply_to,
+            &format!("Re: {}", confirm.subject),
+            "Ja",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let welcome = d.wait_mails(1);
+    assert!(
+        welcome[0].subject.contains("Välkommen"),
+        "{}",
+        welcome[0].subject
+    );
+}
+
 /// A mail from `from` to `L-request@D` in the thread of `id`.
 fn in_thread(from: &str, id: &str, subject: &str, body: &str) -> String {
     let to = addr("-request");
@@ -121,23 +143,7 @@ fn leaving_in_the_thread_of_a_used_confirmation_is_not_swallowed() {
     let confirm = request_subscription(&mut d, email);
     let id = confirm.header("Message-ID").unwrap();
     // Confirmed through the Reply-To, as most clients do.
-    let r = d.send(
-        email,
-        &confirm.reply_to,
-        &plain(
-            email,
-            &confirm.reply_to,
-            &format!("Re: {}", confirm.subject),
-            "Ja",
-        ),
-    );
-    assert!(r.starts_with("250"), "{r}");
-    let welcome = d.wait_mails(1);
-    assert!(
-        welcome[0].subject.contains("Välkommen"),
-        "{}",
-        welcome[0].subject
-    );
+    confirm_by_reply(&mut d, email, &confirm);
     assert_eq!(d.status_of(LIST, email).as_deref(), Some("confirmed"));
     // Later, in the same thread, to the request address.
     let r = d.send(
@@ -163,23 +169,7 @@ fn leaving_at_the_reply_to_of_a_used_confirmation_is_not_swallowed() {
     let mut d = Daemon::start("");
     let email = "kvar@example.org";
     let confirm = request_subscription(&mut d, email);
-    let r = d.send(
-        email,
-        &confirm.reply_to,
-        &plain(
-            email,
-            &confirm.reply_to,
-            &format!("Re: {}", confirm.subject),
-            "Ja",
-        ),
-    );
-    assert!(r.starts_with("250"), "{r}");
-    let welcome = d.wait_mails(1);
-    assert!(
-        welcome[0].subject.contains("Välkommen"),
-        "{}",
-        welcome[0].subject
-    );
+    confirm_by_reply(&mut d, email, &confirm);
     let r = d.send(
         email,
         &confirm.reply_to,
