@@ -562,6 +562,15 @@ fn three_forged_qmail_bounces_do_not_mark_anyone_bounced() {
     let s = subscriber(&d, LIST, victim);
     assert_eq!(s["status"], "confirmed", "{s}");
     assert_eq!(s["bounces"], 0, "unbound qmail bounces counted: {s}");
+    // Each is recorded, with the format the reader tried.
+    let records = ignored(&d);
+    assert!(
+        records
+            .iter()
+            .filter(|r| r["address"] == "bounces")
+            .all(|r| r["reason"].as_str().unwrap_or("").contains("(read as: ")),
+        "{records:?}"
+    );
 }
 
 #[test]
@@ -671,7 +680,9 @@ fn a_dsn_of_success_to_the_verp_address_is_no_bounce() {
         ignored(&d)
             .iter()
             .filter(|r| r["address"] == "bounces"
-                && r["reason"].as_str().unwrap_or("").contains("success"))
+                && r["reason"].as_str().unwrap_or("").contains("success")
+                // What the report was read as is recorded with it.
+                && r["reason"].as_str().unwrap_or("").contains("(read as: rfc3464)"))
             .count()
             == 2,
         "{:?}",

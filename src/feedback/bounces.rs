@@ -214,14 +214,21 @@ pub fn bounce(
         };
     }
     match binding {
-        Ok(b) => count(ctx, list, b, msg, reverse_path),
+        Ok(b) => {
+            let handled = count(ctx, list, b, msg, reverse_path)?;
+            Ok(if handled.ignored {
+                handled.read_as(bounce::family(msg))
+            } else {
+                handled
+            })
+        }
         Err(Unbound::ForgedVerp) => {
             tracing::warn!(list = %list.id, "bounce to a VERP address whose token is not ours: ignored");
             Ok(Handled::ignored(
                 "bounce to a VERP address whose token is not ours",
             ))
         }
-        Err(_) => probe(ctx, list, msg),
+        Err(_) => Ok(probe(ctx, list, msg)?.read_as(bounce::family(msg))),
     }
 }
 

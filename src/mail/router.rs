@@ -57,7 +57,7 @@ pub async fn handle_inbound(
     Metrics::inc(&ctx.metrics.messages_received);
     let handled = route(ctx, list, &action, &msg, reverse_path, raw)?;
     if handled.ignored {
-        record_ignored(ctx, list, &action, &msg, reverse_path, handled.what)?;
+        record_ignored(ctx, list, &action, &msg, reverse_path, &handled.reason())?;
     }
     ctx.store.sync().await?;
     ctx.mail_ready.notify_one();
@@ -86,7 +86,7 @@ pub(crate) fn record_ignored(
     action: &Action,
     msg: &Message<'_>,
     reverse_path: Option<&str>,
-    reason: &'static str,
+    reason: &str,
 ) -> anyhow::Result<()> {
     let sender = sender(msg, reverse_path)
         .map(|(e, _)| e)

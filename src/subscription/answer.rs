@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 pub struct Handled {
     pub what: &'static str,
     pub ignored: bool,
+    /// For a delivery report: the format it was read as (the bounce
+    /// reader's family, `bounce::family`), kept with an ignored record so
+    /// an unreadable report says what was tried.
+    pub read_as: Option<&'static str>,
 }
 
 impl Handled {
@@ -23,6 +27,7 @@ impl Handled {
         Handled {
             what,
             ignored: false,
+            read_as: None,
         }
     }
 
@@ -30,6 +35,23 @@ impl Handled {
         Handled {
             what,
             ignored: true,
+            read_as: None,
+        }
+    }
+
+    /// The same, noting the format a report was read as.
+    pub fn read_as(self, family: &'static str) -> Handled {
+        Handled {
+            read_as: Some(family),
+            ..self
+        }
+    }
+
+    /// What `utskick ignored` records as the reason.
+    pub fn reason(&self) -> String {
+        match self.read_as {
+            Some(family) => format!("{} (read as: {family})", self.what),
+            None => self.what.to_string(),
         }
     }
 }
