@@ -183,6 +183,25 @@ fn a_reply_at_the_request_address_confirms_by_its_in_reply_to() {
         d.status_of("lokal-finansiering", email).as_deref(),
         Some("confirmed")
     );
+    // Later, a question in the same thread: the confirmation is used, so
+    // it is a person's question for the owners, not "already done".
+    let r = d.send(
+        email,
+        &to,
+        &format!(
+            "In-Reply-To: {id}\r\n{}",
+            plain(
+                email,
+                &to,
+                &format!("Re: {}", confirm.subject),
+                "Var hittar jag handboken?"
+            )
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let m = d.wait_mails(1);
+    assert_eq!(m[0].to, "projektledare@example.se");
+    assert!(m[0].text.contains("handboken"), "{}", m[0].text);
 }
 
 /// Mail still in flight from before the Subject lost its token, and the

@@ -217,11 +217,17 @@ pub(crate) fn route(
             let body = msg.body_text(0).unwrap_or_default();
             let word = command_word(strip_subject_prefixes(subject))
                 .or_else(|| first_own_line(&body).and_then(command_word));
-            let token = Token::find_in(subject).or_else(|| answered_token(msg, &ctx.config.domain));
+            let in_subject = Token::find_in(subject);
+            let from_thread = in_subject.is_none();
+            let token = in_subject.or_else(|| answered_token(msg, &ctx.config.domain));
             // A command in the thread of a confirmation that was used (or
-            // ran out) long ago is a new command, not that old answer.
+            // ran out) long ago is a new command, not that old answer; so
+            // is a question there (a reply months later to the old mail):
+            // it reaches the owners below instead of "already done".
             let token = match token {
-                Some(t) if word.is_some() && !awaits_answer(ctx, list, &t)? => None,
+                Some(t) if (word.is_some() || from_thread) && !awaits_answer(ctx, list, &t)? => {
+                    None
+                }
                 t => t,
             };
             if let Some(token) = token {
