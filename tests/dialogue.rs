@@ -410,3 +410,62 @@ fn a_post_from_anyone_else_reaches_the_owners_only() {
     assert_eq!(m[0].to, OWNER);
     assert!(m[0].text.contains("Hej alla!"));
 }
+
+/// An owner's post from Thunderbird or Apple Mail comes `format=flowed`,
+/// wrapped at 72: the newsletter joins the wrapped lines (RFC 3676) and
+/// keeps the owner's own line breaks, in the text and the HTML.
+#[test]
+fn a_flowed_post_is_unwrapped_and_keeps_its_own_line_breaks() {
+    let mut d = Daemon::start("");
+    d.cli_ok(&[
+        "add",
+        "lokal-finansiering",
+        "h2@example.org",
+        "--name",
+        "Hanna",
+        "--consent",
+        "test",
+    ]);
+    assert_eq!(d.wait_mails(1).len(), 1);
+    let owner = "projektledare@example.se";
+    let to = "lokal-finansiering@lista.example.se";
+    let post = plain(
+        owner,
+        to,
+        "Handboken",
+        "Handboken om lokala finansieringsl\u{f6}sningar \r\nfinns nu p\u{e5} webben.\r\n\r\nH\u{e4}lsningar\r\nKarin",
+    )
+    .replace(
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Type: text/plain; charset=utf-8; format=flowed",
+    );
+    let r = d.send(owner, to, &post);
+    assert!(r.starts_with("250"), "{r}");
+    let preview = d.wait_mails(1).remove(0);
+    let r = d.send(
+        owner,
+        &preview.reply_to,
+        &plain(
+            owner,
+            &preview.reply_to,
+            &format!("Re: {}", preview.subject),
+            "ok",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let sent = d.wait_mails(1).remove(0);
+    assert_eq!(sent.to, "h2@example.org");
+    assert!(
+        sent.text
+            .contains("Handboken om lokala finansieringsl\u{f6}sningar finns nu p\u{e5} webben."),
+        "{}",
+        sent.text
+    );
+    assert!(
+        sent.html.contains("finansieringsl\u{f6}sningar finns nu"),
+        "{}",
+        sent.html
+    );
+    // "Hälsningar" and "Karin" stay two lines.
+    assert!(sent.html.contains("H\u{e4}lsningar<br"), "{}", sent.html);
+}

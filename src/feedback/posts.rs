@@ -141,6 +141,41 @@ pub(crate) fn as_markdown(text: &str) -> String {
     out
 }
 
+/// `Some(delsp)` when the post's text part is `format=flowed` (RFC 3676),
+/// as Thunderbird and Apple Mail send it.
+fn flowed(msg: &Message<'_>) -> Option<bool> {
+    let part = msg.text_body.first().and_then(|&i| msg.part(i))?;
+    let ct = part.content_type()?;
+    let param = |name: &str| {
+        ct.attribute(name).map(|v| {
+            v.trim()
+                .eq_ignore_ascii_case(if name == "format" { "flowed" } else { "yes" })
+        })
+    };
+    param("format")
+        .unwrap_or(false)
+        .then(|| param("delsp").unwrap_or(false))
+}
+
+/// RFC 3676 §4: a line that ends in a space continues on the next (the
+/// space removed too with `delsp=yes`); a leading space was stuffed; the
+/// signature separator `-- ` ends a paragraph. The owner's paragraphs and
+/// deliberate line breaks stay; the client's wrapping at 72 goes.
+pub(crate) fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.strip_prefix(' ').unwrap_or(line);
+        let soft = line.ends_with(' ') && line != "-- " && !line.starts_with('>');
+        if soft {
+            out.push_str(if delsp { &line[..line.len() - 1] } else { line });
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// An owner's mail to `L@D`: held as a draft campaign, and the owner gets a
 /// preview with a token. Only the reply from the owner's real mailbox (the
 /// round trip) queues it: a forged From gets nowhere.
@@ -153,7 +188,10 @@ pub fn owner_post(
     let subject = address::header_safe(msg.subject().unwrap_or_default());
     let subject = strip_subject_prefixes(&subject).to_string();
     let text = match msg.body_text(0) {
-        Some(t) if !msg.text_body.is_empty() => t.to_string(),
+        Some(t) if !msg.text_body.is_empty() => match flowed(msg) {
+            Some(delsp) => unflow(&t, delsp),
+            None => t.to_string(),
+        },
         _ => msg
             .body_html(0)
             .map(|h| crate::mail::html_text::html_to_text(&h))
@@ -286,4 +324,20 @@ pub fn owner_post(
         answer(tx, Some(&token), "")
     })?;
     Ok(Handled::done("owner post held for approval"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn format_flowed_text_is_unwrapped_and_hard_breaks_stay() {
+        let text = "Hej alla!\n\nHandboken om lokala finansieringslösningar \nfinns nu på webben, med \nexempel från tolv orter.\n\nHälsningar\nKarin\n-- \nProjektledare\n";
+        assert_eq!(
+            super::unflow(text, false),
+            "Hej alla!\n\nHandboken om lokala finansieringslösningar finns nu på webben, med exempel från tolv orter.\n\nHälsningar\nKarin\n-- \nProjektledare\n"
+        );
+        // delsp=yes: the space before the break was added by the client.
+        assert_eq!(super::unflow("ett-\ntvå \ntre\n", true), "ett-\ntvåtre\n");
+        // Space-stuffing is undone.
+        assert_eq!(super::unflow("  From here\n", false), " From here\n");
+    }
 }
