@@ -67,6 +67,25 @@ pub fn list_id(list: &List, domain: &str) -> String {
     )
 }
 
+/// How every system mail's Message-ID begins: `utskick.L.N.R[.TOKEN]@D`.
+const MESSAGE_ID_PREFIX: &str = "utskick.";
+
+/// The confirmation token that ends one of our system mails' Message-IDs
+/// (`id` with or without its brackets), the inverse of [`system_mail`]'s
+/// ids; None for any other id, or one on another domain. The caller still
+/// verifies the token against its record.
+pub fn confirmation_token_in(id: &str, domain: &str) -> Option<String> {
+    let id = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_ascii_lowercase();
+    let local = id
+        .strip_suffix(&format!("@{}", domain.to_ascii_lowercase()))?
+        .strip_prefix(MESSAGE_ID_PREFIX)?;
+    Some(local.rsplit('.').next()?.to_string())
+}
+
 /// Builds the message; returns its Message-ID (without brackets) and bytes.
 pub fn system_mail(
     env: &Envelope<'_>,
@@ -85,14 +104,11 @@ pub fn system_mail(
     // A mail that asks for a confirmation (Reply-To `L-confirm+TOKEN@D`)
     // carries its token in its Message-ID too, not in a Subject the reader
     // sees: a reply that reaches `L-request@D` names it in In-Reply-To.
-    let confirms = reply_to
-        .strip_prefix(&format!("{}-confirm+", list.address))
-        .and_then(|rest| rest.strip_suffix(&format!("@{}", env.domain)))
-        .filter(|token| !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric()))
+    let confirms = lists::confirm_token(list, &reply_to, env.domain)
         .map(|token| format!(".{token}"))
         .unwrap_or_default();
     let message_id = format!(
-        "utskick.{}.{unique:x}.{:x}{confirms}@{}",
+        "{MESSAGE_ID_PREFIX}{}.{unique:x}.{:x}{confirms}@{}",
         list.id,
         rand::random::<u32>(),
         env.domain
@@ -274,6 +290,16 @@ mod tests {
             html: "<p>Hej</p>".into(),
         };
         let (id, bytes) = system_mail(&env, &rendered, 7).unwrap();
+        // The confirmation's token rides in its Message-ID, and comes back.
+        assert_eq!(
+            confirmation_token_in(&format!("<{id}>"), "EXAMPLE.se").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(confirmation_token_in(&id, "example.org"), None);
+        assert_eq!(
+            confirmation_token_in("<abc@example.se>", "example.se"),
+            None
+        );
         let text = String::from_utf8(bytes).unwrap();
         let headers = &text[..text.find("\r\n\r\n").unwrap()];
         assert!(

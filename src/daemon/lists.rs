@@ -461,6 +461,19 @@ pub fn parse_recipient<'l>(
     Some((list, action))
 }
 
+/// The TOKEN of `address` when it is `list`'s `L-confirm+TOKEN@D` (the
+/// inverse of [`list_address`] for confirmations).
+pub fn confirm_token<'a>(list: &List, address: &'a str, domain: &str) -> Option<&'a str> {
+    let (local, rdomain) = split(address)?;
+    if !rdomain.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let token = local
+        .strip_prefix(&list.address)?
+        .strip_prefix("-confirm+")?;
+    (!token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(token)
+}
+
 /// The full address of a list's command address: `suffix` "" gives `L@D`.
 pub fn list_address(list: &List, suffix: &str, token: Option<&str>, domain: &str) -> String {
     let mut local = list.address.clone();
@@ -477,6 +490,20 @@ pub fn list_address(list: &List, suffix: &str, token: Option<&str>, domain: &str
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_confirm_address_gives_back_its_token() {
+        let list = List::parse("nat", "name = \"N\"\naddress = \"nat\"\n").unwrap();
+        let a = list_address(&list, "confirm", Some("abc234"), "example.se");
+        assert_eq!(confirm_token(&list, &a, "example.se"), Some("abc234"));
+        assert_eq!(confirm_token(&list, &a, "example.org"), None);
+        let request = list_address(&list, "request", None, "example.se");
+        assert_eq!(confirm_token(&list, &request, "example.se"), None);
+        assert_eq!(
+            confirm_token(&list, "nat-confirm+@example.se", "example.se"),
+            None
+        );
+    }
+
     #[test]
     fn sender_comes_from_the_list_then_the_config_then_defaults() {
         let mut config = Config {

@@ -5,6 +5,7 @@
 //! caller may acknowledge.
 
 use crate::address;
+use crate::compose::system::confirmation_token_in;
 use crate::daemon::context::{Context, Metrics};
 use crate::daemon::lists;
 use crate::daemon::lists::Action;
@@ -289,16 +290,9 @@ fn answered_token(msg: &Message<'_>, domain: &str) -> Option<Token> {
             _ => Vec::new(),
         }
     };
-    let suffix = format!("@{}", domain.to_ascii_lowercase());
     let mut all = ids(msg.in_reply_to());
     all.extend(ids(msg.references()));
-    all.iter().rev().find_map(|id| {
-        let id = id
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .to_ascii_lowercase();
-        let local = id.strip_suffix(&suffix)?.strip_prefix("utskick.")?;
-        Token::decode(local.rsplit('.').next()?)
-    })
+    all.iter()
+        .rev()
+        .find_map(|id| Token::decode(&confirmation_token_in(id, domain)?))
 }
