@@ -169,7 +169,7 @@ impl Web {
     fn page(&self, status: StatusCode, lang: Language, name: &str, mut data: Value) -> Response {
         if data["sender"].is_null() {
             data["sender"] = match &data["list"]["sender"] {
-                Value::Null => sender_json(&site_sender(&self.ctx)),
+                Value::Null => json!(site_sender(&self.ctx)),
                 sender => sender.clone(),
             };
         }
@@ -259,26 +259,7 @@ fn capitalise(s: &str) -> String {
 }
 
 fn list_json(list: &List) -> Value {
-    json!({"id": list.id, "name": list.name, "description": list.description, "sender": sender_json(&list.sender)})
-}
-
-/// A sender as the footer shows it: `contact_href` is a `mailto:` link for
-/// an address, the URL itself for a web address, and absent otherwise.
-fn sender_json(sender: &Sender) -> Value {
-    let contact = sender.contact.trim();
-    let href = if contact.starts_with("https://") || contact.starts_with("http://") {
-        Some(contact.to_string())
-    } else if contact.contains('@') && !contact.contains(char::is_whitespace) {
-        Some(format!("mailto:{contact}"))
-    } else {
-        None
-    };
-    json!({
-        "organisation": sender.organisation,
-        "contact": contact,
-        "contact_href": href,
-        "privacy_url": sender.privacy_url,
-    })
+    json!({"id": list.id, "name": list.name, "description": list.description, "sender": list.sender})
 }
 
 /// Who sends, for pages that belong to no list (the index, the privacy

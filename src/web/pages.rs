@@ -13,9 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{
-    fill_time, html, language_of, list_json, sender_json, site_language, site_sender, Shared,
-};
+use super::{fill_time, html, language_of, list_json, site_language, site_sender, Shared};
 use crate::address;
 use crate::daemon::lists::{Language, Subscription};
 use crate::subscription::view::{self, Asks};
@@ -99,7 +97,7 @@ pub(super) async fn list_page(State(web): State<Shared>, Path(id): Path<String>)
 pub(super) async fn privacy(State(web): State<Shared>) -> Response {
     let limits = &web.ctx.config.limits;
     let data = json!({
-        "sender": sender_json(&site_sender(&web.ctx)),
+        "sender": site_sender(&web.ctx),
         "token_days": limits.token_days,
         "unconfirmed_days": limits.unconfirmed_days,
     });
