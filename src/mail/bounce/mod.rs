@@ -105,19 +105,21 @@ use text::{
 /// Attached `message/rfc822` originals are never read for recipients (only
 /// their `From`/`To` headers, to exclude or as a last resort).
 pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
-    let mut failures = failures_of(msg);
-    fill_reasons(msg, &mut failures);
+    // The report's text is read once, for the readers and the reasons.
+    let texts = report_texts(msg);
+    let mut failures = failures_of(msg, &texts);
+    fill_reasons(&texts, &mut failures);
     failures
 }
 
 /// A failure whose own diagnostic and status give no reason takes it from
 /// the report's text about its recipient, or, when it is the only one,
 /// from the whole text.
-fn fill_reasons(msg: &Message<'_>, failures: &mut [Failure]) {
+fn fill_reasons(texts: &[String], failures: &mut [Failure]) {
     if failures.iter().all(|f| f.reason.is_some()) {
         return;
     }
-    let whole = report_texts(msg).join("\n");
+    let whole = texts.join("\n");
     let single = failures.len() == 1;
     for f in failures.iter_mut().filter(|f| f.reason.is_none()) {
         let block = recipient_blocks(&whole, std::slice::from_ref(&f.recipient)).remove(0);
@@ -138,9 +140,9 @@ fn no_failure_kind(msg: &Message<'_>, texts: &[String]) -> bool {
         || is_challenge(msg, texts, &dsn_texts(msg))
 }
 
-fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
-    let texts = report_texts(msg);
-    if no_failure_kind(msg, &texts) {
+/// The failures `msg` reports, `texts` being its [`report_texts`].
+fn failures_of(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
+    if no_failure_kind(msg, texts) {
         return Vec::new();
     }
     let (failures, successes) = dsn_failures(msg);
@@ -149,15 +151,15 @@ fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
         // (RFC 3464 §2.3.3) reports no failure: its text is not read for one.
         return failures;
     }
-    let failures = x_failed_recipients(msg, &texts);
+    let failures = x_failed_recipients(msg, texts);
     if !failures.is_empty() {
         return failures;
     }
     if !crate::mail::automated::is_bounce(msg, None) {
         return Vec::new();
     }
-    let failures = text_failures(msg, &texts);
-    if !failures.is_empty() || !reads_like_failure(msg, &texts) {
+    let failures = text_failures(msg, texts);
+    if !failures.is_empty() || !reads_like_failure(msg, texts) {
         return failures;
     }
     // A bounce forwarded inside a report of its own (relays that wrap the
@@ -165,18 +167,18 @@ fn failures_of(msg: &Message<'_>) -> Vec<Failure> {
     for part in &msg.parts {
         if let PartType::Message(inner) = &part.body {
             if crate::mail::automated::is_bounce(inner, None) {
-                let failures = failures_of(inner);
+                let failures = failures_of(inner, &report_texts(inner));
                 if !failures.is_empty() {
                     return failures;
                 }
             }
         }
     }
-    let failures = original_recipient(msg, &texts);
+    let failures = original_recipient(msg, texts);
     if !failures.is_empty() {
         return failures;
     }
-    bare_local_parts(msg, &texts)
+    bare_local_parts(msg, texts)
 }
 
 /// The MTA family that wrote a delivery report (`postfix`, `exim`,
