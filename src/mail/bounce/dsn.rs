@@ -147,7 +147,16 @@ pub(crate) fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
             } else {
                 diag.to_string()
             };
-            let reason = reason::classify(status.as_deref(), diag);
+            let mut reason = reason::classify(status.as_deref(), diag);
+            // A final action over a temporary status: the MTA stopped
+            // retrying (`Action: failed` with `Status: 4.4.1`), so the
+            // retries ran out, whatever the last attempt met.
+            if dsn_class == Some(false)
+                && matches!(action.as_deref(), Some("failed" | "expired"))
+                && matches!(reason.as_deref(), None | Some("networkerror"))
+            {
+                reason = Some("expired".into());
+            }
             let diagnostic = one_line(&diagnostic);
             for recipient in std::iter::once(recipient).chain(original) {
                 if out.iter().any(|f| f.recipient == recipient) {

@@ -47,7 +47,7 @@
 //!
 //! Each failure carries a reason in sisimai's vocabulary
 //! ([`Failure::reason`], see `reason.rs`); [`family`] names the MTA family
-//! that wrote the report (`families.rs`).
+//! that wrote the report (one module each under `lhost/`).
 //!
 //! # Permanent or temporary
 //!
@@ -76,7 +76,7 @@
 
 mod common;
 mod dsn;
-mod families;
+mod lhost;
 mod reason;
 mod text;
 
@@ -109,16 +109,23 @@ pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
     let texts = report_texts(msg);
     let mut failures = failures_of(msg, &texts);
     fill_reasons(&texts, &mut failures);
+    if failures.iter().any(|f| f.reason.is_none()) {
+        let reason = lhost::detect(&lhost::Head::of(msg, &texts)).and_then(|l| l.reason);
+        for f in failures.iter_mut().filter(|f| f.reason.is_none()) {
+            f.reason = reason.map(str::to_string);
+        }
+    }
     failures
 }
 
 /// A failure whose own diagnostic and status give no reason takes it from
 /// the report's text about its recipient, or, when it is the only one,
 /// from the whole text.
+///
+/// A failure that names no cause beyond the network (or none at all) in a
+/// report that says the MTA stopped retrying is `expired`: the retries ran
+/// out, whatever the last attempt met (sisimai's reading too).
 fn fill_reasons(texts: &[String], failures: &mut [Failure]) {
-    if failures.iter().all(|f| f.reason.is_some()) {
-        return;
-    }
     let whole = texts.join("\n");
     let single = failures.len() == 1;
     for f in failures.iter_mut().filter(|f| f.reason.is_none()) {
@@ -126,6 +133,17 @@ fn fill_reasons(texts: &[String], failures: &mut [Failure]) {
         f.reason = reason::classify(None, &block);
         if f.reason.is_none() && single {
             f.reason = reason::classify(None, &whole);
+        }
+    }
+    if failures
+        .iter()
+        .any(|f| matches!(f.reason.as_deref(), None | Some("networkerror")))
+        && reason::retries_ran_out(&whole)
+    {
+        for f in failures.iter_mut() {
+            if matches!(f.reason.as_deref(), None | Some("networkerror")) {
+                f.reason = Some("expired".into());
+            }
         }
     }
 }
@@ -185,8 +203,20 @@ fn failures_of(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
 /// `qmail`, `exchange2007`, ..., else `rfc3464` or `text`): which one was
 /// tried when a report names nobody.
 pub fn family(msg: &Message<'_>) -> &'static str {
-    let has_dsn = !dsn_texts(msg).is_empty();
-    families::family(msg, &report_texts(msg), has_dsn)
+    let head = lhost::Head::of(msg, &report_texts(msg));
+    lhost::detect(&head).map(|l| l.name).unwrap_or_else(|| {
+        if dsn_texts(msg).is_empty() {
+            "text"
+        } else {
+            "rfc3464"
+        }
+    })
+}
+
+/// The name of every MTA family with a module of its own, in the order
+/// they are tried.
+pub fn families() -> impl Iterator<Item = &'static str> {
+    lhost::ALL.iter().map(|l| l.name)
 }
 
 /// ARF (RFC 5965) complaint: the complained-about original recipient, if the report says.
