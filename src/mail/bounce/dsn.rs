@@ -128,11 +128,17 @@ pub(crate) fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
                 (Some(_), None) => diag_status.clone(),
                 _ => dsn_status,
             };
-            // The reporting MTA's class wins over the remote reply it quotes
-            // (rhost-franceptt-06: Status 4.0.0 for a "550 IP blocked").
-            // `delayed` is a warning: the MTA is still trying (§2.3.3).
+            // The action decides first (RFC 3464 §2.3.3): `failed` means the
+            // reporting MTA "has abandoned any attempts to deliver", so the
+            // report is final even over a 4.x.x Status (a queue lifetime
+            // that ran out, a full mailbox retried for days: why is the
+            // reason's business); `delayed` is a warning, the MTA is still
+            // trying. Without an action, the reporting MTA's class wins over
+            // the remote reply it quotes (Status 4.0.0 for a "550 IP
+            // blocked").
             let permanent = match (dsn_class, diag_class, action.as_deref()) {
                 (_, _, Some("delayed")) => false,
+                (_, _, Some("failed" | "expired")) => true,
                 (Some(c), _, _) => c,
                 (None, Some(c), _) => c,
                 (None, None, _) => wording(diag).unwrap_or(true),

@@ -55,12 +55,20 @@
 //! failed is [`Failure::reason`] (a full mailbox or a retry timeout is a
 //! reason, not a verdict on permanence).
 //!
-//! For a DSN block: the class of `Status` (5 permanent, 4 temporary). A
-//! generic `Status` (`x.0.0`) keeps its class (the reporting MTA's verdict:
-//! `Status: 4.0.0` over a quoted `550` stays temporary) but the reported
-//! status becomes the more specific code of the same class found in
-//! `Diagnostic-Code`; without `Status`, the enhanced or basic SMTP code in
-//! `Diagnostic-Code` decides, then `Action: delayed` means temporary. For
+//! For a DSN block: `Action: failed` is final whatever the `Status` (RFC
+//! 3464 §2.3.3: the MTA "has abandoned any attempts to deliver"; a
+//! `Status: 4.4.7` under it is a queue lifetime that ran out, and its
+//! reason says so), `Action: delayed` is temporary. Without an action, the
+//! class of `Status` (5 permanent, 4 temporary). A generic `Status`
+//! (`x.0.0`) keeps its class (the reporting MTA's verdict: `Status: 4.0.0`
+//! over a quoted `550` stays temporary) but the reported status becomes the
+//! more specific code of the same class found in `Diagnostic-Code`; without
+//! `Status`, the enhanced or basic SMTP code in `Diagnostic-Code` decides.
+//!
+//! How much a final failure counts against a subscriber is its reason's
+//! business (`feedback::bounces::bounce_weight`): an unknown user or host
+//! 1, a full mailbox or an expired delivery 0.5, a refusal about the
+//! sender, the content or the network 0.2. For
 //! headers and text: the first enhanced status code (`5.1.1`) or SMTP reply
 //! code (`550`) in the text about that recipient; then what the notice says
 //! of itself, there or in the whole report ("This is a permanent error",
