@@ -134,6 +134,10 @@ pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
 /// report that says the MTA stopped retrying is `expired`: the retries ran
 /// out, whatever the last attempt met (sisimai's reading too).
 fn fill_reasons(texts: &[String], failures: &mut [Failure]) {
+    let open = |f: &Failure| matches!(f.reason.as_deref(), None | Some("networkerror"));
+    if !failures.iter().any(open) {
+        return;
+    }
     let whole = texts.join("\n");
     let single = failures.len() == 1;
     for f in failures.iter_mut().filter(|f| f.reason.is_none()) {
@@ -143,15 +147,9 @@ fn fill_reasons(texts: &[String], failures: &mut [Failure]) {
             f.reason = reason::classify(None, &whole);
         }
     }
-    if failures
-        .iter()
-        .any(|f| matches!(f.reason.as_deref(), None | Some("networkerror")))
-        && reason::retries_ran_out(&whole)
-    {
-        for f in failures.iter_mut() {
-            if matches!(f.reason.as_deref(), None | Some("networkerror")) {
-                f.reason = Some("expired".into());
-            }
+    if failures.iter().any(open) && reason::retries_ran_out(&whole) {
+        for f in failures.iter_mut().filter(|f| open(f)) {
+            f.reason = Some("expired".into());
         }
     }
 }
