@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use utskick::admin::{sysexits, Failure, Request, Response, WireContent};
+use utskick::admin::{sysexits, Failure, Request, WireContent};
 use utskick::campaign::{preview::Preview, Steer};
 use utskick::compose::newsletter;
 use utskick::daemon::{self, config::Config, files, lists::Lists};
@@ -17,7 +17,7 @@ use utskick::people;
 
 use cli::args::{parse_at, parse_pairs, Cli, Command, Format, KeyAlgorithm};
 use cli::input::{file_name, read_attachments, read_newsletter, read_text};
-use cli::{ask, print, unexpected, words};
+use cli::{ask, print, words};
 
 /// sysexits(3): the configuration is broken.
 const EX_CONFIG: i32 = 78;
@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 at: at.map(|t| parse_at(&t, config.timezone)).transpose()?,
                 dry_run,
             };
-            return queued(&config, request).await;
+            return cli::campaigns::queued(&config, request).await;
         }
         Command::Announce {
             list,
@@ -153,7 +153,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 at: at.map(|t| parse_at(&t, config.timezone)).transpose()?,
                 dry_run: false,
             };
-            return queued(&config, request).await;
+            return cli::campaigns::queued(&config, request).await;
         }
         Command::Preview {
             list,
@@ -162,7 +162,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             to,
             attach,
         } => return preview(&config, &list, &file, out, to, &attach).await,
-        Command::Campaigns => (Request::Campaigns, Some(Format::Table)),
+        Command::Campaigns => return cli::campaigns::list(&config).await,
         Command::Ignored { format } => (Request::Ignored, Some(format)),
         Command::Import {
             list,
@@ -170,6 +170,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             consent,
             invite,
             allow_forgotten,
+            ignore_columns,
         } => {
             let options = people::ImportOptions {
                 consent,
@@ -177,7 +178,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 allow_forgotten,
                 source: file_name(&file),
             };
-            return cli::import::import(&config, list, &file, options).await;
+            return cli::import::import(&config, list, &file, &ignore_columns, options).await;
         }
         Command::Person { email } => (Request::Person { email }, Some(Format::Json)),
         Command::Report { list, svg } => return cli::report::report(&config, list, svg).await,
@@ -211,35 +212,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Restore { file } => {
             let n = files::restore(&config, &file).map_err(|e| Failure::usage(e.to_string()))?;
-            println!("restored {n} records into {}", config.data_dir.display());
+            println!("{}", cli::say::restored(n, &config.data_dir));
             return Ok(());
         }
-        Command::Status { id, follow: true } => return cli::follow::follow(&config, id).await,
-        Command::Status { id, follow: false } => (Request::Status { id }, None),
-        Command::Pause { id } => (
-            Request::Steer {
-                id,
-                action: Steer::Pause,
-            },
-            None,
-        ),
-        Command::Resume { id } => (
-            Request::Steer {
-                id,
-                action: Steer::Resume,
-            },
-            None,
-        ),
-        Command::Cancel { id } => (
-            Request::Steer {
-                id,
-                action: Steer::Cancel,
-            },
-            None,
-        ),
+        Command::Status {
+            id, follow: true, ..
+        } => return cli::follow::follow(&config, id).await,
+        Command::Status { id, json, .. } => {
+            return cli::campaigns::one(&config, Request::Status { id }, json).await
+        }
+        Command::Pause { id, json } => return steer(&config, id, Steer::Pause, json).await,
+        Command::Resume { id, json } => return steer(&config, id, Steer::Resume, json).await,
+        Command::Cancel { id, json } => return steer(&config, id, Steer::Cancel, json).await,
     };
     print::answer(&ask(&config, request).await?, format);
     Ok(())
+}
+
+/// `pause`, `resume`, `cancel`.
+async fn steer(config: &Config, id: u64, action: Steer, json: bool) -> Result<(), Failure> {
+    cli::campaigns::one(config, Request::Steer { id, action }, json).await
 }
 
 /// `inject`: exit codes follow sysexits, for an MTA's pipe.
@@ -262,32 +254,6 @@ async fn inject(
         }
     })?;
     print::answer(&answer, None);
-    Ok(())
-}
-
-async fn queued(config: &Config, request: Request) -> Result<(), Failure> {
-    let daemon_running = files::daemon_answers(config);
-    match ask(config, request).await? {
-        Response::DryRun(d) => println!(
-            "{} would go to {} recipients (nothing queued)",
-            d.subject, d.recipients
-        ),
-        Response::Queued(q) => {
-            let c = &q.campaign;
-            println!(
-                "campaign {} queued for {}: {:?} to {} recipients at {}",
-                c.id,
-                c.list,
-                c.subject,
-                q.recipients,
-                utskick::time::leader_time_of(&c.scheduled_at, config.timezone),
-            );
-            if !daemon_running {
-                println!("the daemon is not running: `utskick serve` sends it");
-            }
-        }
-        other => return Err(unexpected(&other)),
-    }
     Ok(())
 }
 
@@ -318,7 +284,7 @@ async fn preview(
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::write(path, bytes)
             .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        println!("{}", cli::say::wrote(path));
         Ok::<_, Failure>(())
     };
     match out {

@@ -135,6 +135,10 @@ pub enum Command {
         /// Import addresses that were forgotten at their own request
         #[arg(long)]
         allow_forgotten: bool,
+        /// Leave out this column of the file (one the list does not
+        /// declare); may be repeated
+        #[arg(long = "ignore-column", value_name = "COLUMN")]
+        ignore_columns: Vec<String>,
     },
     /// Everything stored about one person, across lists, as JSON
     Person { email: String },
@@ -167,15 +171,33 @@ pub enum Command {
     Status {
         id: u64,
         /// Show a live progress bar until the campaign ends
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         follow: bool,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
     },
     /// Pause a campaign
-    Pause { id: u64 },
+    Pause {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
     /// Resume a paused campaign
-    Resume { id: u64 },
+    Resume {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a campaign
-    Cancel { id: u64 },
+    Cancel {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// sysexits(3): the command was used wrongly.
@@ -200,5 +222,5 @@ pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>
 pub fn parse_at(text: &str, zone: Zone) -> Result<String, Failure> {
     parse_leader_time(text, zone)
         .map(|t| t.to_rfc3339())
-        .map_err(|e| Failure::exit(EX_USAGE, format!("--at {e}")))
+        .map_err(|e| Failure::exit(EX_USAGE, crate::cli::say::bad_at(&e)))
 }

@@ -3,20 +3,19 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use utskick::admin::protocol::{CampaignRow, IgnoredRow, ListRow};
+use utskick::admin::protocol::{IgnoredRow, ListRow};
 use utskick::admin::{Response, SubscriberRow};
 use utskick::store::Status;
 
 use crate::cli::args::Format;
-use crate::cli::words;
+use crate::cli::say;
 
 /// An answer as the commands that give it print it.
 pub fn answer(response: &Response, format: Option<Format>) {
     match (response, format) {
-        (Response::Said(s), _) => println!("{s}"),
-        (Response::Forgot(f), _) => println!("{}", words::forgot(f)),
+        (Response::Said(s), _) => println!("{}", say::said(s)),
+        (Response::Forgot(f), _) => println!("{}", say::forgot(f)),
         (Response::Lists(rows), _) => lists(rows),
-        (Response::Campaigns(rows), _) => campaigns(rows),
         (r, Some(Format::Json)) => json_pretty(r),
         (Response::Ignored(rows), Some(Format::Table)) => ignored(rows),
         (Response::Ignored(rows), Some(Format::Csv)) => {
@@ -78,48 +77,8 @@ fn ignored(rows: &[IgnoredRow]) {
     table(&IGNORED_COLUMNS, rows, ignored_cells);
 }
 
-fn campaigns(rows: &[CampaignRow]) {
-    let header = [
-        "id",
-        "list",
-        "kind",
-        "status",
-        "sent",
-        "failed",
-        "skipped",
-        "total",
-        "scheduled_at",
-        "subject",
-    ];
-    table(&header, rows, |c| {
-        vec![
-            c.id.to_string(),
-            c.list.clone(),
-            word(&c.kind),
-            c.status.as_str().to_string(),
-            c.sent.to_string(),
-            c.failed.to_string(),
-            c.skipped.to_string(),
-            c.total.to_string(),
-            c.scheduled_at.clone(),
-            c.subject.clone(),
-        ]
-    });
-}
-
 fn lists(rows: &[ListRow]) {
-    let header = [
-        "list",
-        "address",
-        "subscription",
-        "confirmed",
-        "pending",
-        "awaiting",
-        "unsubscribed",
-        "bounced",
-        "disabled",
-    ];
-    table(&header, rows, |r| {
+    table(&say::lists_header(), rows, |r| {
         let count = |s: Status| r.counts.get(&s).map(|n| n.to_string()).unwrap_or_default();
         vec![
             r.id.clone(),
