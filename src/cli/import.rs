@@ -1,8 +1,8 @@
 //! `import`: a CSV file in batches, with a progress bar for a big one;
 //! unreadable and skipped rows named by file and line on stderr. A file
 //! whose header names a column the list does not declare is refused before
-//! any row is imported (exit 65, with both remedies); so is a file none of
-//! whose rows could be taken.
+//! any row is imported (exit 65, with both remedies); a file none of whose
+//! rows was added, invited or found there already exits 65 too.
 
 use std::path::Path;
 
@@ -71,7 +71,13 @@ pub async fn import(
         eprintln!("{name}:{line}: {why}");
     }
     println!("{}", say::imported(&list, &total, csv.errors.len()));
-    let took = total.added + total.invited + total.unchanged;
+    // A row invited earlier today is there already, as an unchanged one is.
+    let invited_today = total
+        .skipped
+        .iter()
+        .filter(|(_, why)| *why == people::Skip::CapReached)
+        .count() as u64;
+    let took = total.added + total.invited + total.unchanged + invited_today;
     if took == 0 && csv.data_rows() > 0 {
         return Err(Failure::exit(
             sysexits::DATAERR,

@@ -97,11 +97,11 @@ pub fn progress(c: &CampaignRow) -> String {
         return match (c.recipients_when_sent, c.status) {
             (Some(n), CampaignStatus::Draft) => t(
                 format!("{n} mottagare om det godkänns"),
-                format!("{n} recipients if approved"),
+                format!("{n} {} if approved", recipients(n)),
             ),
             (Some(n), _) => t(
                 format!("{n} mottagare när det skickas"),
-                format!("{n} recipients when sent"),
+                format!("{n} {} when sent", recipients(n)),
             ),
             // An older daemon does not count them.
             (None, _) => t(
@@ -134,6 +134,15 @@ pub fn progress(c: &CampaignRow) -> String {
         parts.push(t(format!("{left} kvar"), format!("{left} left")));
     }
     parts.join(", ")
+}
+
+/// "recipient" or "recipients".
+fn recipients(n: u64) -> &'static str {
+    if n == 1 {
+        "recipient"
+    } else {
+        "recipients"
+    }
 }
 
 /// One campaign in a line: `Kampanj 7 «Nyhetsbrev december» (natverket):
@@ -358,6 +367,12 @@ pub fn imported(list: &str, r: &ImportReport, unreadable: usize) -> String {
 
 /// An import that took none of the file's rows.
 pub fn nothing_imported(file: &str, rows: usize) -> String {
+    if rows == 1 {
+        return t(
+            format!("{file}: inget importerades: filens enda rad avvisades (se raden ovan)"),
+            format!("{file}: nothing imported: its only row was refused (see the line above)"),
+        );
+    }
     t(
         format!("{file}: inget importerades: alla {rows} rader avvisades (se raderna ovan)"),
         format!("{file}: nothing imported: all {rows} rows were refused (see the lines above)"),
