@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{report}");
             return match ok {
                 true => Ok(()),
-                false => Err(Failure::usage("some checks failed")),
+                false => Err(Failure::usage(cli::say::checks_failed())),
             };
         }
         Command::DkimKeygen { algorithm } => {
@@ -266,9 +266,10 @@ async fn preview(
     attach: &[PathBuf],
 ) -> Result<(), Failure> {
     let lists = Lists::for_config(config)?;
-    let list = lists
-        .get(list_id)
-        .ok_or_else(|| Failure::usage(format!("no list {list_id:?}")))?;
+    let list = lists.get(list_id).ok_or_else(|| {
+        let known: Vec<String> = lists.iter().map(|l| l.id.clone()).collect();
+        Failure::usage(cli::say::no_list(list_id, &known))
+    })?;
     let (content, _) = read_newsletter(config, file, attach)?;
     if let Some(to) = to {
         let request = Request::SendTest {

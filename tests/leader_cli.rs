@@ -224,6 +224,20 @@ fn the_cli_speaks_swedish_when_the_locale_is_swedish() {
     // Errors that are ours, in the locale too.
     let o = d.cli_in(SV, &["status", "999"]);
     assert_eq!(out(&o).1.trim(), "utskick: ingen kampanj 999");
+    let o = d.cli_in(SV, &["remove", "ingen", "asa@example.se"]);
+    assert!(
+        out(&o)
+            .1
+            .starts_with("utskick: ingen lista \"ingen\" (listorna: "),
+        "{}",
+        out(&o).1
+    );
+    // The table shows when people joined in the zone, to the minute.
+    let table = out(&d.cli_in(SV, &["subscribers", LIST])).0;
+    assert!(
+        table.contains(" CE") && !table.contains("+00:00"),
+        "{table}"
+    );
     let o = d.cli_in(SV, &["add", LIST, "dan@example.se", "--consent", " "]);
     assert!(out(&o).1.contains("--consent måste"), "{}", out(&o).1);
     // Machine formats stay as they were.

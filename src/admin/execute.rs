@@ -88,8 +88,10 @@ impl From<AddError> for Failure {
 
 fn list_of<'c>(ctx: &'c Context, id: &str) -> Result<&'c List, Failure> {
     ctx.lists.get(id).ok_or_else(|| {
-        let known: Vec<_> = ctx.lists.iter().map(|l| l.id.as_str()).collect();
-        Failure::usage(format!("no list {id:?} (lists: {})", known.join(", ")))
+        let known: Vec<String> = ctx.lists.iter().map(|l| l.id.clone()).collect();
+        let message = format!("no list {id:?} (lists: {})", known.join(", "));
+        let id = id.to_string();
+        Failure::caused(Cause::NoList { id, known }, message)
     })
 }
 

@@ -425,6 +425,8 @@ pub enum Cause {
         /// The list's `attributes`.
         declared: Vec<String>,
     },
+    /// No list has this id.
+    NoList { id: String, known: Vec<String> },
     /// No campaign has this id.
     NoCampaign { id: u64 },
     /// A steer that a campaign's status does not allow: it is over

@@ -477,6 +477,23 @@ pub fn not_a_test_address(to: &str) -> String {
     )
 }
 
+/// No list with this id.
+pub fn no_list(id: &str, known: &[String]) -> String {
+    let known = known.join(", ");
+    t(
+        format!("ingen lista {id:?} (listorna: {known})"),
+        format!("no list {id:?} (lists: {known})"),
+    )
+}
+
+/// `check` found something wrong.
+pub fn checks_failed() -> String {
+    t(
+        "några kontroller misslyckades".into(),
+        "some checks failed".into(),
+    )
+}
+
 /// No campaign with this id.
 pub fn no_campaign(id: u64) -> String {
     t(format!("ingen kampanj {id}"), format!("no campaign {id}"))

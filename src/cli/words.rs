@@ -22,6 +22,7 @@ pub fn flagged(mut f: Failure) -> Failure {
             columns,
             declared,
         } => say::undeclared_columns("import", list, list_file, columns, declared),
+        Cause::NoList { id, known } => say::no_list(id, known),
         Cause::NoCampaign { id } => say::no_campaign(*id),
         Cause::CannotSteer { id, status } => say::cannot_steer(*id, *status),
     };
