@@ -306,9 +306,22 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failur
             Response::Ignored(ctx.store.ignored()?.iter().map(IgnoredRow::from).collect())
         }
         Request::Campaigns => {
+            // Drafts and scheduled campaigns of one list and filter are
+            // counted once.
+            let mut counted = std::collections::HashMap::new();
             let mut rows = Vec::new();
             for c in ctx.store.campaigns()? {
-                rows.push(campaign_row(ctx, &c)?);
+                let mut row = CampaignRow::from(&c);
+                if row.recipients_open() {
+                    let key = (c.list.clone(), c.filters.clone());
+                    let n = match counted.get(&key) {
+                        Some(n) => *n,
+                        None => campaign::count_recipients(ctx, &c.list, &c.filters)?,
+                    };
+                    counted.insert(key, n);
+                    row.recipients_when_sent = Some(n);
+                }
+                rows.push(row);
             }
             Response::Campaigns(rows)
         }

@@ -211,7 +211,7 @@ pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>
             a.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| Failure::exit(EX_USAGE, format!("{flag} {a:?}: expected KEY=VALUE")))
+                .ok_or_else(|| Failure::exit(EX_USAGE, crate::cli::say::not_a_pair(flag, a)))
         })
         .collect()
 }

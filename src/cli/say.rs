@@ -202,7 +202,7 @@ pub fn queued(c: &CampaignRow, recipients: u64, zone: Zone) -> String {
     let when = leader_time_of(&c.scheduled_at, zone);
     t(
         format!(
-            "kampanj {} köad för {}: «{}» till {recipients} mottagare, {when}",
+            "kampanj {} köad för {}: «{}» till {recipients} mottagare, skickas {when}",
             c.id, c.list, c.subject
         ),
         format!(
@@ -241,6 +241,14 @@ pub fn unsent(e: &anyhow::Error) -> String {
     t(
         format!("varning: köad e-post är inte skickad än ({e:#}); `utskick serve` skickar den"),
         format!("warning: queued mail not sent yet ({e:#}); `utskick serve` will send it"),
+    )
+}
+
+/// A repeated `KEY=VALUE` flag (`--attr`, `--where`) without its `=`.
+pub fn not_a_pair(flag: &str, item: &str) -> String {
+    t(
+        format!("{flag} {item:?}: skriv NYCKEL=VÄRDE"),
+        format!("{flag} {item:?}: expected KEY=VALUE"),
     )
 }
 
