@@ -225,7 +225,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Resume { id, json } => return steer(&config, id, Steer::Resume, json).await,
         Command::Cancel { id, json } => return steer(&config, id, Steer::Cancel, json).await,
     };
-    print::answer(&ask(&config, request).await?, format);
+    print::answer(&ask(&config, request).await?, format, config.timezone);
     Ok(())
 }
 
@@ -253,7 +253,7 @@ async fn inject(
             Failure::exit(sysexits::TEMPFAIL, format!("4.3.0 {}", f.message))
         }
     })?;
-    print::answer(&answer, None);
+    print::answer(&answer, None, config.timezone);
     Ok(())
 }
 
@@ -277,7 +277,7 @@ async fn preview(
             content: WireContent::new(content.clone()),
             to,
         };
-        print::answer(&ask(config, request).await?, None);
+        print::answer(&ask(config, request).await?, None, config.timezone);
     }
     let preview =
         Preview::new(config, list, &content).map_err(|e| Failure::usage(e.to_string()))?;

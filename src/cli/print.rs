@@ -6,18 +6,20 @@ use serde_json::Value;
 use utskick::admin::protocol::{IgnoredRow, ListRow};
 use utskick::admin::{Response, SubscriberRow};
 use utskick::store::Status;
+use utskick::time::{leader_time_of, Zone};
 
 use crate::cli::args::Format;
 use crate::cli::say;
 
-/// An answer as the commands that give it print it.
-pub fn answer(response: &Response, format: Option<Format>) {
+/// An answer as the commands that give it print it; a table shows times
+/// in the leader's `zone`.
+pub fn answer(response: &Response, format: Option<Format>, zone: Zone) {
     match (response, format) {
         (Response::Said(s), _) => println!("{}", say::said(s)),
         (Response::Forgot(f), _) => println!("{}", say::forgot(f)),
         (Response::Lists(rows), _) => lists(rows),
         (r, Some(Format::Json)) => json_pretty(r),
-        (Response::Ignored(rows), Some(Format::Table)) => ignored(rows),
+        (Response::Ignored(rows), Some(Format::Table)) => ignored(rows, zone),
         (Response::Ignored(rows), Some(Format::Csv)) => {
             let header = IGNORED_COLUMNS.map(str::to_string);
             println!("{}", csv_line(&header));
@@ -73,8 +75,12 @@ fn ignored_cells(r: &IgnoredRow) -> Vec<String> {
     cells.map(String::clone).to_vec()
 }
 
-fn ignored(rows: &[IgnoredRow]) {
-    table(&IGNORED_COLUMNS, rows, ignored_cells);
+fn ignored(rows: &[IgnoredRow], zone: Zone) {
+    table(&say::ignored_header(), rows, |r| {
+        let mut cells = ignored_cells(r);
+        cells[0] = leader_time_of(&r.at, zone);
+        cells
+    });
 }
 
 fn lists(rows: &[ListRow]) {

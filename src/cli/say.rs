@@ -169,6 +169,14 @@ pub fn campaigns_header() -> [&'static str; 7] {
     }
 }
 
+/// The columns of `ignored` as a table (its CSV keeps the English names).
+pub fn ignored_header() -> [&'static str; 6] {
+    match lang() {
+        Lang::Sv => ["tid", "lista", "adress", "avsändare", "skäl", "ämne"],
+        Lang::En => ["at", "list", "address", "sender", "reason", "subject"],
+    }
+}
+
 /// The columns of `lists`.
 pub fn lists_header() -> [&'static str; 9] {
     match lang() {
@@ -535,5 +543,48 @@ mod tests {
         assert_eq!(lang_of(Some("C"), None, Some("sv_SE.UTF-8")), Lang::En);
         assert_eq!(lang_of(Some(""), Some("sv_FI"), Some("en_GB")), Lang::Sv);
         assert_eq!(lang_of(None, Some("en_US"), Some("sv_SE")), Lang::En);
+    }
+
+    fn sending() -> CampaignRow {
+        CampaignRow {
+            id: 7,
+            list: "natverket".into(),
+            kind: Kind::Newsletter,
+            subject: "Nyhetsbrev december".into(),
+            status: CampaignStatus::Sending,
+            scheduled_at: "2027-01-15T07:00:00+00:00".into(),
+            started_at: Some("2027-01-15T07:00:05+00:00".into()),
+            finished_at: None,
+            filters: vec![],
+            attachments: vec![],
+            total: 312,
+            sent: 120,
+            failed: 2,
+            skipped: 0,
+            recipients_when_sent: None,
+        }
+    }
+
+    #[test]
+    fn a_sending_campaign_reads_as_a_sentence() {
+        let line = campaign_line(&sending(), Zone::STOCKHOLM);
+        let want = match lang() {
+            Lang::Sv => "Kampanj 7 «Nyhetsbrev december» (natverket): skickar 2027-01-15 08:00 CET, 120 av 312 skickade, 2 misslyckade, 190 kvar",
+            Lang::En => "Campaign 7 \"Nyhetsbrev december\" (natverket): sending 2027-01-15 08:00 CET, 120 of 312 sent, 2 failed, 190 left",
+        };
+        assert_eq!(line, want);
+        let done = CampaignRow {
+            status: CampaignStatus::Done,
+            finished_at: Some("2027-01-15T07:14:00+00:00".into()),
+            sent: 309,
+            skipped: 1,
+            ..sending()
+        };
+        let want = match lang() {
+            Lang::Sv => "309 av 312 skickade, 2 misslyckade, 1 hoppades över",
+            Lang::En => "309 of 312 sent, 2 failed, 1 skipped",
+        };
+        assert_eq!(progress(&done), want);
+        assert!(campaign_line(&done, Zone::STOCKHOLM).contains("08:14 CET"));
     }
 }
