@@ -256,7 +256,7 @@ fn status_and_steering_print_a_line_or_json_through_the_daemon() {
     let o = d.cli_in(SV, &["pause", &id]);
     assert_eq!(
         out(&o).0.trim(),
-        format!("Kampanj {id} «Nyhetsbrev december» ({LIST}): pausat 2030-01-15 08:00 CET, 1 mottagare när det skickas")
+        format!("Kampanj {id} «Nyhetsbrev december» ({LIST}): pausat (schemalagt 2030-01-15 08:00 CET), 1 mottagare när det skickas")
     );
     let paused: serde_json::Value =
         serde_json::from_str(d.cli_ok(&["resume", &id, "--json"]).trim()).unwrap();

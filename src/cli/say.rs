@@ -146,15 +146,26 @@ fn recipients(n: u64) -> &'static str {
 }
 
 /// One campaign in a line: `Kampanj 7 «Nyhetsbrev december» (natverket):
-/// skickar, 120 av 312 skickade, 2 misslyckade, 190 kvar`.
+/// skickar sedan 08:00 CET, 120 av 312 skickade, 2 misslyckade, 190 kvar`.
 pub fn campaign_line(c: &CampaignRow, zone: Zone) -> String {
     let head = t(
         format!("Kampanj {} «{}» ({})", c.id, c.subject, c.list),
         format!("Campaign {} \"{}\" ({})", c.id, c.subject, c.list),
     );
+    let word = status_word(c.status);
+    let when = campaign_time(c, zone);
     let status = match c.status {
-        CampaignStatus::Draft => status_word(c.status).to_string(),
-        _ => format!("{} {}", status_word(c.status), campaign_time(c, zone)),
+        CampaignStatus::Draft => word.to_string(),
+        CampaignStatus::Sending => t(
+            format!("{word} sedan {when}"),
+            format!("{word} since {when}"),
+        ),
+        CampaignStatus::Paused if c.started_at.is_none() => {
+            let scheduled = status_word(CampaignStatus::Scheduled);
+            format!("{word} ({scheduled} {when})")
+        }
+        CampaignStatus::Paused => word.to_string(),
+        _ => format!("{word} {when}"),
     };
     format!("{head}: {status}, {}", progress(c))
 }
@@ -569,8 +580,8 @@ mod tests {
     fn a_sending_campaign_reads_as_a_sentence() {
         let line = campaign_line(&sending(), Zone::STOCKHOLM);
         let want = match lang() {
-            Lang::Sv => "Kampanj 7 «Nyhetsbrev december» (natverket): skickar 2027-01-15 08:00 CET, 120 av 312 skickade, 2 misslyckade, 190 kvar",
-            Lang::En => "Campaign 7 \"Nyhetsbrev december\" (natverket): sending 2027-01-15 08:00 CET, 120 of 312 sent, 2 failed, 190 left",
+            Lang::Sv => "Kampanj 7 «Nyhetsbrev december» (natverket): skickar sedan 2027-01-15 08:00 CET, 120 av 312 skickade, 2 misslyckade, 190 kvar",
+            Lang::En => "Campaign 7 \"Nyhetsbrev december\" (natverket): sending since 2027-01-15 08:00 CET, 120 of 312 sent, 2 failed, 190 left",
         };
         assert_eq!(line, want);
         let done = CampaignRow {
