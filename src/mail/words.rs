@@ -29,6 +29,28 @@ pub fn begins_with_approval(text: &str) -> bool {
         .is_some_and(|w| APPROVAL_WORDS.contains(&w.to_lowercase().as_str()))
 }
 
+/// On a discussion list: no copy of one's own posts (`inte-mig`).
+pub const NOTMETOO_WORDS: &[&str] = &["inte-mig", "nomail-self", "notmetoo"];
+/// On a discussion list: copies of one's own posts again.
+pub const METOO_WORDS: &[&str] = &["mig-också", "mig-ocksa", "metoo", "mail-self"];
+
+/// A member's setting word: Some(true) for "no copies of my own posts",
+/// Some(false) for "copies again". The whole trimmed text must be it.
+pub fn member_setting(text: &str) -> Option<bool> {
+    let t = text
+        .trim()
+        .trim_end_matches(['.', '!', '?'])
+        .trim()
+        .to_lowercase();
+    if NOTMETOO_WORDS.contains(&t.as_str()) {
+        Some(true)
+    } else if METOO_WORDS.contains(&t.as_str()) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// A command word found in a mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Word {

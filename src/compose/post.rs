@@ -1,0 +1,585 @@
+//! A discussion post's bytes (issue 16): the author's own message, one copy
+//! per member, with the list's header fields (RFC 2369, 2919), the subject
+//! tag (never twice), the thread fields kept as they came, a footer in the
+//! list's language that names the member's own way out, and our DKIM
+//! signature in place of the author's (the tag and the footer break it).
+//!
+//! The footer never breaks the MIME structure: a post that is one
+//! text/plain part gets it appended to its text; any other post is wrapped
+//! in a multipart/mixed with the footer as a second text part, as Mailman
+//! does. Whether `From:` is rewritten (DMARC) is decided by the caller,
+//! which may ask the DNS; this file does no I/O.
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::address;
+use crate::compose::dkim::{field_name, fields};
+use crate::compose::system::{list_id, DkimKeys};
+use crate::daemon::lists::{self, AuthorIn, Language, List, ReplyTo};
+
+/// Fields of the author's header that never reach the members: the
+/// author's signatures and seals (the tag and footer break them; ours
+/// replace them), the trace of the delivery to us, another list's fields,
+/// ours (written anew), and those the copy rebuilds.
+const DROPPED: &[&str] = &[
+    "dkim-signature",
+    "domainkey-signature",
+    "arc-seal",
+    "arc-message-signature",
+    "arc-authentication-results",
+    "authentication-results",
+    "return-path",
+    "delivered-to",
+    "x-original-to",
+    "received-spf",
+    "list-id",
+    "list-post",
+    "list-archive",
+    "list-help",
+    "list-subscribe",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "list-owner",
+    "precedence",
+    "x-loop",
+    "sender",
+    "errors-to",
+    "bcc",
+    "auto-submitted",
+    "disposition-notification-to",
+    "return-receipt-to",
+    "subject",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "x-utskick-note",
+    "x-utskick-subscriber",
+    "x-utskick-campaign",
+];
+
+/// The fields our signature covers, when present.
+const SIGNED: &[&str] = &[
+    "From",
+    "Reply-To",
+    "Cc",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "List-Id",
+    "List-Post",
+    "List-Help",
+    "List-Subscribe",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Archive",
+];
+
+/// Reply prefixes that mark a reply in the clients our members use.
+const REPLY_PREFIXES: &[&str] = &["re", "sv", "aw", "antw", "ang", "vs", "odp", "ynt"];
+
+/// `subject` with `tag` in front once: a tag already anywhere in it (a
+/// reply to a post: "Re: [Partnerskap] Möte", "SV: Re: [Partnerskap] …")
+/// is taken out first, and the reply prefixes become one "Re: " after
+/// the tag, so a thread's subject stays the same in every client.
+pub fn tag_subject(subject: &str, tag: &str) -> String {
+    let subject = address::header_safe(subject);
+    if tag.is_empty() {
+        return subject.trim().to_string();
+    }
+    let mut rest = subject.clone();
+    let tag_lower = tag.to_lowercase();
+    while let Some(at) = rest.to_lowercase().find(&tag_lower) {
+        // to_lowercase keeps byte offsets for the letters of our tags;
+        // should it not, stop rather than cut a character.
+        let end = at + tag.len();
+        if !rest.is_char_boundary(at) || !rest.is_char_boundary(end) || end > rest.len() {
+            break;
+        }
+        rest.replace_range(at..end, " ");
+    }
+    let mut reply = false;
+    let mut s = rest.trim();
+    loop {
+        let lower = s.to_ascii_lowercase();
+        let found = REPLY_PREFIXES.iter().find_map(|p| {
+            let after = lower.strip_prefix(p)?;
+            // "Re:", "Re :", "Re[2]:"
+            let after = after.trim_start_matches(|c: char| {
+                c == ' ' || c.is_ascii_digit() || c == '[' || c == ']'
+            });
+            after.strip_prefix(':').map(|a| s.len() - a.len())
+        });
+        match found {
+            Some(cut) => {
+                reply = true;
+                s = s[cut..].trim_start();
+            }
+            None => break,
+        }
+    }
+    let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match (reply, s.is_empty()) {
+        (true, _) => format!("{tag} Re: {s}").trim_end().to_string(),
+        (false, true) => tag.to_string(),
+        (false, false) => format!("{tag} {s}"),
+    }
+}
+
+/// A post, read once per send round; [`Post::copy`] writes each member's.
+pub struct Post {
+    /// Fields of the author's header that travel on, CRLF after each.
+    kept: Vec<u8>,
+    /// The original `From:` field, for when it is not rewritten.
+    from_field: Vec<u8>,
+    /// The author's own `Reply-To:` field, if any.
+    reply_to_field: Option<Vec<u8>>,
+    /// The decoded subject, untagged.
+    subject: String,
+    pub author_email: String,
+    pub author_name: String,
+    body: Body,
+}
+
+enum Body {
+    /// One text/plain part: its text, decoded, and its format=flowed
+    /// parameters to keep.
+    Text { text: String, flowed: String },
+    /// Anything else: the author's content fields and body as they came,
+    /// to become the first part of a multipart/mixed.
+    Wrapped { content: Vec<u8>, body: Vec<u8> },
+}
+
+/// The parts of one member's copy that differ from the next member's.
+pub struct CopyOf<'a> {
+    pub unsubscribe_url: &'a str,
+    pub unsubscribe_mailto: &'a str,
+}
+
+/// What the list's configuration and the caller decided for every copy.
+pub struct Setting<'a> {
+    pub list: &'a List,
+    pub domain: &'a str,
+    pub base_url: &'a str,
+    /// `From:` becomes the list's own address (DMARC).
+    pub rewrite_from: bool,
+}
+
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+impl Post {
+    /// Reads the author's message; None when it does not parse or has no
+    /// From address.
+    pub fn parse(raw: &[u8]) -> Option<Post> {
+        let raw = crlf(raw);
+        let msg = MessageParser::default().parse(&raw[..])?;
+        let from = msg.from()?.first()?;
+        let author_email = address::normalize(from.address()?);
+        let author_name = address::header_safe(from.name().unwrap_or_default());
+        let subject = msg.subject().unwrap_or_default().to_string();
+        let (head, body_at) = fields(&raw);
+        let mut kept = Vec::new();
+        let mut from_field = Vec::new();
+        let mut reply_to_field = None;
+        let mut content = Vec::new();
+        for f in &head {
+            let name = field_name(f);
+            if name == "from" {
+                from_field = [*f, b"\r\n"].concat();
+            } else if name == "reply-to" {
+                reply_to_field = Some([*f, b"\r\n"].concat());
+            } else if name.starts_with("content-") {
+                content.extend_from_slice(f);
+                content.extend_from_slice(b"\r\n");
+            } else if !DROPPED.contains(&name.as_str()) && !name.starts_with("x-utskick") {
+                kept.extend_from_slice(f);
+                kept.extend_from_slice(b"\r\n");
+            }
+        }
+        let root = msg.root_part();
+        let is_text_plain = root.content_type().is_none_or(|ct| {
+            ct.ctype().eq_ignore_ascii_case("text")
+                && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+        });
+        let single = !matches!(
+            root.body,
+            mail_parser::PartType::Multipart(_) | mail_parser::PartType::Message(_)
+        );
+        let body = if single && is_text_plain && !root.is_content_type("text", "html") {
+            let flowed = root
+                .content_type()
+                .map(|ct| {
+                    let mut p = String::new();
+                    if ct
+                        .attribute("format")
+                        .is_some_and(|f| f.eq_ignore_ascii_case("flowed"))
+                    {
+                        p.push_str("; format=flowed");
+                        if ct
+                            .attribute("delsp")
+                            .is_some_and(|d| d.eq_ignore_ascii_case("yes"))
+                        {
+                            p.push_str("; delsp=yes");
+                        }
+                    }
+                    p
+                })
+                .unwrap_or_default();
+            Body::Text {
+                text: msg.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+                flowed,
+            }
+        } else {
+            // The Content-* fields of the header (headers with no
+            // Content-Type mean text/plain, and a wrapped one must say it).
+            if content.is_empty() {
+                content.extend_from_slice(b"Content-Type: text/plain; charset=us-ascii\r\n");
+            }
+            Body::Wrapped {
+                content,
+                body: raw[body_at.min(raw.len())..].to_vec(),
+            }
+        };
+        Some(Post {
+            kept,
+            from_field,
+            reply_to_field,
+            subject,
+            author_email,
+            author_name,
+            body,
+        })
+    }
+
+    /// The subject each copy carries.
+    pub fn subject(&self, list: &List) -> String {
+        tag_subject(&self.subject, &list.discussion.subject_tag)
+    }
+
+    /// The author as a mailbox, `"Name" <a@b>`, for Reply-To or Cc.
+    fn author_mailbox(&self) -> String {
+        mailbox(&self.author_name, &self.author_email)
+    }
+
+    /// One member's copy, signed when `dkim` is set.
+    pub fn copy(
+        &self,
+        set: &Setting<'_>,
+        copy: &CopyOf<'_>,
+        dkim: Option<&DkimKeys>,
+        now: i64,
+    ) -> Vec<u8> {
+        let list = set.list;
+        let d = &list.discussion;
+        let post_address = lists::list_address(list, "", None, set.domain);
+        let mut head: Vec<u8> = Vec::new();
+        let mut put = |name: &str, value: &str| {
+            head.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        };
+        // From, and where the author goes when it is the list's.
+        if set.rewrite_from {
+            let who = if self.author_name.is_empty() {
+                self.author_email
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                self.author_name.clone()
+            };
+            let via = if d.subject_tag.is_empty() {
+                list.name.clone()
+            } else {
+                d.subject_tag
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            };
+            let label = match list.language {
+                Language::Sv | Language::En => format!("{who} via {via}"),
+            };
+            put("From", &mailbox(&label, &post_address));
+        }
+        let mut reply_to: Vec<String> = Vec::new();
+        if d.reply_to == ReplyTo::List {
+            reply_to.push(format!("<{post_address}>"));
+        }
+        let author_by_reply_to = set.rewrite_from
+            && (d.rewrite_author_in == AuthorIn::ReplyTo || d.reply_to == ReplyTo::Author);
+        if author_by_reply_to {
+            reply_to.push(self.author_mailbox());
+        }
+        if !reply_to.is_empty() {
+            put("Reply-To", &reply_to.join(", "));
+        }
+        put("Subject", &address::encode_header(&self.subject(list)));
+        put("List-Id", &list_id(list, set.domain));
+        put("List-Post", &format!("<mailto:{post_address}>"));
+        put(
+            "List-Help",
+            &format!(
+                "<mailto:{}?subject=help>",
+                lists::list_address(list, "request", None, set.domain)
+            ),
+        );
+        put(
+            "List-Subscribe",
+            &format!(
+                "<mailto:{}>",
+                lists::list_address(list, "subscribe", None, set.domain)
+            ),
+        );
+        put(
+            "List-Unsubscribe",
+            &format!(
+                "<{}>, <mailto:{}>",
+                copy.unsubscribe_url, copy.unsubscribe_mailto
+            ),
+        );
+        put("List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
+        if list.public {
+            put(
+                "List-Archive",
+                &format!("<{}/archive/{}>", set.base_url, list.id),
+            );
+        }
+        put("Precedence", "list");
+        put("X-Loop", &format!("{}-loop@{}", list.address, set.domain));
+        if !set.rewrite_from {
+            head.extend_from_slice(&self.from_field);
+            if d.reply_to == ReplyTo::Author {
+                if let Some(f) = &self.reply_to_field {
+                    head.extend_from_slice(f);
+                }
+            }
+        }
+        let mut kept = self.kept.clone();
+        if set.rewrite_from && d.rewrite_author_in == AuthorIn::Cc && d.reply_to == ReplyTo::List {
+            kept = add_cc(&kept, &self.author_mailbox());
+        }
+        head.extend_from_slice(&kept);
+        head.extend_from_slice(b"MIME-Version: 1.0\r\n");
+        let footer = footer(list, set.domain, copy);
+        let mut message = head;
+        match &self.body {
+            Body::Text { text, flowed } => {
+                let mut text = text.trim_end().to_string();
+                text.push_str("\n\n");
+                text.push_str(&footer);
+                let body = lettre::message::Body::new(text.replace("\r\n", "\n"));
+                message.extend_from_slice(
+                    format!(
+                        "Content-Type: text/plain; charset=utf-8{flowed}\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+                        body.encoding()
+                    )
+                    .as_bytes(),
+                );
+                message.extend(crlf(&body.into_vec()));
+            }
+            Body::Wrapped { content, body } => {
+                let boundary = boundary(body);
+                let footer_part = lettre::message::Body::new(footer);
+                message.extend_from_slice(
+                    format!(
+                        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n"
+                    )
+                    .as_bytes(),
+                );
+                message.extend_from_slice(content);
+                message.extend_from_slice(b"\r\n");
+                message.extend_from_slice(body);
+                if !body.ends_with(b"\r\n") {
+                    message.extend_from_slice(b"\r\n");
+                }
+                message.extend_from_slice(
+                    format!(
+                        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+                        footer_part.encoding()
+                    )
+                    .as_bytes(),
+                );
+                message.extend(crlf(&footer_part.into_vec()));
+                message.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            }
+        }
+        match dkim {
+            Some(keys) => keys.sign_raw(&message, SIGNED, now.max(0) as u64),
+            None => message,
+        }
+    }
+}
+
+/// `"Name" <a@b>` with the name RFC 2047-encoded when it is not ASCII.
+fn mailbox(name: &str, email: &str) -> String {
+    let name = address::header_safe(name);
+    if name.is_empty() {
+        format!("<{email}>")
+    } else if name.is_ascii() {
+        format!("\"{}\" <{email}>", name.replace(['"', '\\'], "'"))
+    } else {
+        format!("{} <{email}>", address::encode_header(&name))
+    }
+}
+
+/// `kept` with `who` added to its Cc field (or a Cc field added).
+fn add_cc(kept: &[u8], who: &str) -> Vec<u8> {
+    let whole = [kept, b"\r\n"].concat();
+    let (fields, _) = fields(&whole);
+    let mut out = Vec::new();
+    let mut done = false;
+    for f in fields {
+        out.extend_from_slice(f);
+        if !done && field_name(f) == "cc" {
+            out.extend_from_slice(format!(",\r\n {who}").as_bytes());
+            done = true;
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if !done {
+        out.extend_from_slice(format!("Cc: {who}\r\n").as_bytes());
+    }
+    out
+}
+
+/// A MIME boundary that does not occur in `body`.
+fn boundary(body: &[u8]) -> String {
+    loop {
+        let b = format!("=_utskick_{:016x}", rand::random::<u64>());
+        if !body.windows(b.len()).any(|w| w == b.as_bytes()) {
+            return b;
+        }
+    }
+}
+
+/// The footer of every copy, in the list's language: where to write, how
+/// to leave (the member's own link) and where the settings are.
+fn footer(list: &List, domain: &str, copy: &CopyOf<'_>) -> String {
+    let post = lists::list_address(list, "", None, domain);
+    let request = lists::list_address(list, "request", None, domain);
+    let rule = "_______________________________________________";
+    match list.language {
+        Language::Sv => format!(
+            "{rule}\n{name}: skriv till alla medlemmar på {post}\nLämna listan: {url}\nInga kopior av dina egna inlägg, eller ett sammandrag om dagen: skriv \"inte-mig\" eller \"hjälp\" till {request}\n",
+            name = list.name,
+            url = copy.unsubscribe_url,
+        ),
+        Language::En => format!(
+            "{rule}\n{name}: write to every member at {post}\nLeave the list: {url}\nNo copies of your own posts, or a digest a day: send \"nomail-self\" or \"help\" to {request}\n",
+            name = list.name,
+            url = copy.unsubscribe_url,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_is_never_doubled() {
+        let t = "[Partnerskap]";
+        for (given, want) in [
+            ("Möte 12 januari", "[Partnerskap] Möte 12 januari"),
+            ("[Partnerskap] Möte", "[Partnerskap] Möte"),
+            ("Re: [Partnerskap] Möte", "[Partnerskap] Re: Möte"),
+            ("SV: Re: [partnerskap] Möte", "[Partnerskap] Re: Möte"),
+            ("AW: [Partnerskap] Re: Möte", "[Partnerskap] Re: Möte"),
+            ("Re[2]: Möte", "[Partnerskap] Re: Möte"),
+            ("Fwd: Möte", "[Partnerskap] Fwd: Möte"),
+            ("", "[Partnerskap]"),
+            ("Sverige", "[Partnerskap] Sverige"),
+            ("Reply needed", "[Partnerskap] Reply needed"),
+        ] {
+            assert_eq!(tag_subject(given, t), want, "{given}");
+        }
+        assert_eq!(tag_subject("Re: Möte", ""), "Re: Möte");
+    }
+
+    fn list(extra: &str) -> List {
+        List::parse(
+            "p",
+            &format!("name = \"Partnerskapet\"\naddress = \"p\"\nposting = \"members\"\nsubject_tag = \"[P]\"\n{extra}"),
+        )
+        .unwrap()
+    }
+
+    fn copy_of(raw: &str, list: &List, rewrite: bool) -> String {
+        let post = Post::parse(raw.as_bytes()).unwrap();
+        let set = Setting {
+            list,
+            domain: "d.se",
+            base_url: "https://d.se",
+            rewrite_from: rewrite,
+        };
+        let c = CopyOf {
+            unsubscribe_url: "https://d.se/unsubscribe/TOK",
+            unsubscribe_mailto: "p-unsubscribe+TOK@d.se",
+        };
+        String::from_utf8(post.copy(&set, &c, None, 0)).unwrap()
+    }
+
+    #[test]
+    fn a_single_text_part_gets_the_footer_appended_and_threads_hold() {
+        let raw = "From: =?utf-8?q?=C3=85sa_=C3=96berg?= <asa@example.org>\r\nTo: p@d.se\r\nSubject: Re: [P] Möte\r\nMessage-ID: <m2@example.org>\r\nIn-Reply-To: <m1@example.org>\r\nReferences: <m1@example.org>\r\nDKIM-Signature: v=1; b=abc\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nHej, jag kommer p=E5 m=F6tet.\r\n";
+        let out = copy_of(raw, &list(""), false);
+        let msg = MessageParser::default().parse(out.as_bytes()).unwrap();
+        assert_eq!(msg.subject(), Some("[P] Re: Möte"));
+        assert_eq!(msg.message_id(), Some("m2@example.org"));
+        assert_eq!(msg.in_reply_to().as_text(), Some("m1@example.org"));
+        let text = msg.body_text(0).unwrap();
+        assert!(text.starts_with("Hej, jag kommer på mötet."), "{text}");
+        assert!(text.contains("https://d.se/unsubscribe/TOK"), "{text}");
+        assert!(!out.contains("DKIM-Signature"), "{out}");
+        assert!(out.contains("\r\nFrom: =?utf-8?q?=C3=85sa_=C3=96berg?= <asa@example.org>\r\n"));
+        assert!(out.contains("Reply-To: <p@d.se>\r\n"), "{out}");
+        assert!(out.contains("Precedence: list\r\n"));
+        assert!(out.contains("List-Post: <mailto:p@d.se>\r\n"));
+        assert!(!out.to_ascii_lowercase().contains("auto-submitted"));
+    }
+
+    #[test]
+    fn a_multipart_post_is_wrapped_and_from_rewritten() {
+        let raw = "From: Åsa Öberg <asa@example.org>\r\nTo: p@d.se\r\nSubject: Bild\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nHej\r\n--b1\r\nContent-Type: text/html\r\n\r\n<p>Hej</p>\r\n--b1--\r\n";
+        let out = copy_of(raw, &list("reply_to = \"list\"\n"), true);
+        let msg = MessageParser::default().parse(out.as_bytes()).unwrap();
+        assert!(
+            msg.root_part().is_content_type("multipart", "mixed"),
+            "{out}"
+        );
+        let from = msg.from().unwrap().first().unwrap();
+        assert_eq!(from.address(), Some("p@d.se"));
+        assert_eq!(from.name(), Some("Åsa Öberg via P"));
+        let reply_to: Vec<_> = msg
+            .reply_to()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.address())
+            .collect();
+        assert_eq!(reply_to, vec!["p@d.se", "asa@example.org"]);
+        assert_eq!(msg.body_text(0).as_deref(), Some("Hej"));
+        assert!(msg.body_html(0).unwrap().contains("<p>Hej</p>"));
+        assert!(out.contains("https://d.se/unsubscribe/TOK"));
+        let cc = copy_of(raw, &list("rewrite_author_in = \"cc\"\n"), true);
+        let msg = MessageParser::default().parse(cc.as_bytes()).unwrap();
+        assert_eq!(
+            msg.cc().unwrap().first().unwrap().address(),
+            Some("asa@example.org")
+        );
+    }
+}

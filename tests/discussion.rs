@@ -1,0 +1,404 @@
+//! Issue 16, end to end through SMTP against the real binary: the
+//! partnership's discussion list (`lists/partnerskap.toml`, `posting =
+//! "members"`). A member's post reaches every member with the list's
+//! headers; a reply keeps its thread and its one tag; automatic mail is
+//! never distributed; a stranger's post waits for the owners, who decide
+//! by reply.
+
+mod common;
+
+use common::{plain, Daemon, Mail, DOMAIN};
+
+const OWNER: &str = "projektledare@example.se";
+
+fn list_addr(suffix: &str) -> String {
+    format!("partnerskap{suffix}@{DOMAIN}")
+}
+
+/// Adds `people` as confirmed members and takes their welcome mails.
+fn members(d: &mut Daemon, people: &[&str]) {
+    for email in people {
+        d.cli_ok(&["add", "partnerskap", email, "--consent", "test"]);
+    }
+    d.wait_mails(people.len());
+}
+
+/// A post as a mail client writes it, signed by the author's domain.
+fn post(from: &str, subject: &str, id: &str, extra: &str, body: &str) -> String {
+    format!(
+        "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=x; b=AAAA\r\nFrom: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}Date: Tue, 1 Dec 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n",
+        to = list_addr("")
+    )
+}
+
+fn by_recipient(mut mails: Vec<Mail>) -> Vec<Mail> {
+    mails.sort_by(|a, b| a.to.cmp(&b.to));
+    mails
+}
+
+fn header(m: &Mail, name: &str) -> String {
+    m.header(name)
+        .unwrap_or_else(|| panic!("no {name} in {}", m.raw))
+}
+
+#[test]
+fn a_members_post_reaches_every_member_with_the_list_headers() {
+    let mut d = Daemon::start("");
+    members(
+        &mut d,
+        &["anna@example.org", "bo@example.org", "cia@example.org"],
+    );
+    let r = d.send(
+        "anna@example.org",
+        &list_addr(""),
+        &post(
+            "Anna Berg <anna@example.org>",
+            "Möte 12 januari",
+            "m1@example.org",
+            "",
+            "Hej alla!\r\n\r\nVi ses i Östersund.",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let copies = by_recipient(d.wait_mails(3));
+    let to: Vec<&str> = copies.iter().map(|m| m.to.as_str()).collect();
+    assert_eq!(
+        to,
+        ["anna@example.org", "bo@example.org", "cia@example.org"]
+    );
+    let mut unsubscribe = std::collections::HashSet::new();
+    for m in &copies {
+        // VERP: each copy's own envelope sender.
+        let rp = m.reverse_path.clone().unwrap();
+        assert!(rp.starts_with("partnerskap-bounces+"), "{rp}");
+        assert_eq!(m.subject, "[Partnerskap] Möte 12 januari");
+        assert_eq!(header(m, "Message-ID"), "<m1@example.org>");
+        assert!(header(m, "List-Id").contains(&format!("<partnerskap.{DOMAIN}>")));
+        assert_eq!(
+            header(m, "List-Post"),
+            format!("<mailto:{}>", list_addr(""))
+        );
+        assert!(header(m, "List-Help").contains(&list_addr("-request")));
+        assert!(header(m, "List-Subscribe").contains(&list_addr("-subscribe")));
+        let unsub = header(m, "List-Unsubscribe");
+        assert!(
+            unsub.contains("https://lista.example.se/unsubscribe/"),
+            "{unsub}"
+        );
+        assert!(unsub.contains("mailto:partnerskap-unsubscribe+"), "{unsub}");
+        unsubscribe.insert(unsub);
+        assert_eq!(
+            header(m, "List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click"
+        );
+        assert_eq!(header(m, "Precedence"), "list");
+        assert_eq!(m.reply_to, list_addr(""));
+        assert!(m.header("Auto-Submitted").is_none(), "{}", m.raw);
+        // The author's signature is gone (tag and footer break it).
+        assert!(!m.raw.contains("d=example.org"), "{}", m.raw);
+        // No DMARC policy for example.org: the From is the author's.
+        assert_eq!(header(m, "From"), "Anna Berg <anna@example.org>");
+        assert!(m.text.starts_with("Hej alla!"), "{}", m.text);
+        assert!(m.text.contains("Vi ses i Östersund."));
+        assert!(m
+            .text
+            .contains("Lämna listan: https://lista.example.se/unsubscribe/"));
+        // Not public: no archive link.
+        assert!(m.header("List-Archive").is_none());
+    }
+    assert_eq!(unsubscribe.len(), 3, "each member their own way out");
+    // It went through the campaign machinery, as a post.
+    let campaigns = d.cli_ok(&["campaigns"]);
+    assert!(
+        campaigns.contains("[Partnerskap] Möte 12 januari"),
+        "{campaigns}"
+    );
+}
+
+#[test]
+fn a_reply_keeps_its_thread_and_its_one_tag() {
+    let mut d = Daemon::start("");
+    members(&mut d, &["anna@example.org", "bo@example.org"]);
+    let reply = post(
+        "Bo <bo@example.org>",
+        "SV: Re: [Partnerskap] Möte 12 januari",
+        "m2@example.org",
+        "In-Reply-To: <m1@example.org>\r\nReferences: <m0@example.org> <m1@example.org>\r\n",
+        "Jag kommer.\r\n\r\nDen 1 dec. 2026 skrev Anna:\r\n> Vi ses i Östersund.",
+    );
+    let r = d.send("bo@example.org", &list_addr(""), &reply);
+    assert!(r.starts_with("250"), "{r}");
+    for m in d.wait_mails(2) {
+        assert_eq!(m.subject, "[Partnerskap] Re: Möte 12 januari");
+        assert_eq!(header(&m, "Message-ID"), "<m2@example.org>");
+        assert_eq!(header(&m, "In-Reply-To"), "<m1@example.org>");
+        assert_eq!(
+            header(&m, "References"),
+            "<m0@example.org> <m1@example.org>"
+        );
+    }
+}
+
+#[test]
+fn automatic_mail_to_the_list_is_never_distributed() {
+    let mut d = Daemon::start("");
+    members(&mut d, &["anna@example.org", "bo@example.org"]);
+    // A member's vacation notice.
+    let vacation = post(
+        "Bo <bo@example.org>",
+        "Autosvar: Möte 12 januari",
+        "v1@example.org",
+        "Auto-Submitted: auto-replied\r\n",
+        "Jag är på semester till den 5 januari.",
+    );
+    assert!(d
+        .send("bo@example.org", &list_addr(""), &vacation)
+        .starts_with("250"));
+    // Our own copy come back (our List-Id, our X-Loop).
+    let echo = post(
+        "Anna <anna@example.org>",
+        "[Partnerskap] Möte",
+        "e1@example.org",
+        &format!(
+            "List-Id: Partnerskapet <partnerskap.{DOMAIN}>\r\nX-Loop: {}\r\n",
+            list_addr("")
+        ),
+        "Hej",
+    );
+    assert!(d
+        .send("anna@example.org", &list_addr(""), &echo)
+        .starts_with("250"));
+    // Our own VERP sender.
+    let verp = post(
+        "Anna <anna@example.org>",
+        "Hej",
+        "e2@example.org",
+        "",
+        "Hej",
+    );
+    assert!(d
+        .send(&list_addr("-bounces+abc"), &list_addr(""), &verp)
+        .starts_with("250"));
+    d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+}
+
+/// The moderation mail's token: the part after '+' in its Reply-To.
+fn moderation(d: &mut Daemon, author: &str) -> (Mail, Option<Mail>) {
+    let mut mails = d.wait_mails(2);
+    let i = mails
+        .iter()
+        .position(|m| m.to == OWNER)
+        .expect("a mail to the owner");
+    let owner = mails.remove(i);
+    let notice = mails.pop();
+    if let Some(n) = &notice {
+        assert_eq!(n.to, author);
+    }
+    (owner, notice)
+}
+
+#[test]
+fn a_strangers_post_is_held_approved_by_reply_and_a_second_is_rejected() {
+    let mut d = Daemon::start("");
+    members(&mut d, &["anna@example.org", "bo@example.org"]);
+    let stranger = "eva@example.net";
+    let first = post(
+        "Eva Ek <eva@example.net>",
+        "Fråga om delprojekt 3",
+        "s1@example.net",
+        "",
+        "Hej! Får jag vara med på mötet?",
+    );
+    assert!(d.send(stranger, &list_addr(""), &first).starts_with("250"));
+    let (to_owner, notice) = moderation(&mut d, stranger);
+    assert!(
+        to_owner.subject.contains("Fråga om delprojekt 3"),
+        "{}",
+        to_owner.subject
+    );
+    assert!(
+        to_owner.text.contains("eva@example.net"),
+        "{}",
+        to_owner.text
+    );
+    assert!(
+        to_owner.text.contains("Får jag vara med på mötet?"),
+        "{}",
+        to_owner.text
+    );
+    assert!(to_owner.reply_to.starts_with("partnerskap-confirm+"));
+    let notice = notice.expect("the author is told once");
+    assert!(notice.subject.contains("väntar"), "{}", notice.subject);
+
+    // An auto-reply from the owner never approves.
+    let away = format!(
+        "From: {OWNER}\r\nTo: {to}\r\nSubject: Re: {s}\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <a1@example.se>\r\n\r\nok\r\n",
+        to = to_owner.reply_to,
+        s = to_owner.subject
+    );
+    assert!(d.send(OWNER, &to_owner.reply_to, &away).starts_with("250"));
+    // The owner's own "ok" does.
+    let ok = plain(
+        OWNER,
+        &to_owner.reply_to,
+        &format!("Re: {}", to_owner.subject),
+        "Ok!\r\n\r\n> Hej",
+    );
+    assert!(d.send(OWNER, &to_owner.reply_to, &ok).starts_with("250"));
+    let copies = by_recipient(d.wait_mails(2));
+    assert_eq!(copies[0].to, "anna@example.org");
+    assert_eq!(copies[1].to, "bo@example.org");
+    assert_eq!(copies[0].subject, "[Partnerskap] Fråga om delprojekt 3");
+    assert_eq!(header(&copies[0], "Message-ID"), "<s1@example.net>");
+
+    // A second post: held again (no second notice today), then rejected
+    // with a reason the author gets.
+    let second = post(
+        "Eva Ek <eva@example.net>",
+        "Köp billiga klockor",
+        "s2@example.net",
+        "",
+        "Reklam.",
+    );
+    assert!(d.send(stranger, &list_addr(""), &second).starts_with("250"));
+    let to_owner = d.wait_mails(1).remove(0);
+    assert_eq!(to_owner.to, OWNER);
+    let no = plain(
+        OWNER,
+        &to_owner.reply_to,
+        &format!("Re: {}", to_owner.subject),
+        "Nej, det hör inte hit.\r\n\r\n> Reklam.",
+    );
+    assert!(d.send(OWNER, &to_owner.reply_to, &no).starts_with("250"));
+    let told = d.wait_mails(1).remove(0);
+    assert_eq!(told.to, stranger);
+    assert!(told.text.contains("det hör inte hit."), "{}", told.text);
+    assert!(!told.text.contains("Reklam."), "{}", told.text);
+    // And nothing reached the members.
+    d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+}
+
+#[test]
+fn accept_and_add_makes_the_author_a_member() {
+    let mut d = Daemon::start("");
+    members(&mut d, &["anna@example.org"]);
+    let p = post("Eva <eva@example.net>", "Hej", "s3@example.net", "", "Hej!");
+    assert!(d
+        .send("eva@example.net", &list_addr(""), &p)
+        .starts_with("250"));
+    let (to_owner, _) = moderation(&mut d, "eva@example.net");
+    let yes = plain(
+        OWNER,
+        &to_owner.reply_to,
+        &format!("Re: {}", to_owner.subject),
+        "Godkänn och lägg till",
+    );
+    assert!(d.send(OWNER, &to_owner.reply_to, &yes).starts_with("250"));
+    // Her welcome, and the post to both members (her own copy too).
+    let mails = d.wait_mails(3);
+    assert_eq!(
+        d.status_of("partnerskap", "eva@example.net").as_deref(),
+        Some("confirmed")
+    );
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.subject == "[Partnerskap] Hej")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_member_who_says_inte_mig_gets_no_copy_of_their_own_posts() {
+    let mut d = Daemon::start("");
+    members(&mut d, &["anna@example.org", "bo@example.org"]);
+    let r = d.send(
+        "anna@example.org",
+        &list_addr("-request"),
+        &plain("anna@example.org", &list_addr("-request"), "inte-mig", ""),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let said = d.wait_mails(1).remove(0);
+    assert_eq!(said.to, "anna@example.org");
+    assert!(said.subject.contains("inga kopior"), "{}", said.subject);
+    let p = post(
+        "Anna <anna@example.org>",
+        "Protokoll",
+        "p1@example.org",
+        "",
+        "Bifogat.",
+    );
+    assert!(d
+        .send("anna@example.org", &list_addr(""), &p)
+        .starts_with("250"));
+    let copies = d.wait_mails(1);
+    assert_eq!(copies[0].to, "bo@example.org");
+    // And back.
+    let r = d.send(
+        "anna@example.org",
+        &list_addr("-request"),
+        &plain(
+            "anna@example.org",
+            &list_addr("-request"),
+            "Re: x",
+            "mig-också",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    d.wait_mails(1);
+    let p = post(
+        "Anna <anna@example.org>",
+        "Igen",
+        "p2@example.org",
+        "",
+        "Hej.",
+    );
+    assert!(d
+        .send("anna@example.org", &list_addr(""), &p)
+        .starts_with("250"));
+    assert_eq!(d.wait_mails(2).len(), 2);
+}
+
+#[test]
+fn a_forged_envelope_or_a_post_over_the_limit_is_held() {
+    let mut d = Daemon::start("");
+    members(&mut d, &["anna@example.org", "bo@example.org"]);
+    // Anna's From on a stranger's envelope.
+    let p = post(
+        "Anna <anna@example.org>",
+        "Hej",
+        "f1@example.org",
+        "",
+        "Hej",
+    );
+    assert!(d
+        .send("mallory@example.net", &list_addr(""), &p)
+        .starts_with("250"));
+    let mails = d.wait_mails(2);
+    assert!(mails.iter().any(|m| m.to == OWNER), "held for the owners");
+    assert!(mails.iter().all(|m| m.to != "bo@example.org"));
+}
+
+#[test]
+fn a_newsletter_list_still_sends_a_members_mail_to_the_owners() {
+    // lokal-finansiering keeps posting = "owners": nothing is distributed.
+    let mut d = Daemon::start("");
+    d.cli_ok(&[
+        "add",
+        "lokal-finansiering",
+        "anna@example.org",
+        "--consent",
+        "t",
+    ]);
+    d.wait_mails(1);
+    let to = format!("lokal-finansiering@{DOMAIN}");
+    let r = d.send(
+        "anna@example.org",
+        &to,
+        &plain("anna@example.org", &to, "Hej", "Hej"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let mails = d.wait_mails(1);
+    assert_eq!(mails[0].to, OWNER);
+}
