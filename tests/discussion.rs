@@ -402,3 +402,68 @@ fn a_newsletter_list_still_sends_a_members_mail_to_the_owners() {
     let mails = d.wait_mails(1);
     assert_eq!(mails[0].to, OWNER);
 }
+
+/// A kill -9 while a post goes out: every member still gets it, and no
+/// more go twice than the send window allows (the newsletters' bound).
+#[test]
+fn a_kill_during_distribution_keeps_the_crash_bound() {
+    use common::sink::{Mode, Sink};
+    use std::sync::atomic::Ordering;
+    let n = 120;
+    let connections = 2;
+    let sink = Sink::start(Mode::Accept);
+    let mut d = Daemon::start(&format!(
+        "[outbound]\ntransport = \"smtp\"\nrelay = \"{}\"\nconnections = {connections}\n",
+        sink.addr
+    ));
+    let mut csv = String::from("email,name\n");
+    for i in 0..n {
+        csv.push_str(&format!("m{i:03}@d{}.example.org,Medlem {i}\n", i % 8));
+    }
+    let path = d.dir.path().join("people.csv");
+    std::fs::write(&path, csv).unwrap();
+    d.cli_ok(&[
+        "import",
+        "partnerskap",
+        path.to_str().unwrap(),
+        "--consent",
+        "test",
+    ]);
+    sink.delay_ms.store(3, Ordering::SeqCst);
+    let author = "m000@d0.example.org";
+    let p = post(author, "Stort möte", "k1@example.org", "", "Hej alla!");
+    assert!(d.send(author, &list_addr(""), &p).starts_with("250"));
+    let copies = |sink: &Sink| sink.recipients("partnerskap-bounces+");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while copies(&sink).len() < 30 {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    d.kill9();
+    sink.delay_ms.store(0, Ordering::SeqCst);
+    d.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let got = copies(&sink);
+        let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+        if distinct.len() >= n {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} members got the post\n{}",
+            distinct.len(),
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let got = copies(&sink);
+    let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), n);
+    let duplicates = got.len() - distinct.len();
+    assert!(
+        duplicates <= utskick::campaign::UNSYNCED_PER_LANE * connections,
+        "{duplicates} duplicates after one kill -9"
+    );
+}

@@ -536,8 +536,12 @@ async fn send_round(
                 .into_iter()
                 .next()
                 .unwrap_or_default();
-            let post = crate::compose::post::Post::parse(&raw)
-                .ok_or_else(|| anyhow::anyhow!("campaign {}: the post does not parse", c.id))?;
+            let post = crate::compose::post::Post::parse(
+                &raw,
+                list.discussion.attachments,
+                list.language == lists::Language::Sv,
+            )
+            .ok_or_else(|| anyhow::anyhow!("campaign {}: the post does not parse", c.id))?;
             let rewrite = match list.discussion.from_rewrite {
                 lists::FromRewrite::Always => true,
                 lists::FromRewrite::Never => false,

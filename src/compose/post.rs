@@ -15,7 +15,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use crate::address;
 use crate::compose::dkim::{field_name, fields};
 use crate::compose::system::{list_id, DkimKeys};
-use crate::daemon::lists::{self, AuthorIn, Language, List, ReplyTo};
+use crate::daemon::lists::{self, Attachments, AuthorIn, Language, List, ReplyTo};
 
 /// Fields of the author's header that never reach the members: the
 /// author's signatures and seals (the tag and footer break them; ours
@@ -185,8 +185,10 @@ fn crlf(raw: &[u8]) -> Vec<u8> {
 
 impl Post {
     /// Reads the author's message; None when it does not parse or has no
-    /// From address.
-    pub fn parse(raw: &[u8]) -> Option<Post> {
+    /// From address. Its HTML parts pass through the one sanitiser
+    /// (`compose::sanitize`), and its attachments are kept or replaced by
+    /// a line that names them, as `attachments` says.
+    pub fn parse(raw: &[u8], attachments: Attachments, sv: bool) -> Option<Post> {
         let raw = crlf(raw);
         let msg = MessageParser::default().parse(&raw[..])?;
         let from = msg.from()?.first()?;
@@ -251,9 +253,30 @@ impl Post {
             if content.is_empty() {
                 content.extend_from_slice(b"Content-Type: text/plain; charset=us-ascii\r\n");
             }
-            Body::Wrapped {
-                content,
-                body: raw[body_at.min(raw.len())..].to_vec(),
+            let touch = msg.parts.iter().enumerate().any(|(i, p)| {
+                matches!(p.body, mail_parser::PartType::Html(_))
+                    || (attachments != Attachments::Keep && msg.attachments.contains(&(i as u32)))
+            });
+            if touch {
+                let mut body = Vec::new();
+                let rebuilt = Rebuild {
+                    msg: &msg,
+                    raw: &raw,
+                    attachments,
+                    sv,
+                };
+                match rebuilt.part(0, &mut body) {
+                    Some(fields) => Body::Wrapped {
+                        content: fields,
+                        body,
+                    },
+                    None => return None,
+                }
+            } else {
+                Body::Wrapped {
+                    content,
+                    body: raw[body_at.min(raw.len())..].to_vec(),
+                }
             }
         };
         Some(Post {
@@ -425,6 +448,102 @@ impl Post {
     }
 }
 
+/// A post's MIME tree written anew: HTML sanitised, attachments replaced
+/// when the list says so, every other part as it came.
+struct Rebuild<'a> {
+    msg: &'a mail_parser::Message<'a>,
+    raw: &'a [u8],
+    attachments: Attachments,
+    sv: bool,
+}
+
+impl Rebuild<'_> {
+    /// Writes part `id`'s body into `out` and returns its Content-* fields
+    /// (CRLF after each).
+    fn part(&self, id: usize, out: &mut Vec<u8>) -> Option<Vec<u8>> {
+        let p = self.msg.parts.get(id)?;
+        let own_fields = || {
+            let head = self
+                .raw
+                .get(p.offset_header as usize..p.offset_body as usize)
+                .unwrap_or_default();
+            let (fs, _) = fields(head);
+            let mut v = Vec::new();
+            for f in fs
+                .into_iter()
+                .filter(|f| field_name(f).starts_with("content-"))
+            {
+                v.extend_from_slice(f);
+                v.extend_from_slice(b"\r\n");
+            }
+            v
+        };
+        let is_attachment = id != 0 && self.msg.attachments.contains(&(id as u32));
+        match &p.body {
+            _ if is_attachment && self.attachments != Attachments::Keep => {
+                let name = p
+                    .attachment_name()
+                    .map(address::header_safe)
+                    .unwrap_or_else(|| "?".into());
+                let size = p.contents().len().div_ceil(1024);
+                let note = match (self.sv, self.attachments) {
+                    (true, Attachments::Link) => format!("[Bilagan {name} ({size} kB) skickas inte till listan; be avsändaren om den.]\n"),
+                    (true, _) => format!("[Bilagan {name} ({size} kB) togs bort.]\n"),
+                    (false, Attachments::Link) => format!("[The attachment {name} ({size} kB) is not sent to the list; ask the sender for it.]\n"),
+                    (false, _) => format!("[The attachment {name} ({size} kB) was removed.]\n"),
+                };
+                let body = lettre::message::Body::new(note);
+                let fields = format!(
+                    "Content-Type: text/plain; charset=utf-8\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: {}\r\n",
+                    body.encoding()
+                );
+                out.extend(crlf(&body.into_vec()));
+                Some(fields.into_bytes())
+            }
+            mail_parser::PartType::Html(html) => {
+                let clean = crate::compose::sanitize::html(html);
+                let body = lettre::message::Body::new(clean);
+                let fields = format!(
+                    "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: {}\r\n",
+                    body.encoding()
+                );
+                out.extend(crlf(&body.into_vec()));
+                Some(fields.into_bytes())
+            }
+            mail_parser::PartType::Multipart(children) => {
+                let fields = own_fields();
+                let boundary = p.content_type()?.attribute("boundary")?.to_string();
+                for child in children {
+                    out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+                    let mut body = Vec::new();
+                    let child_fields = self.part(*child as usize, &mut body)?;
+                    out.extend_from_slice(&child_fields);
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(&body);
+                    if !out.ends_with(b"\r\n") {
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+                out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+                Some(fields)
+            }
+            _ => {
+                out.extend_from_slice(
+                    self.raw
+                        .get(p.offset_body as usize..p.offset_end as usize)
+                        .unwrap_or_default(),
+                );
+                let fields = own_fields();
+                Some(if fields.is_empty() {
+                    b"Content-Type: text/plain; charset=us-ascii\r\n".to_vec()
+                } else {
+                    fields
+                })
+            }
+        }
+    }
+}
+
 /// `"Name" <a@b>` with the name RFC 2047-encoded when it is not ASCII.
 fn mailbox(name: &str, email: &str) -> String {
     let name = address::header_safe(name);
@@ -492,6 +611,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn attachments_are_kept_or_named() {
+        let raw = "From: a@example.org\r\nSubject: Fil\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSe bilagan.\r\n--b\r\nContent-Type: application/pdf; name=\"plan.pdf\"\r\nContent-Disposition: attachment; filename=\"plan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+        let keep = copy_of(raw, &list(""), false);
+        let msg = MessageParser::default().parse(keep.as_bytes()).unwrap();
+        assert_eq!(
+            msg.attachments().next().unwrap().attachment_name(),
+            Some("plan.pdf")
+        );
+        let strip = copy_of(raw, &list("attachments = \"strip\"\n"), false);
+        let msg = MessageParser::default().parse(strip.as_bytes()).unwrap();
+        assert!(
+            msg.attachments()
+                .all(|a| a.attachment_name() != Some("plan.pdf")),
+            "{strip}"
+        );
+        assert!(
+            strip.contains("[Bilagan plan.pdf (1 kB) togs bort.]"),
+            "{strip}"
+        );
+        assert_eq!(
+            msg.body_text(0).as_deref().map(str::trim),
+            Some("Se bilagan.")
+        );
+    }
+
+    #[test]
     fn the_tag_is_never_doubled() {
         let t = "[Partnerskap]";
         for (given, want) in [
@@ -520,7 +665,7 @@ mod tests {
     }
 
     fn copy_of(raw: &str, list: &List, rewrite: bool) -> String {
-        let post = Post::parse(raw.as_bytes()).unwrap();
+        let post = Post::parse(raw.as_bytes(), list.discussion.attachments, true).unwrap();
         let set = Setting {
             list,
             domain: "d.se",
@@ -575,6 +720,18 @@ mod tests {
         assert_eq!(msg.body_text(0).as_deref(), Some("Hej"));
         assert!(msg.body_html(0).unwrap().contains("<p>Hej</p>"));
         assert!(out.contains("https://d.se/unsubscribe/TOK"));
+        // The HTML part went through the sanitiser.
+        let hostile = raw.replace(
+            "<p>Hej</p>",
+            "<p onclick=\"x()\">Hej</p><script>alert(1)</script>",
+        );
+        let out = copy_of(&hostile, &list(""), false);
+        let msg = MessageParser::default().parse(out.as_bytes()).unwrap();
+        let html = msg.body_html(0).unwrap();
+        assert!(
+            html.contains("Hej") && !html.contains("script") && !html.contains("onclick"),
+            "{html}"
+        );
         let cc = copy_of(raw, &list("rewrite_author_in = \"cc\"\n"), true);
         let msg = MessageParser::default().parse(cc.as_bytes()).unwrap();
         assert_eq!(
