@@ -467,3 +467,54 @@ fn a_kill_during_distribution_keeps_the_crash_bound() {
         "{duplicates} duplicates after one kill -9"
     );
 }
+
+/// `sammandrag`: the member gets no single posts, and once the day is
+/// over one digest (multipart/digest) that holds them all.
+#[test]
+fn a_member_who_chose_the_digest_gets_one_a_day() {
+    use chrono::TimeZone;
+    // This daemon runs in the test's process: no DNS here either.
+    std::env::set_var("UTSKICK_DMARC_STUB_FILE", "/nonexistent/dmarc-stub.txt");
+    let clock = utskick::time::ManualClock::at(
+        chrono::Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+    );
+    let (mut d, _daemon) = Daemon::start_on_clock("", &clock);
+    members(&mut d, &["anna@example.org", "bo@example.org"]);
+    let r = d.send(
+        "anna@example.org",
+        &list_addr("-request"),
+        &plain("anna@example.org", &list_addr("-request"), "sammandrag", ""),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let said = d.wait_mails(1).remove(0);
+    assert!(said.subject.contains("sammandrag"), "{}", said.subject);
+    for (subject, id) in [("Möte", "g1@example.org"), ("Protokoll", "g2@example.org")] {
+        let p = post("Bo <bo@example.org>", subject, id, "", "Hej alla!");
+        assert!(d
+            .send("bo@example.org", &list_addr(""), &p)
+            .starts_with("250"));
+        let copies = d.wait_mails(1);
+        assert_eq!(
+            copies[0].to, "bo@example.org",
+            "only the single-post member"
+        );
+    }
+    clock.advance(24 * 3600);
+    let digest = d.wait_mails(1).remove(0);
+    assert_eq!(digest.to, "anna@example.org");
+    assert_eq!(
+        digest.subject,
+        "[Partnerskap] Sammandrag 2026-12-01 (2 inlägg)"
+    );
+    assert!(digest.raw.contains("multipart/digest"), "{}", digest.raw);
+    assert!(digest.raw.contains("Message-ID: <g1@example.org>"));
+    assert!(digest.raw.contains("Message-ID: <g2@example.org>"));
+    assert!(header(&digest, "List-Unsubscribe").contains("/unsubscribe/"));
+    assert!(digest
+        .reverse_path
+        .unwrap()
+        .starts_with("partnerskap-bounces+"));
+    // One a day: nothing more the same day.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(d.fresh_mails().is_empty());
+}

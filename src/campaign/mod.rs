@@ -13,6 +13,7 @@
 
 pub mod addressee;
 pub mod archive;
+pub mod digest;
 pub mod preview;
 pub mod progress;
 
@@ -150,7 +151,18 @@ pub fn create_post(ctx: &Context, new: NewPost) -> Result<Campaign, CampaignErro
         .get(&new.list)
         .ok_or_else(|| CampaignError::NoList(new.list.clone()))?;
     let now = ctx.now();
-    let campaign = ctx.store.write(|tx| {
+    let campaign = ctx.store.write(|tx| put_post(tx, list, &new, now))?;
+    Ok(campaign)
+}
+
+/// Writes a post campaign in `tx` (see [`create_post`]).
+pub(crate) fn put_post(
+    tx: &mut crate::store::Tx<'_>,
+    list: &List,
+    new: &NewPost,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Campaign> {
+    {
         let id = tx.next_id()?;
         let campaign = Campaign {
             v: RECORD_VERSION,
@@ -186,8 +198,7 @@ pub fn create_post(ctx: &Context, new: NewPost) -> Result<Campaign, CampaignErro
         tx.put_blob(id, 0, &new.raw);
         tx.put_campaign(&campaign);
         Ok(campaign)
-    })?;
-    Ok(campaign)
+    }
 }
 
 /// Does `s` match every filter? Attribute values compare case-insensitively.
@@ -358,7 +369,12 @@ pub async fn run_worker(
 ) {
     // Campaign id → when its next deferred delivery is due.
     let mut next_due: HashMap<u64, i64> = HashMap::new();
+    // List → the day its digest was looked at.
+    let mut digest_days = HashMap::new();
     loop {
+        if let Err(e) = digest::make_due(&ctx, &mut digest_days) {
+            tracing::error!(error = %format!("{e:#}"), "making the digests failed");
+        }
         if let Err(e) = tick(&ctx, &transport, &shutdown, &mut next_due).await {
             tracing::error!(error = %format!("{e:#}"), "campaign round failed");
         }
@@ -420,8 +436,13 @@ fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
         let chosen: Vec<&Subscriber> = batch
             .iter()
             .filter(|s| s.status == Status::Confirmed && matches(s, &c.filters))
-            // The author of a post who asked for no copy of their own.
-            .filter(|s| c.post.as_ref().and_then(|p| p.skip) != Some(s.id))
+            // A post: not to its author if they asked for no copy, and to
+            // the members who take single posts; a digest to the others.
+            .filter(|s| {
+                c.post
+                    .as_ref()
+                    .is_none_or(|p| p.skip != Some(s.id) && p.digest == s.digest)
+            })
             .collect();
         total += chosen.len() as u64;
         ctx.store.write(|tx| {
@@ -543,6 +564,8 @@ async fn send_round(
             )
             .ok_or_else(|| anyhow::anyhow!("campaign {}: the post does not parse", c.id))?;
             let rewrite = match list.discussion.from_rewrite {
+                // A digest is the list's own mail.
+                _ if c.post.as_ref().is_some_and(|p| p.digest) => false,
                 lists::FromRewrite::Always => true,
                 lists::FromRewrite::Never => false,
                 lists::FromRewrite::Dmarc => {

@@ -295,6 +295,43 @@ impl Post {
         tag_subject(&self.subject, &list.discussion.subject_tag)
     }
 
+    /// The post as a digest holds it (a `message/rfc822` part): the
+    /// author's header and the body as every member's copy has it, without
+    /// our fields and footer.
+    fn embedded(&self) -> Vec<u8> {
+        let mut out = self.from_field.clone();
+        out.extend_from_slice(
+            format!("Subject: {}\r\n", address::encode_header(&self.subject)).as_bytes(),
+        );
+        if let Some(f) = &self.reply_to_field {
+            out.extend_from_slice(f);
+        }
+        out.extend_from_slice(&self.kept);
+        out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+        match &self.body {
+            Body::Text { text, flowed } => {
+                let body = lettre::message::Body::new(text.replace("\r\n", "\n"));
+                out.extend_from_slice(
+                    format!(
+                        "Content-Type: text/plain; charset=utf-8{flowed}\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+                        body.encoding()
+                    )
+                    .as_bytes(),
+                );
+                out.extend(crlf(&body.into_vec()));
+            }
+            Body::Wrapped { content, body } => {
+                out.extend_from_slice(content);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(body);
+            }
+        }
+        if !out.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
     /// The author as a mailbox, `"Name" <a@b>`, for Reply-To or Cc.
     fn author_mailbox(&self) -> String {
         mailbox(&self.author_name, &self.author_email)
@@ -544,6 +581,74 @@ impl Rebuild<'_> {
     }
 }
 
+/// A digest's subject: the tag, the word, the day and how many posts.
+pub fn digest_subject(list: &List, day: &str, posts: usize) -> String {
+    let (word, unit) = match list.language {
+        Language::Sv => ("Sammandrag", "inlägg"),
+        Language::En => ("Digest", if posts == 1 { "post" } else { "posts" }),
+    };
+    tag_subject(
+        &format!("{word} {day} ({posts} {unit})"),
+        &list.discussion.subject_tag,
+    )
+}
+
+/// A day's posts as one MIME digest (RFC 2046 §5.1.5, in the manner of
+/// RFC 1153): a multipart/mixed whose first part lists the posts and whose
+/// second is a multipart/digest of them, each a message/rfc822 part. It is
+/// sent like a post, so every copy gets the list's fields and footer.
+pub fn digest(list: &List, domain: &str, day: &str, posts: &[Post], now: i64) -> Vec<u8> {
+    let post_address = lists::list_address(list, "", None, domain);
+    let embedded: Vec<Vec<u8>> = posts.iter().map(Post::embedded).collect();
+    let all = embedded.concat();
+    let outer = boundary(&all);
+    let inner = boundary(&all);
+    let mut toc = match list.language {
+        Language::Sv => format!("{}: sammandrag av inläggen {day}\n\n", list.name),
+        Language::En => format!("{}: digest of the posts of {day}\n\n", list.name),
+    };
+    for (i, p) in posts.iter().enumerate() {
+        let who = if p.author_name.is_empty() {
+            p.author_email.clone()
+        } else {
+            format!("{} <{}>", p.author_name, p.author_email)
+        };
+        toc.push_str(&format!(
+            "{}. {}\n   {who}\n",
+            i + 1,
+            address::header_safe(&p.subject)
+        ));
+    }
+    let toc = lettre::message::Body::new(toc);
+    let date = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .to_rfc2822();
+    let mut out = Vec::new();
+    out.extend_from_slice(
+        format!(
+            "From: {}\r\nTo: <{post_address}>\r\nSubject: {}\r\nDate: {date}\r\nMessage-ID: <utskick.{}.digest.{day}@{domain}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"{outer}\"\r\n\r\n--{outer}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {}\r\n\r\n",
+            mailbox(&list.name, &post_address),
+            address::encode_header(&digest_subject(list, day, posts.len())),
+            list.id,
+            toc.encoding(),
+        )
+        .as_bytes(),
+    );
+    out.extend(crlf(&toc.into_vec()));
+    out.extend_from_slice(
+        format!("\r\n--{outer}\r\nContent-Type: multipart/digest; boundary=\"{inner}\"\r\n\r\n")
+            .as_bytes(),
+    );
+    for e in &embedded {
+        out.extend_from_slice(
+            format!("--{inner}\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes(),
+        );
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(format!("--{inner}--\r\n\r\n--{outer}--\r\n").as_bytes());
+    out
+}
+
 /// `"Name" <a@b>` with the name RFC 2047-encoded when it is not ASCII.
 fn mailbox(name: &str, email: &str) -> String {
     let name = address::header_safe(name);
@@ -634,6 +739,43 @@ mod tests {
             msg.body_text(0).as_deref().map(str::trim),
             Some("Se bilagan.")
         );
+    }
+
+    #[test]
+    fn a_digest_holds_each_post_as_a_message() {
+        let l = list("");
+        let a = "From: Anna <a@example.org>\r\nSubject: Möte\r\nMessage-ID: <a1@x>\r\n\r\nHej!\r\n";
+        let b = "From: b@example.org\r\nSubject: Re: [P] Möte\r\nMessage-ID: <b1@x>\r\nContent-Type: text/html\r\n\r\n<p onclick=\"x\">Ja</p>\r\n";
+        let posts: Vec<Post> = [a, b]
+            .iter()
+            .map(|r| Post::parse(r.as_bytes(), Attachments::Keep, true).unwrap())
+            .collect();
+        let raw = digest(&l, "d.se", "2026-12-01", &posts, 1_800_000_000);
+        let msg = MessageParser::default().parse(&raw[..]).unwrap();
+        assert_eq!(msg.subject(), Some("[P] Sammandrag 2026-12-01 (2 inlägg)"));
+        let toc = msg.body_text(0).unwrap();
+        assert!(
+            toc.contains("1. Möte") && toc.contains("2. Re: [P] Möte"),
+            "{toc}"
+        );
+        let nested: Vec<_> = msg
+            .parts
+            .iter()
+            .filter_map(|p| match &p.body {
+                mail_parser::PartType::Message(m) => Some(m.message_id().unwrap().to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(nested, ["a1@x", "b1@x"]);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(
+            text.contains("multipart/digest") && !text.contains("onclick"),
+            "{text}"
+        );
+        // Sent as a post: one tag, the footer.
+        let copy = copy_of(&text, &l, false);
+        let copy = MessageParser::default().parse(copy.as_bytes()).unwrap();
+        assert_eq!(copy.subject(), Some("[P] Sammandrag 2026-12-01 (2 inlägg)"));
     }
 
     #[test]

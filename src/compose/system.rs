@@ -521,7 +521,7 @@ mod tests {
                         "rejected": false,
                         "reason": if lang == "sv" { "avsändaren är inte medlem i listan" } else { "the sender is not a member of the list" },
                     })),
-                    "member-setting" => with(&base, json!({"notmetoo": true})),
+                    "member-setting" => with(&base, json!({"setting": "notmetoo"})),
                     _ => base.clone(),
                 };
                 (*name, *name, data)
@@ -559,7 +559,17 @@ mod tests {
             (
                 "member-setting-metoo",
                 "member-setting",
-                with(&base, json!({"notmetoo": false})),
+                with(&base, json!({"setting": "metoo"})),
+            ),
+            (
+                "member-setting-digest",
+                "member-setting",
+                with(&base, json!({"setting": "digest"})),
+            ),
+            (
+                "member-setting-nodigest",
+                "member-setting",
+                with(&base, json!({"setting": "nodigest"})),
             ),
         ]);
         cases
@@ -615,7 +625,7 @@ mod tests {
                 check_copy(&what, mail, data["token"].as_str().unwrap(), &r);
             }
         }
-        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 6));
+        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 8));
         assert!(
             differs.is_empty(),
             "{} (run with UPDATE_EXPECT=1 if the change is intended)",

@@ -17,7 +17,7 @@ use crate::daemon::lists::{self, Posting};
 use crate::feedback::posts::{deliberate_approval, PREVIEW_LINES};
 use crate::mail::message::{message_id, sender};
 use crate::mail::reply_text;
-use crate::mail::words::first_own_line;
+use crate::mail::words::{first_own_line, Setting};
 use crate::store::{
     Campaign, CampaignStatus, Pending, PendingAction, PostMeta, Status, Subscriber, RECORD_VERSION,
 };
@@ -120,6 +120,8 @@ pub fn post(
     let meta = PostMeta {
         author: address::normalize(&from),
         skip: author.as_ref().filter(|s| s.notmetoo).map(|s| s.id),
+        digest: false,
+        digested: false,
     };
     let subject = tag_subject(msg.subject().unwrap_or_default(), &d.subject_tag);
     let Some(why) = hold else {
@@ -442,15 +444,16 @@ pub(crate) fn moderate(
     }
 }
 
-/// `inte-mig` / `nomail-self` (no copy of one's own posts) and
-/// `mig-också` / `metoo` (copies again) at `L-request@D`: stored on the
+/// `inte-mig` / `nomail-self` (no copy of one's own posts), `mig-också` /
+/// `metoo` (copies again), `sammandrag` / `digest` (a digest a day) and
+/// `enskilda` / `nodigest` (each post) at `L-request@D`: stored on the
 /// member, confirmed by mail. Someone who is not a member is told so by
 /// the ordinary help mail (the caller's job).
-pub(crate) fn set_notmetoo(
+pub(crate) fn set_member(
     ctx: &Context,
     list: &List,
     email: &str,
-    notmetoo: bool,
+    setting: Setting,
     in_reply_to: Option<String>,
 ) -> anyhow::Result<Option<Handled>> {
     let now = ctx.now();
@@ -462,11 +465,14 @@ pub(crate) fn set_notmetoo(
         else {
             return Ok(false);
         };
-        s.notmetoo = notmetoo;
+        match setting {
+            Setting::NotMeToo(on) => s.notmetoo = on,
+            Setting::Digest(on) => s.digest = on,
+        }
         s.updated_at = now;
         tx.put_subscriber(&s);
         let mut data = base_data(ctx, list, &s.email, &s.name);
-        data["notmetoo"] = json!(notmetoo);
+        data["setting"] = json!(setting.name());
         queue_mail(
             ctx,
             tx,

@@ -11,7 +11,7 @@ use crate::daemon::lists;
 use crate::daemon::lists::Action;
 use crate::daemon::lists::List;
 use crate::daemon::lists::Posting;
-use crate::feedback::discussion::{held_post, moderate, set_notmetoo};
+use crate::feedback::discussion::{held_post, moderate, set_member};
 use crate::feedback::forward::forward_to_owners;
 use crate::mail::automated::{self, Automated};
 use crate::mail::message::{message_id, parse_message, sender};
@@ -263,14 +263,14 @@ pub(crate) fn route(
             } {
                 let t = token.as_ref().expect("a held post has a token");
                 moderate(ctx, list, pending, draft, t, msg, reverse_path)?
-            } else if let Some(notmetoo) = (list.discussion.posting != Posting::Owners)
+            } else if let Some(setting) = (list.discussion.posting != Posting::Owners)
                 .then(|| {
                     member_setting(strip_subject_prefixes(subject))
                         .or_else(|| first_own_line(&body).and_then(member_setting))
                 })
                 .flatten()
             {
-                match set_notmetoo(ctx, list, &email, notmetoo, message_id(msg))? {
+                match set_member(ctx, list, &email, setting, message_id(msg))? {
                     Some(handled) => handled,
                     None => help(ctx, &request, None)?,
                 }

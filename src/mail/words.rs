@@ -34,18 +34,48 @@ pub const NOTMETOO_WORDS: &[&str] = &["inte-mig", "nomail-self", "notmetoo"];
 /// On a discussion list: copies of one's own posts again.
 pub const METOO_WORDS: &[&str] = &["mig-också", "mig-ocksa", "metoo", "mail-self"];
 
-/// A member's setting word: Some(true) for "no copies of my own posts",
-/// Some(false) for "copies again". The whole trimmed text must be it.
-pub fn member_setting(text: &str) -> Option<bool> {
+/// On a discussion list: one digest a day instead of each post.
+pub const DIGEST_WORDS: &[&str] = &["sammandrag", "digest"];
+/// On a discussion list: each post again.
+pub const NODIGEST_WORDS: &[&str] = &["enskilda", "nodigest"];
+
+/// A member's setting on a discussion list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// true: no copies of one's own posts.
+    NotMeToo(bool),
+    /// true: a digest a day.
+    Digest(bool),
+}
+
+impl Setting {
+    /// The name the `member-setting` template reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::NotMeToo(true) => "notmetoo",
+            Setting::NotMeToo(false) => "metoo",
+            Setting::Digest(true) => "digest",
+            Setting::Digest(false) => "nodigest",
+        }
+    }
+}
+
+/// A member's setting word. The whole trimmed text must be it.
+pub fn member_setting(text: &str) -> Option<Setting> {
     let t = text
         .trim()
         .trim_end_matches(['.', '!', '?'])
         .trim()
         .to_lowercase();
-    if NOTMETOO_WORDS.contains(&t.as_str()) {
-        Some(true)
-    } else if METOO_WORDS.contains(&t.as_str()) {
-        Some(false)
+    let is = |words: &[&str]| words.contains(&t.as_str());
+    if is(NOTMETOO_WORDS) {
+        Some(Setting::NotMeToo(true))
+    } else if is(METOO_WORDS) {
+        Some(Setting::NotMeToo(false))
+    } else if is(DIGEST_WORDS) {
+        Some(Setting::Digest(true))
+    } else if is(NODIGEST_WORDS) {
+        Some(Setting::Digest(false))
     } else {
         None
     }

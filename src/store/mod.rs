@@ -631,6 +631,7 @@ mod tests {
             last_bounce_reason: None,
             probe_sent_at: None,
             notmetoo: false,
+            digest: false,
             updated_at: now,
         }
     }

@@ -93,6 +93,10 @@ pub struct Subscriber {
     /// No copy of one's own discussion posts (`inte-mig` / `nomail-self`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub notmetoo: bool,
+    /// One digest a day of a discussion list's posts instead of each
+    /// (`sammandrag` / `digest`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -124,6 +128,7 @@ impl Subscriber {
             last_bounce_reason: None,
             probe_sent_at: None,
             notmetoo: false,
+            digest: false,
             updated_at: now,
         }
     }
@@ -269,6 +274,13 @@ pub struct PostMeta {
     pub author: String,
     /// The author's subscriber id when they chose `notmetoo`.
     pub skip: Option<u64>,
+    /// A day's digest of posts, for the members who chose it (a post goes
+    /// to the others).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
+    /// The post is in a digest already.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digested: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
