@@ -518,3 +518,115 @@ fn a_member_who_chose_the_digest_gets_one_a_day() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(d.fresh_mails().is_empty());
 }
+
+/// A public discussion list's archive shows its posts as threads, replies
+/// under what they answer, authors by name and never by address; a list
+/// that is not public has no such page.
+#[test]
+fn a_public_lists_posts_are_archived_as_threads() {
+    let lists = tempfile::tempdir().unwrap();
+    std::fs::write(
+        lists.path().join("samtal.toml"),
+        "name = \"Samtalet\"\naddress = \"samtal\"\nowners = [\"projektledare@example.se\"]\nposting = \"members\"\nsubject_tag = \"[Samtal]\"\npublic = true\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        common::repo("lists/partnerskap.toml"),
+        lists.path().join("partnerskap.toml"),
+    )
+    .unwrap();
+    let mut d = Daemon::prepare("");
+    let config = std::fs::read_to_string(d.config_path()).unwrap();
+    let config = config.replace(
+        &format!("lists_dir = \"{}\"", common::repo("lists").display()),
+        &format!("lists_dir = \"{}\"", lists.path().display()),
+    );
+    std::fs::write(d.config_path(), config).unwrap();
+    d.spawn();
+    for (who, name) in [
+        ("anna@example.org", "Anna Berg"),
+        ("bo@example.org", "Bo Ek"),
+    ] {
+        d.cli_ok(&["add", "samtal", who, "--name", name, "--consent", "test"]);
+    }
+    d.wait_mails(2);
+    let to = format!("samtal@{DOMAIN}");
+    let posts = [
+        (
+            "Anna Berg <anna@example.org>",
+            "Möte i Östersund",
+            "t1@example.org",
+            String::new(),
+            "Ses vi den 12 januari?",
+        ),
+        (
+            "Bo Ek <bo@example.org>",
+            "SV: [Samtal] Möte i Östersund",
+            "t2@example.org",
+            "In-Reply-To: <t1@example.org>\r\nReferences: <t1@example.org>\r\n".to_string(),
+            "Ja, jag kommer.",
+        ),
+        (
+            "bo@example.org",
+            "Budget för delprojekt 3",
+            "t3@example.org",
+            String::new(),
+            "Se siffrorna.",
+        ),
+    ];
+    for (from, subject, id, extra, body) in &posts {
+        let envelope = if from.contains("anna") {
+            "anna@example.org"
+        } else {
+            "bo@example.org"
+        };
+        let p = post(from, subject, id, extra, body).replace(&list_addr(""), &to);
+        assert!(d.send(envelope, &to, &p).starts_with("250"));
+        d.wait_mails(2);
+    }
+    let (status, page) = common::http::http_get(
+        &d.http,
+        "/archive/samtal/threads",
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{page}");
+    if let Some(path) = std::env::var_os("UTSKICK_SAVE_THREAD_PAGE") {
+        std::fs::write(path, &page).unwrap();
+    }
+    assert_eq!(
+        page.matches("<section class=\"thread\">").count(),
+        2,
+        "{page}"
+    );
+    let first = page.find("<h2>Möte i Östersund</h2>").expect("the thread");
+    let reply = page.find("Ja, jag kommer.").unwrap();
+    assert!(first < reply);
+    assert!(page[..reply].contains("class=\"post depth-1\""), "{page}");
+    assert!(page.contains("<strong>Anna Berg</strong>"), "{page}");
+    assert!(page.contains("<strong>Bo Ek</strong>"));
+    // No name in From: a dash, not the address.
+    assert!(page.contains("<strong>–</strong>"), "{page}");
+    assert!(
+        !page.contains("anna@example.org") && !page.contains("bo@example.org"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("[Samtal]"),
+        "the tag is the list's, not the thread's: {page}"
+    );
+    let (_, archive) = common::http::http_get(
+        &d.http,
+        "/archive/samtal",
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(archive.contains("/archive/samtal/threads"), "{archive}");
+    let (status, _) = common::http::http_get(
+        &d.http,
+        "/archive/partnerskap/threads",
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(status, 404);
+}

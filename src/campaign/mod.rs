@@ -16,6 +16,7 @@ pub mod archive;
 pub mod digest;
 pub mod preview;
 pub mod progress;
+pub mod threads;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
