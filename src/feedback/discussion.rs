@@ -92,6 +92,13 @@ pub fn post(
         ));
     }
     let d = &list.discussion;
+    // What the worker will read for every copy must read now, or the
+    // post would stay queued and failing.
+    if crate::compose::post::Post::parse(raw, d.attachments, true).is_none() {
+        return Ok(Handled::ignored(
+            "post: its From or MIME structure cannot be read",
+        ));
+    }
     // Envelope and header both: a member's From on someone else's
     // envelope is held (pipe delivery has no envelope: the header alone).
     let author = member(ctx, list, &from)?;
