@@ -180,6 +180,14 @@ fn automatic_mail_to_the_list_is_never_distributed() {
         .send(&list_addr("-bounces+abc"), &list_addr(""), &verp)
         .starts_with("250"));
     d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+    // Each is on record with its reason (`utskick ignored`).
+    let ignored: Vec<serde_json::Value> =
+        serde_json::from_str(&d.cli_ok(&["ignored", "--format", "json"])).unwrap();
+    let posts = ignored
+        .iter()
+        .filter(|r| r["list"] == "partnerskap" && r["address"] == "post")
+        .count();
+    assert_eq!(posts, 3, "{ignored:#?}");
 }
 
 /// The moderation mail's token: the part after '+' in its Reply-To.
@@ -250,6 +258,13 @@ fn a_strangers_post_is_held_approved_by_reply_and_a_second_is_rejected() {
     assert_eq!(copies[1].to, "bo@example.org");
     assert_eq!(copies[0].subject, "[Partnerskap] Fråga om delprojekt 3");
     assert_eq!(header(&copies[0], "Message-ID"), "<s1@example.net>");
+    // The owners' view of the closed list's posts.
+    let threads = d.cli_ok(&["threads", "partnerskap"]);
+    assert!(
+        threads.contains("== Fråga om delprojekt 3 (1 posts)"),
+        "{threads}"
+    );
+    assert!(threads.contains("Eva Ek"), "{threads}");
 
     // A second post: held again (no second notice today), then rejected
     // with a reason the author gets.
@@ -274,8 +289,9 @@ fn a_strangers_post_is_held_approved_by_reply_and_a_second_is_rejected() {
     assert_eq!(told.to, stranger);
     assert!(told.text.contains("det hör inte hit."), "{}", told.text);
     assert!(!told.text.contains("Reklam."), "{}", told.text);
-    // And nothing reached the members.
+    // And nothing reached the members, nor the archive.
     d.assert_no_new_mail_except_sentinel("sentinel@example.org");
+    assert!(!d.cli_ok(&["threads", "partnerskap"]).contains("klockor"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! A public discussion list's posts as threads, for the archive page
-//! (`/archive/ID/threads`): every distributed post (not a held or
+//! A discussion list's posts as threads, for the public archive page
+//! (`/archive/ID/threads`) and the owners' view of any list (`utskick
+//! threads LIST`, as text): every distributed post (not a held or
 //! rejected one, not a digest), grouped by `References` and
 //! `In-Reply-To`, the newest thread first, each thread in reply order.
 //!
@@ -50,7 +51,32 @@ fn ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
     }
 }
 
-/// The list's threads (empty unless it is public and a discussion list).
+/// Threads as text, for the owners (`utskick threads LIST`): each
+/// thread's subject, then its posts indented by their depth.
+pub fn as_text(threads: &[Thread], list: &List) -> String {
+    if threads.is_empty() {
+        return format!("{}: no posts", list.id);
+    }
+    let mut out = String::new();
+    for t in threads {
+        out.push_str(&format!("== {} ({} posts)\n", t.subject, t.posts.len()));
+        for p in &t.posts {
+            let pad = "  ".repeat(p.depth + 1);
+            out.push_str(&format!(
+                "{pad}{} · {}\n",
+                p.author,
+                p.date.format("%Y-%m-%d %H:%M UTC")
+            ));
+            for line in p.text.lines() {
+                out.push_str(&format!("{pad}  {line}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    out.trim_end().to_string()
+}
+
+/// A discussion list's distributed posts as threads, newest thread first.
 pub fn threads(ctx: &Context, list: &List) -> anyhow::Result<Vec<Thread>> {
     let mut read: Vec<Read> = Vec::new();
     for c in ctx.store.campaigns()? {
