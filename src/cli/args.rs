@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use utskick::admin::Failure;
+use utskick::time::{parse_leader_time, Zone};
 
 #[derive(Parser)]
 #[command(
@@ -75,7 +76,7 @@ pub enum Command {
     Queue {
         list: String,
         file: PathBuf,
-        /// When to send: 2026-12-01T08:00 (local time) or RFC 3339 [default: now]
+        /// When to send: 2027-01-15T08:00 or "2027-01-15 08:00" in the configured timezone, or RFC 3339 [default: now]
         #[arg(long)]
         at: Option<String>,
         /// Only subscribers whose attribute KEY is VALUE; may be repeated (all must match)
@@ -100,6 +101,7 @@ pub enum Command {
         /// A Markdown description
         #[arg(long)]
         body: Option<PathBuf>,
+        /// When to send, as for `queue --at`
         #[arg(long)]
         at: Option<String>,
         #[arg(long = "where", value_name = "KEY=VALUE")]
@@ -133,6 +135,10 @@ pub enum Command {
         /// Import addresses that were forgotten at their own request
         #[arg(long)]
         allow_forgotten: bool,
+        /// Leave out this column of the file (one the list does not
+        /// declare); may be repeated
+        #[arg(long = "ignore-column", value_name = "COLUMN")]
+        ignore_columns: Vec<String>,
     },
     /// Everything stored about one person, across lists, as JSON
     Person { email: String },
@@ -167,15 +173,33 @@ pub enum Command {
     Status {
         id: u64,
         /// Show a live progress bar until the campaign ends
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         follow: bool,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
     },
     /// Pause a campaign
-    Pause { id: u64 },
+    Pause {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
     /// Resume a paused campaign
-    Resume { id: u64 },
+    Resume {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a campaign
-    Cancel { id: u64 },
+    Cancel {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// sysexits(3): the command was used wrongly.
@@ -189,29 +213,16 @@ pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>
             a.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| Failure::exit(EX_USAGE, format!("{flag} {a:?}: expected KEY=VALUE")))
+                .ok_or_else(|| Failure::exit(EX_USAGE, crate::cli::say::not_a_pair(flag, a)))
         })
         .collect()
 }
 
-/// `--at`: RFC 3339, or a local date and time such as 2026-12-01T08:00.
-pub fn parse_at(text: &str) -> Result<String, Failure> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.to_rfc3339());
-    }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, format) {
-            return match naive.and_local_timezone(chrono::Local) {
-                chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-                    Ok(t.to_rfc3339())
-                }
-                chrono::LocalResult::None => Err(Failure::usage(format!(
-                    "--at {text:?} does not exist in the local time zone"
-                ))),
-            };
-        }
-    }
-    Err(Failure::usage(format!(
-        "--at {text:?}: expected a time like 2026-12-01T08:00 or 2026-12-01T08:00:00+01:00"
-    )))
+/// `--at`: a time in the configured `timezone` (2027-01-15T08:00 or
+/// 2027-01-15 08:00), or RFC 3339 with an offset; as RFC 3339 in UTC, the
+/// form the admin protocol carries.
+pub fn parse_at(text: &str, zone: Zone) -> Result<String, Failure> {
+    parse_leader_time(text, zone)
+        .map(|t| t.to_rfc3339())
+        .map_err(|e| Failure::exit(EX_USAGE, crate::cli::say::bad_at(&e)))
 }

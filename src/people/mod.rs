@@ -80,6 +80,14 @@ pub enum ImportError {
     /// Neither a consent text nor invitations.
     #[error("the consent must say how these people agreed (or invite them instead)")]
     NoConsent,
+    /// The file has columns the list does not declare: refused before any
+    /// row, so no file is half imported with its data dropped.
+    #[error("list {list} does not declare the column(s) {} (its attributes: {})", .columns.join(", "), if .declared.is_empty() { "none".to_string() } else { .declared.join(", ") })]
+    UndeclaredColumns {
+        list: String,
+        columns: Vec<String>,
+        declared: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -88,6 +96,26 @@ impl From<crate::store::StoreError> for ImportError {
     fn from(e: crate::store::StoreError) -> ImportError {
         ImportError::Store(e.into())
     }
+}
+
+/// Refuses a file whose attribute `columns` (its header less `email`,
+/// `name` and the export's own columns) name one that `list` does not
+/// declare: every row would lose it.
+pub fn check_columns(list: &List, columns: &[String]) -> Result<(), ImportError> {
+    let mut undeclared: Vec<String> = columns
+        .iter()
+        .filter(|c| !list.attributes.contains(c))
+        .cloned()
+        .collect();
+    undeclared.dedup();
+    if undeclared.is_empty() {
+        return Ok(());
+    }
+    Err(ImportError::UndeclaredColumns {
+        list: list.id.clone(),
+        columns: undeclared,
+        declared: list.attributes.clone(),
+    })
 }
 
 /// Imports `rows` into `list`. Idempotent: a row that is already confirmed
