@@ -646,3 +646,29 @@ fn a_public_lists_posts_are_archived_as_threads() {
     .unwrap();
     assert_eq!(status, 404);
 }
+
+/// The footer sends members to "hjälp" for their settings: the help mail
+/// of a discussion list names them (a newsletter list's does not).
+#[test]
+fn the_help_mail_of_a_discussion_list_names_the_member_settings() {
+    let mut d = Daemon::start("");
+    let r = d.send(
+        "anna@example.org",
+        &list_addr("-request"),
+        &plain("anna@example.org", &list_addr("-request"), "hjälp", ""),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let help = d.wait_mails(1).remove(0);
+    for word in ["inte-mig", "mig-också", "sammandrag", "enskilda"] {
+        assert!(help.text.contains(word), "{word}: {}", help.text);
+    }
+    let lf = format!("lokal-finansiering-request@{DOMAIN}");
+    let r = d.send(
+        "anna@example.org",
+        &lf,
+        &plain("anna@example.org", &lf, "hjälp", ""),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let help = d.wait_mails(1).remove(0);
+    assert!(!help.text.contains("sammandrag"), "{}", help.text);
+}

@@ -463,6 +463,7 @@ mod tests {
             "reason_unknown_token": false,
             "reason_not_subscribed": false,
             "reason_unknown_command": false,
+            "discussion": false,
             "token": TOKEN,
             "confirm_url": format!("https://lista.example.se/confirm/{TOKEN}"),
             "confirm_address": address(&format!("-confirm+{TOKEN}")),
@@ -545,6 +546,11 @@ mod tests {
             ),
             ("post-preview-problem", "post-preview", problem),
             (
+                "help-discussion",
+                "help",
+                with(&base, json!({"discussion": true})),
+            ),
+            (
                 "post-rejected",
                 "post-held",
                 with(
@@ -625,7 +631,7 @@ mod tests {
                 check_copy(&what, mail, data["token"].as_str().unwrap(), &r);
             }
         }
-        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 8));
+        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 9));
         assert!(
             differs.is_empty(),
             "{} (run with UPDATE_EXPECT=1 if the change is intended)",
