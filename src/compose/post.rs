@@ -699,12 +699,12 @@ fn footer(list: &List, domain: &str, copy: &CopyOf<'_>) -> String {
     let rule = "_______________________________________________";
     match list.language {
         Language::Sv => format!(
-            "{rule}\n{name}: skriv till alla medlemmar på {post}\nLämna listan: {url}\nInga kopior av dina egna inlägg, eller ett sammandrag om dagen: skriv \"inte-mig\" eller \"hjälp\" till {request}\n",
+            "{rule}\n{name}\nSkriv till alla medlemmar: {post}\nLämna listan: {url}\nInställningar (inga egna kopior, sammandrag):\nskriv ”hjälp” till {request}\n",
             name = list.name,
             url = copy.unsubscribe_url,
         ),
         Language::En => format!(
-            "{rule}\n{name}: write to every member at {post}\nLeave the list: {url}\nNo copies of your own posts, or a digest a day: send \"nomail-self\" or \"help\" to {request}\n",
+            "{rule}\n{name}\nWrite to every member: {post}\nLeave the list: {url}\nSettings (no copies of your own, a digest):\nsend \"help\" to {request}\n",
             name = list.name,
             url = copy.unsubscribe_url,
         ),
