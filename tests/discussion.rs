@@ -377,7 +377,7 @@ fn a_member_who_says_inte_mig_gets_no_copy_of_their_own_posts() {
 }
 
 #[test]
-fn a_forged_envelope_or_a_post_over_the_limit_is_held() {
+fn a_members_from_on_a_strangers_envelope_is_held() {
     let mut d = Daemon::start("");
     members(&mut d, &["anna@example.org", "bo@example.org"]);
     // Anna's From on a stranger's envelope.
@@ -538,14 +538,13 @@ fn a_member_who_chose_the_digest_gets_one_a_day() {
 /// A public discussion list's archive shows its posts as threads, replies
 /// under what they answer, authors by name and never by address; a list
 /// that is not public has no such page.
-#[test]
-fn a_public_lists_posts_are_archived_as_threads() {
+/// A daemon whose lists are `partnerskap` and the list files `extra`
+/// (id, body) in a directory of the test's own.
+fn daemon_with_lists(extra: &[(&str, &str)]) -> (Daemon, tempfile::TempDir) {
     let lists = tempfile::tempdir().unwrap();
-    std::fs::write(
-        lists.path().join("samtal.toml"),
-        "name = \"Samtalet\"\naddress = \"samtal\"\nowners = [\"projektledare@example.se\"]\nposting = \"members\"\nsubject_tag = \"[Samtal]\"\npublic = true\n",
-    )
-    .unwrap();
+    for (id, body) in extra {
+        std::fs::write(lists.path().join(format!("{id}.toml")), body).unwrap();
+    }
     std::fs::copy(
         common::repo("lists/partnerskap.toml"),
         lists.path().join("partnerskap.toml"),
@@ -559,6 +558,15 @@ fn a_public_lists_posts_are_archived_as_threads() {
     );
     std::fs::write(d.config_path(), config).unwrap();
     d.spawn();
+    (d, lists)
+}
+
+#[test]
+fn a_public_lists_posts_are_archived_as_threads() {
+    let (mut d, _lists) = daemon_with_lists(&[(
+        "samtal",
+        "name = \"Samtalet\"\naddress = \"samtal\"\nowners = [\"projektledare@example.se\"]\nposting = \"members\"\nsubject_tag = \"[Samtal]\"\npublic = true\n",
+    )]);
     for (who, name) in [
         ("anna@example.org", "Anna Berg"),
         ("bo@example.org", "Bo Ek"),
@@ -671,4 +679,68 @@ fn the_help_mail_of_a_discussion_list_names_the_member_settings() {
     assert!(r.starts_with("250"), "{r}");
     let help = d.wait_mails(1).remove(0);
     assert!(!help.text.contains("sammandrag"), "{}", help.text);
+}
+
+/// The checks that hold a member's post: past the day's posts, or over
+/// the size; `from_rewrite = "always"`; and `posting = "anyone"`, where a
+/// stranger's post goes out.
+#[test]
+fn limits_hold_a_members_post_and_anyone_lets_a_stranger_post() {
+    let (mut d, _lists) = daemon_with_lists(&[
+        (
+            "samtal",
+            "name = \"Samtalet\"\naddress = \"samtal\"\nowners = [\"projektledare@example.se\"]\nposting = \"members\"\nsubject_tag = \"[Samtal]\"\nmax_post_bytes = 2048\nmax_posts_per_member_per_day = 1\nfrom_rewrite = \"always\"\n",
+        ),
+        (
+            "torget",
+            "name = \"Torget\"\naddress = \"torget\"\nowners = [\"projektledare@example.se\"]\nposting = \"anyone\"\nfrom_rewrite = \"never\"\n",
+        ),
+    ]);
+    for list in ["samtal", "torget"] {
+        for who in ["anna@example.org", "bo@example.org"] {
+            d.cli_ok(&["add", list, who, "--consent", "test"]);
+        }
+    }
+    d.wait_mails(4);
+    let samtal = format!("samtal@{DOMAIN}");
+    let send = |d: &Daemon, from: &str, to: &str, id: &str, body: &str| {
+        let p = post(from, "Hej", id, "", body).replace(&list_addr(""), to);
+        assert!(d.send(from, to, &p).starts_with("250"));
+    };
+    // The first post of the day goes out, From the list (always).
+    send(&d, "anna@example.org", &samtal, "l1@example.org", "Hej!");
+    for m in d.wait_mails(2) {
+        assert!(
+            header(&m, "From").ends_with(&format!("<{samtal}>")),
+            "{}",
+            m.raw
+        );
+        assert_eq!(m.subject, "[Samtal] Hej");
+    }
+    // The second waits for the owners: the day's posts are used up.
+    send(&d, "anna@example.org", &samtal, "l2@example.org", "Igen!");
+    let (to_owner, _) = moderation(&mut d, "anna@example.org");
+    assert!(to_owner.text.contains("redan skrivit"), "{}", to_owner.text);
+    // Too big: held too.
+    send(
+        &d,
+        "bo@example.org",
+        &samtal,
+        "l3@example.org",
+        &"x".repeat(3000),
+    );
+    let (to_owner, _) = moderation(&mut d, "bo@example.org");
+    assert!(to_owner.text.contains("större"), "{}", to_owner.text);
+    // Anyone may post to torget; the From stays the author's (never).
+    let torget = format!("torget@{DOMAIN}");
+    send(
+        &d,
+        "eva@example.net",
+        &torget,
+        "l4@example.net",
+        "Hej från en gäst.",
+    );
+    let copies = by_recipient(d.wait_mails(2));
+    assert_eq!(copies[0].to, "anna@example.org");
+    assert_eq!(header(&copies[0], "From"), "eva@example.net");
 }
