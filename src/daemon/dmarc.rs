@@ -130,8 +130,12 @@ async fn record(name: &str) -> Option<Option<String>> {
         })
         .unwrap_or_else(|| "127.0.0.1".into());
     let addr: std::net::IpAddr = server.parse().ok()?;
-    let target = std::net::SocketAddr::new(addr, 53);
-    let bind = if addr.is_ipv4() {
+    record_at(std::net::SocketAddr::new(addr, 53), name).await
+}
+
+/// [`record`], asking the server at `target`.
+async fn record_at(target: std::net::SocketAddr, name: &str) -> Option<Option<String>> {
+    let bind = if target.is_ipv4() {
         "0.0.0.0:0"
     } else {
         "[::]:0"
@@ -251,5 +255,35 @@ mod tests {
         let mut nx = query(7, "_dmarc.x.se").unwrap();
         nx[3] = 0x83;
         assert_eq!(parse_txt(&nx), Some(None));
+    }
+
+    /// The query goes out over UDP and the answer to its id is read; a
+    /// server that stays silent is a timeout (None), not a policy.
+    #[tokio::test]
+    async fn a_resolver_on_loopback_answers_and_a_silent_one_times_out() {
+        let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let at = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let (n, from) = server.recv_from(&mut buf).await.unwrap();
+            let mut r = buf[..n].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[7] = 1;
+            let txt = b"v=DMARC1; p=quarantine";
+            r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, (txt.len() + 1) as u8]);
+            r.push(txt.len() as u8);
+            r.extend_from_slice(txt);
+            server.send_to(&r, from).await.unwrap();
+        });
+        let record = record_at(at, "_dmarc.example.org").await.unwrap().unwrap();
+        assert_eq!(tag(&record, "p").as_deref(), Some("quarantine"));
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(
+            record_at(silent.local_addr().unwrap(), "_dmarc.x.se").await,
+            None
+        );
+        assert!(t.elapsed() >= DMARC_TIMEOUT);
     }
 }
