@@ -164,6 +164,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => return preview(&config, &list, &file, out, to, &attach).await,
         Command::Campaigns => return cli::campaigns::list(&config).await,
         Command::Ignored { format } => (Request::Ignored, Some(format)),
+        Command::Threads { list } => (Request::Threads { list }, None),
         Command::Import {
             list,
             file,

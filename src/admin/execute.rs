@@ -302,6 +302,11 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failur
             let n = crate::daemon::files::backup(&ctx.store, ctx.secret.bytes(), ctx.now(), &path)?;
             Response::Said(format!("backed up {n} records to {}", path.display()))
         }
+        Request::Threads { list } => {
+            let list = list_of(ctx, &list)?;
+            let threads = crate::campaign::threads::threads(ctx, list)?;
+            Response::Said(crate::campaign::threads::as_text(&threads, list))
+        }
         Request::Ignored => {
             Response::Ignored(ctx.store.ignored()?.iter().map(IgnoredRow::from).collect())
         }

@@ -64,6 +64,10 @@ pub enum Request {
         to: String,
     },
     Campaigns,
+    /// A discussion list's posts as threads, as text (the owners' view).
+    Threads {
+        list: String,
+    },
     /// Inbound messages that were neither acted on nor forwarded, and why.
     Ignored,
     Import {
@@ -122,6 +126,7 @@ impl Request {
             Request::SendTest { .. } => "send-test",
             Request::Campaigns => "campaigns",
             Request::Ignored => "ignored",
+            Request::Threads { .. } => "threads",
             Request::Import { .. } => "import",
             Request::Person { .. } => "person",
             Request::Report { .. } => "report",
@@ -172,7 +177,8 @@ impl Response {
             | Request::Remove { .. }
             | Request::Inject { .. }
             | Request::SendTest { .. }
-            | Request::Backup { .. } => Response::Said(read(ok)?),
+            | Request::Backup { .. }
+            | Request::Threads { .. } => Response::Said(read(ok)?),
             Request::Queue { dry_run: true, .. } => Response::DryRun(read(ok)?),
             Request::Queue { .. } => Response::Queued(read(ok)?),
             Request::Campaigns => Response::Campaigns(read(ok)?),

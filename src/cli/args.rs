@@ -162,6 +162,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
     },
+    /// A discussion list's posts as threads (public or not: the owners' view)
+    Threads { list: String },
     /// Inbound mail that was neither acted on nor forwarded, and why
     Ignored {
         #[arg(long, value_enum, default_value = "table")]

@@ -76,6 +76,8 @@ pub fn kind_word(k: Kind) -> &'static str {
         (Lang::Sv, Kind::Announcement) => "material",
         (Lang::En, Kind::Newsletter) => "newsletter",
         (Lang::En, Kind::Announcement) => "announcement",
+        (Lang::Sv, Kind::Post) => "inlägg",
+        (Lang::En, Kind::Post) => "post",
     }
 }
 

@@ -28,6 +28,9 @@ pub const SYSTEM_MAILS: &[&str] = &[
     "post-preview",
     "invite",
     "probe",
+    "moderate-post",
+    "post-held",
+    "member-setting",
 ];
 
 const VARIANTS: [&str; 3] = ["subject", "txt", "html"];
@@ -57,6 +60,9 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "sv" / "post-preview",
     "sv" / "invite",
     "sv" / "probe",
+    "sv" / "moderate-post",
+    "sv" / "post-held",
+    "sv" / "member-setting",
     "en" / "confirm-subscribe",
     "en" / "welcome",
     "en" / "already-subscribed",
@@ -68,6 +74,9 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "en" / "post-preview",
     "en" / "invite",
     "en" / "probe",
+    "en" / "moderate-post",
+    "en" / "post-held",
+    "en" / "member-setting",
 ];
 
 /// A rendered mail, before it becomes a message.

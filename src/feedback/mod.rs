@@ -6,6 +6,7 @@
 //! acknowledges. `reply` and `bounce` do the reading; this module decides.
 
 pub mod bounces;
+pub mod discussion;
 pub mod forward;
 pub mod posts;
 pub mod replies;

@@ -23,6 +23,7 @@ const PAGES: &[&str] = &[
     "problem",
     "archive",
     "archive-item",
+    "archive-threads",
     "privacy",
 ];
 
@@ -43,6 +44,7 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "sv" / "problem",
     "sv" / "archive",
     "sv" / "archive-item",
+    "sv" / "archive-threads",
     "sv" / "privacy",
     "en" / "layout",
     "en" / "form",
@@ -54,6 +56,7 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "en" / "problem",
     "en" / "archive",
     "en" / "archive-item",
+    "en" / "archive-threads",
     "en" / "privacy",
 ];
 const BUILTIN_CSS: &str = include_str!("../../templates/style.css");
