@@ -73,12 +73,38 @@ pub async fn execute_here(
     request: Request,
     unsent: impl FnOnce(&anyhow::Error),
 ) -> Result<Response, Failure> {
-    let transport = Transport::from_config(&config)?;
-    let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
-    let response = execute(&ctx, request).await?;
-    if let Err(e) = outbound::drain_once(&ctx, &transport).await {
-        unsent(&e);
+    Here::open(config)?.execute(request, unsent).await
+}
+
+/// The store and the mail transport, opened in this process (no daemon
+/// runs) for one request or several: a big import's batches share one,
+/// where each opening builds the whole context (the store, every
+/// template compiled) again.
+pub struct Here {
+    ctx: std::sync::Arc<crate::daemon::context::Context>,
+    transport: Transport,
+}
+
+impl Here {
+    /// Opens the store of `config` in this process.
+    pub fn open(config: Config) -> Result<Here, Failure> {
+        let transport = Transport::from_config(&config)?;
+        let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
+        Ok(Here { ctx, transport })
     }
-    ctx.store.sync().await?;
-    Ok(response)
+
+    /// Carries `request` out, sends what it queued (`unsent` hears why
+    /// not), and makes it durable before answering.
+    pub async fn execute(
+        &self,
+        request: Request,
+        unsent: impl FnOnce(&anyhow::Error),
+    ) -> Result<Response, Failure> {
+        let response = execute(&self.ctx, request).await?;
+        if let Err(e) = outbound::drain_once(&self.ctx, &self.transport).await {
+            unsent(&e);
+        }
+        self.ctx.store.sync().await?;
+        Ok(response)
+    }
 }
