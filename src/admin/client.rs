@@ -7,7 +7,7 @@ use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::admin::execute::execute;
+use crate::admin::execute::{cli_who, execute_as};
 use crate::admin::protocol::{Failure, Line, Request, Response, Streamed};
 use crate::daemon::config::Config;
 use crate::daemon::context::system_clock;
@@ -75,7 +75,9 @@ pub async fn execute_here(
 ) -> Result<Response, Failure> {
     let transport = Transport::from_config(&config)?;
     let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
-    let response = execute(&ctx, request).await?;
+    // SAFETY: getuid cannot fail.
+    let who = cli_who(unsafe { libc::getuid() });
+    let response = execute_as(&ctx, &who, request).await?;
     if let Err(e) = outbound::drain_once(&ctx, &transport).await {
         unsent(&e);
     }

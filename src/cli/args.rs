@@ -156,6 +156,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
     },
+    /// What was changed, by whom and when: the workspace's changes and the CLI's
+    Audit {
+        /// From this day or time on: 2026-12-01, 2026-12-01T08:00 (local time) or RFC 3339
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Inbound mail that was neither acted on nor forwarded, and why
     Ignored {
         #[arg(long, value_enum, default_value = "table")]
@@ -193,6 +201,18 @@ pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>
 }
 
 /// `--at`: RFC 3339, or a local date and time such as 2026-12-01T08:00.
+/// `--since`: a day (its start, local time) or a time as `--at` takes it.
+pub fn parse_since(text: &str) -> Result<String, Failure> {
+    match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(day) => parse_at(&format!("{day}T00:00")),
+        Err(_) => parse_at(text.trim()).map_err(|_| {
+            Failure::usage(format!(
+                "--since {text:?}: expected a day like 2026-12-01 or a time like 2026-12-01T08:00"
+            ))
+        }),
+    }
+}
+
 pub fn parse_at(text: &str) -> Result<String, Failure> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.to_rfc3339());

@@ -28,6 +28,7 @@ pub const SYSTEM_MAILS: &[&str] = &[
     "post-preview",
     "invite",
     "probe",
+    "admin-login",
 ];
 
 const VARIANTS: [&str; 3] = ["subject", "txt", "html"];
@@ -57,6 +58,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "sv" / "post-preview",
     "sv" / "invite",
     "sv" / "probe",
+    "sv" / "admin-login",
     "en" / "confirm-subscribe",
     "en" / "welcome",
     "en" / "already-subscribed",
@@ -68,6 +70,7 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "en" / "post-preview",
     "en" / "invite",
     "en" / "probe",
+    "en" / "admin-login",
 ];
 
 /// A rendered mail, before it becomes a message.

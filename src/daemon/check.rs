@@ -301,5 +301,6 @@ fn sample_data(list: &crate::daemon::lists::List) -> serde_json::Value {
         "reason_unknown_token": true, "reason_not_subscribed": false, "reason_unknown_command": false,
         "token": "abc", "confirm_url": "https://example.se/confirm/abc", "confirm_address": "x",
         "post_subject": "Prov", "problem": "", "recipients": 1, "attachments": ["a.pdf (1 kB)"], "preview": "Hej",
+        "login_url": "https://example.se/admin/login/abc", "login_minutes": 15,
     })
 }

@@ -14,6 +14,7 @@ mod error;
 mod keys;
 mod records;
 mod tx;
+mod workspace;
 
 pub use durable::CommitStats;
 use durable::Durable;
@@ -21,6 +22,7 @@ pub use error::{Result, StoreError};
 use keys::*;
 pub use records::*;
 pub use tx::Tx;
+pub use workspace::{AuditEntry, LoginLink, Session};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -45,7 +47,7 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
-    trees: [sled::Tree; 11],
+    trees: [sled::Tree; TREES],
     write_lock: Mutex<()>,
     /// Group commit, and the fdatasyncs that sled's flush leaves out.
     durable: Arc<Durable>,
@@ -76,7 +78,7 @@ impl Store {
         for name in TREE_NAMES {
             trees.push(db.open_tree(name)?);
         }
-        let trees: [sled::Tree; 11] = trees
+        let trees: [sled::Tree; TREES] = trees
             .try_into()
             .map_err(|_| StoreError::Failed("sled opened the wrong number of trees".into()))?;
         let store = Store {
@@ -416,10 +418,10 @@ impl Store {
             tx.changes.insert((T::Counters, k), Some(v));
         }
         if !tx.changes.is_empty() {
-            let [a, b, c, d, e, g, h, i, j, k, l] = &self.inner.trees;
-            (a, b, c, d, e, g, h, i, j, k, l)
-                .transaction(|(a, b, c, d, e, g, h, i, j, k, l)| {
-                    let views = [a, b, c, d, e, g, h, i, j, k, l];
+            let [a, b, c, d, e, g, h, i, j, k, l, m, n] = &self.inner.trees;
+            (a, b, c, d, e, g, h, i, j, k, l, m, n)
+                .transaction(|(a, b, c, d, e, g, h, i, j, k, l, m, n)| {
+                    let views = [a, b, c, d, e, g, h, i, j, k, l, m, n];
                     for ((t, key), value) in &tx.changes {
                         let view = views[*t as usize];
                         match value {
