@@ -121,7 +121,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 list,
                 content: WireContent::new(content),
                 filters: all_filters,
-                at: at.map(|t| parse_at(&t)).transpose()?,
+                at: at.map(|t| parse_at(&t, config.timezone)).transpose()?,
                 dry_run,
             };
             return queued(&config, request).await;
@@ -150,7 +150,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 list,
                 content: WireContent::new(content),
                 filters: parse_pairs("--where", &filters)?,
-                at: at.map(|t| parse_at(&t)).transpose()?,
+                at: at.map(|t| parse_at(&t, config.timezone)).transpose()?,
                 dry_run: false,
             };
             return queued(&config, request).await;
@@ -165,7 +165,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Campaigns => (Request::Campaigns, Some(Format::Table)),
         Command::Ignored { format } => (Request::Ignored, Some(format)),
         Command::Audit { since, format } => {
-            let since = since.map(|s| parse_since(&s)).transpose()?;
+            let since = since.map(|s| parse_since(&s, config.timezone)).transpose()?;
             (Request::Audit { since }, Some(format))
         }
         Command::Import {
@@ -280,7 +280,11 @@ async fn queued(config: &Config, request: Request) -> Result<(), Failure> {
             let c = &q.campaign;
             println!(
                 "campaign {} queued for {}: {:?} to {} recipients at {}",
-                c.id, c.list, c.subject, q.recipients, c.scheduled_at,
+                c.id,
+                c.list,
+                c.subject,
+                q.recipients,
+                utskick::time::leader_time_of(&c.scheduled_at, config.timezone),
             );
             if !daemon_running {
                 println!("the daemon is not running: `utskick serve` sends it");

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use utskick::admin::Failure;
+use utskick::time::{parse_leader_time, Zone};
 
 #[derive(Parser)]
 #[command(
@@ -75,7 +76,7 @@ pub enum Command {
     Queue {
         list: String,
         file: PathBuf,
-        /// When to send: 2026-12-01T08:00 (local time) or RFC 3339 [default: now]
+        /// When to send: 2027-01-15T08:00 or "2027-01-15 08:00" in the configured timezone, or RFC 3339 [default: now]
         #[arg(long)]
         at: Option<String>,
         /// Only subscribers whose attribute KEY is VALUE; may be repeated (all must match)
@@ -100,6 +101,7 @@ pub enum Command {
         /// A Markdown description
         #[arg(long)]
         body: Option<PathBuf>,
+        /// When to send, as for `queue --at`
         #[arg(long)]
         at: Option<String>,
         #[arg(long = "where", value_name = "KEY=VALUE")]
@@ -200,12 +202,12 @@ pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>
         .collect()
 }
 
-/// `--at`: RFC 3339, or a local date and time such as 2026-12-01T08:00.
-/// `--since`: a day (its start, local time) or a time as `--at` takes it.
-pub fn parse_since(text: &str) -> Result<String, Failure> {
+/// `--since`: a day (its start, in the configured `timezone`) or a time as
+/// `--at` takes it.
+pub fn parse_since(text: &str, zone: Zone) -> Result<String, Failure> {
     match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
-        Ok(day) => parse_at(&format!("{day}T00:00")),
-        Err(_) => parse_at(text.trim()).map_err(|_| {
+        Ok(day) => parse_at(&format!("{day}T00:00"), zone),
+        Err(_) => parse_at(text.trim(), zone).map_err(|_| {
             Failure::usage(format!(
                 "--since {text:?}: expected a day like 2026-12-01 or a time like 2026-12-01T08:00"
             ))
@@ -213,23 +215,11 @@ pub fn parse_since(text: &str) -> Result<String, Failure> {
     }
 }
 
-pub fn parse_at(text: &str) -> Result<String, Failure> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.to_rfc3339());
-    }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, format) {
-            return match naive.and_local_timezone(chrono::Local) {
-                chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-                    Ok(t.to_rfc3339())
-                }
-                chrono::LocalResult::None => Err(Failure::usage(format!(
-                    "--at {text:?} does not exist in the local time zone"
-                ))),
-            };
-        }
-    }
-    Err(Failure::usage(format!(
-        "--at {text:?}: expected a time like 2026-12-01T08:00 or 2026-12-01T08:00:00+01:00"
-    )))
+/// `--at`: a time in the configured `timezone` (2027-01-15T08:00 or
+/// 2027-01-15 08:00), or RFC 3339 with an offset; as RFC 3339 in UTC, the
+/// form the admin protocol carries.
+pub fn parse_at(text: &str, zone: Zone) -> Result<String, Failure> {
+    parse_leader_time(text, zone)
+        .map(|t| t.to_rfc3339())
+        .map_err(|e| Failure::exit(EX_USAGE, format!("--at {e}")))
 }

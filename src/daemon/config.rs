@@ -44,6 +44,10 @@ pub struct Config {
     /// The privacy policy (a list may override it); default: the daemon's
     /// own `{base_url}/privacy` page.
     pub privacy_url: String,
+    /// The zone of the times the leader types and reads (the CLI, the
+    /// workspace): an IANA name, `Europe/Stockholm` by default. Records
+    /// keep UTC.
+    pub timezone: crate::time::Zone,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -354,6 +358,7 @@ impl Default for Config {
             organisation: String::new(),
             contact: String::new(),
             privacy_url: String::new(),
+            timezone: crate::time::Zone::default(),
         }
     }
 }
@@ -685,6 +690,17 @@ mod tests {
         assert_eq!(c.outbound.transport, TransportKind::File);
         assert_eq!(c.inbound.max_message_bytes, 10485760);
         assert!(c.dkim.is_none());
+        assert_eq!(c.timezone, crate::time::Zone::STOCKHOLM);
+    }
+
+    #[test]
+    fn the_leaders_timezone_is_read_and_an_unknown_one_refused() {
+        let c = Config::parse("timezone = \"UTC\"\n", "utskick.toml").unwrap();
+        assert_eq!(c.timezone, crate::time::Zone::UTC);
+        assert_eq!(
+            error("timezone = \"Europe/Stokholm\"\n"),
+            "utskick.toml: key `timezone`: \"Europe/Stokholm\" is not a time zone (an IANA name such as \"Europe/Stockholm\" or \"UTC\")"
+        );
     }
 
     #[test]
