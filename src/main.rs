@@ -165,7 +165,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Campaigns => (Request::Campaigns, Some(Format::Table)),
         Command::Ignored { format } => (Request::Ignored, Some(format)),
         Command::Audit { since, format } => {
-            let since = since.map(|s| parse_since(&s, config.timezone)).transpose()?;
+            let since = since
+                .map(|s| parse_since(&s, config.timezone))
+                .transpose()?;
             (Request::Audit { since }, Some(format))
         }
         Command::Import {

@@ -101,6 +101,13 @@ impl<'c> SubscriberPages<'c> {
         })
     }
 
+    /// Starts after the address `cursor` (lower case), for a listing shown
+    /// a page at a time.
+    pub fn after(mut self, cursor: Option<String>) -> SubscriberPages<'c> {
+        self.cursor = cursor;
+        self
+    }
+
     /// The next page of rows; None at the end.
     pub fn next_page(&mut self) -> anyhow::Result<Option<Vec<SubscriberRow>>> {
         while !self.done {
@@ -173,13 +180,17 @@ fn audit_line(request: &Request, response: &Response) -> Option<(&'static str, S
             }
         ),
         (Request::Forget { .. }, _) => "a person (address not kept)".to_string(),
-        (Request::Steer { id, action }, _) => {
+        (Request::Steer { id, action }, response) => {
+            let list = match response {
+                Response::Campaign(c) => format!("{}: ", c.list),
+                _ => String::new(),
+            };
             let word = match action {
                 campaign::Steer::Pause => "pause",
                 campaign::Steer::Resume => "resume",
                 campaign::Steer::Cancel => "cancel",
             };
-            return Some((word, format!("campaign {id}")));
+            return Some((word, format!("{list}campaign {id}")));
         }
         (Request::Backup { path }, _) => path.clone(),
         _ => return None,

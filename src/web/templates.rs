@@ -24,6 +24,19 @@ const PAGES: &[&str] = &[
     "archive",
     "archive-item",
     "privacy",
+    "admin-layout",
+    "admin-login",
+    "admin-sent",
+    "admin-link",
+    "admin-overview",
+    "admin-subscribers",
+    "admin-person",
+    "admin-campaigns",
+    "admin-new",
+    "admin-approvals",
+    "admin-report",
+    "admin-log",
+    "admin-problem",
 ];
 
 macro_rules! builtin_pages {
@@ -44,6 +57,19 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "sv" / "archive",
     "sv" / "archive-item",
     "sv" / "privacy",
+    "sv" / "admin-layout",
+    "sv" / "admin-login",
+    "sv" / "admin-sent",
+    "sv" / "admin-link",
+    "sv" / "admin-overview",
+    "sv" / "admin-subscribers",
+    "sv" / "admin-person",
+    "sv" / "admin-campaigns",
+    "sv" / "admin-new",
+    "sv" / "admin-approvals",
+    "sv" / "admin-report",
+    "sv" / "admin-log",
+    "sv" / "admin-problem",
     "en" / "layout",
     "en" / "form",
     "en" / "index",
@@ -55,6 +81,19 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "en" / "archive",
     "en" / "archive-item",
     "en" / "privacy",
+    "en" / "admin-layout",
+    "en" / "admin-login",
+    "en" / "admin-sent",
+    "en" / "admin-link",
+    "en" / "admin-overview",
+    "en" / "admin-subscribers",
+    "en" / "admin-person",
+    "en" / "admin-campaigns",
+    "en" / "admin-new",
+    "en" / "admin-approvals",
+    "en" / "admin-report",
+    "en" / "admin-log",
+    "en" / "admin-problem",
 ];
 const BUILTIN_CSS: &str = include_str!("../../templates/style.css");
 
@@ -106,6 +145,17 @@ impl Pages {
         name: &str,
         data: &Value,
     ) -> anyhow::Result<String> {
+        self.render_in("layout", lang, name, data)
+    }
+
+    /// [`Pages::render`] into layout `frame` (the workspace has its own).
+    pub(super) fn render_in(
+        &self,
+        frame: &str,
+        lang: Language,
+        name: &str,
+        data: &Value,
+    ) -> anyhow::Result<String> {
         let registry = self.registry(lang);
         let content = registry.render(name, data)?;
         let title = content
@@ -116,7 +166,15 @@ impl Pages {
         let mut layout = data.clone();
         layout["content"] = json!(content);
         layout["title"] = json!(title.trim());
-        Ok(registry.render("layout", &layout)?)
+        Ok(registry.render(layout_name(frame), &layout)?)
+    }
+}
+
+/// `frame` as a registered name (only the two layouts are).
+fn layout_name(frame: &str) -> &'static str {
+    match frame {
+        "admin-layout" => "admin-layout",
+        _ => "layout",
     }
 }
 
@@ -159,7 +217,10 @@ mod tests {
             "is_subscribe": true, "items": [],
         });
         for lang in [Language::Sv, Language::En] {
-            for name in PAGES.iter().filter(|p| !matches!(**p, "layout" | "form")) {
+            for name in PAGES
+                .iter()
+                .filter(|p| !matches!(**p, "layout" | "form" | "admin-layout"))
+            {
                 let page = pages.render(lang, name, &data).unwrap();
                 assert_eq!(page.matches("<h1").count(), 1, "{name} ({lang:?}):\n{page}");
             }
