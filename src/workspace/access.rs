@@ -8,7 +8,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::address;
-use crate::compose::system::AutoSubmitted;
+use crate::compose::system::{system_mail, AutoSubmitted, Envelope};
 use crate::daemon::context::Context;
 use crate::daemon::lists::List;
 use crate::store::{LoginLink, Session, RECORD_VERSION};
@@ -73,11 +73,31 @@ pub fn request_link(ctx: &Context, email: &str) -> anyhow::Result<()> {
     ctx.store.write(|tx| {
         let allowed = tx
             .take_hourly(&[(&budget, LINKS_PER_ADDRESS_PER_HOUR)], now, 1)?
-            .is_some_and(|at| at <= now);
-        let Some(list) = owner.filter(|_| allowed) else {
+            .is_some();
+        let token = new_secret();
+        let Some(list) = owner.or_else(|| ctx.lists.iter().next()) else {
             return Ok(());
         };
-        let token = new_secret();
+        let mut data = base_data(ctx, list, &email, "");
+        data["login_url"] = json!(format!("{}/admin/login/{token}", ctx.config.base_url()));
+        data["login_minutes"] = json!(LINK_MINUTES);
+        if owner.is_none() || !allowed {
+            // The mail is made for a stranger too (and for an owner past
+            // the budget), then dropped: an owner's answer takes no longer.
+            let rendered = ctx.templates.render(list.language, &list.id, "admin-login", &data)?;
+            let env = Envelope {
+                list,
+                domain: &ctx.config.domain,
+                to_email: &email,
+                to_name: "",
+                reply_to: None,
+                auto: AutoSubmitted::Generated,
+                in_reply_to: None,
+                dkim: ctx.dkim.as_ref(),
+            };
+            let _ = system_mail(&env, &rendered, 0);
+            return Ok(());
+        }
         tx.put_login_link(
             &hash(&token),
             &LoginLink {
@@ -86,9 +106,6 @@ pub fn request_link(ctx: &Context, email: &str) -> anyhow::Result<()> {
                 expires_at: now + Duration::minutes(LINK_MINUTES),
             },
         );
-        let mut data = base_data(ctx, list, &email, "");
-        data["login_url"] = json!(format!("{}/admin/login/{token}", ctx.config.base_url()));
-        data["login_minutes"] = json!(LINK_MINUTES);
         queue_mail(
             ctx,
             tx,
