@@ -804,7 +804,15 @@ fn a_closed_lists_request_is_approved_and_the_report_downloads() {
 fn a_link_runs_out_after_15_minutes_and_a_session_after_12_idle_hours() {
     let clock = utskick::time::ManualClock::at(chrono::Utc::now());
     let (mut d, _daemon) = Daemon::start_on_clock("", &clock);
-    let ask = |d: &Daemon| call(d, "POST", "/admin/login", None, Some(&format!("email={}", enc(OWNER))));
+    let ask = |d: &Daemon| {
+        call(
+            d,
+            "POST",
+            "/admin/login",
+            None,
+            Some(&format!("email={}", enc(OWNER))),
+        )
+    };
     ask(&d);
     let token = link_token(&d.wait_mails(1)[0]);
     clock.advance(15 * 60);
@@ -818,7 +826,12 @@ fn a_link_runs_out_after_15_minutes_and_a_session_after_12_idle_hours() {
     let r = call(&d, "POST", &format!("/admin/login/{token}"), None, None);
     assert_eq!(r.status, 303, "a link in its last second works");
     let cookie = r.header("set-cookie").unwrap();
-    let session = cookie.split(';').next().unwrap().trim_start_matches("utskick_session=").to_string();
+    let session = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("utskick_session=")
+        .to_string();
     // Each request moves the idle clock; twelve idle hours end the session.
     for _ in 0..3 {
         clock.advance(11 * 3600);
@@ -826,5 +839,9 @@ fn a_link_runs_out_after_15_minutes_and_a_session_after_12_idle_hours() {
     }
     clock.advance(12 * 3600);
     assert_eq!(call(&d, "GET", "/admin", Some(&session), None).status, 303);
-    assert_eq!(call(&d, "GET", "/admin", Some(&session), None).status, 303, "and stays ended");
+    assert_eq!(
+        call(&d, "GET", "/admin", Some(&session), None).status,
+        303,
+        "and stays ended"
+    );
 }

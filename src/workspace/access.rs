@@ -84,7 +84,9 @@ pub fn request_link(ctx: &Context, email: &str) -> anyhow::Result<()> {
         if owner.is_none() || !allowed {
             // The mail is made for a stranger too (and for an owner past
             // the budget), then dropped: an owner's answer takes no longer.
-            let rendered = ctx.templates.render(list.language, &list.id, "admin-login", &data)?;
+            let rendered = ctx
+                .templates
+                .render(list.language, &list.id, "admin-login", &data)?;
             let env = Envelope {
                 list,
                 domain: &ctx.config.domain,
