@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
@@ -71,10 +71,22 @@ fn campaign_json(
     })
 }
 
-/// `GET /admin/campaigns`: the owner's lists' campaigns, newest first.
+#[derive(serde::Deserialize, Default)]
+pub(super) struct Follow {
+    /// `1`: refresh the page every [`REFRESH_SECS`] while a campaign sends.
+    #[serde(default)]
+    follow: String,
+}
+
+/// `GET /admin/campaigns[?follow=1]`: the owner's lists' campaigns, newest
+/// first. While one is scheduled or sending the page offers to follow it;
+/// followed, it refreshes itself every [`REFRESH_SECS`] with a link that
+/// stops it (WCAG 2.2.1: a page that moves on its own is the reader's
+/// choice, and can be turned off).
 pub(super) async fn campaigns(
     State(web): State<Shared>,
     Extension(owner): Extension<Owner>,
+    Query(follow): Query<Follow>,
 ) -> Response {
     let lang = owner_language_of(&web, &owner.email);
     let rows = match web.run(&owner, Request::Campaigns).await {
@@ -93,7 +105,14 @@ pub(super) async fn campaigns(
     let busy = shown
         .iter()
         .any(|c| matches!(c["status"].as_str(), Some("sending" | "scheduled")));
-    let data = json!({"campaigns": shown, "refresh": busy.then_some(REFRESH_SECS)});
+    let following = follow.follow == "1";
+    let data = json!({
+        "campaigns": shown,
+        "busy": busy,
+        "following": busy && following,
+        "refresh": (busy && following).then_some(REFRESH_SECS),
+        "every": REFRESH_SECS,
+    });
     web.admin_page(StatusCode::OK, lang, "admin-campaigns", Some(&owner), data)
 }
 
