@@ -845,3 +845,50 @@ fn a_link_runs_out_after_15_minutes_and_a_session_after_12_idle_hours() {
         "and stays ended"
     );
 }
+
+#[test]
+fn a_material_announcement_is_queued_from_the_form_as_announce_would() {
+    let mut d = Daemon::start("");
+    let session = sign_in(&mut d);
+    let csrf = csrf_of(
+        &call(
+            &d,
+            "GET",
+            &format!("/admin/lists/{LIST}/campaigns"),
+            Some(&session),
+            None,
+        )
+        .body,
+    );
+    let path = format!("/admin/lists/{LIST}/campaigns");
+    let form = |link: &str| {
+        format!(
+            "csrf={csrf}&kind=announcement&subject={}&link={}&markdown={}",
+            enc("Handboken är klar"),
+            enc(link),
+            enc("Läs den *nu*.")
+        )
+    };
+    let r = call(
+        &d,
+        "POST",
+        &path,
+        Some(&session),
+        Some(&form("javascript:alert(1)")),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("is not a web address"), "{}", r.body);
+    let r = call(
+        &d,
+        "POST",
+        &path,
+        Some(&session),
+        Some(&form("https://example.se/handbok.pdf")),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let listed = d.cli_ok(&["campaigns"]);
+    assert!(
+        listed.contains("announcement") && listed.contains("Handboken är klar"),
+        "{listed}"
+    );
+}

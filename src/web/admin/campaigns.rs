@@ -176,6 +176,7 @@ fn form_data(web: &Shared, list: &List, form: &BTreeMap<String, String>) -> Valu
         "list": {"id": list.id, "name": list.name, "attributes": list.attributes.join(", ")},
         "subject": get("subject"), "preheader": get("preheader"),
         "markdown": get("markdown"), "at": get("at"), "where": get("where"),
+        "link": get("link"), "announcement": get("kind") == "announcement",
         "timezone": web.ctx.config.timezone.to_string(),
     })
 }
@@ -255,8 +256,29 @@ pub(super) async fn submit(
             data,
         )
     };
-    let (text, offset) = newsletter_text(&form);
-    let (content, mut filters) = match newsletter::parse_newsletter(SOURCE, &text) {
+    let announce = form.get("kind").is_some_and(|k| k == "announcement");
+    let (text, offset) = if announce {
+        (
+            form.get("markdown")
+                .cloned()
+                .unwrap_or_default()
+                .replace("\r\n", "\n"),
+            0,
+        )
+    } else {
+        newsletter_text(&form)
+    };
+    let parsed = if announce {
+        // A material announcement, as `utskick announce`: the subject is
+        // its title, the Markdown its description.
+        let title = form.get("subject").map(String::as_str).unwrap_or("");
+        let link = form.get("link").map(String::as_str);
+        let description = Some((SOURCE, text.as_str())).filter(|(_, t)| !t.trim().is_empty());
+        newsletter::announcement(title, link, description, Vec::new()).map(|c| (c, Vec::new()))
+    } else {
+        newsletter::parse_newsletter(SOURCE, &text)
+    };
+    let (content, mut filters) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return refuse(shift_lines(&e.to_string(), offset)),
     };
