@@ -361,6 +361,57 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads up to `scan` records of `list` after the address `after`, in
+    /// address order, and decodes only those whose stored bytes hold every
+    /// one of `needles` (lower-case ASCII, compared without ASCII case) and,
+    /// with `status`, have it: a search over a big list decodes only the
+    /// few records that can match. Also the address the reading ended at,
+    /// the cursor of the next call; None once the list is read to its end.
+    pub fn subscribers_scan(
+        &self,
+        list: &str,
+        after: Option<&str>,
+        scan: usize,
+        status: Option<Status>,
+        needles: &[Vec<u8>],
+    ) -> Result<(Vec<Subscriber>, Option<String>)> {
+        let mut prefix = list.as_bytes().to_vec();
+        prefix.push(0);
+        let start = match after {
+            Some(email) => {
+                let mut k = sub_key(list, email);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let (mut out, mut read, mut last) = (Vec::new(), 0, None);
+        let mut lower = Vec::new();
+        for kv in self.tree(T::Subscribers).range(start..) {
+            let (k, v) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            read += 1;
+            if read == scan {
+                last = Some(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+            lower.clear();
+            lower.extend(v.iter().map(u8::to_ascii_lowercase));
+            let holds =
+                |n: &Vec<u8>| n.is_empty() || lower.windows(n.len()).any(|w| w == n.as_slice());
+            if needles.iter().all(holds)
+                && status.is_none_or(|st| status_of(&v).is_ok_and(|s| s == st))
+            {
+                out.push(decode(&v)?);
+            }
+            if read == scan {
+                break;
+            }
+        }
+        Ok((out, last))
+    }
+
     /// Is this salted hash of an address on the suppression list?
     pub fn is_suppressed(&self, hash: &[u8]) -> Result<bool> {
         Ok(self.tree(T::Suppressed).contains_key(hash)?)

@@ -171,10 +171,16 @@ pub(super) async fn subscribers(
         Ok(p) => p,
         Err(f) => return web.unavailable(anyhow::anyhow!(f.message)),
     };
-    let mut pages = pages.after(after.clone());
     let q = search.q.trim().to_lowercase();
     let attr = search.attr.trim();
     let value = search.value.trim().to_lowercase();
+    // The sieve: a record that matches holds the text searched for, and
+    // the attribute's name and value, in its stored form.
+    let sieve: Vec<&str> = [q.as_str(), attr, value.as_str()]
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut pages = pages.after(after.clone()).holding(&sieve);
     let mut found = Vec::new();
     let mut next = None;
     'pages: loop {
