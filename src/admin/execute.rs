@@ -128,7 +128,7 @@ impl<'c> SubscriberPages<'c> {
 
     /// The next page of rows; None at the end.
     pub fn next_page(&mut self) -> anyhow::Result<Option<Vec<SubscriberRow>>> {
-        if !self.needles.is_empty() {
+        if !self.needles.is_empty() || self.status.is_some() {
             while !self.done {
                 let (batch, last) = self.ctx.store.subscribers_scan(
                     &self.list,

@@ -412,6 +412,53 @@ impl Store {
         Ok((out, last))
     }
 
+    /// The `n` latest joins (confirmed, by `subscribed_at`) and the `n`
+    /// latest leaves (no longer confirmed, by `unsubscribed_at`) of
+    /// `list`, newest first: one pass that reads only those fields of each
+    /// record and decodes the few it keeps.
+    pub fn latest_changes(
+        &self,
+        list: &str,
+        n: usize,
+    ) -> Result<(Vec<Subscriber>, Vec<Subscriber>)> {
+        #[derive(serde::Deserialize)]
+        struct Dates {
+            status: Status,
+            subscribed_at: Option<DateTime<Utc>>,
+            unsubscribed_at: Option<DateTime<Utc>>,
+        }
+        let mut prefix = list.as_bytes().to_vec();
+        prefix.push(0);
+        let keep =
+            |v: &mut Vec<(DateTime<Utc>, sled::IVec)>, at: DateTime<Utc>, key: sled::IVec| {
+                if v.len() < n || v.last().is_some_and(|(t, _)| *t < at) {
+                    v.push((at, key));
+                    v.sort_by_key(|e| std::cmp::Reverse(e.0));
+                    v.truncate(n);
+                }
+            };
+        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
+        for kv in self.tree(T::Subscribers).scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let d: Dates = serde_json::from_slice(&v)?;
+            match (d.status, d.subscribed_at, d.unsubscribed_at) {
+                (Status::Confirmed, Some(at), _) => keep(&mut joins, at, k),
+                (s, _, Some(at)) if s != Status::Confirmed => keep(&mut leaves, at, k),
+                _ => {}
+            }
+        }
+        let read = |v: Vec<(DateTime<Utc>, sled::IVec)>| -> Result<Vec<Subscriber>> {
+            let mut out = Vec::new();
+            for (_, k) in v {
+                if let Some(bytes) = self.tree(T::Subscribers).get(k)? {
+                    out.push(decode(&bytes)?);
+                }
+            }
+            Ok(out)
+        };
+        Ok((read(joins)?, read(leaves)?))
+    }
+
     /// Is this salted hash of an address on the suppression list?
     pub fn is_suppressed(&self, hash: &[u8]) -> Result<bool> {
         Ok(self.tree(T::Suppressed).contains_key(hash)?)

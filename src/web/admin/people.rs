@@ -101,38 +101,17 @@ pub(super) async fn overview(
     )
 }
 
-/// The latest joins and leaves of `list`: one pass over its subscribers,
-/// a page at a time, keeping the newest few.
+/// The latest joins and leaves of `list` (`people::latest`: one pass that
+/// reads only the dates), as the page shows them.
 fn latest(web: &Shared, list: &str, lang: Language) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
     let zone = web.ctx.config.timezone;
-    let mut pages =
-        SubscriberPages::new(&web.ctx, list, None).map_err(|f| anyhow::anyhow!(f.message))?;
-    let mut joins: Vec<(String, Value)> = Vec::new();
-    let mut leaves: Vec<(String, Value)> = Vec::new();
-    let keep = |v: &mut Vec<(String, Value)>, at: &str, r: &SubscriberRow| {
-        v.push((at.to_string(), row_json(r, zone, lang)));
-        v.sort_by(|a, b| b.0.cmp(&a.0));
-        v.truncate(LATEST);
+    let (joins, leaves) = crate::people::latest(&web.ctx, list, LATEST)?;
+    let show = |v: Vec<_>| -> Vec<Value> {
+        v.iter()
+            .map(|s| row_json(&SubscriberRow::from(s), zone, lang))
+            .collect()
     };
-    while let Some(page) = pages.next_page()? {
-        for r in &page {
-            let status = word(&r.status);
-            if let Some(at) = r.subscribed_at.as_deref().filter(|_| status == "confirmed") {
-                keep(&mut joins, at, r);
-            }
-            if let Some(at) = r
-                .unsubscribed_at
-                .as_deref()
-                .filter(|_| status != "confirmed")
-            {
-                keep(&mut leaves, at, r);
-            }
-        }
-    }
-    Ok((
-        joins.into_iter().map(|(_, v)| v).collect(),
-        leaves.into_iter().map(|(_, v)| v).collect(),
-    ))
+    Ok((show(joins), show(leaves)))
 }
 
 #[derive(Deserialize, Default)]
