@@ -328,6 +328,7 @@ fn an_owner_signs_in_by_the_mailed_link_queues_a_newsletter_and_the_log_says_so(
         "{audit}"
     );
     assert!(audit.contains("Nyhetsbrev december"), "{audit}");
+    assert!(audit.contains("sign-in"), "{audit}");
     let audit = d.cli_ok(&["audit", "--since", "2099-01-01"]);
     assert_eq!(audit.lines().count(), 1, "only the header: {audit}");
 
@@ -341,6 +342,7 @@ fn an_owner_signs_in_by_the_mailed_link_queues_a_newsletter_and_the_log_says_so(
     );
     assert_eq!(r.status, 303);
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert!(d.cli_ok(&["audit"]).contains("sign-out"));
     let r = call(&d, "GET", "/admin", Some(&session), None);
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location").as_deref(), Some("/admin/login"));

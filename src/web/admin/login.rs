@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{see_other, session_cookie, Owner, COOKIE};
 use crate::web::{site_language, Shared};
-use crate::workspace::access;
+use crate::workspace::{access, audit};
 
 /// Sign-in requests one client address may make per hour (the per-address
 /// budget is `access::LINKS_PER_ADDRESS_PER_HOUR`).
@@ -81,6 +81,10 @@ pub(super) async fn link_post(State(web): State<Shared>, Path(token): Path<Strin
         Ok(None) => return web.admin_problem(StatusCode::GONE, lang, "link_gone"),
         Err(e) => return web.unavailable(e),
     };
+    let who = format!("{} (workspace)", session.email);
+    if let Err(e) = audit::record(&web.ctx, &who, "sign-in", "by a mailed link") {
+        return web.unavailable(e);
+    }
     if let Err(e) = web.ctx.store.sync().await {
         return web.unavailable(e.into());
     }
@@ -105,11 +109,14 @@ pub(super) async fn link_post(State(web): State<Shared>, Path(token): Path<Strin
 /// worth nothing from now on) and the browser is told to drop it.
 pub(super) async fn logout(
     State(web): State<Shared>,
-    Extension(_owner): Extension<Owner>,
+    Extension(owner): Extension<Owner>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(id) = session_cookie(&headers) {
         if let Err(e) = access::end_session(&web.ctx, &id) {
+            return web.unavailable(e);
+        }
+        if let Err(e) = audit::record(&web.ctx, &owner.who(), "sign-out", "") {
             return web.unavailable(e);
         }
         if let Err(e) = web.ctx.store.sync().await {

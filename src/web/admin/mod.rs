@@ -51,7 +51,7 @@ pub(super) struct Owner {
 
 impl Owner {
     /// Who, in the audit log.
-    fn who(&self) -> String {
+    pub(super) fn who(&self) -> String {
         format!("{} (workspace)", self.email)
     }
 }
