@@ -145,6 +145,31 @@ pub fn is_system_sender(addr: &str) -> bool {
         || local.ends_with("-owner")
 }
 
+/// RFC 2047 encoded-words for a header value that is not plain ASCII.
+pub fn encode_header(value: &str) -> String {
+    let value = header_safe(value);
+    if value.is_ascii() {
+        return value;
+    }
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in value.chars() {
+        // 45 bytes of UTF-8 make 60 of base64: lines stay under 78.
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| format!("=?utf-8?b?{}?=", data_encoding::BASE64.encode(w.as_bytes())))
+        .collect::<Vec<_>>()
+        .join("\r\n ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use utskick::admin::{sysexits, Failure, Request, Response, WireContent};
+use utskick::admin::{sysexits, Failure, Request, WireContent};
 use utskick::campaign::{preview::Preview, Steer};
 use utskick::compose::newsletter;
 use utskick::daemon::{self, config::Config, files, lists::Lists};
@@ -17,7 +17,7 @@ use utskick::people;
 
 use cli::args::{parse_at, parse_pairs, parse_since, Cli, Command, Format, KeyAlgorithm};
 use cli::input::{file_name, read_attachments, read_newsletter, read_text};
-use cli::{ask, print, unexpected, words};
+use cli::{ask, print, words};
 
 /// sysexits(3): the configuration is broken.
 const EX_CONFIG: i32 = 78;
@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 at: at.map(|t| parse_at(&t, config.timezone)).transpose()?,
                 dry_run,
             };
-            return queued(&config, request).await;
+            return cli::campaigns::queued(&config, request).await;
         }
         Command::Announce {
             list,
@@ -153,7 +153,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 at: at.map(|t| parse_at(&t, config.timezone)).transpose()?,
                 dry_run: false,
             };
-            return queued(&config, request).await;
+            return cli::campaigns::queued(&config, request).await;
         }
         Command::Preview {
             list,
@@ -162,7 +162,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             to,
             attach,
         } => return preview(&config, &list, &file, out, to, &attach).await,
-        Command::Campaigns => (Request::Campaigns, Some(Format::Table)),
+        Command::Campaigns => return cli::campaigns::list(&config).await,
         Command::Ignored { format } => (Request::Ignored, Some(format)),
         Command::Audit { since, format } => {
             let since = since
@@ -170,12 +170,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .transpose()?;
             (Request::Audit { since }, Some(format))
         }
+        Command::Threads { list } => (Request::Threads { list }, None),
         Command::Import {
             list,
             file,
             consent,
             invite,
             allow_forgotten,
+            ignore_columns,
         } => {
             let options = people::ImportOptions {
                 consent,
@@ -183,7 +185,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 allow_forgotten,
                 source: file_name(&file),
             };
-            return cli::import::import(&config, list, &file, options).await;
+            return cli::import::import(&config, list, &file, &ignore_columns, options).await;
         }
         Command::Person { email } => (Request::Person { email }, Some(Format::Json)),
         Command::Report { list, svg } => return cli::report::report(&config, list, svg).await,
@@ -197,7 +199,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print!("{report}");
             return match ok {
                 true => Ok(()),
-                false => Err(Failure::usage("some checks failed")),
+                false => Err(Failure::usage(cli::say::checks_failed())),
             };
         }
         Command::DkimKeygen { algorithm } => {
@@ -217,35 +219,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Restore { file } => {
             let n = files::restore(&config, &file).map_err(|e| Failure::usage(e.to_string()))?;
-            println!("restored {n} records into {}", config.data_dir.display());
+            println!("{}", cli::say::restored(n, &config.data_dir));
             return Ok(());
         }
-        Command::Status { id, follow: true } => return cli::follow::follow(&config, id).await,
-        Command::Status { id, follow: false } => (Request::Status { id }, None),
-        Command::Pause { id } => (
-            Request::Steer {
-                id,
-                action: Steer::Pause,
-            },
-            None,
-        ),
-        Command::Resume { id } => (
-            Request::Steer {
-                id,
-                action: Steer::Resume,
-            },
-            None,
-        ),
-        Command::Cancel { id } => (
-            Request::Steer {
-                id,
-                action: Steer::Cancel,
-            },
-            None,
-        ),
+        Command::Status {
+            id, follow: true, ..
+        } => return cli::follow::follow(&config, id).await,
+        Command::Status { id, json, .. } => {
+            return cli::campaigns::one(&config, Request::Status { id }, json).await
+        }
+        Command::Pause { id, json } => return steer(&config, id, Steer::Pause, json).await,
+        Command::Resume { id, json } => return steer(&config, id, Steer::Resume, json).await,
+        Command::Cancel { id, json } => return steer(&config, id, Steer::Cancel, json).await,
     };
-    print::answer(&ask(&config, request).await?, format);
+    print::answer(&ask(&config, request).await?, format, config.timezone);
     Ok(())
+}
+
+/// `pause`, `resume`, `cancel`.
+async fn steer(config: &Config, id: u64, action: Steer, json: bool) -> Result<(), Failure> {
+    cli::campaigns::one(config, Request::Steer { id, action }, json).await
 }
 
 /// `inject`: exit codes follow sysexits, for an MTA's pipe.
@@ -267,33 +260,7 @@ async fn inject(
             Failure::exit(sysexits::TEMPFAIL, format!("4.3.0 {}", f.message))
         }
     })?;
-    print::answer(&answer, None);
-    Ok(())
-}
-
-async fn queued(config: &Config, request: Request) -> Result<(), Failure> {
-    let daemon_running = files::daemon_answers(config);
-    match ask(config, request).await? {
-        Response::DryRun(d) => println!(
-            "{} would go to {} recipients (nothing queued)",
-            d.subject, d.recipients
-        ),
-        Response::Queued(q) => {
-            let c = &q.campaign;
-            println!(
-                "campaign {} queued for {}: {:?} to {} recipients at {}",
-                c.id,
-                c.list,
-                c.subject,
-                q.recipients,
-                utskick::time::leader_time_of(&c.scheduled_at, config.timezone),
-            );
-            if !daemon_running {
-                println!("the daemon is not running: `utskick serve` sends it");
-            }
-        }
-        other => return Err(unexpected(&other)),
-    }
+    print::answer(&answer, None, config.timezone);
     Ok(())
 }
 
@@ -306,9 +273,10 @@ async fn preview(
     attach: &[PathBuf],
 ) -> Result<(), Failure> {
     let lists = Lists::for_config(config)?;
-    let list = lists
-        .get(list_id)
-        .ok_or_else(|| Failure::usage(format!("no list {list_id:?}")))?;
+    let list = lists.get(list_id).ok_or_else(|| {
+        let known: Vec<String> = lists.iter().map(|l| l.id.clone()).collect();
+        Failure::usage(cli::say::no_list(list_id, &known))
+    })?;
     let (content, _) = read_newsletter(config, file, attach)?;
     if let Some(to) = to {
         let request = Request::SendTest {
@@ -316,7 +284,7 @@ async fn preview(
             content: WireContent::new(content.clone()),
             to,
         };
-        print::answer(&ask(config, request).await?, None);
+        print::answer(&ask(config, request).await?, None, config.timezone);
     }
     let preview =
         Preview::new(config, list, &content).map_err(|e| Failure::usage(e.to_string()))?;
@@ -324,7 +292,7 @@ async fn preview(
     let write = |path: &Path, bytes: &[u8]| {
         std::fs::write(path, bytes)
             .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        println!("{}", cli::say::wrote(path));
         Ok::<_, Failure>(())
     };
     match out {

@@ -16,7 +16,7 @@ use mail_parser::MessageParser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use utskick::mail::automated::is_bounce;
-use utskick::mail::bounce::{complaint, family, parse, Failure};
+use utskick::mail::bounce::{complaint, families, family, parse, Failure};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bounces")
@@ -35,6 +35,12 @@ struct Fixture {
     permanent: Option<bool>,
     reason: Option<String>,
     known_miss: Option<String>,
+    /// The family `family()` names for a sample of another family's (an
+    /// lhost sample whose marks are another's too).
+    family_read_as: Option<String>,
+    /// The reason `parse` gives where it differs from the expected one
+    /// (`none` for no reason): the two vocabularies draw some lines apart.
+    reason_read_as: Option<String>,
     raw: Vec<u8>,
 }
 
@@ -77,6 +83,8 @@ fn fixtures() -> Vec<Fixture> {
             let permanent = e["permanent"].as_bool();
             let reason = e["reason"].as_str().map(str::to_string);
             let known_miss = e["known_miss"].as_str().map(str::to_string);
+            let family_read_as = e["family_read_as"].as_str().map(str::to_string);
+            let reason_read_as = e["reason_read_as"].as_str().map(str::to_string);
             let mut raw = std::fs::read(dir.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
             // Some files start with an mbox "From " separator line.
             if raw.starts_with(b"From ") {
@@ -95,6 +103,8 @@ fn fixtures() -> Vec<Fixture> {
                 permanent,
                 reason,
                 known_miss,
+                family_read_as,
+                reason_read_as,
                 raw,
             }
         })
@@ -172,12 +182,14 @@ fn judge(f: &Fixture, failures: &[Failure], row: &mut Row) -> Option<String> {
             problems.push(format!("permanent expected {p}"));
         }
     }
-    if let Some(want) = &f.reason {
-        if found
-            .iter()
-            .any(|g| g.reason.as_deref() == Some(want.as_str()))
-        {
+    if let (Some(want), Some(got)) = (&f.reason, found.first()) {
+        let got = got.reason.as_deref().unwrap_or("none");
+        if got == want {
             row.reason_right += 1;
+        }
+        let expected = f.reason_read_as.as_deref().unwrap_or(want);
+        if got != expected {
+            problems.push(format!("reason {got}, expected {expected}"));
         }
     }
     if problems.is_empty() {
@@ -186,6 +198,10 @@ fn judge(f: &Fixture, failures: &[Failure], row: &mut Row) -> Option<String> {
         Some(format!("{}; got: {}", problems.join("; "), show(failures)))
     }
 }
+
+/// Family modules with no public sample in the corpus: their marks come
+/// from reports seen in the held-out set, which stays unpublished.
+const FAMILIES_WITHOUT_SAMPLE: &[&str] = &["mailenable"];
 
 #[test]
 fn check() {
@@ -208,6 +224,7 @@ fn check() {
         })
         .count();
 
+    let mut samples_of: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for f in &all {
         let msg = MessageParser::default()
             .parse(&f.raw)
@@ -237,6 +254,23 @@ fn check() {
             family_same.1 += 1;
             if family(&msg) == lhost {
                 family_same.0 += 1;
+            }
+        }
+        // A sample of a family with a module of its own is recognised as
+        // that family, or as the one its `family_read_as` names.
+        let read_as = family(&msg);
+        samples_of.entry(read_as).or_default().push(f.file.clone());
+        if let Some(lhost) = f
+            .family
+            .strip_prefix("lhost-")
+            .filter(|l| families().any(|m| m == *l))
+        {
+            let want = f.family_read_as.as_deref().unwrap_or(lhost);
+            if read_as != want {
+                regressions.push(format!(
+                    "{} [{}]: read as family {read_as}, expected {want}",
+                    f.file, f.family
+                ));
             }
         }
         let row = table.entry(f.family.clone()).or_default();
@@ -291,6 +325,13 @@ fn check() {
     println!(
         "family() names sisimai's lhost module for {}/{} lhost samples",
         family_same.0, family_same.1
+    );
+    // Every family module has a sample it recognises, except those only
+    // known from reports that cannot be published here.
+    let without: Vec<&str> = families().filter(|m| !samples_of.contains_key(m)).collect();
+    assert_eq!(
+        without, FAMILIES_WITHOUT_SAMPLE,
+        "families without a sample in the corpus"
     );
     for r in &regressions {
         println!("REGRESSION {r}");

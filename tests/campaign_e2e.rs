@@ -20,7 +20,7 @@ fn smtp_daemon(sink: &Sink) -> Daemon {
 }
 
 fn status(d: &Daemon, id: &str) -> serde_json::Value {
-    let out = d.cli_ok(&["status", id]);
+    let out = d.cli_ok(&["status", id, "--json"]);
     serde_json::from_str(out.trim()).unwrap()
 }
 

@@ -596,7 +596,7 @@ fn flood(seed: u64) -> String {
 // Scenario 2: a send to many recipients through a relay.
 
 fn campaign_status(d: &Daemon, id: &str) -> serde_json::Value {
-    let out = d.cli_ok(&["status", id]);
+    let out = d.cli_ok(&["status", id, "--json"]);
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("status {id}: {e}: {out}"))
 }
 

@@ -2,6 +2,8 @@
 //! that writes them: RFC 6376 relaxed canonicalisation and RFC 8463
 //! Ed25519-SHA256, with the public key derived from the configured seed.
 
+mod common;
+
 use data_encoding::BASE64;
 use ed25519_dalek::{Signature, SigningKey, Verifier};
 use sha2::{Digest, Sha256};
@@ -290,4 +292,81 @@ fn a_tampered_newsletter_does_not_verify() {
     assert!(verify(&changed_body, &key).is_err());
     let other_key = SigningKey::from_bytes(&[8u8; 32]);
     assert!(verify(&raw, &other_key).is_err());
+}
+
+/// Issue 16: a member's post from a domain with DMARC `p=reject` (the
+/// stub stands in for the DNS) goes out `From:` the list, the author in
+/// `Reply-To`, the author's own signature gone, and the real binary's
+/// signature on the copy verifies over the new From, the tag and footer.
+#[test]
+fn a_rewritten_discussion_post_verifies() {
+    let keys = tempfile::tempdir().unwrap();
+    let seed = [11u8; 32];
+    let key_path = keys.path().join("dkim.key");
+    std::fs::write(&key_path, BASE64.encode(&seed)).unwrap();
+    let mut d = common::Daemon::prepare(&format!(
+        "[dkim]\nselector = \"utskick\"\nprivate_key_file = \"{}\"\n",
+        key_path.display()
+    ));
+    std::fs::write(
+        d.dir.path().join("dmarc-stub.txt"),
+        "strict.example reject\nexample.org none\n",
+    )
+    .unwrap();
+    d.spawn();
+    for who in ["anna@strict.example", "bo@example.org"] {
+        d.cli_ok(&["add", "partnerskap", who, "--consent", "test"]);
+    }
+    d.wait_mails(2);
+    let list = format!("partnerskap@{}", common::DOMAIN);
+    let post = format!(
+        "DKIM-Signature: v=1; a=rsa-sha256; d=strict.example; s=x; b=AAAA\r\nFrom: =?utf-8?q?=C3=85sa_=C3=96berg?= <anna@strict.example>\r\nTo: {list}\r\nSubject: Protokoll\r\nMessage-ID: <d1@strict.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHär är protokollet från mötet.\r\n"
+    );
+    assert!(d
+        .send("anna@strict.example", &list, &post)
+        .starts_with("250"));
+    let key = SigningKey::from_bytes(&seed);
+    for m in d.wait_mails(2) {
+        let msg = mail_parser::MessageParser::default()
+            .parse(m.raw.as_bytes())
+            .unwrap();
+        let from = msg.from().unwrap().first().unwrap();
+        assert_eq!(from.address(), Some(list.as_str()), "{}", m.raw);
+        assert_eq!(from.name(), Some("Åsa Öberg via Partnerskap"));
+        let reply_to: Vec<&str> = msg
+            .reply_to()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.address())
+            .collect();
+        assert_eq!(reply_to, [list.as_str(), "anna@strict.example"]);
+        assert!(!m.raw.contains("d=strict.example"), "{}", m.raw);
+        verify(&m.raw, &key).unwrap_or_else(|e| panic!("{e}\n{}", m.raw));
+        let (fields, _) = split(&m.raw);
+        let sig = fields
+            .iter()
+            .find(|f| f.starts_with("DKIM-Signature"))
+            .unwrap()
+            .replace("\r\n", "");
+        let h = tag(sig.split_once(':').unwrap().1, "h").to_ascii_lowercase();
+        for needed in [
+            "from",
+            "reply-to",
+            "subject",
+            "list-id",
+            "list-unsubscribe",
+            "message-id",
+        ] {
+            assert!(
+                h.split(':').any(|x| x == needed),
+                "{needed} not signed: {h}"
+            );
+        }
+        // A changed body or subject no longer verifies.
+        let (head, body) = m.raw.split_once("\r\n\r\n").unwrap();
+        assert!(verify(&format!("{head}\r\n\r\nX{body}"), &key).is_err());
+        let changed = m.raw.replacen("Protokoll", "Protokol", 1);
+        assert_ne!(changed, m.raw);
+        assert!(verify(&changed, &key).is_err());
+    }
 }

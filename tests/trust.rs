@@ -681,8 +681,10 @@ fn a_dsn_of_success_to_the_verp_address_is_no_bounce() {
             .iter()
             .filter(|r| r["address"] == "bounces"
                 && r["reason"].as_str().unwrap_or("").contains("success")
-                // What the report was read as is recorded with it.
-                && r["reason"].as_str().unwrap_or("").contains("(read as: rfc3464)"))
+                // What the report was read as is recorded with it: Exim,
+                // by sisimai's marks (From "Mail Delivery System" and a
+                // DSN subject).
+                && r["reason"].as_str().unwrap_or("").contains("(read as: exim)"))
             .count()
             == 2,
         "{:?}",

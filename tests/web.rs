@@ -230,6 +230,7 @@ async fn subscribe_confirm_and_unsubscribe_through_the_pages() {
         sent: 0,
         failed: 0,
         skipped: 0,
+        post: None,
     };
     let s = app
         .ctx

@@ -26,12 +26,41 @@ impl From<CampaignError> for Failure {
                 known: known.clone(),
             }),
             CampaignError::NotAnAddress(to) => Some(Cause::NotATestAddress { to: to.clone() }),
+            CampaignError::NoCampaign(id) => Some(Cause::NoCampaign { id: *id }),
+            CampaignError::Final { id, status } | CampaignError::NotPaused { id, status } => {
+                Some(Cause::CannotSteer {
+                    id: *id,
+                    status: *status,
+                })
+            }
             _ => None,
         };
         Failure {
-            cause,
+            cause: cause.map(Box::new),
             ..Failure::from(anyhow::Error::from(e))
         }
+    }
+}
+
+/// A refusal of an import's columns: EX_DATAERR, with the list's file.
+fn undeclared(ctx: &Context, e: ImportError) -> Failure {
+    let ImportError::UndeclaredColumns {
+        list,
+        columns,
+        declared,
+    } = &e
+    else {
+        return Failure::from(e);
+    };
+    let list_file = ctx.config.lists_dir.join(format!("{list}.toml"));
+    Failure {
+        cause: Some(Box::new(Cause::UndeclaredColumns {
+            list: list.clone(),
+            list_file: list_file.display().to_string(),
+            columns: columns.clone(),
+            declared: declared.clone(),
+        })),
+        ..Failure::exit(sysexits::DATAERR, e.to_string())
     }
 }
 
@@ -39,6 +68,9 @@ impl From<ImportError> for Failure {
     fn from(e: ImportError) -> Failure {
         match e {
             ImportError::NoConsent => Failure::caused(Cause::ImportWithoutConsent, e.to_string()),
+            ImportError::UndeclaredColumns { .. } => {
+                Failure::exit(sysexits::DATAERR, e.to_string())
+            }
             ImportError::Store(e) => Failure::from(e),
         }
     }
@@ -56,8 +88,10 @@ impl From<AddError> for Failure {
 
 fn list_of<'c>(ctx: &'c Context, id: &str) -> Result<&'c List, Failure> {
     ctx.lists.get(id).ok_or_else(|| {
-        let known: Vec<_> = ctx.lists.iter().map(|l| l.id.as_str()).collect();
-        Failure::usage(format!("no list {id:?} (lists: {})", known.join(", ")))
+        let known: Vec<String> = ctx.lists.iter().map(|l| l.id.clone()).collect();
+        let message = format!("no list {id:?} (lists: {})", known.join(", "));
+        let id = id.to_string();
+        Failure::caused(Cause::NoList { id, known }, message)
     })
 }
 
@@ -358,10 +392,12 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failur
         }
         Request::Import {
             list,
+            columns,
             rows,
             options,
         } => {
             let list = list_of(ctx, &list)?;
+            crate::people::check_columns(list, &columns).map_err(|e| undeclared(ctx, e))?;
             let report = crate::people::import(ctx, list, &rows, &options)?;
             ctx.store.sync().await?;
             ctx.mail_ready.notify_one();
@@ -404,25 +440,43 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failur
                     .collect(),
             )
         }
+        Request::Threads { list } => {
+            let list = list_of(ctx, &list)?;
+            let threads = crate::campaign::threads::threads(ctx, list)?;
+            Response::Said(crate::campaign::threads::as_text(&threads, list))
+        }
         Request::Ignored => {
             Response::Ignored(ctx.store.ignored()?.iter().map(IgnoredRow::from).collect())
         }
-        Request::Campaigns => Response::Campaigns(
-            ctx.store
-                .campaigns()?
-                .iter()
-                .map(CampaignRow::from)
-                .collect(),
-        ),
+        Request::Campaigns => {
+            // Drafts and scheduled campaigns of one list and filter are
+            // counted once.
+            let mut counted = std::collections::HashMap::new();
+            let mut rows = Vec::new();
+            for c in ctx.store.campaigns()? {
+                let mut row = CampaignRow::from(&c);
+                if row.recipients_open() {
+                    let key = (c.list.clone(), c.filters.clone());
+                    let n = match counted.get(&key) {
+                        Some(n) => *n,
+                        None => campaign::count_recipients(ctx, &c.list, &c.filters)?,
+                    };
+                    counted.insert(key, n);
+                    row.recipients_when_sent = Some(n);
+                }
+                rows.push(row);
+            }
+            Response::Campaigns(rows)
+        }
         Request::Status { id } => match ctx.store.campaign(id)? {
-            Some(c) => Response::Campaign(CampaignRow::from(&c)),
-            None => return Err(Failure::usage(format!("no campaign {id}"))),
+            Some(c) => Response::Campaign(campaign_row(ctx, &c)?),
+            None => return Err(Failure::from(CampaignError::NoCampaign(id))),
         },
         Request::Steer { id, action } => {
             let c = campaign::steer(ctx, id, action)?;
             ctx.store.sync().await?;
             ctx.campaign_ready.notify_one();
-            Response::Campaign(CampaignRow::from(&c))
+            Response::Campaign(campaign_row(ctx, &c)?)
         }
         Request::Inject {
             recipient,
@@ -450,6 +504,16 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failur
         }
     };
     Ok(response)
+}
+
+/// A campaign as `campaigns` and `status` show it: before sending starts,
+/// with the number it would go to now.
+fn campaign_row(ctx: &Context, c: &crate::store::Campaign) -> Result<CampaignRow, Failure> {
+    let mut row = CampaignRow::from(c);
+    if row.recipients_open() {
+        row.recipients_when_sent = Some(campaign::count_recipients(ctx, &c.list, &c.filters)?);
+    }
+    Ok(row)
 }
 
 /// Monthly figures for the lists `ids` together.
@@ -487,12 +551,15 @@ mod tests {
     #[test]
     fn refusals_a_client_words_itself_carry_their_cause() {
         let f = Failure::from(ImportError::NoConsent);
-        assert_eq!(f.cause, Some(Cause::ImportWithoutConsent));
+        assert_eq!(f.cause.as_deref(), Some(&Cause::ImportWithoutConsent));
         assert!(!f.message.contains("--"), "{}", f.message);
         let f = Failure::from(AddError::NoConsent);
-        assert_eq!(f.cause, Some(Cause::AddWithoutConsent));
+        assert_eq!(f.cause.as_deref(), Some(&Cause::AddWithoutConsent));
         let f = Failure::from(CampaignError::NotAnAddress("x".into()));
-        assert_eq!(f.cause, Some(Cause::NotATestAddress { to: "x".into() }));
+        assert_eq!(
+            f.cause.as_deref(),
+            Some(&Cause::NotATestAddress { to: "x".into() })
+        );
         assert_eq!(f.message, "\"x\" is not an e-mail address");
         let f = Failure::from(AddError::NotAnAddress("y".into()));
         assert_eq!((f.cause, f.exit), (None, 1));

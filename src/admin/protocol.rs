@@ -64,10 +64,19 @@ pub enum Request {
         to: String,
     },
     Campaigns,
+    /// A discussion list's posts as threads, as text (the owners' view).
+    Threads {
+        list: String,
+    },
     /// Inbound messages that were neither acted on nor forwarded, and why.
     Ignored,
     Import {
         list: String,
+        /// The file's attribute columns (its header less `email`, `name`
+        /// and the export's own), checked against the list before any row
+        /// is imported. Absent from older CLIs.
+        #[serde(default)]
+        columns: Vec<String>,
         rows: Vec<crate::people::csvfile::Row>,
         options: ImportOptions,
     },
@@ -121,6 +130,7 @@ impl Request {
             Request::SendTest { .. } => "send-test",
             Request::Campaigns => "campaigns",
             Request::Ignored => "ignored",
+            Request::Threads { .. } => "threads",
             Request::Import { .. } => "import",
             Request::Person { .. } => "person",
             Request::Report { .. } => "report",
@@ -173,7 +183,8 @@ impl Response {
             | Request::Remove { .. }
             | Request::Inject { .. }
             | Request::SendTest { .. }
-            | Request::Backup { .. } => Response::Said(read(ok)?),
+            | Request::Backup { .. }
+            | Request::Threads { .. } => Response::Said(read(ok)?),
             Request::Queue { dry_run: true, .. } => Response::DryRun(read(ok)?),
             Request::Queue { .. } => Response::Queued(read(ok)?),
             Request::Campaigns => Response::Campaigns(read(ok)?),
@@ -264,6 +275,19 @@ pub struct CampaignRow {
     pub sent: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Before sending starts (the recipients are fixed then): how many it
+    /// would go to now, its filters applied. Absent once it started, and
+    /// from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_when_sent: Option<u64>,
+}
+
+impl CampaignRow {
+    /// Whether its recipients are still to be fixed (sending has not
+    /// started and it is not over).
+    pub fn recipients_open(&self) -> bool {
+        self.started_at.is_none() && !self.status.is_final()
+    }
 }
 
 impl From<&Campaign> for CampaignRow {
@@ -283,6 +307,7 @@ impl From<&Campaign> for CampaignRow {
             sent: c.sent,
             failed: c.failed,
             skipped: c.skipped,
+            recipients_when_sent: None,
         }
     }
 }
@@ -366,9 +391,10 @@ pub struct Failure {
     pub message: String,
     pub exit: i32,
     /// The cause, where a client words it in its own terms (the CLI names
-    /// its flags). Absent from older daemons, and from most failures.
+    /// its flags). Absent from older daemons, and from most failures;
+    /// boxed, so that a `Result<_, Failure>` stays small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<Cause>,
+    pub cause: Option<Box<Cause>>,
 }
 
 impl Failure {
@@ -388,7 +414,7 @@ impl Failure {
     /// A failure with exit code 1 whose cause a client may word itself.
     pub fn caused(cause: Cause, message: impl Into<String>) -> Failure {
         Failure {
-            cause: Some(cause),
+            cause: Some(Box::new(cause)),
             ..Failure::usage(message)
         }
     }
@@ -423,6 +449,23 @@ pub enum Cause {
     },
     /// A test copy's address is not an e-mail address.
     NotATestAddress { to: String },
+    /// An import's file has columns the list does not declare.
+    UndeclaredColumns {
+        list: String,
+        /// The list's file (`lists/<id>.toml`), where `attributes` is set.
+        list_file: String,
+        /// The file's columns the list lacks.
+        columns: Vec<String>,
+        /// The list's `attributes`.
+        declared: Vec<String>,
+    },
+    /// No list has this id.
+    NoList { id: String, known: Vec<String> },
+    /// No campaign has this id.
+    NoCampaign { id: u64 },
+    /// A steer that a campaign's status does not allow: it is over
+    /// (`done`, `cancelled`), or a resume of one that is not paused.
+    CannotSteer { id: u64, status: CampaignStatus },
 }
 
 /// sysexits(3) codes for `inject`.
@@ -483,6 +526,8 @@ pub enum Streamed {
 }
 
 /// Any line of an answer.
+// One line at a time passes through, as with `Streamed`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Line {

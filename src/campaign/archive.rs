@@ -63,7 +63,10 @@ pub struct Archive {
 }
 
 fn archived(c: &Campaign, list: &List) -> bool {
-    c.list == list.id && matches!(c.status, CampaignStatus::Done | CampaignStatus::Sending)
+    // Discussion posts are not newsletters: they are not in this archive.
+    c.list == list.id
+        && c.content.kind != Kind::Post
+        && matches!(c.status, CampaignStatus::Done | CampaignStatus::Sending)
 }
 
 fn entry(c: Campaign) -> Entry {

@@ -13,8 +13,10 @@
 
 pub mod addressee;
 pub mod archive;
+pub mod digest;
 pub mod preview;
 pub mod progress;
+pub mod threads;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -130,6 +132,76 @@ pub struct NewCampaign {
     pub draft: bool,
 }
 
+/// A discussion post to send as it came (`feedback::discussion`).
+pub struct NewPost {
+    pub list: String,
+    /// The tagged subject, for listings.
+    pub subject: String,
+    /// The author's message.
+    pub raw: Vec<u8>,
+    pub meta: crate::store::PostMeta,
+    /// Held until an owner approves it.
+    pub draft: bool,
+}
+
+/// Stores a discussion post as a campaign of kind `post`: its bytes in
+/// blob 0, sent when due like any campaign, one VERP copy per member.
+pub fn create_post(ctx: &Context, new: NewPost) -> Result<Campaign, CampaignError> {
+    let list = ctx
+        .lists
+        .get(&new.list)
+        .ok_or_else(|| CampaignError::NoList(new.list.clone()))?;
+    let now = ctx.now();
+    let campaign = ctx.store.write(|tx| put_post(tx, list, &new, now))?;
+    Ok(campaign)
+}
+
+/// Writes a post campaign in `tx` (see [`create_post`]).
+pub(crate) fn put_post(
+    tx: &mut crate::store::Tx<'_>,
+    list: &List,
+    new: &NewPost,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Campaign> {
+    {
+        let id = tx.next_id()?;
+        let campaign = Campaign {
+            v: RECORD_VERSION,
+            id,
+            list: list.id.clone(),
+            content: Content {
+                kind: crate::store::Kind::Post,
+                source: "mail".into(),
+                subject: new.subject.clone(),
+                preheader: String::new(),
+                markdown: String::new(),
+                title: String::new(),
+                link: None,
+                attachments: Vec::new(),
+            },
+            filters: Vec::new(),
+            status: if new.draft {
+                CampaignStatus::Draft
+            } else {
+                CampaignStatus::Scheduled
+            },
+            paused_from: None,
+            created_at: now,
+            scheduled_at: now,
+            started_at: None,
+            finished_at: None,
+            total: 0,
+            sent: 0,
+            failed: 0,
+            skipped: 0,
+            post: Some(new.meta.clone()),
+        };
+        tx.put_blob(id, 0, &new.raw);
+        tx.put_campaign(&campaign);
+        Ok(campaign)
+    }
+}
+
 /// Does `s` match every filter? Attribute values compare case-insensitively.
 pub fn matches(s: &Subscriber, filters: &[(String, String)]) -> bool {
     filters.iter().all(|(k, v)| {
@@ -211,6 +283,7 @@ pub fn create(ctx: &Context, new: NewCampaign) -> Result<Campaign, CampaignError
             sent: 0,
             failed: 0,
             skipped: 0,
+            post: None,
         };
         for (i, a) in new.content.attachments.iter().enumerate() {
             tx.put_blob(id, i, &a.data);
@@ -297,7 +370,12 @@ pub async fn run_worker(
 ) {
     // Campaign id → when its next deferred delivery is due.
     let mut next_due: HashMap<u64, i64> = HashMap::new();
+    // List → the day its digest was looked at.
+    let mut digest_days = HashMap::new();
     loop {
+        if let Err(e) = digest::make_due(&ctx, &mut digest_days) {
+            tracing::error!(error = %format!("{e:#}"), "making the digests failed");
+        }
         if let Err(e) = tick(&ctx, &transport, &shutdown, &mut next_due).await {
             tracing::error!(error = %format!("{e:#}"), "campaign round failed");
         }
@@ -359,6 +437,13 @@ fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
         let chosen: Vec<&Subscriber> = batch
             .iter()
             .filter(|s| s.status == Status::Confirmed && matches(s, &c.filters))
+            // A post: not to its author if they asked for no copy, and to
+            // the members who take single posts; a digest to the others.
+            .filter(|s| {
+                c.post
+                    .as_ref()
+                    .is_none_or(|p| p.skip != Some(s.id) && p.digest == s.digest)
+            })
             .collect();
         total += chosen.len() as u64;
         ctx.store.write(|tx| {
@@ -460,7 +545,40 @@ async fn send_round(
             anyhow::anyhow!("campaign {}: list {} is no longer configured", c.id, c.list)
         })?
         .clone();
-    let prepared = Prepared::new(&full_content(ctx, &c)?, &list, &ctx.config.templates_dir)?;
+    let prepared = match &c.post {
+        None => Renderer::Newsletter(Box::new(Prepared::new(
+            &full_content(ctx, &c)?,
+            &list,
+            &ctx.config.templates_dir,
+        )?)),
+        Some(_) => {
+            let raw = ctx
+                .store
+                .blobs(c.id)?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            let post = crate::compose::post::Post::parse(
+                &raw,
+                list.discussion.attachments,
+                list.language == lists::Language::Sv,
+            )
+            .ok_or_else(|| anyhow::anyhow!("campaign {}: the post does not parse", c.id))?;
+            let rewrite = match list.discussion.from_rewrite {
+                // A digest is the list's own mail.
+                _ if c.post.as_ref().is_some_and(|p| p.digest) => false,
+                lists::FromRewrite::Always => true,
+                lists::FromRewrite::Never => false,
+                lists::FromRewrite::Dmarc => {
+                    let domain = address::split(&post.author_email)
+                        .map(|(_, d)| d.to_string())
+                        .unwrap_or_default();
+                    ctx.dmarc.strict(&domain).await
+                }
+            };
+            Renderer::Post(post, rewrite)
+        }
+    };
     let lanes = ctx.config.outbound.connections.max(1) as usize;
     let window = Arc::new(Semaphore::new(lanes * UNSYNCED_PER_LANE));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
@@ -657,14 +775,41 @@ pub fn subscriber_token(ctx: &Context, c: &Campaign, s: &Subscriber) -> String {
         .mint(Purpose::Subscriber, &s.list, &s.email, s.id, c.id as u32)
 }
 
+/// How a campaign's copies are made: a newsletter from its templates, a
+/// discussion post from the author's message (with `From:` rewritten or
+/// not).
+enum Renderer {
+    Newsletter(Box<Prepared>),
+    Post(crate::compose::post::Post, bool),
+}
+
 fn render(
     ctx: &Context,
-    prepared: &Prepared,
+    prepared: &Renderer,
     list: &List,
     c: &Campaign,
     s: &Subscriber,
     token: &str,
 ) -> anyhow::Result<Vec<u8>> {
+    let prepared = match prepared {
+        Renderer::Newsletter(p) => p,
+        Renderer::Post(post, rewrite) => {
+            let base = ctx.config.base_url();
+            let set = crate::compose::post::Setting {
+                list,
+                domain: &ctx.config.domain,
+                base_url: base,
+                rewrite_from: *rewrite,
+            };
+            let url = format!("{base}/unsubscribe/{token}");
+            let mailto = lists::list_address(list, "unsubscribe", Some(token), &ctx.config.domain);
+            let copy = crate::compose::post::CopyOf {
+                unsubscribe_url: &url,
+                unsubscribe_mailto: &mailto,
+            };
+            return Ok(post.copy(&set, &copy, ctx.dkim.as_ref(), ctx.now().timestamp()));
+        }
+    };
     let to = Addressee::new(
         &ctx.config,
         list,

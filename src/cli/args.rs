@@ -135,6 +135,10 @@ pub enum Command {
         /// Import addresses that were forgotten at their own request
         #[arg(long)]
         allow_forgotten: bool,
+        /// Leave out this column of the file (one the list does not
+        /// declare); may be repeated
+        #[arg(long = "ignore-column", value_name = "COLUMN")]
+        ignore_columns: Vec<String>,
     },
     /// Everything stored about one person, across lists, as JSON
     Person { email: String },
@@ -166,6 +170,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// A discussion list's posts as threads (public or not: the owners' view)
+    Threads { list: String },
     /// Inbound mail that was neither acted on nor forwarded, and why
     Ignored {
         #[arg(long, value_enum, default_value = "table")]
@@ -175,15 +181,33 @@ pub enum Command {
     Status {
         id: u64,
         /// Show a live progress bar until the campaign ends
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         follow: bool,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
     },
     /// Pause a campaign
-    Pause { id: u64 },
+    Pause {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
     /// Resume a paused campaign
-    Resume { id: u64 },
+    Resume {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a campaign
-    Cancel { id: u64 },
+    Cancel {
+        id: u64,
+        /// Print the campaign as one JSON line (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// sysexits(3): the command was used wrongly.
@@ -197,7 +221,7 @@ pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>
             a.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| Failure::exit(EX_USAGE, format!("{flag} {a:?}: expected KEY=VALUE")))
+                .ok_or_else(|| Failure::exit(EX_USAGE, crate::cli::say::not_a_pair(flag, a)))
         })
         .collect()
 }
@@ -221,5 +245,5 @@ pub fn parse_since(text: &str, zone: Zone) -> Result<String, Failure> {
 pub fn parse_at(text: &str, zone: Zone) -> Result<String, Failure> {
     parse_leader_time(text, zone)
         .map(|t| t.to_rfc3339())
-        .map_err(|e| Failure::exit(EX_USAGE, format!("--at {e}")))
+        .map_err(|e| Failure::exit(EX_USAGE, crate::cli::say::bad_at(&e)))
 }

@@ -1,61 +1,102 @@
 //! `import`: a CSV file in batches, with a progress bar for a big one;
-//! unreadable and skipped rows named by file and line on stderr.
+//! unreadable and skipped rows named by file and line on stderr. A file
+//! whose header names a column the list does not declare is refused before
+//! any row is imported (exit 65, with both remedies); a file none of whose
+//! rows was added, invited or found there already exits 65 too.
 
 use std::path::Path;
 
-use utskick::admin::{Failure, Request, Response};
+use utskick::admin::{sysexits, Cause, Failure, Request, Response};
 use utskick::daemon::config::Config;
 use utskick::people;
 
-use super::{ask, unexpected, words};
+use super::{ask, say, unexpected};
 
 pub async fn import(
     config: &Config,
     list: String,
     file: &Path,
+    ignore: &[String],
     options: people::ImportOptions,
 ) -> Result<(), Failure> {
-    let bytes =
-        std::fs::read(file).map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-    let (rows, errors) = people::csvfile::read(&bytes)
-        .map_err(|e| Failure::usage(format!("{}: {e}", file.display())))?;
-    for e in &errors {
-        eprintln!("{}:{}: {}", file.display(), e.line, e.message);
-    }
-    let bar = indicatif::ProgressBar::new(rows.len() as u64);
-    if rows.len() <= people::batch::IMPORT_BATCH {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|e| Failure::usage(format!("{name}: {e}")))?;
+    let csv = people::csvfile::read_file(&bytes, ignore)
+        .map_err(|e| Failure::exit(sysexits::DATAERR, say::unreadable_file(&name, &e)))?;
+    let all = people::csvfile::read_file(&bytes, &[]).map(|f| f.columns);
+    for column in ignore {
+        let named = all
+            .as_ref()
+            .is_ok_and(|all| all.iter().any(|c| c.eq_ignore_ascii_case(column.trim())));
+        if !named {
+            eprintln!("utskick: {}", say::no_such_column(&name, column));
+        }
     }
     let batch = |rows| {
+        let name = &name;
         let request = Request::Import {
             list: list.clone(),
+            columns: csv.columns.clone(),
             rows,
             options: options.clone(),
         };
         async move {
-            match ask(config, request).await? {
-                Response::Imported(r) => Ok(r),
-                other => Err(unexpected(&other)),
+            match ask(config, request).await {
+                Ok(Response::Imported(r)) => Ok(r),
+                Ok(other) => Err(unexpected(&other)),
+                Err(f) => Err(reworded(f, name)),
             }
         }
     };
-    let total = people::batch::in_batches(&rows, batch, |n| bar.inc(n as u64)).await?;
-    bar.finish_and_clear();
-    for (line, why) in &total.skipped {
-        eprintln!(
-            "{}:{line}: skipped: {}",
-            file.display(),
-            words::skipped(why)
-        );
+    // The columns are checked with the first batch, before any of its
+    // rows; a file of no rows still has its header checked.
+    if csv.rows.is_empty() {
+        batch(Vec::new()).await?;
     }
-    println!(
-        "{}: {} added, {} invited, {} unchanged, {} skipped, {} unreadable",
-        list,
-        total.added,
-        total.invited,
-        total.unchanged,
-        total.skipped.len(),
-        errors.len()
-    );
+    let bar = indicatif::ProgressBar::new(csv.rows.len() as u64);
+    if csv.rows.len() <= people::batch::IMPORT_BATCH {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let total = people::batch::in_batches(&csv.rows, batch, |n| bar.inc(n as u64)).await?;
+    bar.finish_and_clear();
+    // Every row left out, unreadable or skipped, in the file's order.
+    let mut left_out: Vec<(usize, String)> = csv
+        .errors
+        .iter()
+        .map(|e| (e.line, say::unreadable(&e.problem)))
+        .chain(total.skipped.iter().map(|(l, why)| (*l, say::skipped(why))))
+        .collect();
+    left_out.sort_by_key(|(line, _)| *line);
+    for (line, why) in &left_out {
+        eprintln!("{name}:{line}: {why}");
+    }
+    println!("{}", say::imported(&list, &total, csv.errors.len()));
+    // A row invited earlier today is there already, as an unchanged one is.
+    let invited_today = total
+        .skipped
+        .iter()
+        .filter(|(_, why)| *why == people::Skip::CapReached)
+        .count() as u64;
+    let took = total.added + total.invited + total.unchanged + invited_today;
+    if took == 0 && csv.data_rows() > 0 {
+        return Err(Failure::exit(
+            sysexits::DATAERR,
+            say::nothing_imported(&name, csv.data_rows()),
+        ));
+    }
     Ok(())
+}
+
+/// A refusal of the file's columns, worded with the file's name.
+fn reworded(mut f: Failure, file: &str) -> Failure {
+    if let Some(Cause::UndeclaredColumns {
+        list,
+        list_file,
+        columns,
+        declared,
+    }) = f.cause.as_deref()
+    {
+        f.message = say::undeclared_columns(file, list, list_file, columns, declared);
+    }
+    f
 }

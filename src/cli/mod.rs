@@ -2,11 +2,13 @@
 //! the library, and printing the answers.
 
 pub mod args;
+pub mod campaigns;
 pub mod follow;
 pub mod import;
 pub mod input;
 pub mod print;
 pub mod report;
+pub mod say;
 pub mod subscribers;
 pub mod words;
 
@@ -20,9 +22,7 @@ pub async fn ask(config: &Config, request: Request) -> Result<Response, Failure>
         Some(answer) => answer,
         None => {
             admin::execute_here(config.clone(), request, |e| {
-                eprintln!(
-                "utskick: warning: queued mail not sent yet ({e:#}); `utskick serve` will send it"
-            )
+                eprintln!("utskick: {}", say::unsent(e))
             })
             .await
         }

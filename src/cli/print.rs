@@ -3,22 +3,23 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use utskick::admin::protocol::{AuditRow, CampaignRow, IgnoredRow, ListRow};
+use utskick::admin::protocol::{AuditRow, IgnoredRow, ListRow};
 use utskick::admin::{Response, SubscriberRow};
 use utskick::store::Status;
+use utskick::time::{leader_time_of, Zone};
 
 use crate::cli::args::Format;
-use crate::cli::words;
+use crate::cli::say;
 
-/// An answer as the commands that give it print it.
-pub fn answer(response: &Response, format: Option<Format>) {
+/// An answer as the commands that give it print it; a table shows times
+/// in the leader's `zone`.
+pub fn answer(response: &Response, format: Option<Format>, zone: Zone) {
     match (response, format) {
-        (Response::Said(s), _) => println!("{s}"),
-        (Response::Forgot(f), _) => println!("{}", words::forgot(f)),
+        (Response::Said(s), _) => println!("{}", say::said(s)),
+        (Response::Forgot(f), _) => println!("{}", say::forgot(f)),
         (Response::Lists(rows), _) => lists(rows),
-        (Response::Campaigns(rows), _) => campaigns(rows),
         (r, Some(Format::Json)) => json_pretty(r),
-        (Response::Ignored(rows), Some(Format::Table)) => ignored(rows),
+        (Response::Ignored(rows), Some(Format::Table)) => ignored(rows, zone),
         (Response::Ignored(rows), Some(Format::Csv)) => {
             let header = IGNORED_COLUMNS.map(str::to_string);
             println!("{}", csv_line(&header));
@@ -26,7 +27,11 @@ pub fn answer(response: &Response, format: Option<Format>) {
                 println!("{}", csv_line(&ignored_cells(r)));
             }
         }
-        (Response::Audit(rows), Some(Format::Table)) => table(&AUDIT_COLUMNS, rows, audit_cells),
+        (Response::Audit(rows), Some(Format::Table)) => table(&AUDIT_COLUMNS, rows, |r| {
+            let mut cells = audit_cells(r);
+            cells[0] = leader_time_of(&r.at, zone);
+            cells
+        }),
         (Response::Audit(rows), Some(Format::Csv)) => {
             println!("{}", csv_line(&AUDIT_COLUMNS.map(str::to_string)));
             for r in rows {
@@ -90,52 +95,16 @@ fn ignored_cells(r: &IgnoredRow) -> Vec<String> {
     cells.map(String::clone).to_vec()
 }
 
-fn ignored(rows: &[IgnoredRow]) {
-    table(&IGNORED_COLUMNS, rows, ignored_cells);
-}
-
-fn campaigns(rows: &[CampaignRow]) {
-    let header = [
-        "id",
-        "list",
-        "kind",
-        "status",
-        "sent",
-        "failed",
-        "skipped",
-        "total",
-        "scheduled_at",
-        "subject",
-    ];
-    table(&header, rows, |c| {
-        vec![
-            c.id.to_string(),
-            c.list.clone(),
-            word(&c.kind),
-            c.status.as_str().to_string(),
-            c.sent.to_string(),
-            c.failed.to_string(),
-            c.skipped.to_string(),
-            c.total.to_string(),
-            c.scheduled_at.clone(),
-            c.subject.clone(),
-        ]
+fn ignored(rows: &[IgnoredRow], zone: Zone) {
+    table(&say::ignored_header(), rows, |r| {
+        let mut cells = ignored_cells(r);
+        cells[0] = leader_time_of(&r.at, zone);
+        cells
     });
 }
 
 fn lists(rows: &[ListRow]) {
-    let header = [
-        "list",
-        "address",
-        "subscription",
-        "confirmed",
-        "pending",
-        "awaiting",
-        "unsubscribed",
-        "bounced",
-        "disabled",
-    ];
-    table(&header, rows, |r| {
+    table(&say::lists_header(), rows, |r| {
         let count = |s: Status| r.counts.get(&s).map(|n| n.to_string()).unwrap_or_default();
         vec![
             r.id.clone(),

@@ -46,7 +46,7 @@ pub async fn report(
             report::svg(&months, report::title(lang), &caption, lang),
         )
         .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        println!("{}", super::say::wrote(&path));
     }
     Ok(())
 }

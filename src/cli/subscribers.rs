@@ -7,6 +7,7 @@ use std::io::Write as _;
 use utskick::admin::{self, Failure, Request, Response, Streamed, SubscriberRow};
 use utskick::daemon::config::Config;
 use utskick::daemon::context::system_clock;
+use utskick::time::{leader_time_of, Zone};
 
 use crate::cli::args::Format;
 use crate::cli::print::{
@@ -19,7 +20,7 @@ pub async fn list(
     status: Option<String>,
     format: Format,
 ) -> Result<(), Failure> {
-    let mut printer = RowPrinter::new(format);
+    let mut printer = RowPrinter::new(format, config.timezone);
     let request = Request::Subscribers {
         list: list.clone(),
         status: status.clone(),
@@ -62,11 +63,14 @@ struct RowPrinter {
     rows: u64,
     /// The table's rows, kept for the column widths.
     table: Vec<Vec<String>>,
+    /// The table shows times in the leader's zone (csv and json keep RFC 3339).
+    zone: Zone,
 }
 
 impl RowPrinter {
-    fn new(format: Format) -> RowPrinter {
+    fn new(format: Format, zone: Zone) -> RowPrinter {
         RowPrinter {
+            zone,
             format,
             out: std::io::BufWriter::new(std::io::stdout()),
             attributes: Vec::new(),
@@ -111,7 +115,16 @@ impl RowPrinter {
                         let sep = if self.rows == 0 { "\n" } else { ",\n" };
                         write!(self.out, "{sep}  {}", json_line(&r))?;
                     }
-                    Format::Table => self.table.push(self.cells(&r)),
+                    Format::Table => {
+                        let shown = SubscriberRow {
+                            subscribed_at: r
+                                .subscribed_at
+                                .as_deref()
+                                .map(|t| leader_time_of(t, self.zone)),
+                            ..r
+                        };
+                        self.table.push(self.cells(&shown))
+                    }
                 }
                 self.rows += 1;
             }

@@ -1,29 +1,30 @@
 //! The CLI's own words for what the library reports in its terms: where a
 //! flag is the remedy, the CLI names it (the library never does).
 
-use utskick::admin::protocol::Forgot;
 use utskick::admin::{sysexits, Cause, Failure};
 use utskick::compose::error::AuthoringError;
 use utskick::mail::inject::InjectError;
-use utskick::people::Skip;
 
-/// A failure reworded in flags where its cause is known.
+use crate::cli::say;
+
+/// A failure reworded in flags, and in the leader's language, where its
+/// cause is known.
 pub fn flagged(mut f: Failure) -> Failure {
     let Some(cause) = &f.cause else { return f };
-    f.message = match cause {
-        Cause::AddWithoutConsent => "--consent must say how this person agreed".into(),
-        Cause::ImportWithoutConsent => {
-            "--consent must say how these people agreed (or use --invite)".into()
-        }
-        Cause::UnknownFilter { list, key, known } => format!(
-            "--where {key}=…: list {list} has no attribute {key:?} (it has: {})",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ),
-        Cause::NotATestAddress { to } => format!("--to {to:?} is not an e-mail address"),
+    f.message = match &**cause {
+        Cause::AddWithoutConsent => say::add_without_consent(),
+        Cause::ImportWithoutConsent => say::import_without_consent(),
+        Cause::UnknownFilter { list, key, known } => say::unknown_filter(list, key, known),
+        Cause::NotATestAddress { to } => say::not_a_test_address(to),
+        Cause::UndeclaredColumns {
+            list,
+            list_file,
+            columns,
+            declared,
+        } => say::undeclared_columns("import", list, list_file, columns, declared),
+        Cause::NoList { id, known } => say::no_list(id, known),
+        Cause::NoCampaign { id } => say::no_campaign(*id),
+        Cause::CannotSteer { id, status } => say::cannot_steer(*id, *status),
     };
     f
 }
@@ -48,22 +49,6 @@ pub fn authoring(e: AuthoringError) -> Failure {
         }
         .to_string(),
     )
-}
-
-/// `forget`'s answer.
-pub fn forgot(f: &Forgot) -> String {
-    format!(
-        "forgot {}: {} records erased. A salted hash stays on the suppression list, so no import brings them back unless you pass --allow-forgotten; if they subscribe again themselves, that lifts it.",
-        f.email, f.erased
-    )
-}
-
-/// Why `import` skipped a row.
-pub fn skipped(why: &Skip) -> String {
-    match why {
-        Skip::Forgotten => format!("{why} (use --allow-forgotten to import anyway)"),
-        _ => why.to_string(),
-    }
 }
 
 /// An `inject` refused before it reached the store, with its sysexits code.

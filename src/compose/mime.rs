@@ -189,7 +189,9 @@ impl Prepared {
 
         // 4. The layouts, and a full render of everything.
         let kind = match content.kind {
-            Kind::Newsletter => "newsletter",
+            // A post is sent as it came (`compose::post`), never through
+            // these layouts.
+            Kind::Newsletter | Kind::Post => "newsletter",
             Kind::Announcement => "announcement",
         };
         let (source_html, origin_html) = layout(templates_dir, list, &format!("{kind}.html"))?;

@@ -2,11 +2,13 @@
 //! from Markdown (authoring, HTML, plain text, MIME).
 
 pub mod attachment;
+pub mod dkim;
 pub mod error;
 pub mod markdown;
 pub mod mime;
 pub mod newsletter;
 pub mod plaintext;
+pub mod post;
 pub mod sanitize;
 pub mod system;
 pub mod templates;

@@ -186,6 +186,8 @@ const SIGNED_HEADERS: &[&str] = &[
 /// Ed25519 beside it as RFC 8463 recommends.
 pub struct DkimKeys {
     keys: Vec<DkimConfig>,
+    /// The same keys, for messages lettre did not build (discussion posts).
+    raw: Vec<crate::compose::dkim::RawSigner>,
 }
 
 impl std::fmt::Debug for DkimKeys {
@@ -200,10 +202,20 @@ impl DkimKeys {
     /// Loads every key `[dkim]` names (`config::Dkim::keys`).
     pub fn load(keys: &[crate::daemon::config::DkimKey], domain: &str) -> anyhow::Result<DkimKeys> {
         let mut all = Vec::with_capacity(keys.len());
+        let mut raw = Vec::with_capacity(keys.len());
         for k in keys {
-            all.extend(load_dkim(&k.selector, domain, &k.private_key_file)?.keys);
+            let one = load_dkim(&k.selector, domain, &k.private_key_file)?;
+            all.extend(one.keys);
+            raw.extend(one.raw);
         }
-        Ok(DkimKeys { keys: all })
+        Ok(DkimKeys { keys: all, raw })
+    }
+
+    /// `message` (CRLF line ends, built by us or not) with one
+    /// `DKIM-Signature` per key on top, covering those of `headers` it
+    /// has; see `compose::dkim`.
+    pub fn sign_raw(&self, message: &[u8], headers: &[&str], now: u64) -> Vec<u8> {
+        crate::compose::dkim::sign(message, &self.raw, headers, now)
     }
 
     /// The message's bytes with one DKIM-Signature per key, first key
@@ -259,7 +271,18 @@ pub fn load_dkim(selector: &str, domain: &str, path: &std::path::Path) -> anyhow
             body: DkimCanonicalizationType::Relaxed,
         },
     );
-    Ok(DkimKeys { keys: vec![config] })
+    let raw = crate::compose::dkim::RawKey::parse(&text)
+        .map(|key| crate::compose::dkim::RawSigner {
+            selector: selector.to_string(),
+            domain: domain.to_string(),
+            key,
+        })
+        .into_iter()
+        .collect();
+    Ok(DkimKeys {
+        keys: vec![config],
+        raw,
+    })
 }
 
 #[cfg(test)]
@@ -440,6 +463,7 @@ mod tests {
             "reason_unknown_token": false,
             "reason_not_subscribed": false,
             "reason_unknown_command": false,
+            "discussion": false,
             "token": TOKEN,
             "confirm_url": format!("https://lista.example.se/confirm/{TOKEN}"),
             "confirm_address": address(&format!("-confirm+{TOKEN}")),
@@ -488,10 +512,20 @@ mod tests {
         let mut cases: Vec<_> = SYSTEM_MAILS
             .iter()
             .map(|name| {
-                let data = if *name == "post-preview" {
-                    post.clone()
-                } else {
-                    base.clone()
+                let data = match *name {
+                    "post-preview" => post.clone(),
+                    "moderate-post" => with(&post, json!({
+                        "author": "asa.oberg@example.org",
+                        "author_name": "Åsa Öberg",
+                        "reason": if lang == "sv" { "avsändaren är inte medlem i listan" } else { "the sender is not a member of the list" },
+                    })),
+                    "post-held" => with(&base, json!({
+                        "post_subject": "[Partnerskap] Möte",
+                        "rejected": false,
+                        "reason": if lang == "sv" { "avsändaren är inte medlem i listan" } else { "the sender is not a member of the list" },
+                    })),
+                    "member-setting" => with(&base, json!({"setting": "notmetoo"})),
+                    _ => base.clone(),
                 };
                 (*name, *name, data)
             })
@@ -513,6 +547,38 @@ mod tests {
                 with(&base, json!({"reason_unknown_command": true})),
             ),
             ("post-preview-problem", "post-preview", problem),
+            (
+                "help-discussion",
+                "help",
+                with(&base, json!({"discussion": true})),
+            ),
+            (
+                "post-rejected",
+                "post-held",
+                with(
+                    &base,
+                    json!({
+                        "post_subject": "[Partnerskap] Möte",
+                        "rejected": true,
+                        "reason": "Det hör inte hit.",
+                    }),
+                ),
+            ),
+            (
+                "member-setting-metoo",
+                "member-setting",
+                with(&base, json!({"setting": "metoo"})),
+            ),
+            (
+                "member-setting-digest",
+                "member-setting",
+                with(&base, json!({"setting": "digest"})),
+            ),
+            (
+                "member-setting-nodigest",
+                "member-setting",
+                with(&base, json!({"setting": "nodigest"})),
+            ),
         ]);
         cases
     }
@@ -567,7 +633,7 @@ mod tests {
                 check_copy(&what, mail, data["token"].as_str().unwrap(), &r);
             }
         }
-        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 4));
+        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 9));
         assert!(
             differs.is_empty(),
             "{} (run with UPDATE_EXPECT=1 if the change is intended)",

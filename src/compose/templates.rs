@@ -29,6 +29,9 @@ pub const SYSTEM_MAILS: &[&str] = &[
     "invite",
     "probe",
     "admin-login",
+    "moderate-post",
+    "post-held",
+    "member-setting",
 ];
 
 const VARIANTS: [&str; 3] = ["subject", "txt", "html"];
@@ -59,6 +62,9 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "sv" / "invite",
     "sv" / "probe",
     "sv" / "admin-login",
+    "sv" / "moderate-post",
+    "sv" / "post-held",
+    "sv" / "member-setting",
     "en" / "confirm-subscribe",
     "en" / "welcome",
     "en" / "already-subscribed",
@@ -71,6 +77,9 @@ const BUILTIN: &[(&str, &str, [&str; 3])] = builtin![
     "en" / "invite",
     "en" / "probe",
     "en" / "admin-login",
+    "en" / "moderate-post",
+    "en" / "post-held",
+    "en" / "member-setting",
 ];
 
 /// A rendered mail, before it becomes a message.

@@ -298,9 +298,10 @@ fn sample_data(list: &crate::daemon::lists::List) -> serde_json::Value {
         "sender": list.sender,
         "subscribe_address": "x", "unsubscribe_address": "x", "request_address": "x", "owner_address": "x",
         "list_url": "https://example.se", "expires_days": 7,
-        "reason_unknown_token": true, "reason_not_subscribed": false, "reason_unknown_command": false,
+        "reason_unknown_token": true, "reason_not_subscribed": false, "reason_unknown_command": false, "discussion": true,
         "token": "abc", "confirm_url": "https://example.se/confirm/abc", "confirm_address": "x",
         "post_subject": "Prov", "problem": "", "recipients": 1, "attachments": ["a.pdf (1 kB)"], "preview": "Hej",
         "login_url": "https://example.se/admin/login/abc", "login_minutes": 15,
+        "author": "a@example.se", "author_name": "A", "reason": "x", "rejected": false, "setting": "digest",
     })
 }

@@ -41,6 +41,8 @@ pub struct Context {
     pub clock: Clock,
     /// Present when `[dkim]` is configured.
     pub dkim: Option<crate::compose::system::DkimKeys>,
+    /// Whether an author's domain asks for a rewritten From (DMARC).
+    pub dmarc: crate::daemon::dmarc::Dmarc,
     /// Rung after a system mail is queued and synced.
     pub mail_ready: tokio::sync::Notify,
     /// Rung after a campaign is queued or resumed.

@@ -35,6 +35,99 @@ pub enum Subscription {
     Closed,
 }
 
+/// Who may post to `L@D` and have it distributed (issue 16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Posting {
+    /// Newsletters only: an owner's post waits for the owner's approval,
+    /// anyone else's reaches the owners. Today's behaviour, the default.
+    Owners,
+    /// A discussion list: a confirmed member's post goes to every
+    /// confirmed member; anyone else's is held for the owners.
+    Members,
+    /// Every post goes out; only what the checks flag is held.
+    Anyone,
+}
+
+/// Where replies to a distributed post go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyTo {
+    /// `Reply-To: L@D`: the discussion stays on the list.
+    List,
+    /// No Reply-To of ours: replies go to the author (or their own Reply-To).
+    Author,
+}
+
+/// When a post's `From:` becomes the list's own address (DMARC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FromRewrite {
+    /// When the author's domain publishes DMARC `p=reject` or `p=quarantine`.
+    Dmarc,
+    Always,
+    Never,
+}
+
+/// Where the author goes when `From:` was rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthorIn {
+    /// `Reply-To:` (beside the list's own when `reply_to = "list"`).
+    ReplyTo,
+    /// `Cc:`.
+    Cc,
+}
+
+/// What happens to a post's attachments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attachments {
+    Keep,
+    /// Replaced by a line that names the file.
+    Strip,
+    /// Replaced by a line that names the file and says it went to the
+    /// owners (the files are not served on the web yet).
+    Link,
+}
+
+/// The discussion settings of a list; absent keys keep today's
+/// newsletter-only behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Discussion {
+    pub posting: Posting,
+    /// Put before a post's subject, never twice; "" for none.
+    pub subject_tag: String,
+    pub reply_to: ReplyTo,
+    pub from_rewrite: FromRewrite,
+    pub rewrite_author_in: AuthorIn,
+    /// A bigger post is held for the owners.
+    pub max_post_bytes: usize,
+    pub attachments: Attachments,
+    /// Further posts by one member that day are held for the owners.
+    pub max_posts_per_member_per_day: u32,
+}
+
+/// `max_post_bytes` when the list file has none: 5 MiB.
+pub const DEFAULT_MAX_POST_BYTES: usize = 5 * 1024 * 1024;
+/// `max_posts_per_member_per_day` when the list file has none.
+pub const DEFAULT_MAX_POSTS_PER_DAY: u32 = 20;
+
+impl Default for Discussion {
+    fn default() -> Discussion {
+        Discussion {
+            posting: Posting::Owners,
+            subject_tag: String::new(),
+            reply_to: ReplyTo::List,
+            from_rewrite: FromRewrite::Dmarc,
+            rewrite_author_in: AuthorIn::ReplyTo,
+            max_post_bytes: DEFAULT_MAX_POST_BYTES,
+            attachments: Attachments::Keep,
+            max_posts_per_member_per_day: DEFAULT_MAX_POSTS_PER_DAY,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListFile {
@@ -61,6 +154,22 @@ struct ListFile {
     contact: Option<String>,
     #[serde(default)]
     privacy_url: Option<String>,
+    #[serde(default)]
+    posting: Option<Posting>,
+    #[serde(default)]
+    subject_tag: Option<String>,
+    #[serde(default)]
+    reply_to: Option<ReplyTo>,
+    #[serde(default)]
+    from_rewrite: Option<FromRewrite>,
+    #[serde(default)]
+    rewrite_author_in: Option<AuthorIn>,
+    #[serde(default)]
+    max_post_bytes: Option<usize>,
+    #[serde(default)]
+    attachments: Option<Attachments>,
+    #[serde(default)]
+    max_posts_per_member_per_day: Option<u32>,
 }
 
 fn default_public() -> bool {
@@ -94,6 +203,8 @@ pub struct List {
     /// Who sends, how to reach them, the privacy policy: what every page
     /// and mail footer names. Complete once [`Lists::for_config`] loaded it.
     pub sender: Sender,
+    /// Posting policy and the rules of distributed posts (issue 16).
+    pub discussion: Discussion,
     /// The list file's own `organisation`, `contact`, `privacy_url`, before
     /// the configuration's defaults fill the gaps.
     overrides: Sender,
@@ -310,8 +421,18 @@ impl List {
             let reason = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
             match e.span() {
                 Some(span) => {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}: {reason}")
+                    let at = span.start.min(text.len());
+                    let line = text[..at].matches('\n').count() + 1;
+                    // Name the key whose value was refused, as config.rs does.
+                    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                    let key = text[start..]
+                        .split_once('=')
+                        .map(|(k, _)| k.trim())
+                        .filter(|k| !k.is_empty() && !k.contains(char::is_whitespace));
+                    match key {
+                        Some(key) => format!("line {line}: key `{key}`: {reason}"),
+                        None => format!("line {line}: {reason}"),
+                    }
                 }
                 None => reason,
             }
@@ -349,6 +470,29 @@ impl List {
         if file.name.trim().is_empty() {
             return Err("key `name`: must not be empty".into());
         }
+        let defaults = Discussion::default();
+        let subject_tag = address::header_safe(file.subject_tag.as_deref().unwrap_or_default())
+            .trim()
+            .to_string();
+        if subject_tag.chars().count() > 40 {
+            return Err("key `subject_tag`: at most 40 characters".into());
+        }
+        let max_post_bytes = file.max_post_bytes.unwrap_or(defaults.max_post_bytes);
+        if max_post_bytes < 1024 {
+            return Err("key `max_post_bytes`: must be at least 1024".into());
+        }
+        let discussion = Discussion {
+            posting: file.posting.unwrap_or(defaults.posting),
+            subject_tag,
+            reply_to: file.reply_to.unwrap_or(defaults.reply_to),
+            from_rewrite: file.from_rewrite.unwrap_or(defaults.from_rewrite),
+            rewrite_author_in: file.rewrite_author_in.unwrap_or(defaults.rewrite_author_in),
+            max_post_bytes,
+            attachments: file.attachments.unwrap_or(defaults.attachments),
+            max_posts_per_member_per_day: file
+                .max_posts_per_member_per_day
+                .unwrap_or(defaults.max_posts_per_member_per_day),
+        };
         Ok(List {
             id: id.to_string(),
             name: file.name.trim().to_string(),
@@ -360,6 +504,7 @@ impl List {
             attributes: file.attributes,
             public: file.public,
             sender: Sender::default(),
+            discussion,
             overrides: Sender {
                 organisation: trimmed(file.organisation),
                 contact: trimmed(file.contact),
@@ -558,8 +703,12 @@ mod tests {
         let lf = lists.get("lokal-finansiering").unwrap();
         assert_eq!(lf.subscription, Subscription::Open);
         assert_eq!(lf.language, Language::Sv);
+        assert_eq!(lf.discussion, Discussion::default());
+        assert_eq!(lf.discussion.posting, Posting::Owners);
         let p = lists.get("partnerskap").unwrap();
         assert_eq!(p.subscription, Subscription::Closed);
+        assert_eq!(p.discussion.posting, Posting::Members);
+        assert_eq!(p.discussion.subject_tag, "[Partnerskap]");
         assert!(!p.owners.is_empty());
     }
 
@@ -596,6 +745,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("unknown variant `maybe`"), "{e}");
+        for (key, value) in [
+            ("posting", "\"everyone\""),
+            ("reply_to", "\"sender\""),
+            ("from_rewrite", "\"sometimes\""),
+            ("attachments", "\"zip\""),
+            ("rewrite_author_in", "\"bcc\""),
+        ] {
+            let e = List::parse(
+                "x",
+                &format!("name = \"X\"\naddress = \"x\"\n{key} = {value}\n"),
+            )
+            .unwrap_err();
+            assert!(e.contains(&format!("key `{key}`")), "{e}");
+            assert!(e.contains("unknown variant"), "{e}");
+        }
+        let e =
+            List::parse("x", "name = \"X\"\naddress = \"x\"\nmax_post_bytes = 10\n").unwrap_err();
+        assert!(e.starts_with("key `max_post_bytes`"), "{e}");
         let e = List::parse("Bad Id", "name = \"X\"\naddress = \"x\"\n").unwrap_err();
         assert!(e.contains("list id"), "{e}");
     }

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod dmarc;
 pub mod files;
 pub mod lists;
 pub mod memory;
@@ -54,6 +55,7 @@ pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
     let store = Store::open(&config.store_dir())?;
     Ok(Context {
         dkim,
+        dmarc: crate::daemon::dmarc::Dmarc::from_env(),
         config,
         lists,
         templates,

@@ -59,7 +59,7 @@ pub fn bounce_weight(permanent: bool, reason: Option<&str>) -> f64 {
         Some(
             "blocked" | "spamdetected" | "policyviolation" | "virusdetected" | "contenterror"
             | "securityerror" | "authfailure" | "requireptr" | "norelaying" | "toomanyconn"
-            | "networkerror" | "systemerror" | "syntaxerror",
+            | "networkerror" | "systemerror" | "syntaxerror" | "rejected" | "filtered",
         ) => TEMPORARY_WEIGHT,
         _ => PERMANENT_WEIGHT,
     }

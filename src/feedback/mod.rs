@@ -6,6 +6,7 @@
 //! acknowledges. `reply` and `bounce` do the reading; this module decides.
 
 pub mod bounces;
+pub mod discussion;
 pub mod forward;
 pub mod posts;
 pub mod replies;
@@ -43,6 +44,8 @@ mod tests {
         assert_eq!(bounce_weight(true, Some("expired")), MAILBOX_WEIGHT);
         assert_eq!(bounce_weight(true, Some("blocked")), TEMPORARY_WEIGHT);
         assert_eq!(bounce_weight(true, Some("spamdetected")), TEMPORARY_WEIGHT);
+        assert_eq!(bounce_weight(true, Some("rejected")), TEMPORARY_WEIGHT);
+        assert_eq!(bounce_weight(true, Some("filtered")), TEMPORARY_WEIGHT);
         assert_eq!(bounce_weight(false, Some("userunknown")), TEMPORARY_WEIGHT);
         const { assert!(TEMPORARY_WEIGHT < MAILBOX_WEIGHT && MAILBOX_WEIGHT < PERMANENT_WEIGHT) };
     }

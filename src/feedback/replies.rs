@@ -89,30 +89,7 @@ pub fn reply(
     Ok(Handled::done("reply forwarded to the owners"))
 }
 
-/// RFC 2047 encoded-words for a header value that is not plain ASCII.
-pub(crate) fn encode_header(value: &str) -> String {
-    let value = address::header_safe(value);
-    if value.is_ascii() {
-        return value;
-    }
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for c in value.chars() {
-        // 45 bytes of UTF-8 make 60 of base64: lines stay under 78.
-        if chunk.len() + c.len_utf8() > 45 {
-            words.push(std::mem::take(&mut chunk));
-        }
-        chunk.push(c);
-    }
-    if !chunk.is_empty() {
-        words.push(chunk);
-    }
-    words
-        .iter()
-        .map(|w| format!("=?utf-8?b?{}?=", data_encoding::BASE64.encode(w.as_bytes())))
-        .collect::<Vec<_>>()
-        .join("\r\n ")
-}
+pub(crate) use crate::address::encode_header;
 
 /// `raw` with the header fields named in `drop` removed and `add` put first.
 pub fn rewrite_headers(raw: &[u8], drop: &[&str], add: &[(&str, String)]) -> Vec<u8> {

@@ -10,10 +10,14 @@ use crate::daemon::context::{Context, Metrics};
 use crate::daemon::lists;
 use crate::daemon::lists::Action;
 use crate::daemon::lists::List;
+use crate::daemon::lists::Posting;
+use crate::feedback::discussion::{held_post, moderate, set_member};
 use crate::feedback::forward::forward_to_owners;
 use crate::mail::automated::{self, Automated};
 use crate::mail::message::{message_id, parse_message, sender};
-use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, Word};
+use crate::mail::words::{
+    command_word, first_own_line, member_setting, strip_subject_prefixes, Word,
+};
 use crate::store::RECORD_VERSION;
 use crate::subscription::answer::{loop_marker, Handled, Request};
 use crate::subscription::budget::question_budget;
@@ -167,6 +171,22 @@ pub(crate) fn route(
             let from = sender(msg, reverse_path)
                 .map(|(e, _)| e)
                 .unwrap_or_default();
+            // A discussion list: a member's post (an owner's too, when the
+            // owner is a member) goes to the members; an owner who is not
+            // a member still posts newsletters for approval.
+            if list.discussion.posting != Posting::Owners {
+                let owner_only = list.owner(&from).is_some()
+                    && !crate::feedback::discussion::is_member(ctx, list, &from)?;
+                if !owner_only {
+                    return Ok(crate::feedback::discussion::post(
+                        ctx,
+                        list,
+                        msg,
+                        reverse_path,
+                        raw,
+                    )?);
+                }
+            }
             // The preview goes to the owner's address as configured,
             // whatever case the From header used.
             if let Some(owner) = list.owner(&from) {
@@ -201,6 +221,12 @@ pub(crate) fn route(
         Action::Unsubscribe => request_unsubscribe(ctx, &request)?,
         Action::Confirm(token) => {
             let declined = says_no(msg);
+            // A held discussion post: the owner's reply decides.
+            if let Some(t) = Token::decode(token) {
+                if let Some((pending, draft)) = held_post(ctx, list, &t)? {
+                    return Ok(moderate(ctx, list, pending, draft, &t, msg, reverse_path)?);
+                }
+            }
             match Token::decode(token) {
                 Some(t) if !declined => match refused(&t)? {
                     Some(reason) => {
@@ -231,7 +257,24 @@ pub(crate) fn route(
                 }
                 t => t,
             };
-            if let Some(token) = token {
+            if let Some((pending, draft)) = match &token {
+                Some(t) => held_post(ctx, list, t)?,
+                None => None,
+            } {
+                let t = token.as_ref().expect("a held post has a token");
+                moderate(ctx, list, pending, draft, t, msg, reverse_path)?
+            } else if let Some(setting) = (list.discussion.posting != Posting::Owners)
+                .then(|| {
+                    member_setting(strip_subject_prefixes(subject))
+                        .or_else(|| first_own_line(&body).and_then(member_setting))
+                })
+                .flatten()
+            {
+                match set_member(ctx, list, &email, setting, message_id(msg))? {
+                    Some(handled) => handled,
+                    None => help(ctx, &request, None)?,
+                }
+            } else if let Some(token) = token {
                 match refused(&token)? {
                     Some(reason) => {
                         tracing::info!(list = %list.id, reason, "approval refused");

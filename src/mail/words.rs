@@ -29,6 +29,58 @@ pub fn begins_with_approval(text: &str) -> bool {
         .is_some_and(|w| APPROVAL_WORDS.contains(&w.to_lowercase().as_str()))
 }
 
+/// On a discussion list: no copy of one's own posts (`inte-mig`).
+pub const NOTMETOO_WORDS: &[&str] = &["inte-mig", "nomail-self", "notmetoo"];
+/// On a discussion list: copies of one's own posts again.
+pub const METOO_WORDS: &[&str] = &["mig-också", "mig-ocksa", "metoo", "mail-self"];
+
+/// On a discussion list: one digest a day instead of each post.
+pub const DIGEST_WORDS: &[&str] = &["sammandrag", "digest"];
+/// On a discussion list: each post again.
+pub const NODIGEST_WORDS: &[&str] = &["enskilda", "nodigest"];
+
+/// A member's setting on a discussion list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// true: no copies of one's own posts.
+    NotMeToo(bool),
+    /// true: a digest a day.
+    Digest(bool),
+}
+
+impl Setting {
+    /// The name the `member-setting` template reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::NotMeToo(true) => "notmetoo",
+            Setting::NotMeToo(false) => "metoo",
+            Setting::Digest(true) => "digest",
+            Setting::Digest(false) => "nodigest",
+        }
+    }
+}
+
+/// A member's setting word. The whole trimmed text must be it.
+pub fn member_setting(text: &str) -> Option<Setting> {
+    let t = text
+        .trim()
+        .trim_end_matches(['.', '!', '?'])
+        .trim()
+        .to_lowercase();
+    let is = |words: &[&str]| words.contains(&t.as_str());
+    if is(NOTMETOO_WORDS) {
+        Some(Setting::NotMeToo(true))
+    } else if is(METOO_WORDS) {
+        Some(Setting::NotMeToo(false))
+    } else if is(DIGEST_WORDS) {
+        Some(Setting::Digest(true))
+    } else if is(NODIGEST_WORDS) {
+        Some(Setting::Digest(false))
+    } else {
+        None
+    }
+}
+
 /// A command word found in a mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Word {

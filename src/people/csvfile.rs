@@ -25,7 +25,33 @@ pub struct Row {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub line: usize,
-    pub message: String,
+    pub problem: RowProblem,
+}
+
+/// Why a row could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowProblem {
+    #[error("{got} fields where the header has {header}")]
+    TooManyFields { got: usize, header: usize },
+    #[error("{0:?} is not an e-mail address")]
+    NotAnAddress(String),
+}
+
+/// A file read: its attribute columns (the header less `email`, `name`,
+/// the export's own columns and the ignored ones), its rows, and the rows
+/// that could not be read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvFile {
+    pub columns: Vec<String>,
+    pub rows: Vec<Row>,
+    pub errors: Vec<RowError>,
+}
+
+impl CsvFile {
+    /// Data rows in the file, read or not.
+    pub fn data_rows(&self) -> usize {
+        self.rows.len() + self.errors.len()
+    }
 }
 
 /// Decodes the file: UTF-8 (a BOM is dropped), else Windows-1252.
@@ -104,6 +130,13 @@ fn column_kind(name: &str) -> &'static str {
 /// their line numbers; the rest are returned. Fails only when the header
 /// has no e-mail column.
 pub fn read(bytes: &[u8]) -> Result<(Vec<Row>, Vec<RowError>), String> {
+    read_file(bytes, &[]).map(|f| (f.rows, f.errors))
+}
+
+/// Reads a whole file, leaving out the columns named in `ignore` (any
+/// case). Fails when the header has no e-mail column, or when `ignore`
+/// names the e-mail or name column.
+pub fn read_file(bytes: &[u8], ignore: &[String]) -> Result<CsvFile, String> {
     let text = decode(bytes);
     let delim = delimiter(&text);
     let mut recs = records(&text, delim).into_iter();
@@ -117,17 +150,38 @@ pub fn read(bytes: &[u8]) -> Result<(Vec<Row>, Vec<RowError>), String> {
         .ok_or_else(|| format!("no `email` column in the header ({})", header.join(", ")))?;
     let name_col = header.iter().position(|h| column_kind(h) == "name");
     let status_col = header.iter().position(|h| column_kind(h) == "status");
+    let ignored = |h: &str| ignore.iter().any(|i| i.trim().eq_ignore_ascii_case(h));
+    if let Some(h) = header
+        .iter()
+        .enumerate()
+        .find(|(i, h)| ignored(h) && (*i == email_col || Some(*i) == name_col))
+        .map(|(_, h)| h)
+    {
+        return Err(format!("the column {h} cannot be left out"));
+    }
+    let attribute_col = |i: usize, h: &str| {
+        i != email_col
+            && Some(i) != name_col
+            && !EXPORT_ONLY.contains(&h.to_lowercase().as_str())
+            && !h.is_empty()
+            && !ignored(h)
+    };
+    let columns: Vec<String> = header
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| attribute_col(*i, h))
+        .map(|(_, h)| h.clone())
+        .collect();
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (line, fields) in recs {
         if fields.len() > header.len() {
             errors.push(RowError {
                 line,
-                message: format!(
-                    "{} fields where the header has {}",
-                    fields.len(),
-                    header.len()
-                ),
+                problem: RowProblem::TooManyFields {
+                    got: fields.len(),
+                    header: header.len(),
+                },
             });
             continue;
         }
@@ -141,18 +195,13 @@ pub fn read(bytes: &[u8]) -> Result<(Vec<Row>, Vec<RowError>), String> {
         if !crate::address::is_valid(&email) {
             errors.push(RowError {
                 line,
-                message: format!("{email:?} is not an e-mail address"),
+                problem: RowProblem::NotAnAddress(email),
             });
             continue;
         }
         let mut attributes = BTreeMap::new();
         for (i, h) in header.iter().enumerate() {
-            let lower = h.to_lowercase();
-            if i == email_col
-                || Some(i) == name_col
-                || EXPORT_ONLY.contains(&lower.as_str())
-                || h.is_empty()
-            {
+            if !attribute_col(i, h) {
                 continue;
             }
             let v = get(i);
@@ -168,7 +217,11 @@ pub fn read(bytes: &[u8]) -> Result<(Vec<Row>, Vec<RowError>), String> {
             attributes,
         });
     }
-    Ok((rows, errors))
+    Ok(CsvFile {
+        columns,
+        rows,
+        errors,
+    })
 }
 
 #[cfg(test)]
@@ -219,5 +272,22 @@ mod tests {
         assert_eq!(rows[0].status.as_deref(), Some("confirmed"));
         assert_eq!(rows[0].attributes.keys().collect::<Vec<_>>(), ["region"]);
         assert!(read(b"name\nx").is_err(), "no email column");
+    }
+
+    #[test]
+    fn the_attribute_columns_are_named_and_an_ignored_one_left_out() {
+        let file =
+            "email,name,status,organisation,Region\na@example.se,A,confirmed,Byalaget,Skåne\n";
+        let f = read_file(file.as_bytes(), &[]).unwrap();
+        assert_eq!(f.columns, ["organisation", "Region"]);
+        let f = read_file(file.as_bytes(), &["region".into()]).unwrap();
+        assert_eq!(f.columns, ["organisation"]);
+        assert_eq!(
+            f.rows[0].attributes.keys().collect::<Vec<_>>(),
+            ["organisation"]
+        );
+        assert_eq!(f.data_rows(), 1);
+        let e = read_file(file.as_bytes(), &["email".into()]).unwrap_err();
+        assert_eq!(e, "the column email cannot be left out");
     }
 }

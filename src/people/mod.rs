@@ -21,8 +21,9 @@ use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::mail::message::clip_name;
 use crate::people::csvfile::Row;
-use crate::store::{Consent, Pending, PendingAction, Status, Subscriber, RECORD_VERSION};
+use crate::store::{Consent, Pending, PendingAction, Status, Subscriber, Tx, RECORD_VERSION};
 use crate::token::Purpose;
+use chrono::{DateTime, Utc};
 
 /// How an import treats its rows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +81,14 @@ pub enum ImportError {
     /// Neither a consent text nor invitations.
     #[error("the consent must say how these people agreed (or invite them instead)")]
     NoConsent,
+    /// The file has columns the list does not declare: refused before any
+    /// row, so no file is half imported with its data dropped.
+    #[error("list {list} does not declare the column(s) {} (its attributes: {})", .columns.join(", "), if .declared.is_empty() { "none".to_string() } else { .declared.join(", ") })]
+    UndeclaredColumns {
+        list: String,
+        columns: Vec<String>,
+        declared: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -88,6 +97,26 @@ impl From<crate::store::StoreError> for ImportError {
     fn from(e: crate::store::StoreError) -> ImportError {
         ImportError::Store(e.into())
     }
+}
+
+/// Refuses a file whose attribute `columns` (its header less `email`,
+/// `name` and the export's own columns) name one that `list` does not
+/// declare: every row would lose it.
+pub fn check_columns(list: &List, columns: &[String]) -> Result<(), ImportError> {
+    let mut undeclared: Vec<String> = columns
+        .iter()
+        .filter(|c| !list.attributes.contains(c))
+        .cloned()
+        .collect();
+    undeclared.dedup();
+    if undeclared.is_empty() {
+        return Ok(());
+    }
+    Err(ImportError::UndeclaredColumns {
+        list: list.id.clone(),
+        columns: undeclared,
+        declared: list.attributes.clone(),
+    })
 }
 
 /// Imports `rows` into `list`. Idempotent: a row that is already confirmed
@@ -110,6 +139,7 @@ pub fn import(
     if !opts.invite && consent_text.trim().is_empty() {
         return Err(ImportError::NoConsent);
     }
+    let mut ready = Vec::with_capacity(rows.len());
     for row in rows {
         let unknown: Vec<String> = row
             .attributes
@@ -144,118 +174,162 @@ pub fn import(
             .iter()
             .map(|(k, v)| (k.clone(), clip_name(v)))
             .collect();
-        let outcome = ctx.store.write(|tx| {
-            let existing = tx.subscriber(&list.id, &email)?;
-            match existing.as_ref().map(|s| s.status) {
-                Some(Status::Confirmed) => return Ok(Outcome::Unchanged),
-                Some(Status::Unsubscribed) => return Ok(Outcome::Skip(Skip::Left)),
-                Some(Status::Disabled) => return Ok(Outcome::Skip(Skip::Disabled)),
-                Some(Status::Bounced) => return Ok(Outcome::Skip(Skip::Bounced)),
-                _ => {}
-            }
-            if opts.invite {
-                if existing
-                    .as_ref()
-                    .is_some_and(|s| s.status == Status::AwaitingApproval)
-                {
-                    return Ok(Outcome::Unchanged);
-                }
-                if !crate::subscription::budget::confirmation_budget(
-                    ctx,
-                    tx,
-                    crate::subscription::budget::Budget::Invitation,
-                    list,
-                    &email,
-                    now,
-                )? {
-                    return Ok(Outcome::Skip(Skip::CapReached));
-                }
-                let mut s = existing.unwrap_or_else(|| {
-                    Subscriber::new(0, &list.id, &email, &name, Status::Pending, now)
-                });
-                if s.id == 0 {
-                    s.id = tx.random_id()?;
-                    s.attributes = attributes.clone();
-                    tx.put_subscriber(&s);
-                }
-                let pending = Pending {
-                    v: RECORD_VERSION,
-                    id: tx.random_id()?,
-                    list: list.id.clone(),
-                    email: email.clone(),
-                    name: name.clone(),
-                    action: PendingAction::Subscribe,
-                    issued: ctx.now_secs(),
-                    method: "invitation".into(),
-                    evidence: format!("invited from {} line {}", opts.source, row.line),
-                    attributes: attributes.clone(),
-                    completed: false,
-                    campaign: None,
-                };
-                let token = ctx.secret.mint(
-                    Purpose::ConfirmSubscribe,
-                    &list.id,
-                    &email,
-                    pending.id,
-                    pending.issued,
-                );
-                tx.put_pending(&pending);
-                let mut data = crate::subscription::answer::base_data(ctx, list, &email, &name);
-                data["token"] = json!(token);
-                data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
-                data["confirm_address"] = json!(lists::list_address(
-                    list,
-                    "confirm",
-                    Some(&token),
-                    &ctx.config.domain
-                ));
-                let reply_to =
-                    lists::list_address(list, "confirm", Some(&token), &ctx.config.domain);
-                crate::subscription::answer::queue_mail_as(
-                    ctx,
-                    tx,
-                    list,
-                    "invite",
-                    &email,
-                    &name,
-                    &data,
-                    Some(reply_to),
-                    AutoSubmitted::Generated,
-                    None,
-                    crate::subscription::answer::Dispatch::Confirmation,
-                )?;
-                return Ok(Outcome::Invited);
-            }
-            let mut s = existing.unwrap_or_else(|| {
-                Subscriber::new(0, &list.id, &email, &name, Status::Pending, now)
-            });
-            if s.id == 0 {
-                s.id = tx.random_id()?;
-            }
-            if !name.is_empty() {
-                s.name = name.clone();
-            }
-            s.attributes.extend(attributes.clone());
-            s.status = Status::Confirmed;
-            s.subscribed_at = Some(now);
-            s.updated_at = now;
-            s.consent = Some(Consent {
-                method: "import".into(),
-                at: now,
-                evidence: format!("{consent_text} ({} line {})", opts.source, row.line),
-                confirmed_by: Some("recorded by an admin at import".into()),
-            });
-            tx.put_subscriber(&s);
-            Ok(Outcome::Added)
-        })?;
+        ready.push(Ready {
+            row,
+            email,
+            name,
+            attributes,
+        });
+    }
+    // One transaction for the whole call (a batch of rows, see `batch`):
+    // a row's outcome never depends on a later one's, and a failure leaves
+    // none of them written.
+    let outcomes = ctx.store.write(|tx| {
+        ready
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.row.line,
+                    import_row(ctx, tx, list, r, opts, &consent_text, now)?,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    for (line, outcome) in outcomes {
         match outcome {
             Outcome::Added => report.added += 1,
             Outcome::Invited => report.invited += 1,
             Outcome::Unchanged => report.unchanged += 1,
-            Outcome::Skip(why) => report.skipped.push((row.line, why)),
+            Outcome::Skip(why) => report.skipped.push((line, why)),
         }
     }
     Ok(report)
+}
+
+/// A row that passed the checks outside the transaction.
+struct Ready<'a> {
+    row: &'a Row,
+    email: String,
+    name: String,
+    attributes: BTreeMap<String, String>,
+}
+
+/// What importing one row does, inside the batch's transaction.
+fn import_row(
+    ctx: &Context,
+    tx: &mut Tx<'_>,
+    list: &List,
+    ready: &Ready<'_>,
+    opts: &ImportOptions,
+    consent_text: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Outcome> {
+    let Ready {
+        row,
+        email,
+        name,
+        attributes,
+    } = ready;
+    let (email, name) = (email.clone(), name.clone());
+    let existing = tx.subscriber(&list.id, &email)?;
+    match existing.as_ref().map(|s| s.status) {
+        Some(Status::Confirmed) => return Ok(Outcome::Unchanged),
+        Some(Status::Unsubscribed) => return Ok(Outcome::Skip(Skip::Left)),
+        Some(Status::Disabled) => return Ok(Outcome::Skip(Skip::Disabled)),
+        Some(Status::Bounced) => return Ok(Outcome::Skip(Skip::Bounced)),
+        _ => {}
+    }
+    if opts.invite {
+        if existing
+            .as_ref()
+            .is_some_and(|s| s.status == Status::AwaitingApproval)
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        if !crate::subscription::budget::confirmation_budget(
+            ctx,
+            tx,
+            crate::subscription::budget::Budget::Invitation,
+            list,
+            &email,
+            now,
+        )? {
+            return Ok(Outcome::Skip(Skip::CapReached));
+        }
+        let mut s = existing
+            .unwrap_or_else(|| Subscriber::new(0, &list.id, &email, &name, Status::Pending, now));
+        if s.id == 0 {
+            s.id = tx.random_id()?;
+            s.attributes = attributes.clone();
+            tx.put_subscriber(&s);
+        }
+        let pending = Pending {
+            v: RECORD_VERSION,
+            id: tx.random_id()?,
+            list: list.id.clone(),
+            email: email.clone(),
+            name: name.clone(),
+            action: PendingAction::Subscribe,
+            issued: ctx.now_secs(),
+            method: "invitation".into(),
+            evidence: format!("invited from {} line {}", opts.source, row.line),
+            attributes: attributes.clone(),
+            completed: false,
+            campaign: None,
+        };
+        let token = ctx.secret.mint(
+            Purpose::ConfirmSubscribe,
+            &list.id,
+            &email,
+            pending.id,
+            pending.issued,
+        );
+        tx.put_pending(&pending);
+        let mut data = crate::subscription::answer::base_data(ctx, list, &email, &name);
+        data["token"] = json!(token);
+        data["confirm_url"] = json!(format!("{}/confirm/{token}", ctx.config.base_url()));
+        data["confirm_address"] = json!(lists::list_address(
+            list,
+            "confirm",
+            Some(&token),
+            &ctx.config.domain
+        ));
+        let reply_to = lists::list_address(list, "confirm", Some(&token), &ctx.config.domain);
+        crate::subscription::answer::queue_mail_as(
+            ctx,
+            tx,
+            list,
+            "invite",
+            &email,
+            &name,
+            &data,
+            Some(reply_to),
+            AutoSubmitted::Generated,
+            None,
+            crate::subscription::answer::Dispatch::Confirmation,
+        )?;
+        return Ok(Outcome::Invited);
+    }
+    let mut s = existing
+        .unwrap_or_else(|| Subscriber::new(0, &list.id, &email, &name, Status::Pending, now));
+    if s.id == 0 {
+        s.id = tx.random_id()?;
+    }
+    if !name.is_empty() {
+        s.name = name.clone();
+    }
+    s.attributes.extend(attributes.clone());
+    s.status = Status::Confirmed;
+    s.subscribed_at = Some(now);
+    s.updated_at = now;
+    s.consent = Some(Consent {
+        method: "import".into(),
+        at: now,
+        evidence: format!("{consent_text} ({} line {})", opts.source, row.line),
+        confirmed_by: Some("recorded by an admin at import".into()),
+    });
+    tx.put_subscriber(&s);
+    Ok(Outcome::Added)
 }
 
 enum Outcome {

@@ -730,6 +730,8 @@ mod tests {
             last_bounce_at: None,
             last_bounce_reason: None,
             probe_sent_at: None,
+            notmetoo: false,
+            digest: false,
             updated_at: now,
         }
     }

@@ -90,6 +90,13 @@ pub struct Subscriber {
     /// time); None when no probe is outstanding. See `feedback::bounces`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_sent_at: Option<DateTime<Utc>>,
+    /// No copy of one's own discussion posts (`inte-mig` / `nomail-self`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notmetoo: bool,
+    /// One digest a day of a discussion list's posts instead of each
+    /// (`sammandrag` / `digest`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -120,6 +127,8 @@ impl Subscriber {
             last_bounce_at: None,
             last_bounce_reason: None,
             probe_sent_at: None,
+            notmetoo: false,
+            digest: false,
             updated_at: now,
         }
     }
@@ -252,6 +261,26 @@ pub struct Campaign {
     pub failed: u64,
     /// Left the list (or were disabled) before their copy went.
     pub skipped: u64,
+    /// A discussion post (kind `post`): who wrote it; its bytes are the
+    /// campaign's blob 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<PostMeta>,
+}
+
+/// Who wrote a discussion post, and who gets no copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostMeta {
+    /// The author's address (normalised).
+    pub author: String,
+    /// The author's subscriber id when they chose `notmetoo`.
+    pub skip: Option<u64>,
+    /// A day's digest of posts, for the members who chose it (a post goes
+    /// to the others).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
+    /// The post is in a digest already.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digested: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,6 +333,8 @@ mod base64_bytes {
 pub enum Kind {
     Newsletter,
     Announcement,
+    /// A member's post to a discussion list, sent as it came (issue 16).
+    Post,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

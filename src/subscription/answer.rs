@@ -91,6 +91,8 @@ pub(crate) fn base_data(ctx: &Context, list: &List, email: &str, name: &str) -> 
         "reason_unknown_token": false,
         "reason_not_subscribed": false,
         "reason_unknown_command": false,
+        // A discussion list: the help mail names the members' settings.
+        "discussion": list.discussion.posting != crate::daemon::lists::Posting::Owners,
     })
 }
 

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use super::dates::long_date;
 use super::{list_json, site_language, Shared};
+use crate::daemon::lists::Posting;
 use crate::mail::html_text::html_to_text;
 
 /// Newest entries in the Atom feed.
@@ -44,8 +45,46 @@ pub(super) async fn archive(State(web): State<Shared>, Path(id): Path<String>) -
         "items": items,
         "feed": format!("/archive/{}/feed.atom", list.id),
         "feed_title": list.name,
+        "threads": list.discussion.posting != Posting::Owners,
     });
     web.page(StatusCode::OK, list.language, "archive", data)
+}
+
+/// A public discussion list's posts as threads (issue 16).
+pub(super) async fn threads(State(web): State<Shared>, Path(id): Path<String>) -> Response {
+    let Some(list) = web
+        .list(&id)
+        .filter(|l| l.public && l.discussion.posting != Posting::Owners)
+    else {
+        return web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
+    };
+    let threads = match crate::campaign::threads::threads(&web.ctx, list) {
+        Ok(t) => t,
+        Err(e) => return web.unavailable(e),
+    };
+    let threads: Vec<Value> = threads
+        .iter()
+        .map(|t| {
+            json!({
+                "subject": t.subject,
+                "replies": t.posts.len().saturating_sub(1),
+                "posts": t.posts.iter().map(|p| json!({
+                    "subject": p.subject,
+                    "author": p.author,
+                    "date": p.date.to_rfc3339(),
+                    "date_text": long_date(p.date, list.language),
+                    "text": p.text,
+                    "indent": p.depth.min(6),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let data = json!({
+        "list": list_json(list),
+        "threads": threads,
+        "post_address": crate::daemon::lists::list_address(list, "", None, &web.ctx.config.domain),
+    });
+    web.page(StatusCode::OK, list.language, "archive-threads", data)
 }
 
 pub(super) async fn archive_item(

@@ -98,6 +98,7 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
         )
         .route("/archive/{id}", get(archive::archive))
         .route("/archive/{id}/feed.atom", get(archive::feed))
+        .route("/archive/{id}/threads", get(archive::threads))
         .route("/archive/{id}/{campaign}", get(archive::archive_item))
         .route(
             "/archive/{id}/{campaign}/{index}/{filename}",

@@ -103,6 +103,12 @@ impl Daemon {
             .arg(self.config_path())
             .arg("serve")
             .env("RUST_LOG", "utskick=debug")
+            // No test asks the DNS for a DMARC policy: the stub file (no
+            // policy for any domain unless a test writes one) answers.
+            .env(
+                "UTSKICK_DMARC_STUB_FILE",
+                self.dir.path().join("dmarc-stub.txt"),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()
@@ -154,11 +160,21 @@ impl Daemon {
         c.wait().unwrap()
     }
 
+    /// The CLI in English (`LANG=C`, whatever the machine's locale), as
+    /// the tests read its lines.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_in("C", args)
+    }
+
+    /// The CLI with `LANG=lang` (and no `LC_ALL` or `LC_MESSAGES`).
+    pub fn cli_in(&self, lang: &str, args: &[&str]) -> std::process::Output {
         Command::new(bin())
             .arg("--config")
             .arg(self.config_path())
             .args(args)
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env("LANG", lang)
             .output()
             .unwrap()
     }

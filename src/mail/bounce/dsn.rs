@@ -128,11 +128,17 @@ pub(crate) fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
                 (Some(_), None) => diag_status.clone(),
                 _ => dsn_status,
             };
-            // The reporting MTA's class wins over the remote reply it quotes
-            // (rhost-franceptt-06: Status 4.0.0 for a "550 IP blocked").
-            // `delayed` is a warning: the MTA is still trying (§2.3.3).
+            // The action decides first (RFC 3464 §2.3.3): `failed` means the
+            // reporting MTA "has abandoned any attempts to deliver", so the
+            // report is final even over a 4.x.x Status (a queue lifetime
+            // that ran out, a full mailbox retried for days: why is the
+            // reason's business); `delayed` is a warning, the MTA is still
+            // trying. Without an action, the reporting MTA's class wins over
+            // the remote reply it quotes (Status 4.0.0 for a "550 IP
+            // blocked").
             let permanent = match (dsn_class, diag_class, action.as_deref()) {
                 (_, _, Some("delayed")) => false,
+                (_, _, Some("failed" | "expired")) => true,
                 (Some(c), _, _) => c,
                 (None, Some(c), _) => c,
                 (None, None, _) => wording(diag).unwrap_or(true),
@@ -147,7 +153,16 @@ pub(crate) fn dsn_failures(msg: &Message<'_>) -> (Vec<Failure>, bool) {
             } else {
                 diag.to_string()
             };
-            let reason = reason::classify(status.as_deref(), diag);
+            let mut reason = reason::classify(status.as_deref(), diag);
+            // A final action over a temporary status: the MTA stopped
+            // retrying (`Action: failed` with `Status: 4.4.1`), so the
+            // retries ran out, whatever the last attempt met.
+            if dsn_class == Some(false)
+                && matches!(action.as_deref(), Some("failed" | "expired"))
+                && matches!(reason.as_deref(), None | Some("networkerror"))
+            {
+                reason = Some("expired".into());
+            }
             let diagnostic = one_line(&diagnostic);
             for recipient in std::iter::once(recipient).chain(original) {
                 if out.iter().any(|f| f.recipient == recipient) {

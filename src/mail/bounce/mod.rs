@@ -47,7 +47,7 @@
 //!
 //! Each failure carries a reason in sisimai's vocabulary
 //! ([`Failure::reason`], see `reason.rs`); [`family`] names the MTA family
-//! that wrote the report (`families.rs`).
+//! that wrote the report (one module each under `lhost/`).
 //!
 //! # Permanent or temporary
 //!
@@ -55,12 +55,20 @@
 //! failed is [`Failure::reason`] (a full mailbox or a retry timeout is a
 //! reason, not a verdict on permanence).
 //!
-//! For a DSN block: the class of `Status` (5 permanent, 4 temporary). A
-//! generic `Status` (`x.0.0`) keeps its class (the reporting MTA's verdict:
-//! `Status: 4.0.0` over a quoted `550` stays temporary) but the reported
-//! status becomes the more specific code of the same class found in
-//! `Diagnostic-Code`; without `Status`, the enhanced or basic SMTP code in
-//! `Diagnostic-Code` decides, then `Action: delayed` means temporary. For
+//! For a DSN block: `Action: failed` is final whatever the `Status` (RFC
+//! 3464 §2.3.3: the MTA "has abandoned any attempts to deliver"; a
+//! `Status: 4.4.7` under it is a queue lifetime that ran out, and its
+//! reason says so), `Action: delayed` is temporary. Without an action, the
+//! class of `Status` (5 permanent, 4 temporary). A generic `Status`
+//! (`x.0.0`) keeps its class (the reporting MTA's verdict: `Status: 4.0.0`
+//! over a quoted `550` stays temporary) but the reported status becomes the
+//! more specific code of the same class found in `Diagnostic-Code`; without
+//! `Status`, the enhanced or basic SMTP code in `Diagnostic-Code` decides.
+//!
+//! How much a final failure counts against a subscriber is its reason's
+//! business (`feedback::bounces::bounce_weight`): an unknown user or host
+//! 1, a full mailbox or an expired delivery 0.5, a refusal about the
+//! sender, the content or the network 0.2. For
 //! headers and text: the first enhanced status code (`5.1.1`) or SMTP reply
 //! code (`550`) in the text about that recipient; then what the notice says
 //! of itself, there or in the whole report ("This is a permanent error",
@@ -76,7 +84,7 @@
 
 mod common;
 mod dsn;
-mod families;
+mod lhost;
 mod reason;
 mod text;
 
@@ -109,14 +117,25 @@ pub fn parse(msg: &Message<'_>) -> Vec<Failure> {
     let texts = report_texts(msg);
     let mut failures = failures_of(msg, &texts);
     fill_reasons(&texts, &mut failures);
+    if failures.iter().any(|f| f.reason.is_none()) {
+        let reason = lhost::detect(&lhost::Head::of(msg, &texts)).and_then(|l| l.reason);
+        for f in failures.iter_mut().filter(|f| f.reason.is_none()) {
+            f.reason = reason.map(str::to_string);
+        }
+    }
     failures
 }
 
 /// A failure whose own diagnostic and status give no reason takes it from
 /// the report's text about its recipient, or, when it is the only one,
 /// from the whole text.
+///
+/// A failure that names no cause beyond the network (or none at all) in a
+/// report that says the MTA stopped retrying is `expired`: the retries ran
+/// out, whatever the last attempt met (sisimai's reading too).
 fn fill_reasons(texts: &[String], failures: &mut [Failure]) {
-    if failures.iter().all(|f| f.reason.is_some()) {
+    let open = |f: &Failure| matches!(f.reason.as_deref(), None | Some("networkerror"));
+    if !failures.iter().any(open) {
         return;
     }
     let whole = texts.join("\n");
@@ -126,6 +145,11 @@ fn fill_reasons(texts: &[String], failures: &mut [Failure]) {
         f.reason = reason::classify(None, &block);
         if f.reason.is_none() && single {
             f.reason = reason::classify(None, &whole);
+        }
+    }
+    if failures.iter().any(open) && reason::retries_ran_out(&whole) {
+        for f in failures.iter_mut().filter(|f| open(f)) {
+            f.reason = Some("expired".into());
         }
     }
 }
@@ -185,8 +209,20 @@ fn failures_of(msg: &Message<'_>, texts: &[String]) -> Vec<Failure> {
 /// `qmail`, `exchange2007`, ..., else `rfc3464` or `text`): which one was
 /// tried when a report names nobody.
 pub fn family(msg: &Message<'_>) -> &'static str {
-    let has_dsn = !dsn_texts(msg).is_empty();
-    families::family(msg, &report_texts(msg), has_dsn)
+    let head = lhost::Head::of(msg, &report_texts(msg));
+    lhost::detect(&head).map(|l| l.name).unwrap_or_else(|| {
+        if dsn_texts(msg).is_empty() {
+            "text"
+        } else {
+            "rfc3464"
+        }
+    })
+}
+
+/// The name of every MTA family with a module of its own, in the order
+/// they are tried.
+pub fn families() -> impl Iterator<Item = &'static str> {
+    lhost::ALL.iter().map(|l| l.name)
 }
 
 /// ARF (RFC 5965) complaint: the complained-about original recipient, if the report says.

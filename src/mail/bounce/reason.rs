@@ -55,6 +55,20 @@ const BY_WORDING: &[(&str, &[&str])] = &[
         "requireptr",
         &["reverse dns", "ptr record", "no ptr", "rdns"],
     ),
+    // The recipient's side refuses the sender, not the recipient: our
+    // envelope sender, or a group that takes posts from members only.
+    (
+        "rejected",
+        &[
+            "sender address rejected",
+            "sender rejected",
+            "sender verify failed",
+            "sender not allowed",
+            "sender is not allowed",
+            "permission to post",
+            "not allowed to post",
+        ],
+    ),
     (
         "blocked",
         &[
@@ -264,7 +278,7 @@ const BY_STATUS: &[(&str, &str)] = &[
 /// The reason for one failure, from its diagnostic text and enhanced
 /// status code; None when neither tells.
 pub(crate) fn classify(status: Option<&str>, diagnostic: &str) -> Option<String> {
-    let lc = diagnostic.to_lowercase();
+    let lc = lower_one_spaced(diagnostic);
     for (reason, phrases) in BY_WORDING {
         if phrases.iter().any(|p| contains_word(&lc, p)) {
             return Some((*reason).to_string());
@@ -275,6 +289,49 @@ pub(crate) fn classify(status: Option<&str>, diagnostic: &str) -> Option<String>
         .iter()
         .find(|(code, _)| *code == rest)
         .map(|(_, reason)| (*reason).to_string())
+}
+
+/// What a report says when its MTA stopped retrying a delivery: the
+/// queue lifetime ran out (lower case, as in the text).
+const RETRIES_RAN_OUT: &[&str] = &[
+    "giving up",
+    "given up",
+    "gave up",
+    "not delivered within",
+    "could not be delivered for",
+    "could not deliver for",
+    "retry timeout exceeded",
+    "delivery time expired",
+    "message expired",
+    "too long in the queue",
+    "in the queue too long",
+    "after multiple retries",
+    "did not accept our requests to connect",
+];
+
+/// Whether `text` (a report's own text) says its MTA stopped retrying.
+pub(crate) fn retries_ran_out(text: &str) -> bool {
+    let lc = lower_one_spaced(text);
+    RETRIES_RAN_OUT.iter().any(|p| lc.contains(p))
+}
+
+/// `text` in lower case with each run of white space one space: phrases
+/// wrap across lines ("permission to\n post"). One pass, one allocation.
+fn lower_one_spaced(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 /// `phrase` in `text`, not inside a longer word ("rbl" is not in "verbless").
@@ -289,6 +346,15 @@ fn contains_word(text: &str, phrase: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::classify;
+
+    #[test]
+    fn phrases_are_read_across_line_breaks() {
+        assert_eq!(
+            classify(None, "you may not have permission to\n   post to the group").as_deref(),
+            Some("rejected")
+        );
+        assert_eq!(super::lower_one_spaced("  A\n\tB  c "), "a b c");
+    }
 
     #[test]
     fn wording_first_then_the_status_code() {

@@ -2,7 +2,7 @@
 //! `X-Failed-Recipients` names the failed recipient.
 
 use crate::mail::bounce::common::{for_each_original, has_type, header_addresses, Failure};
-use crate::mail::bounce::reason;
+use crate::mail::bounce::{lhost, reason};
 use crate::mail::bounce_words::{
     addresses_in, basic_code_class, enhanced_code, judge, local_part, one_line, unfold,
 };
@@ -341,16 +341,7 @@ pub(crate) const RECIPIENT_CUES: &[&str] = &[
     "addressed to",
     "recipient",
     "rejected",
-    // sendmail names the address a forward or alias was expanded from:
-    // the one we sent to.
-    "(expanded from",
-    // Exchange's X.400 form (`dda:SMTP=a@b`, spaced by `x400_spaced`) and
-    // MailEnable's `[SMTP:a@b]`.
-    "smtp=",
-    "rfc-822=",
-    "[smtp",
     "undeliverable to",
-    "userid",
     "destinataire",
     "destinatario",
     "empfänger",
@@ -384,8 +375,6 @@ const FAILURE_LABEL_WORDS: &[&str] = &[
 /// (airmail's `Failed addresses follow:`, sendmail's `The following
 /// addresses had permanent fatal errors`, ...).
 const LIST_HEADINGS: &[&str] = &[
-    "failed addresses follow",
-    "the following addresses had",
     "following recipients failed",
     "following recipient(s) failed",
     "delivery to the following recipients failed",
@@ -418,29 +407,6 @@ const LEADING_ADDRESS_FAILURES: &[&str] = &[
     "disabled",
     "undeliverable",
 ];
-
-/// X.400 forms of a mail address: `dda:SMTP=a@b` → `dda:SMTP= a@b`, so
-/// that the address reads alone, and `RFC-822=a(a)b` (X.400's `@`) →
-/// `RFC-822= a@b`.
-fn x400_spaced(line: &str) -> std::borrow::Cow<'_, str> {
-    let lc = line.to_ascii_lowercase();
-    let Some((i, key)) = ["smtp=", "rfc-822="]
-        .iter()
-        .find_map(|k| lc.find(k).map(|i| (i, *k)))
-    else {
-        return std::borrow::Cow::Borrowed(line);
-    };
-    let value_at = i + key.len();
-    let mut s = line[..value_at].to_string();
-    s.push(' ');
-    let value = &line[value_at..];
-    if key == "rfc-822=" && !value.contains('@') {
-        s.push_str(&value.replacen("(a)", "@", 1));
-    } else {
-        s.push_str(value);
-    }
-    std::borrow::Cow::Owned(s)
-}
 
 /// True when the line holds nothing but addresses and light punctuation
 /// (`<a@b>:`, `"a@b":`, `a@b (a@b)`, `a@b on <date>`, `a@b ...`).
@@ -497,6 +463,8 @@ pub(crate) fn is_recipient_mention(line: &str, start: usize, end: usize) -> bool
     let before_cue = before.trim_end_matches([':', ' ', '\t']);
     if RECIPIENT_CUES
         .iter()
+        .copied()
+        .chain(lhost::cues())
         .any(|c| before_cue.ends_with(c.trim_end_matches(':')))
     {
         return true;
@@ -596,11 +564,15 @@ pub(crate) fn text_failures(msg: &Message<'_>, texts: &[String]) -> Vec<Failure>
         let lc = line.to_lowercase();
         // The heading itself may name the recipient ("Did not reach the
         // following recipient: a@b"): it is read like any line.
-        let heading = LIST_HEADINGS.iter().any(|h| lc.contains(h));
+        let heading = LIST_HEADINGS
+            .iter()
+            .copied()
+            .chain(lhost::headings())
+            .any(|h| lc.contains(h));
         if is_skipped_line(line) {
             continue;
         }
-        let line = x400_spaced(line);
+        let line = lhost::respell(line);
         let line = line.as_ref();
         let first_on_line = |s: usize| {
             line[..s]

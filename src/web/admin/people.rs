@@ -532,24 +532,23 @@ pub(super) async fn import(
     let text = form.get("csv").cloned().unwrap_or_default();
     let consent = field(&form, "consent").to_string();
     let invite = field(&form, "invite") == "yes";
-    let (rows, errors) = match csvfile::read(text.as_bytes()) {
-        Ok(r) => r,
+    let csv = match csvfile::read_file(text.as_bytes(), &[]) {
+        Ok(f) => f,
         Err(e) => return said(&web, &owner, list, false, e),
     };
+    let (attribute_columns, rows, errors) = (csv.columns, csv.rows, csv.errors);
     let mut columns: Vec<Value> = vec![
         json!({"name": "email", "known": true}),
         json!({"name": "name", "known": true}),
     ];
-    let mut seen: Vec<&String> = rows.iter().flat_map(|r| r.attributes.keys()).collect();
-    seen.sort();
-    seen.dedup();
     columns.extend(
-        seen.iter()
+        attribute_columns
+            .iter()
             .map(|k| json!({"name": k, "known": list.attributes.contains(k)})),
     );
     let errors: Vec<Value> = errors
         .iter()
-        .map(|e| json!({"line": e.line, "message": e.message}))
+        .map(|e| json!({"line": e.line, "message": e.problem.to_string()}))
         .collect();
     if field(&form, "step") != "import" {
         let preview: Vec<Value> = rows
@@ -578,6 +577,7 @@ pub(super) async fn import(
     };
     let request = Request::Import {
         list: list.id.clone(),
+        columns: attribute_columns,
         rows,
         options,
     };
