@@ -745,6 +745,22 @@ fn subscribers_are_searched_paged_added_removed_and_exported() {
         d.status_of(LIST, "imp1@example.org").as_deref(),
         Some("confirmed")
     );
+    // A pasted file larger than a public form's 16 kB is taken (the
+    // workspace's own limit is 2 MB).
+    let big: String = std::iter::once("email,name\n".to_string())
+        .chain((0..3000).map(|i| format!("stor{i:04}@example.org,Stor {i}\n")))
+        .collect();
+    let form = format!("csrf={csrf}&step=preview&consent=asked&csv={}", enc(&big));
+    assert!(form.len() > 100_000);
+    let r = call(
+        &d,
+        "POST",
+        &format!("/admin/lists/{LIST}/import"),
+        Some(&session),
+        Some(&form),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("3000"), "{}", r.body);
     // Another owner's list is not there for this owner (none here: a list
     // that does not exist answers alike).
     assert_eq!(
