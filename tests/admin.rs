@@ -949,3 +949,84 @@ fn a_material_announcement_is_queued_from_the_form_as_announce_would() {
         "{listed}"
     );
 }
+
+/// A `multipart/form-data` body as a browser sends it.
+fn multipart(boundary: &str, fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes());
+    }
+    for (file, data) in files {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n").bytes());
+        body.extend_from_slice(data);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    body
+}
+
+fn call_multipart(d: &Daemon, path: &str, cookie: &str, boundary: &str, body: &[u8]) -> Answer {
+    let mut s = TcpStream::connect(&d.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: utskick_session={cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        d.http,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Answer {
+        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+#[test]
+fn a_newsletter_with_an_attachment_is_queued_from_the_form() {
+    let mut d = Daemon::start("[limits]\nmax_attachment_bytes = 4096\n");
+    let session = sign_in(&mut d);
+    let csrf = csrf_of(
+        &call(
+            &d,
+            "GET",
+            &format!("/admin/lists/{LIST}/campaigns"),
+            Some(&session),
+            None,
+        )
+        .body,
+    );
+    let path = format!("/admin/lists/{LIST}/campaigns");
+    let b = "----utskickTest7";
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("subject", "Program"),
+        ("markdown", "Programmet bifogas.\r\n"),
+    ];
+    // Without the csrf field: refused, in this encoding too.
+    let body = multipart(b, &fields[1..], &[("program.pdf", b"%PDF-1.4 x")]);
+    assert_eq!(call_multipart(&d, &path, &session, b, &body).status, 403);
+    // Too big together: refused with the limit named, nothing queued.
+    let body = multipart(b, &fields, &[("stor.pdf", &[b'x'; 5000])]);
+    let r = call_multipart(&d, &path, &session, b, &body);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("at most"), "{}", r.body);
+    let body = multipart(b, &fields, &[("program.pdf", b"%PDF-1.4 x")]);
+    let r = call_multipart(&d, &path, &session, b, &body);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let listed = d.cli_ok(&["campaigns"]);
+    let id = listed
+        .lines()
+        .nth(1)
+        .expect(&listed)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let status = d.cli_ok(&["status", &id, "--json"]);
+    assert!(status.contains("program.pdf"), "{status}");
+}

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use serde_json::{json, Value};
@@ -178,6 +179,7 @@ fn form_data(web: &Shared, list: &List, form: &BTreeMap<String, String>) -> Valu
         "markdown": get("markdown"), "at": get("at"), "where": get("where"),
         "link": get("link"), "announcement": get("kind") == "announcement",
         "timezone": web.ctx.config.timezone.to_string(),
+        "max_attach": format!("{} MB", web.ctx.config.limits.max_attachment_bytes / (1024 * 1024)),
     })
 }
 
@@ -238,12 +240,18 @@ pub(super) async fn submit(
     State(web): State<Shared>,
     Extension(owner): Extension<Owner>,
     Path(id): Path<String>,
-    Form(form): Form<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let list = match web.owned(&owner, &id) {
         Ok(l) => l,
         Err(r) => return r,
     };
+    let lang = list.language;
+    let Some((fields, files)) = super::form_of(&headers, &body) else {
+        return web.admin_problem(StatusCode::BAD_REQUEST, lang, "bad_request");
+    };
+    let form: BTreeMap<String, String> = fields.into_iter().collect();
     let action = form.get("action").map(String::as_str).unwrap_or("queue");
     let refuse = |message: String| {
         let mut data = form_data(&web, list, &form);
@@ -278,10 +286,29 @@ pub(super) async fn submit(
     } else {
         newsletter::parse_newsletter(SOURCE, &text)
     };
-    let (content, mut filters) = match parsed {
+    let (mut content, mut filters) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return refuse(shift_lines(&e.to_string(), offset)),
     };
+    // Files chosen in the form's file field (a browser sends an empty part
+    // when none is), held to `limits.max_attachment_bytes` together.
+    let max = web.ctx.config.limits.max_attachment_bytes;
+    for (_, name, data) in files
+        .into_iter()
+        .filter(|(f, n, d)| f == "attachment" && !n.is_empty() && !d.is_empty())
+    {
+        let total = content.attachments.iter().map(|a| a.data.len()).sum();
+        match newsletter::uploaded_attachment(&name, data, total, max) {
+            Ok(a) => content.attachments.push(a),
+            Err(e) => return refuse(e.to_string()),
+        }
+    }
+    let attached = content
+        .attachments
+        .iter()
+        .map(|a| a.filename.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
     for pair in form
         .get("where")
         .map(String::as_str)
@@ -329,6 +356,7 @@ pub(super) async fn submit(
             data["preview"] = json!(body_of(&html));
             data["recipients"] = json!(recipients);
             data["preview_subject"] = json!(content.subject);
+            data["attached"] = json!(attached);
             let mut r = web.admin_page(
                 StatusCode::OK,
                 list.language,
@@ -352,6 +380,7 @@ pub(super) async fn submit(
                 Ok(_) => {
                     let mut data = form_data(&web, list, &form);
                     data["test_sent"] = json!(owner.email);
+                    data["attached"] = json!(attached);
                     web.admin_page(
                         StatusCode::OK,
                         list.language,

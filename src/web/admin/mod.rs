@@ -17,6 +17,7 @@
 mod campaigns;
 mod log;
 mod login;
+mod multipart;
 mod people;
 
 use std::net::SocketAddr;
@@ -37,9 +38,14 @@ use crate::workspace::access;
 
 /// The session cookie's name.
 const COOKIE: &str = "utskick_session";
-/// The largest form the workspace takes: a newsletter's Markdown or a CSV
-/// file pasted for import.
+/// The largest form the workspace takes besides attachments: a
+/// newsletter's Markdown or a CSV file pasted for import.
 const MAX_FORM: usize = 2 * 1024 * 1024;
+
+/// The largest body: a form and its attachments (`limits.max_attachment_bytes`).
+fn max_body(web: &super::Web) -> usize {
+    MAX_FORM.saturating_add(web.ctx.config.limits.max_attachment_bytes)
+}
 
 /// The signed-in owner, put in each request's extensions by [`guard`].
 #[derive(Clone)]
@@ -57,6 +63,7 @@ impl Owner {
 }
 
 pub(super) fn router(web: Shared) -> Router<Shared> {
+    let limit = max_body(&web);
     Router::new()
         .route("/admin", get(people::overview))
         .route("/admin/", get(people::overview))
@@ -87,7 +94,7 @@ pub(super) fn router(web: Shared) -> Router<Shared> {
         .route("/admin/report.csv", get(log::report_csv))
         .route("/admin/log", get(log::audit))
         .layer(middleware::from_fn_with_state(web, guard))
-        .layer(DefaultBodyLimit::max(MAX_FORM))
+        .layer(DefaultBodyLimit::max(limit))
 }
 
 /// The session id the browser sent, if any.
@@ -102,10 +109,36 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.trim().to_string())
 }
 
-/// One field of an urlencoded form body.
-fn form_field(body: &[u8], name: &str) -> Option<String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .ok()?
+/// A form's text fields and its files (name, file name, bytes), from an
+/// urlencoded or a `multipart/form-data` body; None if it does not parse.
+#[allow(clippy::type_complexity)]
+fn form_of(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<(Vec<(String, String)>, Vec<(String, String, Vec<u8>)>)> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match multipart::boundary(content_type) {
+        Some(b) => {
+            let (mut fields, mut files) = (Vec::new(), Vec::new());
+            for part in multipart::parse(body, &b)? {
+                match part.filename {
+                    Some(f) => files.push((part.name, f, part.data)),
+                    None => fields.push((part.name, String::from_utf8(part.data).ok()?)),
+                }
+            }
+            Some((fields, files))
+        }
+        None => Some((serde_urlencoded::from_bytes(body).ok()?, Vec::new())),
+    }
+}
+
+/// One field of a form body.
+fn form_field(headers: &HeaderMap, body: &[u8], name: &str) -> Option<String> {
+    form_of(headers, body)?
+        .0
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
@@ -147,11 +180,11 @@ async fn guard(
     let mut request = request;
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let (parts, body) = request.into_parts();
-        let bytes = match axum::body::to_bytes(body, MAX_FORM).await {
+        let bytes = match axum::body::to_bytes(body, max_body(&web)).await {
             Ok(b) => b,
             Err(_) => return web.admin_problem(StatusCode::PAYLOAD_TOO_LARGE, lang, "too_large"),
         };
-        let given = form_field(&bytes, "csrf").unwrap_or_default();
+        let given = form_field(&parts.headers, &bytes, "csrf").unwrap_or_default();
         if !access::csrf_ok(ctx, &id, &given) {
             tracing::info!(path = %parts.uri.path(), "workspace POST without a matching csrf field refused");
             return web.admin_problem(StatusCode::FORBIDDEN, lang, "forbidden");
