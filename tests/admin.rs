@@ -1030,3 +1030,33 @@ fn a_newsletter_with_an_attachment_is_queued_from_the_form() {
     let status = d.cli_ok(&["status", &id, "--json"]);
     assert!(status.contains("program.pdf"), "{status}");
 }
+
+#[test]
+fn the_clis_changes_without_a_daemon_are_in_the_audit_log_too() {
+    let d = Daemon::prepare("");
+    let csv = d.dir.path().join("people.csv");
+    std::fs::write(&csv, "email,name\nolle@example.org,Olle\n").unwrap();
+    d.cli_ok(&[
+        "import",
+        LIST,
+        csv.to_str().unwrap(),
+        "--consent",
+        "met at the fair",
+    ]);
+    d.cli_ok(&["remove", LIST, "olle@example.org"]);
+    let audit = d.cli_ok(&["audit", "--format", "csv"]);
+    let lines: Vec<&str> = audit.lines().collect();
+    assert_eq!(lines.len(), 3, "{audit}");
+    assert!(
+        lines[1].contains(",cli (") && lines[1].contains(",import,"),
+        "{audit}"
+    );
+    assert!(
+        lines[2].contains(",remove,") && lines[2].contains("olle@example.org"),
+        "{audit}"
+    );
+    d.cli_ok(&["forget", "olle@example.org"]);
+    let audit = d.cli_ok(&["audit", "--format", "csv"]);
+    assert!(!audit.contains("olle@example.org"), "{audit}");
+    assert!(audit.contains("(forgotten)"), "{audit}");
+}

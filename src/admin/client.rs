@@ -73,14 +73,46 @@ pub async fn execute_here(
     request: Request,
     unsent: impl FnOnce(&anyhow::Error),
 ) -> Result<Response, Failure> {
-    let transport = Transport::from_config(&config)?;
-    let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
-    // SAFETY: getuid cannot fail.
-    let who = cli_who(unsafe { libc::getuid() });
-    let response = execute_as(&ctx, &who, request).await?;
-    if let Err(e) = outbound::drain_once(&ctx, &transport).await {
-        unsent(&e);
+    Here::open(config)?.execute(request, unsent).await
+}
+
+/// The store and the mail transport, opened in this process (no daemon
+/// runs) for one request or several: a big import's batches share one,
+/// where each opening builds the whole context (the store, every
+/// template compiled) again.
+pub struct Here {
+    ctx: std::sync::Arc<crate::daemon::context::Context>,
+    transport: Transport,
+    /// Who asks, for the audit log: this process's Unix user.
+    who: String,
+}
+
+impl Here {
+    /// Opens the store of `config` in this process.
+    pub fn open(config: Config) -> Result<Here, Failure> {
+        let transport = Transport::from_config(&config)?;
+        let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
+        // SAFETY: getuid cannot fail.
+        let who = cli_who(unsafe { libc::getuid() });
+        Ok(Here {
+            ctx,
+            transport,
+            who,
+        })
     }
-    ctx.store.sync().await?;
-    Ok(response)
+
+    /// Carries `request` out, sends what it queued (`unsent` hears why
+    /// not), and makes it durable before answering.
+    pub async fn execute(
+        &self,
+        request: Request,
+        unsent: impl FnOnce(&anyhow::Error),
+    ) -> Result<Response, Failure> {
+        let response = execute_as(&self.ctx, &self.who, request).await?;
+        if let Err(e) = outbound::drain_once(&self.ctx, &self.transport).await {
+            unsent(&e);
+        }
+        self.ctx.store.sync().await?;
+        Ok(response)
+    }
 }

@@ -12,7 +12,7 @@ pub mod execute;
 pub mod protocol;
 pub mod server;
 
-pub use client::{call, call_streaming, execute_here};
+pub use client::{call, call_streaming, execute_here, Here};
 pub use execute::{execute, execute_as, SubscriberPages};
 pub use protocol::{
     sysexits, Cause, Failure, Request, Response, Streamed, SubscriberRow, WireContent,

@@ -6,11 +6,17 @@
 
 use std::path::Path;
 
-use utskick::admin::{sysexits, Cause, Failure, Request, Response};
+use utskick::admin::{self, sysexits, Cause, Failure, Here, Request, Response};
 use utskick::daemon::config::Config;
 use utskick::people;
 
-use super::{ask, say, unexpected};
+use super::{say, unexpected, words};
+
+/// What a batch queued but could not send now: the daemon sends it when
+/// it runs.
+fn unsent(e: &anyhow::Error) {
+    eprintln!("utskick: {}", say::unsent(e));
+}
 
 pub async fn import(
     config: &Config,
@@ -32,8 +38,12 @@ pub async fn import(
             eprintln!("utskick: {}", say::no_such_column(&name, column));
         }
     }
+    // With no daemon running, the store is opened here once for every
+    // batch (`Here`), not once a batch.
+    let here: tokio::sync::OnceCell<Here> = tokio::sync::OnceCell::new();
     let batch = |rows| {
         let name = &name;
+        let here = &here;
         let request = Request::Import {
             list: list.clone(),
             columns: csv.columns.clone(),
@@ -41,7 +51,19 @@ pub async fn import(
             options: options.clone(),
         };
         async move {
-            match ask(config, request).await {
+            let answer = match here.get() {
+                Some(local) => local.execute(request, unsent).await,
+                None => match admin::call(&config.socket_path(), &request).await? {
+                    Some(answer) => answer,
+                    None => {
+                        let local = here
+                            .get_or_try_init(|| async { Here::open(config.clone()) })
+                            .await?;
+                        local.execute(request, unsent).await
+                    }
+                },
+            };
+            match answer.map_err(words::flagged) {
                 Ok(Response::Imported(r)) => Ok(r),
                 Ok(other) => Err(unexpected(&other)),
                 Err(f) => Err(reworded(f, name)),

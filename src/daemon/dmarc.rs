@@ -3,8 +3,9 @@
 //! then the copies go out `From:` the list, or the members' providers
 //! would refuse them.
 //!
-//! One TXT query for `_dmarc.DOMAIN` over UDP to the first `nameserver`
-//! of `/etc/resolv.conf`, with a timeout and a cache; when the domain has
+//! One TXT query for `_dmarc.DOMAIN` through hickory-resolver (the
+//! system's resolvers, from `/etc/resolv.conf`), with a timeout and a
+//! cache of our own; when the domain has
 //! no record, the organisational domain's (its last two labels, `sp=`
 //! before `p=`). A look-up that fails or times out counts as strict:
 //! rewriting a From costs a little cosmetics, not rewriting one that
@@ -116,120 +117,66 @@ fn tag(record: &str, name: &str) -> Option<String> {
 }
 
 /// The `v=DMARC1` TXT record at `name`: Some(None) when there is none,
-/// None when the DNS did not answer in time.
+/// None when the DNS did not answer in time. Asked of the system's
+/// resolvers (`/etc/resolv.conf`).
 async fn record(name: &str) -> Option<Option<String>> {
-    let server = std::fs::read_to_string("/etc/resolv.conf")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some("nameserver"))
-                    .then(|| w.next().map(str::to_string))
-                    .flatten()
-            })
-        })
-        .unwrap_or_else(|| "127.0.0.1".into());
-    let addr: std::net::IpAddr = server.parse().ok()?;
-    record_at(std::net::SocketAddr::new(addr, 53), name).await
+    let builder = hickory_resolver::Resolver::builder_tokio().ok()?;
+    let resolver = builder.with_options(options()).build();
+    txt_record(&resolver, name).await
 }
 
-/// [`record`], asking the server at `target`.
+/// One try, [`DMARC_TIMEOUT`] for it, no cache of hickory's own (ours
+/// keeps answers per domain).
+fn options() -> hickory_resolver::config::ResolverOpts {
+    let mut opts = hickory_resolver::config::ResolverOpts::default();
+    opts.timeout = DMARC_TIMEOUT;
+    opts.attempts = 1;
+    opts.cache_size = 0;
+    opts
+}
+
+/// [`record`], asking the server at `target` (over UDP).
+/// [`record`], asking the server at `target` (over UDP).
+#[cfg(test)]
 async fn record_at(target: std::net::SocketAddr, name: &str) -> Option<Option<String>> {
-    let bind = if target.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let id: u16 = rand::random();
-    let query = query(id, name)?;
-    let answer = tokio::time::timeout(DMARC_TIMEOUT, async {
-        let socket = tokio::net::UdpSocket::bind(bind).await.ok()?;
-        socket.send_to(&query, target).await.ok()?;
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let (n, from) = socket.recv_from(&mut buf).await.ok()?;
-            if from == target && n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-                return Some(buf[..n].to_vec());
-            }
-        }
-    })
-    .await
-    .ok()??;
-    parse_txt(&answer)
+    use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
+    let servers = NameServerConfigGroup::from_ips_clear(&[target.ip()], target.port(), true);
+    let config = ResolverConfig::from_parts(None, vec![], servers);
+    let resolver = hickory_resolver::Resolver::builder_with_config(
+        config,
+        hickory_resolver::name_server::TokioConnectionProvider::default(),
+    )
+    .with_options(options())
+    .build();
+    txt_record(&resolver, name).await
 }
 
-/// A recursive TXT query for `name`.
-fn query(id: u16, name: &str) -> Option<Vec<u8>> {
-    let mut q = Vec::with_capacity(name.len() + 18);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.').filter(|l| !l.is_empty()) {
-        if label.len() > 63 {
-            return None;
-        }
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
+/// The DMARC record among the TXT answers for `name`, within the timeout.
+/// No such name, or no TXT record, is "none" (Some(None)); a server
+/// failure or a timeout is None.
+async fn txt_record(
+    resolver: &hickory_resolver::TokioResolver,
+    name: &str,
+) -> Option<Option<String>> {
+    // The absolute name: no search domains of resolv.conf appended.
+    let fqdn = format!("{}.", name.trim_end_matches('.'));
+    let lookup = tokio::time::timeout(DMARC_TIMEOUT, resolver.txt_lookup(fqdn)).await;
+    match lookup {
+        Err(_) => None,
+        Ok(Err(e)) if e.is_no_records_found() => Some(None),
+        Ok(Err(_)) => None,
+        Ok(Ok(answer)) => Some(answer.iter().find_map(|txt| {
+            let text: String = txt
+                .txt_data()
+                .iter()
+                .map(|part| String::from_utf8_lossy(part))
+                .collect();
+            text.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("v=dmarc1")
+                .then_some(text)
+        })),
     }
-    q.push(0);
-    q.extend_from_slice(&[0, 16, 0, 1]);
-    Some(q)
-}
-
-/// Skips a (possibly compressed) name at `at`; the offset after it.
-fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(at)? as usize;
-        if len == 0 {
-            return Some(at + 1);
-        }
-        if len & 0xc0 == 0xc0 {
-            return Some(at + 2);
-        }
-        at += 1 + len;
-    }
-}
-
-/// The DMARC record among a response's TXT answers. NXDOMAIN and an
-/// empty answer are "none" (Some(None)); a server failure is None.
-fn parse_txt(msg: &[u8]) -> Option<Option<String>> {
-    let rcode = msg.get(3)? & 0x0f;
-    match rcode {
-        0 => {}
-        3 => return Some(None),
-        _ => return None,
-    }
-    let qd = u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]) as usize;
-    let an = u16::from_be_bytes([*msg.get(6)?, *msg.get(7)?]) as usize;
-    let mut at = 12;
-    for _ in 0..qd {
-        at = skip_name(msg, at)? + 4;
-    }
-    for _ in 0..an {
-        at = skip_name(msg, at)?;
-        let rtype = u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]);
-        let len = u16::from_be_bytes([*msg.get(at + 8)?, *msg.get(at + 9)?]) as usize;
-        let data = msg.get(at + 10..at + 10 + len)?;
-        at += 10 + len;
-        if rtype != 16 {
-            continue;
-        }
-        let mut text = Vec::new();
-        let mut i = 0;
-        while i < data.len() {
-            let n = data[i] as usize;
-            text.extend_from_slice(data.get(i + 1..i + 1 + n)?);
-            i += 1 + n;
-        }
-        let text = String::from_utf8_lossy(&text).to_string();
-        if text
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("v=dmarc1")
-        {
-            return Some(Some(text));
-        }
-    }
-    Some(None)
 }
 
 #[cfg(test)]
@@ -237,53 +184,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_txt_answer_is_read() {
-        // A response to `_dmarc.x.se TXT` with one answer, its name
-        // compressed to the question's.
-        let mut r = query(7, "_dmarc.x.se").unwrap();
-        r[2] = 0x81;
-        r[3] = 0x80;
-        r[7] = 1;
-        let txt = b"v=DMARC1; p=reject; rua=mailto:a@x.se";
-        r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, (txt.len() + 1) as u8]);
-        r.push(txt.len() as u8);
-        r.extend_from_slice(txt);
-        let record = parse_txt(&r).unwrap().unwrap();
-        assert_eq!(tag(&record, "p").as_deref(), Some("reject"));
+    fn policies_and_tags_are_read() {
+        let record = "v=DMARC1; p=reject; sp=none; rua=mailto:a@x.se";
+        assert_eq!(tag(record, "p").as_deref(), Some("reject"));
+        assert_eq!(tag(record, "SP").as_deref(), Some("none"));
         assert!(strict_policy("Quarantine"));
         assert!(!strict_policy("none"));
-        let mut nx = query(7, "_dmarc.x.se").unwrap();
-        nx[3] = 0x83;
-        assert_eq!(parse_txt(&nx), Some(None));
     }
 
-    /// The query goes out over UDP and the answer to its id is read; a
-    /// server that stays silent is a timeout (None), not a policy.
-    #[tokio::test]
-    async fn a_resolver_on_loopback_answers_and_a_silent_one_times_out() {
+    /// A DNS server on loopback: answers each TXT question with `txt`
+    /// (or with NXDOMAIN when `txt` is None), or stays silent.
+    async fn server(txt: Option<&'static [u8]>, silent: bool) -> std::net::SocketAddr {
         let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let at = server.local_addr().unwrap();
         tokio::spawn(async move {
             let mut buf = [0u8; 512];
-            let (n, from) = server.recv_from(&mut buf).await.unwrap();
-            let mut r = buf[..n].to_vec();
-            r[2] = 0x81;
-            r[3] = 0x80;
-            r[7] = 1;
-            let txt = b"v=DMARC1; p=quarantine";
-            r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, (txt.len() + 1) as u8]);
-            r.push(txt.len() as u8);
-            r.extend_from_slice(txt);
-            server.send_to(&r, from).await.unwrap();
+            loop {
+                let Ok((n, from)) = server.recv_from(&mut buf).await else {
+                    return;
+                };
+                if silent {
+                    continue;
+                }
+                // The question: the name's labels, then type and class.
+                let mut end = 12;
+                while buf[end] != 0 {
+                    end += 1 + buf[end] as usize;
+                }
+                end += 5;
+                let mut r = buf[..end].to_vec();
+                r[2] = 0x81;
+                r[3] = if txt.is_some() { 0x80 } else { 0x83 };
+                r[4..12].copy_from_slice(&[0, 1, 0, u8::from(txt.is_some()), 0, 0, 0, 0]);
+                if let Some(txt) = txt {
+                    let len = (txt.len() + 1) as u8;
+                    r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, len]);
+                    r.push(txt.len() as u8);
+                    r.extend_from_slice(txt);
+                }
+                let _ = server.send_to(&r, from).await;
+                let _ = n;
+            }
         });
+        at
+    }
+
+    /// The query goes out over UDP and its answer is read; NXDOMAIN is no
+    /// record; a server that stays silent is a timeout (None), not a
+    /// policy.
+    #[tokio::test]
+    async fn a_resolver_on_loopback_answers_and_a_silent_one_times_out() {
+        let at = server(Some(b"v=DMARC1; p=quarantine"), false).await;
         let record = record_at(at, "_dmarc.example.org").await.unwrap().unwrap();
         assert_eq!(tag(&record, "p").as_deref(), Some("quarantine"));
-        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let nx = server(None, false).await;
+        assert_eq!(record_at(nx, "_dmarc.example.org").await, Some(None));
+        let silent = server(None, true).await;
         let t = std::time::Instant::now();
-        assert_eq!(
-            record_at(silent.local_addr().unwrap(), "_dmarc.x.se").await,
-            None
-        );
+        assert_eq!(record_at(silent, "_dmarc.x.se").await, None);
         assert!(t.elapsed() >= DMARC_TIMEOUT);
     }
 }
