@@ -18,3 +18,4 @@ pub mod subscription;
 pub mod time;
 pub mod token;
 pub mod web;
+pub mod workspace;

@@ -15,7 +15,7 @@ use utskick::compose::newsletter;
 use utskick::daemon::{self, config::Config, files, lists::Lists};
 use utskick::people;
 
-use cli::args::{parse_at, parse_pairs, Cli, Command, Format, KeyAlgorithm};
+use cli::args::{parse_at, parse_pairs, parse_since, Cli, Command, Format, KeyAlgorithm};
 use cli::input::{file_name, read_attachments, read_newsletter, read_text};
 use cli::{ask, print, words};
 
@@ -164,6 +164,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => return preview(&config, &list, &file, out, to, &attach).await,
         Command::Campaigns => return cli::campaigns::list(&config).await,
         Command::Ignored { format } => (Request::Ignored, Some(format)),
+        Command::Audit { since, format } => {
+            let since = since
+                .map(|s| parse_since(&s, config.timezone))
+                .transpose()?;
+            (Request::Audit { since }, Some(format))
+        }
         Command::Threads { list } => (Request::Threads { list }, None),
         Command::Import {
             list,

@@ -7,7 +7,7 @@ use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::admin::execute::execute;
+use crate::admin::execute::{cli_who, execute_as};
 use crate::admin::protocol::{Failure, Line, Request, Response, Streamed};
 use crate::daemon::config::Config;
 use crate::daemon::context::system_clock;
@@ -83,6 +83,8 @@ pub async fn execute_here(
 pub struct Here {
     ctx: std::sync::Arc<crate::daemon::context::Context>,
     transport: Transport,
+    /// Who asks, for the audit log: this process's Unix user.
+    who: String,
 }
 
 impl Here {
@@ -90,7 +92,13 @@ impl Here {
     pub fn open(config: Config) -> Result<Here, Failure> {
         let transport = Transport::from_config(&config)?;
         let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
-        Ok(Here { ctx, transport })
+        // SAFETY: getuid cannot fail.
+        let who = cli_who(unsafe { libc::getuid() });
+        Ok(Here {
+            ctx,
+            transport,
+            who,
+        })
     }
 
     /// Carries `request` out, sends what it queued (`unsent` hears why
@@ -100,7 +108,7 @@ impl Here {
         request: Request,
         unsent: impl FnOnce(&anyhow::Error),
     ) -> Result<Response, Failure> {
-        let response = execute(&self.ctx, request).await?;
+        let response = execute_as(&self.ctx, &self.who, request).await?;
         if let Err(e) = outbound::drain_once(&self.ctx, &self.transport).await {
             unsent(&e);
         }

@@ -5,8 +5,8 @@
 use data_encoding::BASE64;
 
 use crate::admin::protocol::{
-    sysexits, CampaignRow, Cause, DryRun, Failure, Forgot, IgnoredRow, ListRow, Queued, Request,
-    Response, SubscriberRow,
+    sysexits, AuditRow, CampaignRow, Cause, DryRun, Failure, Forgot, IgnoredRow, ListRow, Queued,
+    Request, Response, SubscriberRow,
 };
 use crate::campaign::{self, CampaignError, NewCampaign};
 use crate::daemon::context::Context;
@@ -97,6 +97,8 @@ fn list_of<'c>(ctx: &'c Context, id: &str) -> Result<&'c List, Failure> {
 
 /// Rows per page of a subscriber listing.
 const ROWS_PER_PAGE: usize = 512;
+/// Records read per page of a sieved search (most are not decoded).
+const SIEVE_PER_PAGE: usize = 4096;
 
 /// A list's subscribers, a page at a time, so neither the daemon nor the
 /// CLI holds a whole list (a million records) in memory.
@@ -108,6 +110,8 @@ pub struct SubscriberPages<'c> {
     done: bool,
     /// The columns after the fixed ones: the list's declared attributes.
     pub attributes: Vec<String>,
+    /// See [`SubscriberPages::holding`].
+    needles: Vec<Vec<u8>>,
 }
 
 impl<'c> SubscriberPages<'c> {
@@ -132,11 +136,49 @@ impl<'c> SubscriberPages<'c> {
             cursor: None,
             done: false,
             attributes: l.attributes.clone(),
+            needles: Vec::new(),
         })
+    }
+
+    /// Starts after the address `cursor` (lower case), for a listing shown
+    /// a page at a time.
+    pub fn after(mut self, cursor: Option<String>) -> SubscriberPages<'c> {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Only records whose stored form holds each of `texts` (ASCII, case
+    /// aside) are decoded and given: a quick sieve for a search, which the
+    /// caller still checks exactly. A text that is not plain ASCII, or
+    /// holds a quote or backslash (stored escaped), sieves nothing.
+    pub fn holding(mut self, texts: &[&str]) -> SubscriberPages<'c> {
+        self.needles = texts
+            .iter()
+            .filter(|t| t.is_ascii() && !t.contains(['"', '\\']) && !t.is_empty())
+            .map(|t| t.to_ascii_lowercase().into_bytes())
+            .collect();
+        self
     }
 
     /// The next page of rows; None at the end.
     pub fn next_page(&mut self) -> anyhow::Result<Option<Vec<SubscriberRow>>> {
+        if !self.needles.is_empty() || self.status.is_some() {
+            while !self.done {
+                let (batch, last) = self.ctx.store.subscribers_scan(
+                    &self.list,
+                    self.cursor.as_deref(),
+                    SIEVE_PER_PAGE,
+                    self.status,
+                    &self.needles,
+                )?;
+                self.done = last.is_none();
+                self.cursor = last;
+                if !batch.is_empty() {
+                    return Ok(Some(batch.iter().map(SubscriberRow::from).collect()));
+                }
+            }
+            return Ok(None);
+        }
         while !self.done {
             let batch = self.ctx.store.subscribers_after(
                 &self.list,
@@ -157,6 +199,86 @@ impl<'c> SubscriberPages<'c> {
         }
         Ok(None)
     }
+}
+
+/// Who asks through the CLI: `cli (user NAME)` for Unix user `uid`.
+pub fn cli_who(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pwd` and `buf`, which outlive the
+    // call, and sets `found` to `&pwd` or null.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: pw_name points into `buf`, NUL-terminated.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return format!("cli (user {})", name.to_string_lossy());
+    }
+    format!("cli (uid {uid})")
+}
+
+/// The audit log's words for a request that changes something, or None.
+fn audit_line(request: &Request, response: &Response) -> Option<(&'static str, String)> {
+    let what = request.name();
+    let detail = match (request, response) {
+        (Request::Add { list, email, .. }, _) | (Request::Remove { list, email }, _) => {
+            format!("{list}: {email}")
+        }
+        (Request::Queue { dry_run: true, .. }, _) => return None,
+        (Request::Queue { list, filters, .. }, Response::Queued(q)) => {
+            let mut d = format!(
+                "{list}: campaign {} {:?} to {} at {}",
+                q.campaign.id, q.campaign.subject, q.recipients, q.campaign.scheduled_at
+            );
+            if !filters.is_empty() {
+                let f: Vec<String> = filters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                d.push_str(&format!(" where {}", f.join(", ")));
+            }
+            d
+        }
+        (Request::SendTest { list, to, .. }, _) => format!("{list}: test copy to {to}"),
+        (Request::Import { list, options, .. }, Response::Imported(r)) => format!(
+            "{list}: {} added, {} invited, {} unchanged, {} skipped ({})",
+            r.added,
+            r.invited,
+            r.unchanged,
+            r.skipped.len(),
+            match &options.consent {
+                Some(c) if !options.invite => format!("consent: {c}"),
+                _ => "invitations".to_string(),
+            }
+        ),
+        (Request::Forget { .. }, _) => "a person (address not kept)".to_string(),
+        (Request::Steer { id, action }, response) => {
+            let list = match response {
+                Response::Campaign(c) => format!("{}: ", c.list),
+                _ => String::new(),
+            };
+            let word = match action {
+                campaign::Steer::Pause => "pause",
+                campaign::Steer::Resume => "resume",
+                campaign::Steer::Cancel => "cancel",
+            };
+            return Some((word, format!("{list}campaign {id}")));
+        }
+        (Request::Backup { path }, _) => path.clone(),
+        _ => return None,
+    };
+    Some((what, detail))
+}
+
+/// Carries out `request` for `who` and records it in the audit log when
+/// it changed something: the one way in for the CLI's socket, the CLI's
+/// own process and the workspace, so each change is audited once, with
+/// the same words. The record is synced before this returns Ok.
+pub async fn execute_as(ctx: &Context, who: &str, request: Request) -> Result<Response, Failure> {
+    let audit = request.clone();
+    let response = execute(ctx, request).await?;
+    if let Some((what, detail)) = audit_line(&audit, &response) {
+        crate::workspace::audit::record(ctx, who, what, &detail)?;
+        ctx.store.sync().await?;
+    }
+    Ok(response)
 }
 
 /// Carries out one request. Changes are synced before this returns Ok.
@@ -301,6 +423,22 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failur
             }
             let n = crate::daemon::files::backup(&ctx.store, ctx.secret.bytes(), ctx.now(), &path)?;
             Response::Said(format!("backed up {n} records to {}", path.display()))
+        }
+        Request::Audit { since } => {
+            let since = match since {
+                Some(t) => Some(
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map_err(|e| Failure::usage(format!("the time {t:?}: {e}")))?
+                        .with_timezone(&chrono::Utc),
+                ),
+                None => None,
+            };
+            Response::Audit(
+                crate::workspace::audit::since(ctx, since)?
+                    .iter()
+                    .map(AuditRow::from)
+                    .collect(),
+            )
         }
         Request::Threads { list } => {
             let list = list_of(ctx, &list)?;

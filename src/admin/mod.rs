@@ -13,7 +13,7 @@ pub mod protocol;
 pub mod server;
 
 pub use client::{call, call_streaming, execute_here, Here};
-pub use execute::{execute, SubscriberPages};
+pub use execute::{execute, execute_as, SubscriberPages};
 pub use protocol::{
     sysexits, Cause, Failure, Request, Response, Streamed, SubscriberRow, WireContent,
 };

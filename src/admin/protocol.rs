@@ -20,7 +20,7 @@ use crate::campaign::Steer;
 use crate::daemon::lists::{Language, Subscription};
 use crate::people::report::Month;
 use crate::people::{ImportOptions, ImportReport, Person};
-use crate::store::{Campaign, CampaignStatus, Consent, Ignored, Status, Subscriber};
+use crate::store::{AuditEntry, Campaign, CampaignStatus, Consent, Ignored, Status, Subscriber};
 use crate::store::{Content, Kind};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +102,10 @@ pub enum Request {
         /// `pause`, `resume` or `cancel` on the wire.
         action: Steer,
     },
+    /// The audit log, from `since` (RFC 3339) on.
+    Audit {
+        since: Option<String>,
+    },
 }
 
 impl Request {
@@ -134,6 +138,7 @@ impl Request {
             Request::Backup { .. } => "backup",
             Request::Status { .. } => "status",
             Request::Steer { .. } => "steer",
+            Request::Audit { .. } => "audit",
         }
     }
 }
@@ -161,6 +166,7 @@ pub enum Response {
     Person(Person),
     Report(Vec<Month>),
     Forgot(Forgot),
+    Audit(Vec<AuditRow>),
 }
 
 impl Response {
@@ -184,6 +190,7 @@ impl Response {
             Request::Campaigns => Response::Campaigns(read(ok)?),
             Request::Status { .. } | Request::Steer { .. } => Response::Campaign(read(ok)?),
             Request::Ignored => Response::Ignored(read(ok)?),
+            Request::Audit { .. } => Response::Audit(read(ok)?),
             Request::Import { .. } => Response::Imported(read(ok)?),
             Request::Person { .. } => Response::Person(read(ok)?),
             Request::Report { .. } => Response::Report(read(ok)?),
@@ -345,6 +352,27 @@ impl From<&Ignored> for IgnoredRow {
             subject: i.subject.clone(),
             message_id: i.message_id.clone(),
             reason: i.reason.clone(),
+        }
+    }
+}
+
+/// One change in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// RFC 3339.
+    pub at: String,
+    pub who: String,
+    pub what: String,
+    pub detail: String,
+}
+
+impl From<&AuditEntry> for AuditRow {
+    fn from(e: &AuditEntry) -> AuditRow {
+        AuditRow {
+            at: e.at.to_rfc3339(),
+            who: e.who.clone(),
+            what: e.what.clone(),
+            detail: e.detail.clone(),
         }
     }
 }

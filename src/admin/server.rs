@@ -7,7 +7,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use crate::admin::execute::{execute, SubscriberPages};
+use crate::admin::execute::{cli_who, execute_as, SubscriberPages};
 use crate::admin::protocol::{Failure, Line, Request};
 use crate::daemon::context::Context;
 
@@ -54,6 +54,12 @@ fn line(l: &Line) -> anyhow::Result<Vec<u8>> {
 }
 
 async fn answer(ctx: &Context, stream: UnixStream) -> anyhow::Result<()> {
+    // Who asks, for the audit log: the kernel's word for the peer's user
+    // (the socket is 0600, so it is the daemon's own user or root).
+    let who = match stream.peer_cred() {
+        Ok(cred) => cli_who(cred.uid()),
+        Err(_) => "cli".to_string(),
+    };
     let (read, mut write) = stream.into_split();
     let mut request = Vec::new();
     let limit = max_request_bytes(ctx) as u64;
@@ -72,7 +78,7 @@ async fn answer(ctx: &Context, stream: UnixStream) -> anyhow::Result<()> {
             let _enter = span.enter();
             tracing::info!("admin request");
             drop(_enter);
-            execute(ctx, request).await
+            execute_as(ctx, &who, request).await
         }
         Err(e) if request.len() as u64 >= limit => {
             Err(Failure::usage(format!("request too large ({e})")))

@@ -162,6 +162,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
     },
+    /// What was changed, by whom and when: the workspace's changes and the CLI's
+    Audit {
+        /// From this day or time on: 2026-12-01, 2026-12-01T08:00 (local time) or RFC 3339
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// A discussion list's posts as threads (public or not: the owners' view)
     Threads { list: String },
     /// Inbound mail that was neither acted on nor forwarded, and why
@@ -216,6 +224,19 @@ pub fn parse_pairs(flag: &str, items: &[String]) -> Result<Vec<(String, String)>
                 .ok_or_else(|| Failure::exit(EX_USAGE, crate::cli::say::not_a_pair(flag, a)))
         })
         .collect()
+}
+
+/// `--since`: a day (its start, in the configured `timezone`) or a time as
+/// `--at` takes it.
+pub fn parse_since(text: &str, zone: Zone) -> Result<String, Failure> {
+    match chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(day) => parse_at(&format!("{day}T00:00"), zone),
+        Err(_) => parse_at(text.trim(), zone).map_err(|_| {
+            Failure::usage(format!(
+                "--since {text:?}: expected a day like 2026-12-01 or a time like 2026-12-01T08:00"
+            ))
+        }),
+    }
 }
 
 /// `--at`: a time in the configured `timezone` (2027-01-15T08:00 or

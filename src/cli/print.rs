@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use utskick::admin::protocol::{IgnoredRow, ListRow};
+use utskick::admin::protocol::{AuditRow, IgnoredRow, ListRow};
 use utskick::admin::{Response, SubscriberRow};
 use utskick::store::Status;
 use utskick::time::{leader_time_of, Zone};
@@ -27,8 +27,28 @@ pub fn answer(response: &Response, format: Option<Format>, zone: Zone) {
                 println!("{}", csv_line(&ignored_cells(r)));
             }
         }
+        (Response::Audit(rows), Some(Format::Table)) => table(&AUDIT_COLUMNS, rows, |r| {
+            let mut cells = audit_cells(r);
+            cells[0] = leader_time_of(&r.at, zone);
+            cells
+        }),
+        (Response::Audit(rows), Some(Format::Csv)) => {
+            println!("{}", csv_line(&AUDIT_COLUMNS.map(str::to_string)));
+            for r in rows {
+                println!("{}", csv_line(&audit_cells(r)));
+            }
+        }
         (r, _) => println!("{}", r.to_json()),
     }
+}
+
+/// The columns of `audit`, as a table and as CSV.
+const AUDIT_COLUMNS: [&str; 4] = ["at", "who", "what", "detail"];
+
+fn audit_cells(r: &AuditRow) -> Vec<String> {
+    [&r.at, &r.who, &r.what, &r.detail]
+        .map(String::clone)
+        .to_vec()
 }
 
 /// Pretty JSON, keys in order.

@@ -261,6 +261,36 @@ pub fn read_attachment(
     })
 }
 
+/// A file uploaded to attach (the workspace's form), held to the same
+/// total as [`read_attachment`]; the type from its name.
+pub fn uploaded_attachment(
+    name: &str,
+    data: Vec<u8>,
+    total_so_far: usize,
+    max_total: usize,
+) -> Result<Attachment, AuthoringError> {
+    let filename = attachment_name(name);
+    if total_so_far.saturating_add(data.len()) > max_total {
+        return Err(AuthoringError::new(
+            &filename,
+            None,
+            format!(
+                "is {}, and attachments may total at most {} per mail; put big files on the web and send a link instead",
+                size_text(data.len(), Language::En),
+                size_text(max_total, Language::En),
+            ),
+        ));
+    }
+    Ok(Attachment {
+        content_type: mime_guess::from_path(&filename)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_string(),
+        filename,
+        data,
+    })
+}
+
 /// An attachment's file name, safe for a header parameter: the last path
 /// component, no control characters, quotes or backslashes.
 pub(crate) fn attachment_name(name: &str) -> String {

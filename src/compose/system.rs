@@ -467,6 +467,8 @@ mod tests {
             "token": TOKEN,
             "confirm_url": format!("https://lista.example.se/confirm/{TOKEN}"),
             "confirm_address": address(&format!("-confirm+{TOKEN}")),
+            "login_url": format!("https://lista.example.se/admin/login/{TOKEN}"),
+            "login_minutes": 15,
         })
     }
 

@@ -301,6 +301,7 @@ fn sample_data(list: &crate::daemon::lists::List) -> serde_json::Value {
         "reason_unknown_token": true, "reason_not_subscribed": false, "reason_unknown_command": false, "discussion": true,
         "token": "abc", "confirm_url": "https://example.se/confirm/abc", "confirm_address": "x",
         "post_subject": "Prov", "problem": "", "recipients": 1, "attachments": ["a.pdf (1 kB)"], "preview": "Hej",
+        "login_url": "https://example.se/admin/login/abc", "login_minutes": 15,
         "author": "a@example.se", "author_name": "A", "reason": "x", "rejected": false, "setting": "digest",
     })
 }

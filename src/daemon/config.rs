@@ -33,6 +33,8 @@ pub struct Config {
     pub outbound: Outbound,
     pub dkim: Option<Dkim>,
     pub limits: Limits,
+    /// `[admin]`: the leader's workspace under `/admin`.
+    pub admin: Admin,
     /// Who sends the lists' mail (a list may override it); default: the
     /// list's name.
     pub organisation: String,
@@ -154,6 +156,32 @@ impl TryFrom<String> for Network {
             return Err(bad());
         }
         Ok(Network { addr, prefix })
+    }
+}
+
+/// `[admin]`: the leader's workspace on the `[http]` listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// Off: every `/admin` path is a 404.
+    pub enabled: bool,
+    /// The networks the workspace answers; empty: any. Others get 403.
+    pub allow_from: Vec<Network>,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            enabled: true,
+            allow_from: Vec::new(),
+        }
+    }
+}
+
+impl Admin {
+    /// Whether a client at `ip` may use the workspace.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allow_from.is_empty() || self.allow_from.iter().any(|n| n.contains(ip))
     }
 }
 
@@ -326,6 +354,7 @@ impl Default for Config {
             outbound: Outbound::default(),
             dkim: None,
             limits: Limits::default(),
+            admin: Admin::default(),
             organisation: String::new(),
             contact: String::new(),
             privacy_url: String::new(),
@@ -630,6 +659,26 @@ mod tests {
         assert_eq!(c.contact, "kontakt@example.se");
         assert_eq!(c.privacy_url, "https://example.se/integritet");
         assert!(error("contact = 3\n").contains("contact"));
+    }
+
+    #[test]
+    fn the_workspace_answers_only_the_networks_in_allow_from() {
+        let c = Config::parse("", "utskick.toml").unwrap();
+        assert!(c.admin.enabled);
+        assert!(c.admin.allows("203.0.113.9".parse().unwrap()));
+        let c = Config::parse(
+            "[admin]\nenabled = false\nallow_from = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n",
+            "utskick.toml",
+        )
+        .unwrap();
+        assert!(!c.admin.enabled);
+        assert!(c.admin.allows("192.0.2.200".parse().unwrap()));
+        assert!(c.admin.allows("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(c.admin.allows("2001:db8:5::1".parse().unwrap()));
+        assert!(!c.admin.allows("192.0.3.1".parse().unwrap()));
+        assert!(!c.admin.allows("127.0.0.1".parse().unwrap()));
+        assert!(error("[admin]\nallow_from = [\"192.0.2.0/33\"]\n").contains("admin.allow_from"));
+        assert!(error("[admin]\nallow = []\n").contains("allow"));
     }
 
     #[test]

@@ -435,6 +435,16 @@ pub fn person(ctx: &Context, email: &str) -> anyhow::Result<Person> {
 }
 
 /// Erases a person (GDPR art. 17). Returns how many records went.
+/// The `n` latest people to join `list` and to leave it, newest first
+/// (the workspace's overview).
+pub fn latest(
+    ctx: &Context,
+    list: &str,
+    n: usize,
+) -> anyhow::Result<(Vec<Subscriber>, Vec<Subscriber>)> {
+    Ok(ctx.store.latest_changes(list, n)?)
+}
+
 pub fn forget(ctx: &Context, email: &str) -> anyhow::Result<usize> {
     if !address::is_valid(email) {
         anyhow::bail!("{email:?} is not an e-mail address");

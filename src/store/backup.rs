@@ -34,6 +34,11 @@ impl Store {
         writeln!(out, "{header}")?;
         let mut n = 0;
         for (name, tree) in TREE_NAMES.iter().zip(&self.inner.trees) {
+            // Login links and sessions are a running daemon's, not data:
+            // a restored store starts with nobody signed in.
+            if *name == TREE_NAMES[T::Workspace as usize] {
+                continue;
+            }
             for kv in tree.iter() {
                 let (k, v) = kv?;
                 let line = serde_json::json!({"tree": name, "key": BASE64.encode(&k), "value": BASE64.encode(&v)});

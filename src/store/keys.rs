@@ -33,10 +33,14 @@ pub(crate) enum T {
     Blobs = 8,
     Ignored = 9,
     Suppressed = 10,
+    /// The workspace's login links and sessions, by the hash of their secret.
+    Workspace = 11,
+    /// The audit log: who changed what, when.
+    Audit = 12,
 }
 
 /// Tree names, in `T` order: the backup format names trees by these.
-pub(crate) const TREE_NAMES: [&str; 11] = [
+pub(crate) const TREE_NAMES: [&str; TREES] = [
     "subscribers",
     "subscriber_ids",
     "pending",
@@ -48,7 +52,12 @@ pub(crate) const TREE_NAMES: [&str; 11] = [
     "blobs",
     "ignored",
     "suppressed",
+    "workspace",
+    "audit",
 ];
+
+/// How many trees the store has.
+pub(crate) const TREES: usize = 13;
 
 pub(crate) fn delivery_key(campaign: u64, subscriber: u64) -> Vec<u8> {
     let mut k = campaign.to_be_bytes().to_vec();

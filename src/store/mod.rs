@@ -14,6 +14,7 @@ mod error;
 mod keys;
 mod records;
 mod tx;
+mod workspace;
 
 pub use durable::CommitStats;
 use durable::Durable;
@@ -21,6 +22,7 @@ pub use error::{Result, StoreError};
 use keys::*;
 pub use records::*;
 pub use tx::Tx;
+pub use workspace::{AuditEntry, LoginLink, Session};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -45,7 +47,7 @@ pub struct Store {
 
 struct Inner {
     db: sled::Db,
-    trees: [sled::Tree; 11],
+    trees: [sled::Tree; TREES],
     write_lock: Mutex<()>,
     /// Group commit, and the fdatasyncs that sled's flush leaves out.
     durable: Arc<Durable>,
@@ -76,7 +78,7 @@ impl Store {
         for name in TREE_NAMES {
             trees.push(db.open_tree(name)?);
         }
-        let trees: [sled::Tree; 11] = trees
+        let trees: [sled::Tree; TREES] = trees
             .try_into()
             .map_err(|_| StoreError::Failed("sled opened the wrong number of trees".into()))?;
         let store = Store {
@@ -359,6 +361,104 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads up to `scan` records of `list` after the address `after`, in
+    /// address order, and decodes only those whose stored bytes hold every
+    /// one of `needles` (lower-case ASCII, compared without ASCII case) and,
+    /// with `status`, have it: a search over a big list decodes only the
+    /// few records that can match. Also the address the reading ended at,
+    /// the cursor of the next call; None once the list is read to its end.
+    pub fn subscribers_scan(
+        &self,
+        list: &str,
+        after: Option<&str>,
+        scan: usize,
+        status: Option<Status>,
+        needles: &[Vec<u8>],
+    ) -> Result<(Vec<Subscriber>, Option<String>)> {
+        let mut prefix = list.as_bytes().to_vec();
+        prefix.push(0);
+        let start = match after {
+            Some(email) => {
+                let mut k = sub_key(list, email);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let (mut out, mut read, mut last) = (Vec::new(), 0, None);
+        let mut lower = Vec::new();
+        for kv in self.tree(T::Subscribers).range(start..) {
+            let (k, v) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            read += 1;
+            if read == scan {
+                last = Some(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+            lower.clear();
+            lower.extend(v.iter().map(u8::to_ascii_lowercase));
+            let holds =
+                |n: &Vec<u8>| n.is_empty() || lower.windows(n.len()).any(|w| w == n.as_slice());
+            if needles.iter().all(holds)
+                && status.is_none_or(|st| status_of(&v).is_ok_and(|s| s == st))
+            {
+                out.push(decode(&v)?);
+            }
+            if read == scan {
+                break;
+            }
+        }
+        Ok((out, last))
+    }
+
+    /// The `n` latest joins (confirmed, by `subscribed_at`) and the `n`
+    /// latest leaves (no longer confirmed, by `unsubscribed_at`) of
+    /// `list`, newest first: one pass that reads only those fields of each
+    /// record and decodes the few it keeps.
+    pub fn latest_changes(
+        &self,
+        list: &str,
+        n: usize,
+    ) -> Result<(Vec<Subscriber>, Vec<Subscriber>)> {
+        #[derive(serde::Deserialize)]
+        struct Dates {
+            status: Status,
+            subscribed_at: Option<DateTime<Utc>>,
+            unsubscribed_at: Option<DateTime<Utc>>,
+        }
+        let mut prefix = list.as_bytes().to_vec();
+        prefix.push(0);
+        let keep =
+            |v: &mut Vec<(DateTime<Utc>, sled::IVec)>, at: DateTime<Utc>, key: sled::IVec| {
+                if v.len() < n || v.last().is_some_and(|(t, _)| *t < at) {
+                    v.push((at, key));
+                    v.sort_by_key(|e| std::cmp::Reverse(e.0));
+                    v.truncate(n);
+                }
+            };
+        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
+        for kv in self.tree(T::Subscribers).scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let d: Dates = serde_json::from_slice(&v)?;
+            match (d.status, d.subscribed_at, d.unsubscribed_at) {
+                (Status::Confirmed, Some(at), _) => keep(&mut joins, at, k),
+                (s, _, Some(at)) if s != Status::Confirmed => keep(&mut leaves, at, k),
+                _ => {}
+            }
+        }
+        let read = |v: Vec<(DateTime<Utc>, sled::IVec)>| -> Result<Vec<Subscriber>> {
+            let mut out = Vec::new();
+            for (_, k) in v {
+                if let Some(bytes) = self.tree(T::Subscribers).get(k)? {
+                    out.push(decode(&bytes)?);
+                }
+            }
+            Ok(out)
+        };
+        Ok((read(joins)?, read(leaves)?))
+    }
+
     /// Is this salted hash of an address on the suppression list?
     pub fn is_suppressed(&self, hash: &[u8]) -> Result<bool> {
         Ok(self.tree(T::Suppressed).contains_key(hash)?)
@@ -416,10 +516,10 @@ impl Store {
             tx.changes.insert((T::Counters, k), Some(v));
         }
         if !tx.changes.is_empty() {
-            let [a, b, c, d, e, g, h, i, j, k, l] = &self.inner.trees;
-            (a, b, c, d, e, g, h, i, j, k, l)
-                .transaction(|(a, b, c, d, e, g, h, i, j, k, l)| {
-                    let views = [a, b, c, d, e, g, h, i, j, k, l];
+            let [a, b, c, d, e, g, h, i, j, k, l, m, n] = &self.inner.trees;
+            (a, b, c, d, e, g, h, i, j, k, l, m, n)
+                .transaction(|(a, b, c, d, e, g, h, i, j, k, l, m, n)| {
+                    let views = [a, b, c, d, e, g, h, i, j, k, l, m, n];
                     for ((t, key), value) in &tx.changes {
                         let view = views[*t as usize];
                         match value {

@@ -163,6 +163,8 @@ impl Tx<'_> {
                 self.changes.insert((T::Counters, k.to_vec()), None);
             }
         }
+        // The audit log keeps what was done, not to whom.
+        self.scrub_audit(&wanted)?;
         let record = serde_json::json!({"v": RECORD_VERSION, "at": at.to_rfc3339()});
         self.changes.insert(
             (T::Suppressed, hash.to_vec()),

@@ -20,6 +20,7 @@
 //! (HTML-escaped), so the organisation can restyle them; no page needs
 //! JavaScript. Tokens never reach a log line.
 
+mod admin;
 mod archive;
 mod dates;
 mod fill_time;
@@ -49,6 +50,8 @@ pub use templates::Pages;
 
 /// Request bodies here are small forms or RFC 8058 one-click bodies.
 const MAX_BODY: usize = 16 * 1024;
+/// Every page's Content-Security-Policy: no script anywhere.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 /// A request that takes longer than this gets a 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -56,6 +59,8 @@ struct Web {
     ctx: Arc<Context>,
     pages: Pages,
     limits: pages::IpLimits,
+    /// Sign-in requests per IP (the workspace's login form).
+    login_limits: pages::IpLimits,
     /// The archived campaigns' renderings, kept.
     archive: Archive,
 }
@@ -68,9 +73,14 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
         ctx,
         pages,
         limits: pages::IpLimits::default(),
+        login_limits: pages::IpLimits::default(),
         archive: Archive::new(),
     });
-    Ok(Router::new()
+    let mut router = Router::new();
+    if web.ctx.config.admin.enabled {
+        router = router.merge(admin::router(web.clone()));
+    }
+    Ok(router
         .route("/", get(pages::index))
         .route("/style.css", get(style))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -135,20 +145,24 @@ async fn harden(request: Request, next: Next) -> Response {
         .strip_prefix("/lists/")
         .and_then(|rest| rest.strip_suffix("/form"))
         .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    // A page that brings its own policy keeps it (the workspace's preview
+    // of a newsletter, whose HTML carries inline styles).
     if !snippet {
         // The embeddable snippet is the one thing meant to live on other
         // sites; everything else refuses to be framed.
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' data: https:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-            ),
-        );
+        if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            );
+        }
     }
     if path.starts_with("/confirm/")
         || path.starts_with("/unsubscribe/")
         || path.starts_with("/lists/")
+        || path == "/admin"
+        || path.starts_with("/admin/")
     {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -40,6 +40,11 @@ pub(super) struct IpLimits {
 
 impl IpLimits {
     fn allow(&self, ip: IpAddr) -> bool {
+        self.allow_up_to(ip, FORM_POSTS_PER_IP_PER_HOUR)
+    }
+
+    /// Counts one request from `ip`; false past `limit` in the window.
+    pub(super) fn allow_up_to(&self, ip: IpAddr, limit: u32) -> bool {
         let mut map = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         // Keep the map small: forget windows that have run out.
@@ -51,7 +56,7 @@ impl IpLimits {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        entry.1 <= FORM_POSTS_PER_IP_PER_HOUR
+        entry.1 <= limit
     }
 }
 

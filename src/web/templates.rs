@@ -25,6 +25,19 @@ const PAGES: &[&str] = &[
     "archive-item",
     "archive-threads",
     "privacy",
+    "admin-layout",
+    "admin-login",
+    "admin-sent",
+    "admin-link",
+    "admin-overview",
+    "admin-subscribers",
+    "admin-person",
+    "admin-campaigns",
+    "admin-new",
+    "admin-approvals",
+    "admin-report",
+    "admin-log",
+    "admin-problem",
 ];
 
 macro_rules! builtin_pages {
@@ -46,6 +59,19 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "sv" / "archive-item",
     "sv" / "archive-threads",
     "sv" / "privacy",
+    "sv" / "admin-layout",
+    "sv" / "admin-login",
+    "sv" / "admin-sent",
+    "sv" / "admin-link",
+    "sv" / "admin-overview",
+    "sv" / "admin-subscribers",
+    "sv" / "admin-person",
+    "sv" / "admin-campaigns",
+    "sv" / "admin-new",
+    "sv" / "admin-approvals",
+    "sv" / "admin-report",
+    "sv" / "admin-log",
+    "sv" / "admin-problem",
     "en" / "layout",
     "en" / "form",
     "en" / "index",
@@ -58,6 +84,19 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "en" / "archive-item",
     "en" / "archive-threads",
     "en" / "privacy",
+    "en" / "admin-layout",
+    "en" / "admin-login",
+    "en" / "admin-sent",
+    "en" / "admin-link",
+    "en" / "admin-overview",
+    "en" / "admin-subscribers",
+    "en" / "admin-person",
+    "en" / "admin-campaigns",
+    "en" / "admin-new",
+    "en" / "admin-approvals",
+    "en" / "admin-report",
+    "en" / "admin-log",
+    "en" / "admin-problem",
 ];
 const BUILTIN_CSS: &str = include_str!("../../templates/style.css");
 
@@ -109,6 +148,17 @@ impl Pages {
         name: &str,
         data: &Value,
     ) -> anyhow::Result<String> {
+        self.render_in("layout", lang, name, data)
+    }
+
+    /// [`Pages::render`] into layout `frame` (the workspace has its own).
+    pub(super) fn render_in(
+        &self,
+        frame: &str,
+        lang: Language,
+        name: &str,
+        data: &Value,
+    ) -> anyhow::Result<String> {
         let registry = self.registry(lang);
         let content = registry.render(name, data)?;
         let title = content
@@ -119,7 +169,15 @@ impl Pages {
         let mut layout = data.clone();
         layout["content"] = json!(content);
         layout["title"] = json!(title.trim());
-        Ok(registry.render("layout", &layout)?)
+        Ok(registry.render(layout_name(frame), &layout)?)
+    }
+}
+
+/// `frame` as a registered name (only the two layouts are).
+fn layout_name(frame: &str) -> &'static str {
+    match frame {
+        "admin-layout" => "admin-layout",
+        _ => "layout",
     }
 }
 
@@ -162,7 +220,10 @@ mod tests {
             "is_subscribe": true, "items": [],
         });
         for lang in [Language::Sv, Language::En] {
-            for name in PAGES.iter().filter(|p| !matches!(**p, "layout" | "form")) {
+            for name in PAGES
+                .iter()
+                .filter(|p| !matches!(**p, "layout" | "form" | "admin-layout"))
+            {
                 let page = pages.render(lang, name, &data).unwrap();
                 assert_eq!(page.matches("<h1").count(), 1, "{name} ({lang:?}):\n{page}");
             }
