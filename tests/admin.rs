@@ -901,6 +901,29 @@ fn a_link_runs_out_after_15_minutes_and_a_session_after_12_idle_hours() {
         303,
         "and stays ended"
     );
+
+    // A session kept busy still ends seven days after it began.
+    ask(&d);
+    let token = link_token(&d.wait_mails(1)[0]);
+    let r = call(&d, "POST", &format!("/admin/login/{token}"), None, None);
+    let session = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("utskick_session=")
+        .to_string();
+    for _ in 0..15 {
+        clock.advance(11 * 3600);
+        assert_eq!(call(&d, "GET", "/admin", Some(&session), None).status, 200);
+    }
+    clock.advance(11 * 3600);
+    assert_eq!(
+        call(&d, "GET", "/admin", Some(&session), None).status,
+        303,
+        "7 days after sign-in, however busy"
+    );
 }
 
 #[test]

@@ -42,6 +42,17 @@ pub fn answer(response: &Response, format: Option<Format>, zone: Zone) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cell_keeps_to_one_line_and_carries_no_escape() {
+        assert_eq!(
+            super::printable("a\x1b]0;t\x07\nFORGED\r\u{9b}x"),
+            "a ]0;t  FORGED  x"
+        );
+    }
+}
+
 /// The columns of `audit`, as a table and as CSV.
 const AUDIT_COLUMNS: [&str; 4] = ["at", "who", "what", "detail"];
 
@@ -83,8 +94,20 @@ fn or_empty(v: &Option<String>) -> String {
 /// A table of `rows` under `header`, aligned.
 fn table<T>(header: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<String>) {
     let mut table = vec![header.iter().map(|h| h.to_string()).collect()];
-    table.extend(rows.iter().map(cells));
+    table.extend(
+        rows.iter()
+            .map(|r| cells(r).iter().map(|c| printable(c)).collect()),
+    );
     aligned(&table);
+}
+
+/// `cell` with every control character (a line break, a terminal escape)
+/// shown as a space: a table's cells hold what strangers wrote (subjects,
+/// senders, consent texts), and a row must stay one row of text.
+fn printable(cell: &str) -> String {
+    cell.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// The columns of `ignored`, as a table and as CSV.

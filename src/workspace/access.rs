@@ -18,6 +18,9 @@ use crate::subscription::answer::{base_data, queue_mail};
 pub const LINK_MINUTES: i64 = 15;
 /// A session ends after this long without a request.
 pub const IDLE_HOURS: i64 = 12;
+/// A session ends this long after it began, however busy: a stolen cookie
+/// kept alive does not live for ever.
+pub const MAX_SESSION_DAYS: i64 = 7;
 /// Login links mailed to one mailbox per hour; more asks get the same page
 /// and no mail.
 pub const LINKS_PER_ADDRESS_PER_HOUR: u32 = 5;
@@ -182,10 +185,12 @@ pub fn use_link(ctx: &Context, token: &str) -> anyhow::Result<Option<NewSession>
 
 fn idle_out(s: &Session, now: DateTime<Utc>) -> bool {
     now - s.last_seen >= Duration::hours(IDLE_HOURS)
+        || now - s.created_at >= Duration::days(MAX_SESSION_DAYS)
 }
 
 /// The owner signed in by session `id`, if the session exists, has not
-/// been idle for [`IDLE_HOURS`], and its owner still owns a list. Moves the
+/// been idle for [`IDLE_HOURS`] nor begun [`MAX_SESSION_DAYS`] ago, and
+/// its owner still owns a list. Moves the
 /// session's idle clock (a write at most once a minute, not synced: losing
 /// it in a crash only shortens the session).
 pub fn session_owner(ctx: &Context, id: &str) -> anyhow::Result<Option<String>> {

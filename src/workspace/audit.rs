@@ -8,19 +8,45 @@ use crate::store::{AuditEntry, RECORD_VERSION};
 
 /// Records that `who` did `what` (`detail` in words), in its own write.
 /// The caller syncs before it answers.
+///
+/// Each field is kept to one line without control characters: a detail
+/// carries what an owner typed (a consent text, a `where`), and an entry
+/// must not pass for two, or carry a terminal escape to whoever reads it.
 pub fn record(ctx: &Context, who: &str, what: &str, detail: &str) -> anyhow::Result<()> {
     let entry = AuditEntry {
         v: RECORD_VERSION,
         id: ctx.store.next_id()?,
         at: ctx.now(),
-        who: who.to_string(),
-        what: what.to_string(),
-        detail: detail.to_string(),
+        who: one_line(who),
+        what: one_line(what),
+        detail: one_line(detail),
     };
     ctx.store.write(|tx| {
         tx.record_audit(&entry);
         Ok(())
     })
+}
+
+/// `text` with every control character a space.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Whether `entry` is for the eyes of the owner whose workspace name is
+/// `who` (`OWNER (workspace)`) and who owns the lists `owned`: an entry
+/// about one of those lists (its detail begins `LIST: `), or one the
+/// owner made. Entries about other lists, lists that are gone, or the
+/// whole daemon (a `forget`, a backup) are not theirs.
+pub fn visible_to(entry: &AuditEntry, who: &str, owned: &[&str]) -> bool {
+    if entry.who == who {
+        return true;
+    }
+    entry
+        .detail
+        .split_once(':')
+        .is_some_and(|(list, _)| owned.contains(&list))
 }
 
 /// The log from `since` on, oldest first.

@@ -189,15 +189,14 @@ pub(super) async fn audit(
         Err(e) => return web.unavailable(e),
     };
     let zone = web.ctx.config.timezone;
+    let owned: Vec<&str> = access::owned_lists(&web.ctx, &owner.email)
+        .iter()
+        .map(|l| l.id.as_str())
+        .collect();
+    let who = owner.who();
     let rows: Vec<Value> = entries
         .iter()
-        .filter(|e| {
-            // Details begin "LIST: …" when they concern a list.
-            match e.detail.split_once(':') {
-                Some((list, _)) if web.ctx.lists.get(list).is_some() => web.owned(&owner, list).is_ok(),
-                _ => true,
-            }
-        })
+        .filter(|e| audit::visible_to(e, &who, &owned))
         .map(|e| json!({"at": local_minute(&e.at.to_rfc3339(), zone), "who": e.who, "what": e.what, "detail": e.detail}))
         .collect();
     web.admin_page(

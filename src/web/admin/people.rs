@@ -476,7 +476,8 @@ pub(super) async fn remove(
 
 /// `POST /admin/lists/ID/forget` (email): `forget`, after the question.
 /// It erases the person everywhere, so only an owner of every list the
-/// person is on may do it here (the CLI can always).
+/// person is on may do it here, and only for someone on one of them (the
+/// CLI can always).
 pub(super) async fn forget(
     State(web): State<Shared>,
     Extension(owner): Extension<Owner>,
@@ -497,16 +498,20 @@ pub(super) async fn forget(
         )
         .await
     {
-        Ok(Answer::Person(p)) => p
-            .subscriptions
-            .iter()
-            .any(|s| web.owned(&owner, &s.list).is_err()),
-        _ => false,
+        // Forget acts on the whole daemon: only for someone on one of
+        // this owner's lists and on no other.
+        Ok(Answer::Person(p)) => {
+            p.subscriptions.is_empty()
+                || p.subscriptions
+                    .iter()
+                    .any(|s| web.owned(&owner, &s.list).is_err())
+        }
+        _ => true,
     };
     if elsewhere {
         let message = match list.language {
-            crate::daemon::lists::Language::Sv => "Personen finns också på listor du inte äger; be den som sköter utskick att glömma personen med `utskick forget`.",
-            crate::daemon::lists::Language::En => "This person is also on lists you do not own; ask the administrator to forget them with `utskick forget`.",
+            crate::daemon::lists::Language::Sv => "Personen finns inte på dina listor, eller också på listor du inte äger; be den som sköter utskick att glömma personen med `utskick forget`.",
+            crate::daemon::lists::Language::En => "This person is not on your lists, or also on lists you do not own; ask the administrator to forget them with `utskick forget`.",
         };
         return said(&web, &owner, list, false, message.to_string());
     }
