@@ -42,17 +42,6 @@ pub fn answer(response: &Response, format: Option<Format>, zone: Zone) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_cell_keeps_to_one_line_and_carries_no_escape() {
-        assert_eq!(
-            super::printable("a\x1b]0;t\x07\nFORGED\r\u{9b}x"),
-            "a ]0;t  FORGED  x"
-        );
-    }
-}
-
 /// The columns of `audit`, as a table and as CSV.
 const AUDIT_COLUMNS: [&str; 4] = ["at", "who", "what", "detail"];
 
@@ -218,4 +207,15 @@ pub fn csv_line(fields: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cell_keeps_to_one_line_and_carries_no_escape() {
+        assert_eq!(
+            super::printable("a\x1b]0;t\x07\nFORGED\r\u{9b}x"),
+            "a ]0;t  FORGED  x"
+        );
+    }
 }
