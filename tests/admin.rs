@@ -1083,3 +1083,70 @@ fn the_clis_changes_without_a_daemon_are_in_the_audit_log_too() {
     assert!(!audit.contains("olle@example.org"), "{audit}");
     assert!(audit.contains("(forgotten)"), "{audit}");
 }
+
+/// A discussion list's posts, for its owners only: the workspace shows the
+/// closed `partnerskap` list's threads (authors by name), while the public
+/// archive has none for it, and a newsletter list has no thread page.
+#[test]
+fn the_owners_see_a_closed_discussion_lists_threads() {
+    let mut d = Daemon::start("");
+    for (email, name) in [("anna@example.org", "Anna Berg"), ("bo@example.org", "Bo")] {
+        d.cli_ok(&[
+            "add",
+            "partnerskap",
+            email,
+            "--name",
+            name,
+            "--consent",
+            "test",
+        ]);
+    }
+    d.wait_mails(2);
+    let to = format!("partnerskap@{DOMAIN}");
+    let post = format!(
+        "From: Anna Berg <anna@example.org>\r\nTo: {to}\r\nSubject: Delprojekt 3\r\nMessage-ID: <p1@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nVi ses i Ljusdal.\r\n"
+    );
+    assert!(d.send("anna@example.org", &to, &post).starts_with("250"));
+    d.wait_mails(2);
+    let session = sign_in(&mut d);
+    let overview = call(&d, "GET", "/admin", Some(&session), None);
+    assert!(
+        overview.body.contains("/admin/lists/partnerskap/threads"),
+        "{}",
+        overview.body
+    );
+    let page = call(
+        &d,
+        "GET",
+        "/admin/lists/partnerskap/threads",
+        Some(&session),
+        None,
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Delprojekt 3"), "{}", page.body);
+    assert!(page.body.contains("Anna Berg"), "{}", page.body);
+    assert!(page.body.contains("Vi ses i Ljusdal."), "{}", page.body);
+    assert!(!page.body.contains("anna@example.org"), "{}", page.body);
+    assert_eq!(
+        call(&d, "GET", "/archive/partnerskap/threads", None, None).status,
+        404,
+        "a closed list's posts are not public"
+    );
+    assert_eq!(
+        call(&d, "GET", "/admin/lists/partnerskap/threads", None, None).status,
+        303,
+        "nor there without a session"
+    );
+    assert_eq!(
+        call(
+            &d,
+            "GET",
+            "/admin/lists/lokal-finansiering/threads",
+            Some(&session),
+            None
+        )
+        .status,
+        404,
+        "a newsletter list has no threads"
+    );
+}

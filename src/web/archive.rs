@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::dates::long_date;
 use super::{list_json, site_language, Shared};
-use crate::daemon::lists::Posting;
+use crate::daemon::lists::{List, Posting};
 use crate::mail::html_text::html_to_text;
 
 /// Newest entries in the Atom feed.
@@ -50,19 +50,10 @@ pub(super) async fn archive(State(web): State<Shared>, Path(id): Path<String>) -
     web.page(StatusCode::OK, list.language, "archive", data)
 }
 
-/// A public discussion list's posts as threads (issue 16).
-pub(super) async fn threads(State(web): State<Shared>, Path(id): Path<String>) -> Response {
-    let Some(list) = web
-        .list(&id)
-        .filter(|l| l.public && l.discussion.posting != Posting::Owners)
-    else {
-        return web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
-    };
-    let threads = match crate::campaign::threads::threads(&web.ctx, list) {
-        Ok(t) => t,
-        Err(e) => return web.unavailable(e),
-    };
-    let threads: Vec<Value> = threads
+/// Threads as the thread pages show them: the public archive's and the
+/// workspace's owners-only view.
+pub(crate) fn threads_json(threads: &[crate::campaign::threads::Thread], list: &List) -> Value {
+    threads
         .iter()
         .map(|t| {
             json!({
@@ -78,10 +69,24 @@ pub(super) async fn threads(State(web): State<Shared>, Path(id): Path<String>) -
                 })).collect::<Vec<_>>(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// A public discussion list's posts as threads (issue 16).
+pub(super) async fn threads(State(web): State<Shared>, Path(id): Path<String>) -> Response {
+    let Some(list) = web
+        .list(&id)
+        .filter(|l| l.public && l.discussion.posting != Posting::Owners)
+    else {
+        return web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
+    };
+    let threads = match crate::campaign::threads::threads(&web.ctx, list) {
+        Ok(t) => t,
+        Err(e) => return web.unavailable(e),
+    };
     let data = json!({
         "list": list_json(list),
-        "threads": threads,
+        "threads": threads_json(&threads, list),
         "post_address": crate::daemon::lists::list_address(list, "", None, &web.ctx.config.domain),
     });
     web.page(StatusCode::OK, list.language, "archive-threads", data)

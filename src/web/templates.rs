@@ -37,6 +37,7 @@ const PAGES: &[&str] = &[
     "admin-approvals",
     "admin-report",
     "admin-log",
+    "admin-threads",
     "admin-problem",
 ];
 
@@ -71,6 +72,7 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "sv" / "admin-approvals",
     "sv" / "admin-report",
     "sv" / "admin-log",
+    "sv" / "admin-threads",
     "sv" / "admin-problem",
     "en" / "layout",
     "en" / "form",
@@ -96,6 +98,7 @@ const BUILTIN_PAGES: &[(&str, &str, &str)] = builtin_pages![
     "en" / "admin-approvals",
     "en" / "admin-report",
     "en" / "admin-log",
+    "en" / "admin-threads",
     "en" / "admin-problem",
 ];
 const BUILTIN_CSS: &str = include_str!("../../templates/style.css");

@@ -81,6 +81,7 @@ pub(super) fn router(web: Shared) -> Router<Shared> {
         .route("/admin/lists/{id}/forget", post(people::forget))
         .route("/admin/lists/{id}/import", post(people::import))
         .route("/admin/lists/{id}/approvals", get(people::approvals))
+        .route("/admin/lists/{id}/threads", get(people::threads))
         .route("/admin/lists/{id}/approve", post(people::approve))
         .route("/admin/lists/{id}/reject", post(people::reject))
         .route(

@@ -86,8 +86,13 @@ pub(super) async fn overview(
             Ok(j) => j,
             Err(e) => return web.unavailable(e),
         };
+        let discussion = web
+            .ctx
+            .lists
+            .get(&row.id)
+            .is_some_and(|l| l.discussion.posting != crate::daemon::lists::Posting::Owners);
         lists.push(json!({
-            "id": row.id, "name": row.name, "counts": counts,
+            "id": row.id, "name": row.name, "counts": counts, "discussion": discussion,
             "waiting": waiting, "held": held,
             "joins": joins, "leaves": leaves,
         }));
@@ -699,4 +704,36 @@ mod tests {
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
     }
+}
+
+/// `GET /admin/lists/ID/threads`: a discussion list's posts as threads,
+/// for its owners, public list or not (a closed list's only view of its
+/// posts outside `utskick threads`).
+pub(super) async fn threads(
+    State(web): State<Shared>,
+    Extension(owner): Extension<Owner>,
+    Path(id): Path<String>,
+) -> Response {
+    let list = match web.owned(&owner, &id) {
+        Ok(l) if l.discussion.posting != crate::daemon::lists::Posting::Owners => l,
+        Ok(_) => {
+            let lang = owner_language_of(&web, &owner.email);
+            return web.admin_problem(StatusCode::NOT_FOUND, lang, "not_found");
+        }
+        Err(r) => return r,
+    };
+    let threads = match crate::campaign::threads::threads(&web.ctx, list) {
+        Ok(t) => t,
+        Err(e) => return web.unavailable(e),
+    };
+    web.admin_page(
+        StatusCode::OK,
+        list.language,
+        "admin-threads",
+        Some(&owner),
+        json!({
+            "list": list_json(list),
+            "threads": crate::web::archive::threads_json(&threads, list),
+        }),
+    )
 }
