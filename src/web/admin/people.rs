@@ -693,19 +693,6 @@ pub(super) async fn reject(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_csv_cell_is_quoted_and_never_a_formula() {
-        assert_eq!(csv_cell("a@b.se"), "a@b.se");
-        assert_eq!(csv_cell("Berg, Anna"), "\"Berg, Anna\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-    }
-}
-
 /// `GET /admin/lists/ID/threads`: a discussion list's posts as threads,
 /// for its owners, public list or not (a closed list's only view of its
 /// posts outside `utskick threads`).
@@ -736,4 +723,17 @@ pub(super) async fn threads(
             "threads": crate::web::archive::threads_json(&threads, list),
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_cell_is_quoted_and_never_a_formula() {
+        assert_eq!(csv_cell("a@b.se"), "a@b.se");
+        assert_eq!(csv_cell("Berg, Anna"), "\"Berg, Anna\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
 }
