@@ -469,3 +469,92 @@ fn a_flowed_post_is_unwrapped_and_keeps_its_own_line_breaks() {
     // "Hälsningar" and "Karin" stay two lines.
     assert!(sent.html.contains("H\u{e4}lsningar<br"), "{}", sent.html);
 }
+
+/// What a campaign led to, bound by the tokens its copies carried: a
+/// reply, a reply that leaves, a delivery report to one copy's VERP
+/// address and a one-click unsubscribe count on the campaign (shown by
+/// `status --json` and the workspace); a forged token counts nowhere.
+#[test]
+fn a_campaign_counts_the_replies_bounces_and_unsubscribes_it_led_to() {
+    let mut d = Daemon::start("");
+    let copies = newsletter_to(
+        &mut d,
+        &[
+            ("anna@example.org", "Anna"),
+            ("bo@example.org", "Bo"),
+            ("cilla@example.org", "Cilla"),
+            ("dan@example.org", "Dan"),
+        ],
+    );
+    let copy = |who: &str| copies.iter().find(|m| m.to == who).unwrap().clone();
+    // The copy's Message-ID names its campaign: utskick.L.cN.sX@D.
+    let id = copy("anna@example.org")
+        .header("Message-ID")
+        .unwrap()
+        .split(".c")
+        .nth(1)
+        .and_then(|t| t.split('.').next())
+        .unwrap()
+        .to_string();
+    // Anna asks a question; Bo replies "avsluta".
+    let a = copy("anna@example.org");
+    let r = d.send(
+        "anna@example.org",
+        &a.reply_to,
+        &gmail_reply(
+            "Anna <anna@example.org>",
+            &a.reply_to,
+            &a.subject,
+            "När är nästa träff?",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    let b = copy("bo@example.org");
+    let r = d.send(
+        "bo@example.org",
+        &b.reply_to,
+        &gmail_reply("Bo <bo@example.org>", &b.reply_to, &b.subject, "avsluta"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    // Cilla's copy bounces.
+    let c = copy("cilla@example.org");
+    let verp = c.reverse_path.clone().unwrap();
+    let r = d.send("", &verp, &dsn(&verp, "cilla@example.org", "5.1.1"));
+    assert!(r.starts_with("250"), "{r}");
+    // Dan leaves by the link (RFC 8058 one-click).
+    let dan = copy("dan@example.org");
+    let link = dan
+        .header("List-Unsubscribe")
+        .unwrap()
+        .split(['<', '>'])
+        .find(|p| p.starts_with("http"))
+        .unwrap()
+        .to_string();
+    let path = link.split_once("//").unwrap().1;
+    let path = &path[path.find('/').unwrap()..];
+    let body = "List-Unsubscribe=One-Click";
+    let (status, _) = common::http::http_raw(
+        &d.http,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    // A forged reply token counts nowhere.
+    let forged = a.reply_to.replacen("reply+", "reply+AAAA", 1);
+    d.send(
+        "eve@example.org",
+        &forged,
+        &plain("eve@example.org", &forged, "Re: x", "hej"),
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["status", &id, "--json"])).unwrap();
+    assert_eq!(
+        status["outcome"],
+        serde_json::json!({"bounced": 1, "unsubscribed": 2, "replies": 1}),
+        "{status}"
+    );
+}

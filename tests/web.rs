@@ -231,6 +231,7 @@ async fn subscribe_confirm_and_unsubscribe_through_the_pages() {
         failed: 0,
         skipped: 0,
         post: None,
+        outcome: Default::default(),
     };
     let s = app
         .ctx

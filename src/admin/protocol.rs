@@ -280,6 +280,9 @@ pub struct CampaignRow {
     /// from older daemons.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipients_when_sent: Option<u64>,
+    /// What its copies led to: bounces, people who left, replies.
+    #[serde(default)]
+    pub outcome: crate::store::Outcome,
 }
 
 impl CampaignRow {
@@ -308,6 +311,7 @@ impl From<&Campaign> for CampaignRow {
             failed: c.failed,
             skipped: c.skipped,
             recipients_when_sent: None,
+            outcome: c.outcome,
         }
     }
 }

@@ -194,6 +194,7 @@ pub(crate) fn put_post(
             sent: 0,
             failed: 0,
             skipped: 0,
+            outcome: Default::default(),
             post: Some(new.meta.clone()),
         };
         tx.put_blob(id, 0, &new.raw);
@@ -283,6 +284,7 @@ pub fn create(ctx: &Context, new: NewCampaign) -> Result<Campaign, CampaignError
             sent: 0,
             failed: 0,
             skipped: 0,
+            outcome: Default::default(),
             post: None,
         };
         for (i, a) in new.content.attachments.iter().enumerate() {

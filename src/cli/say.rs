@@ -135,6 +135,20 @@ pub fn progress(c: &CampaignRow) -> String {
     if !c.status.is_final() {
         parts.push(t(format!("{left} kvar"), format!("{left} left")));
     }
+    // What the copies led to, once anything did.
+    let o = c.outcome;
+    if o.bounced + o.unsubscribed + o.replies > 0 {
+        parts.push(t(
+            format!(
+                "sedan {} studsar, {} lämnade listan, {} svar",
+                o.bounced, o.unsubscribed, o.replies
+            ),
+            format!(
+                "since then {} bounced, {} left the list, {} replies",
+                o.bounced, o.unsubscribed, o.replies
+            ),
+        ));
+    }
     parts.join(", ")
 }
 
@@ -575,6 +589,7 @@ mod tests {
             failed: 2,
             skipped: 0,
             recipients_when_sent: None,
+            outcome: Default::default(),
         }
     }
 
@@ -598,6 +613,19 @@ mod tests {
             Lang::En => "309 of 312 sent, 2 failed, 1 skipped",
         };
         assert_eq!(progress(&done), want);
+        let led = CampaignRow {
+            outcome: utskick::store::Outcome {
+                bounced: 3,
+                unsubscribed: 1,
+                replies: 2,
+            },
+            ..done.clone()
+        };
+        let want = match lang() {
+            Lang::Sv => "309 av 312 skickade, 2 misslyckade, 1 hoppades över, sedan 3 studsar, 1 lämnade listan, 2 svar",
+            Lang::En => "309 of 312 sent, 2 failed, 1 skipped, since then 3 bounced, 1 left the list, 2 replies",
+        };
+        assert_eq!(progress(&led), want);
         assert!(campaign_line(&done, Zone::STOCKHOLM).contains("08:14 CET"));
     }
 }

@@ -107,8 +107,9 @@ pub fn add_bounce(
 
 /// What binds a report to a mail we sent.
 enum Binding {
-    /// A newsletter token: the subscriber it names.
-    Copy(Subscriber),
+    /// A newsletter token: the subscriber it names, and the campaign whose
+    /// copy carried it.
+    Copy(Subscriber, u32),
     /// A probe token: the subscriber, and the probe's time of issue.
     Probe(Subscriber, u32),
 }
@@ -116,7 +117,7 @@ enum Binding {
 impl Binding {
     fn subscriber(&self) -> &Subscriber {
         match self {
-            Binding::Copy(s) | Binding::Probe(s, _) => s,
+            Binding::Copy(s, _) | Binding::Probe(s, _) => s,
         }
     }
 }
@@ -135,8 +136,8 @@ enum Unbound {
 /// The subscriber a verified VERP token names on `list`: a newsletter
 /// token, or a probe token.
 fn verp_binding(ctx: &Context, list: &List, token: &str) -> anyhow::Result<Option<Binding>> {
-    if let Some((s, _)) = subscriber_of(ctx, list, token)? {
-        return Ok(Some(Binding::Copy(s)));
+    if let Some((s, t)) = subscriber_of(ctx, list, token)? {
+        return Ok(Some(Binding::Copy(s, t.issued)));
     }
     let Some(t) = Token::decode(token) else {
         return Ok(None);
@@ -161,7 +162,7 @@ fn original_binding(
     let mut found: Option<Binding> = None;
     for t in bounce::original_tokens(msg) {
         let b = match token_subscriber(ctx, Some(list), &t)? {
-            Some(s) => Binding::Copy(s),
+            Some(s) => Binding::Copy(s, t.issued),
             None => match probe_binding(ctx, list, &t)? {
                 Some(b) => b,
                 None => continue,
@@ -284,9 +285,9 @@ fn count(
     }
     let now = ctx.now();
     let threshold = ctx.config.limits.bounce_threshold;
-    let probe_issued = match &b {
-        Binding::Probe(_, issued) => Some(*issued),
-        Binding::Copy(_) => None,
+    let (probe_issued, campaign) = match &b {
+        Binding::Probe(_, issued) => (Some(*issued), None),
+        Binding::Copy(_, campaign) => (None, Some(u64::from(*campaign))),
     };
     let id = b.subscriber().id;
     let counted = ctx.store.write(|tx| {
@@ -311,6 +312,9 @@ fn count(
         let reason = failure.and_then(|f| f.reason.as_deref());
         add_bounce(&mut s, permanent, reason, threshold, now);
         tx.put_subscriber(&s);
+        if let Some(c) = campaign {
+            tx.count_outcome(c, crate::store::Led::Bounce)?;
+        }
         Ok(true)
     })?;
     if !counted {

@@ -65,6 +65,7 @@ pub fn reply(
             ctx.store.write(|tx| {
                 if let Some(fresh) = tx.subscriber(&list.id, &s.email)? {
                     leave(ctx, tx, list, fresh, now)?;
+                    tx.count_outcome(u64::from(t.issued), crate::store::Led::Unsubscribe)?;
                 }
                 Ok(())
             })?;
@@ -190,6 +191,9 @@ pub(crate) fn forward_reply(
     let now = ctx.now();
     ctx.store.write(|tx| {
         enqueue_raw(ctx, tx, list, list.owners.clone(), bytes, now)?;
+        if let Some((_, campaign)) = subscriber {
+            tx.count_outcome(u64::from(campaign), crate::store::Led::Reply)?;
+        }
         Ok(())
     })
 }

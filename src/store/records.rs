@@ -265,6 +265,32 @@ pub struct Campaign {
     /// campaign's blob 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post: Option<PostMeta>,
+    /// What the copies led to after they went.
+    #[serde(default)]
+    pub outcome: Outcome,
+}
+
+/// What a campaign's copies led to, each bound to the campaign by a token
+/// the copy carried (the newsletter token's 32-bit field is the campaign's
+/// number, under its MAC): delivery reports to its VERP address, people
+/// who left by its link, its mailto or a reply, and replies that reached
+/// the owners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    #[serde(default)]
+    pub bounced: u64,
+    #[serde(default)]
+    pub unsubscribed: u64,
+    #[serde(default)]
+    pub replies: u64,
+}
+
+/// One kind of [`Outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Led {
+    Bounce,
+    Unsubscribe,
+    Reply,
 }
 
 /// Who wrote a discussion post, and who gets no copy of it.

@@ -4,7 +4,7 @@ use crate::address;
 use crate::store::error::Result;
 use crate::store::keys::{blob_key, day_of, decode, delivery_key, encode, sub_key, Counter, T};
 use crate::store::records::{
-    Campaign, Delivery, Ignored, OutMail, Pending, Subscriber, MAX_IGNORED, RECORD_VERSION,
+    Campaign, Delivery, Ignored, Led, OutMail, Pending, Subscriber, MAX_IGNORED, RECORD_VERSION,
 };
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -92,6 +92,21 @@ impl Tx<'_> {
     pub fn put_campaign(&mut self, c: &Campaign) {
         self.changes
             .insert((T::Campaigns, c.id.to_be_bytes().to_vec()), Some(encode(c)));
+    }
+
+    /// Counts what a copy of campaign `id` led to; nothing when there is
+    /// no such campaign (a token from before a restore, or a probe's).
+    pub fn count_outcome(&mut self, id: u64, led: Led) -> Result<()> {
+        if let Some(mut c) = self.campaign(id)? {
+            let n = match led {
+                Led::Bounce => &mut c.outcome.bounced,
+                Led::Unsubscribe => &mut c.outcome.unsubscribed,
+                Led::Reply => &mut c.outcome.replies,
+            };
+            *n += 1;
+            self.put_campaign(&c);
+        }
+        Ok(())
     }
 
     pub fn put_blob(&mut self, campaign: u64, index: usize, data: &[u8]) {

@@ -668,6 +668,8 @@ pub fn leave_by_token(
             return Ok(None);
         };
         leave(ctx, tx, list, s, now)?;
+        // The token's 32-bit field is the campaign whose copy carried it.
+        tx.count_outcome(u64::from(token.issued), crate::store::Led::Unsubscribe)?;
         Ok(Some(Left::Now))
     })
 }

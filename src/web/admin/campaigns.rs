@@ -64,6 +64,9 @@ fn campaign_json(
         "scheduled_at": local_minute(&c.scheduled_at, zone),
         "finished_at": c.finished_at.as_deref().map(|t| local_minute(t, zone)),
         "total": c.total, "sent": c.sent, "failed": c.failed, "skipped": c.skipped,
+        // Refused by the relay, or reported back to the VERP address later.
+        "bounced": c.failed + c.outcome.bounced,
+        "unsubscribed": c.outcome.unsubscribed, "replies": c.outcome.replies,
         "remaining": remaining, "rate": rate, "eta": eta,
         "filters": c.filters.join(", "),
         "can_pause": matches!(status.as_str(), "scheduled" | "sending"),

@@ -82,6 +82,14 @@ pub(super) async fn overview(
             .iter()
             .filter(|c| c.list == row.id && word(&c.status) == "draft")
             .count();
+        // Replies to the last 30 days' campaigns: they went to the owners'
+        // mailboxes, and wait there for an answer.
+        let month_ago = (web.ctx.now() - chrono::Duration::days(30)).to_rfc3339();
+        let replies: u64 = campaigns
+            .iter()
+            .filter(|c| c.list == row.id && c.scheduled_at >= month_ago)
+            .map(|c| c.outcome.replies)
+            .sum();
         let (joins, leaves) = match latest(&web, &row.id, lang) {
             Ok(j) => j,
             Err(e) => return web.unavailable(e),
@@ -93,7 +101,7 @@ pub(super) async fn overview(
             .is_some_and(|l| l.discussion.posting != crate::daemon::lists::Posting::Owners);
         lists.push(json!({
             "id": row.id, "name": row.name, "counts": counts, "discussion": discussion,
-            "waiting": waiting, "held": held,
+            "waiting": waiting, "held": held, "replies": replies,
             "joins": joins, "leaves": leaves,
         }));
     }
