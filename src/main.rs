@@ -195,7 +195,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 None if Path::new("utskick.toml").exists() => "utskick.toml".into(),
                 None => "embedded defaults (no utskick.toml)".into(),
             };
-            let (report, ok) = daemon::check::check(&config, &name).await;
+            let sv = cli::say::lang() == cli::say::Lang::Sv;
+            let (report, ok) = daemon::check::check(&config, &name, sv).await;
             print!("{report}");
             return match ok {
                 true => Ok(()),

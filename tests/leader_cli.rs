@@ -407,3 +407,20 @@ fn an_import_that_takes_no_row_of_its_file_fails() {
         "{err}"
     );
 }
+
+/// `check` speaks the locale too: its own words in Swedish under `sv*`,
+/// `ok`/`FAIL` leading each line in both for scripts.
+#[test]
+fn check_follows_the_locale() {
+    let d = Daemon::start("");
+    let sv = d.cli_in(SV, &["check"]);
+    let sv = String::from_utf8_lossy(&sv.stdout).to_string();
+    assert!(sv.contains("ok   konfiguration:"), "{sv}");
+    assert!(sv.contains("ok   mallar: varje systembrev"), "{sv}");
+    assert!(sv.contains("DNS-poster att publicera för"), "{sv}");
+    assert!(!sv.contains("DNS records to publish"), "{sv}");
+    let en = d.cli_in("C", &["check"]);
+    let en = String::from_utf8_lossy(&en.stdout).to_string();
+    assert!(en.contains("ok   configuration:"), "{en}");
+    assert!(en.contains("DNS records to publish for"), "{en}");
+}

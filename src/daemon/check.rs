@@ -112,8 +112,18 @@ pub fn keygen(config: &Config, algorithm: Algorithm) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Runs every check; returns the report and whether all passed.
-pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
+/// Runs every check; returns the report and whether all passed. With
+/// `sv`, the report's own words are Swedish (what the checks quote from
+/// elsewhere, an error or a path, stays as it is); `ok`, `FAIL` and
+/// `WARN` lead each line in both, for scripts.
+pub async fn check(config: &Config, config_name: &str, sv: bool) -> (String, bool) {
+    let tr = |sv_text: &str, en_text: &str| -> String {
+        if sv {
+            sv_text.to_string()
+        } else {
+            en_text.to_string()
+        }
+    };
     let mut out = String::new();
     let mut ok = true;
     let mut line = |passed: bool, what: &str, detail: String| {
@@ -124,15 +134,19 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
             if passed { "ok  " } else { "FAIL" }
         );
     };
-    line(true, "configuration", config_name.to_string());
+    line(
+        true,
+        &tr("konfiguration", "configuration"),
+        config_name.to_string(),
+    );
     let lists = match Lists::for_config(config) {
         Ok(l) => {
             let ids: Vec<_> = l.iter().map(|l| l.id.clone()).collect();
             line(
                 !ids.is_empty(),
-                "lists",
+                &tr("listor", "lists"),
                 if ids.is_empty() {
-                    "none in lists_dir".into()
+                    tr("inga i lists_dir", "none in lists_dir")
                 } else {
                     ids.join(", ")
                 },
@@ -140,7 +154,7 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
             l
         }
         Err(e) => {
-            line(false, "lists", format!("{e:#}"));
+            line(false, &tr("listor", "lists"), format!("{e:#}"));
             Lists::default()
         }
     };
@@ -176,41 +190,55 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
                 }
             }
             let detail = if failures.is_empty() {
-                "every system mail and layout renders with sample data".to_string()
+                tr(
+                    "varje systembrev och layout går att fylla med exempeldata",
+                    "every system mail and layout renders with sample data",
+                )
             } else {
                 failures.join("; ")
             };
-            line(failures.is_empty(), "templates", detail);
+            line(failures.is_empty(), &tr("mallar", "templates"), detail);
         }
-        Err(e) => line(false, "templates", format!("{e:#}")),
+        Err(e) => line(false, &tr("mallar", "templates"), format!("{e:#}")),
     }
     match crate::web::Pages::load(&config.templates_dir) {
-        Ok(_) => line(true, "web pages", "compile".into()),
-        Err(e) => line(false, "web pages", format!("{e:#}")),
+        Ok(_) => line(
+            true,
+            &tr("webbsidor", "web pages"),
+            tr("går att kompilera", "compile"),
+        ),
+        Err(e) => line(false, &tr("webbsidor", "web pages"), format!("{e:#}")),
     }
     match config.outbound.transport {
         TransportKind::File => line(
             true,
-            "outbound",
-            format!(
-                "file transport into {} (no relay to try)",
-                config.outbox_dir().display()
-            ),
+            &tr("utgående", "outbound"),
+            if sv {
+                format!(
+                    "filer i {} (inget relä att pröva)",
+                    config.outbox_dir().display()
+                )
+            } else {
+                format!(
+                    "file transport into {} (no relay to try)",
+                    config.outbox_dir().display()
+                )
+            },
         ),
         TransportKind::Smtp => match Transport::from_config(config) {
             Ok(t) => match t.probe().await {
                 Ok(detail) => line(
                     true,
-                    "relay",
+                    &tr("relä", "relay"),
                     format!("{}: {detail}", config.outbound.relay),
                 ),
                 Err(e) => line(
                     false,
-                    "relay",
+                    &tr("relä", "relay"),
                     format!("{}: {}", config.outbound.relay, e.message),
                 ),
             },
-            Err(e) => line(false, "relay", format!("{e:#}")),
+            Err(e) => line(false, &tr("relä", "relay"), format!("{e:#}")),
         },
     }
     let mut dkim_records = Vec::new();
@@ -229,11 +257,19 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
                         line(
                             true,
                             "dkim",
-                            format!(
-                                "{} with selector {} ({algorithm})",
-                                key.private_key_file.display(),
-                                key.selector
-                            ),
+                            if sv {
+                                format!(
+                                    "{} med selektorn {} ({algorithm})",
+                                    key.private_key_file.display(),
+                                    key.selector
+                                )
+                            } else {
+                                format!(
+                                    "{} with selector {} ({algorithm})",
+                                    key.private_key_file.display(),
+                                    key.selector
+                                )
+                            },
                         );
                         algorithms.push(algorithm);
                         dkim_records.push(format!(
@@ -249,7 +285,10 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
         None => line(
             true,
             "dkim",
-            "not configured: mail goes out unsigned (run `utskick dkim-keygen`)".into(),
+            tr(
+                "inte inställt: breven går ut osignerade (kör `utskick dkim-keygen`)",
+                "not configured: mail goes out unsigned (run `utskick dkim-keygen`)",
+            ),
         ),
     }
     if only_ed25519 {
@@ -257,7 +296,11 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
         // the biggest receivers check.
         let _ = writeln!(
             out,
-            "WARN dkim: only Ed25519 keys sign; Gmail, Microsoft and Yahoo verify RSA only, so there the mail counts as unsigned: add an RSA key (`utskick dkim-keygen`) as a second [[dkim.keys]]"
+            "{}",
+            tr(
+                "WARN dkim: bara Ed25519-nycklar signerar; Gmail, Microsoft och Yahoo kontrollerar bara RSA, så där räknas breven som osignerade: lägg till en RSA-nyckel (`utskick dkim-keygen`) som en andra [[dkim.keys]]",
+                "WARN dkim: only Ed25519 keys sign; Gmail, Microsoft and Yahoo verify RSA only, so there the mail counts as unsigned: add an RSA key (`utskick dkim-keygen`) as a second [[dkim.keys]]",
+            )
         );
     }
     let d = &config.domain;
@@ -267,27 +310,50 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
         .rsplit_once(':')
         .map(|(h, _)| h)
         .unwrap_or_default();
-    let _ = writeln!(out, "\nDNS records to publish for {d}:");
-    let _ = writeln!(
-        out,
-        "  {d}. IN MX 10 mail.{d}.        (the MTA that hands list mail to utskick)"
-    );
+    if sv {
+        let _ = writeln!(out, "\nDNS-poster att publicera för {d}:");
+        let _ = writeln!(
+            out,
+            "  {d}. IN MX 10 mail.{d}.        (e-postservern som lämnar listornas post till utskick)"
+        );
+    } else {
+        let _ = writeln!(out, "\nDNS records to publish for {d}:");
+        let _ = writeln!(
+            out,
+            "  {d}. IN MX 10 mail.{d}.        (the MTA that hands list mail to utskick)"
+        );
+    }
     let spf = if config.outbound.transport == TransportKind::Smtp && !relay_host.is_empty() {
         format!("v=spf1 mx a:{relay_host} ~all")
     } else {
         "v=spf1 mx ~all".to_string()
     };
-    let _ = writeln!(out, "  {d}. IN TXT \"{spf}\"        (SPF: who may send as {d}; include your relay's own SPF if it has one)");
+    if sv {
+        let _ = writeln!(out, "  {d}. IN TXT \"{spf}\"        (SPF: vem som får skicka som {d}; ta med reläets egen SPF om det har en)");
+    } else {
+        let _ = writeln!(out, "  {d}. IN TXT \"{spf}\"        (SPF: who may send as {d}; include your relay's own SPF if it has one)");
+    }
     for r in &dkim_records {
         let _ = writeln!(out, "  {r}");
     }
     if dkim_records.is_empty() {
         let _ = writeln!(
             out,
-            "  (DKIM: run `utskick dkim-keygen` and publish the record it prints)"
+            "  {}",
+            tr(
+                "(DKIM: kör `utskick dkim-keygen` och publicera posten det skriver ut)",
+                "(DKIM: run `utskick dkim-keygen` and publish the record it prints)",
+            )
         );
     }
-    let _ = writeln!(out, "  _dmarc.{d}. IN TXT \"v=DMARC1; p=none; rua=mailto:postmaster@{d}\"   (start with p=none, tighten to quarantine once reports are clean)");
+    let _ = writeln!(
+        out,
+        "  _dmarc.{d}. IN TXT \"v=DMARC1; p=none; rua=mailto:postmaster@{d}\"   {}",
+        tr(
+            "(börja med p=none, skärp till quarantine när rapporterna är rena)",
+            "(start with p=none, tighten to quarantine once reports are clean)",
+        )
+    );
     (out, ok)
 }
 
