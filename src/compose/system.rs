@@ -515,6 +515,7 @@ mod tests {
                     "moderate-post" => with(&post, json!({
                         "author": "asa.oberg@example.org",
                         "author_name": "Åsa Öberg",
+                        "envelope": "bounce@mailer.example.net",
                         "reason": if lang == "sv" { "avsändaren är inte medlem i listan" } else { "the sender is not a member of the list" },
                     })),
                     "post-held" => with(&base, json!({
@@ -577,6 +578,11 @@ mod tests {
                 "member-setting",
                 with(&base, json!({"setting": "nodigest"})),
             ),
+            (
+                "member-setting-confirm-digest",
+                "member-setting",
+                with(&base, json!({"setting": "digest", "confirm": true})),
+            ),
         ]);
         cases
     }
@@ -631,7 +637,7 @@ mod tests {
                 check_copy(&what, mail, data["token"].as_str().unwrap(), &r);
             }
         }
-        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 9));
+        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 10));
         assert!(
             differs.is_empty(),
             "{} (run with UPDATE_EXPECT=1 if the change is intended)",

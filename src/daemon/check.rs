@@ -252,6 +252,9 @@ pub async fn check(config: &Config, config_name: &str) -> (String, bool) {
             "not configured: mail goes out unsigned (run `utskick dkim-keygen`)".into(),
         ),
     }
+    if let Some(warning) = crate::daemon::dmarc::stub_warning() {
+        let _ = writeln!(out, "WARN dmarc: {warning}");
+    }
     if only_ed25519 {
         // A warning, not a failure: the mail is signed, just not in a way
         // the biggest receivers check.

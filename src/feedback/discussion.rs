@@ -187,6 +187,11 @@ pub fn post(
         .collect();
     let in_reply_to = message_id(msg);
     let author_email = address::normalize(&from);
+    // The envelope sender, shown to the owners when it is not the From
+    // (a forged From is what "accept and add" must not trust).
+    let envelope = reverse_path
+        .filter(|r| !r.is_empty() && !address::normalize(r).eq_ignore_ascii_case(&author_email))
+        .map(address::header_safe);
     let author_key = format!("post-held\0{}\0{}", list.id, address::mailbox(&from));
     ctx.store.write(|tx| {
         let pending = Pending {
@@ -222,6 +227,9 @@ pub fn post(
             data["post_subject"] = json!(subject);
             data["author"] = json!(author_email);
             data["author_name"] = json!(name);
+            if let Some(env) = envelope.as_ref() {
+                data["envelope"] = json!(env);
+            }
             data["reason"] = json!(reason);
             data["preview"] = json!(preview);
             data["attachments"] = json!(attachments);
@@ -365,14 +373,20 @@ pub(crate) fn moderate(
             "moderation: this post was decided already",
         ));
     }
+    // By mail, only an owner decides (as `apply_token` refuses an
+    // approval from a non-owner): a forwarded preview is no licence.
+    let who = sender(msg, None).map(|(e, _)| e).unwrap_or_default();
+    if !list.is_owner(&who) {
+        tracing::warn!(list = %list.id, "moderation reply from a non-owner ignored");
+        return Ok(Handled::ignored(
+            "moderation: the reply is not from an owner",
+        ));
+    }
     let decided = match decision(msg, reverse_path, token, &draft.content.subject) {
         Ok(d) => d,
         Err(reason) => return Ok(Handled::ignored(reason)),
     };
     let now = ctx.now();
-    let who = sender(msg, reverse_path)
-        .map(|(e, _)| e)
-        .unwrap_or_default();
     let author = pending
         .attributes
         .get("author")
@@ -384,22 +398,25 @@ pub(crate) fn moderate(
         .cloned()
         .unwrap_or_default();
     let evidence = message_id(msg).unwrap_or_default();
-    // The author becomes a member first, so their own copy is theirs.
-    if decided == Decision::ApproveAndAdd {
-        let consent = format!(
-            "added by list owner {} when approving the post {} ({evidence})",
-            address::header_safe(&who),
-            pending.evidence
-        );
-        if let Err(e) = crate::subscription::by_admin::admin_add(
-            ctx,
+    // "Accept and add" approves the post and invites its author: a From
+    // may be forged, so the address becomes a member only when its owner
+    // confirms (double opt-in, the ordinary confirmation to join).
+    if decided == Decision::ApproveAndAdd && address::is_valid(&author) {
+        let invite = crate::subscription::answer::Request {
             list,
-            &author,
-            Some(&author_name),
-            Default::default(),
-            &consent,
-        ) {
-            tracing::warn!(list = %list.id, error = %e, "could not add the author of an approved post");
+            email: &author,
+            name: &author_name,
+            method: crate::subscription::setting::OWNER_INVITED,
+            evidence: format!(
+                "invited by list owner {} when approving the post {} ({evidence})",
+                address::header_safe(&who),
+                pending.evidence
+            ),
+            in_reply_to: None,
+            attributes: Default::default(),
+        };
+        if let Err(e) = crate::subscription::subscribe(ctx, &invite) {
+            tracing::warn!(list = %list.id, error = %e, "could not invite the author of an approved post");
         }
     }
     ctx.store.write(|tx| {
@@ -447,14 +464,15 @@ pub(crate) fn moderate(
     match decided {
         Decision::Approve => Ok(Handled::done("held post approved by an owner")),
         Decision::Reject(_) => Ok(Handled::done("held post rejected by an owner")),
-        Decision::ApproveAndAdd => Ok(Handled::done("held post approved and its author added")),
+        Decision::ApproveAndAdd => Ok(Handled::done("held post approved and its author invited")),
     }
 }
 
 /// `inte-mig` / `nomail-self` (no copy of one's own posts), `mig-också` /
 /// `metoo` (copies again), `sammandrag` / `digest` (a digest a day) and
-/// `enskilda` / `nodigest` (each post) at `L-request@D`: stored on the
-/// member, confirmed by mail. Someone who is not a member is told so by
+/// `enskilda` / `nodigest` (each post) at `L-request@D`: a confirmation to
+/// the member's own address; the setting changes when they answer it
+/// (`subscription::setting`). Someone who is not a member is told so by
 /// the ordinary help mail (the caller's job).
 pub(crate) fn set_member(
     ctx: &Context,
@@ -463,38 +481,10 @@ pub(crate) fn set_member(
     setting: Setting,
     in_reply_to: Option<String>,
 ) -> anyhow::Result<Option<Handled>> {
-    let now = ctx.now();
-    let email = address::normalize(email);
-    let changed = ctx.store.write(|tx| {
-        let Some(mut s) = tx
-            .subscriber(&list.id, &email)?
-            .filter(|s| s.status == Status::Confirmed)
-        else {
-            return Ok(false);
-        };
-        match setting {
-            Setting::NotMeToo(on) => s.notmetoo = on,
-            Setting::Digest(on) => s.digest = on,
-        }
-        s.updated_at = now;
-        tx.put_subscriber(&s);
-        let mut data = base_data(ctx, list, &s.email, &s.name);
-        data["setting"] = json!(setting.name());
-        queue_mail(
-            ctx,
-            tx,
-            list,
-            "member-setting",
-            &s.email,
-            &s.name,
-            &data,
-            None,
-            AutoSubmitted::Replied,
-            in_reply_to.clone(),
-        )?;
-        Ok(true)
-    })?;
-    Ok(changed.then(|| Handled::done("member setting changed")))
+    let evidence = in_reply_to
+        .clone()
+        .unwrap_or_else(|| "mail without Message-ID".into());
+    crate::subscription::setting::request(ctx, list, email, setting, evidence, in_reply_to)
 }
 
 #[cfg(test)]
