@@ -148,6 +148,20 @@ pub fn post(
     if list.owners.is_empty() {
         return Ok(Handled::ignored("post held, but the list has no owners"));
     }
+    // A flood from one mailbox reaches the owners only so far, as its
+    // questions at `L-request@D` do (`limits.questions_per_day`): the rest
+    // is neither kept nor previewed, only recorded (`utskick ignored`).
+    let preview_key = format!("post-preview\0{}\0{}", list.id, address::mailbox(&from));
+    let per_day = ctx.config.limits.questions_per_day;
+    if !ctx
+        .store
+        .write(|tx| Ok(tx.take_daily(&preview_key, per_day, now)?))?
+    {
+        tracing::info!(list = %list.id, "held post over the sender's daily previews: recorded, not kept");
+        return Ok(Handled::ignored(
+            "post held: this sender's previews to the owners for today were sent already; not kept",
+        ));
+    }
     let draft = campaign::create_post(
         ctx,
         NewPost {

@@ -89,9 +89,21 @@ impl Tx<'_> {
         self.get(T::Campaigns, &id.to_be_bytes())
     }
 
+    /// Writes a campaign. A cancelled post (rejected, expired undecided,
+    /// or cancelled by an admin) is discarded: its raw bytes go with it,
+    /// wherever the cancellation came from.
     pub fn put_campaign(&mut self, c: &Campaign) {
+        if c.post.is_some() && c.status == crate::store::CampaignStatus::Cancelled {
+            self.remove_blob(c.id, 0);
+        }
         self.changes
             .insert((T::Campaigns, c.id.to_be_bytes().to_vec()), Some(encode(c)));
+    }
+
+    /// Deletes a campaign's blob `index`.
+    pub fn remove_blob(&mut self, campaign: u64, index: usize) {
+        self.changes
+            .insert((T::Blobs, blob_key(campaign, index)), None);
     }
 
     pub fn put_blob(&mut self, campaign: u64, index: usize, data: &[u8]) {
