@@ -45,6 +45,8 @@ fn held_reason(lang_sv: bool, why: Hold) -> &'static str {
             "avsändaren har redan skrivit så många inlägg i dag som listan tillåter"
         }
         (Hold::Rate, false) => "the sender has already posted as often today as the list allows",
+        (Hold::SeveralFrom, true) => "avsändarraden (From) namnger fler än en adress",
+        (Hold::SeveralFrom, false) => "the From field names more than one address",
     }
 }
 
@@ -53,6 +55,10 @@ enum Hold {
     NotMember,
     TooBig,
     Rate,
+    /// A From with more than one address: someone besides the member
+    /// (a bank, say) would be named as the post's author. If approved,
+    /// the copies name the first address only (`compose::post`).
+    SeveralFrom,
 }
 
 /// The confirmed member of `list` at `email`, if any.
@@ -111,6 +117,9 @@ pub fn post(
         Posting::Members if !is_member => Some(Hold::NotMember),
         _ => None,
     };
+    if hold.is_none() && msg.from().is_some_and(|f| f.iter().nth(1).is_some()) {
+        hold = Some(Hold::SeveralFrom);
+    }
     if hold.is_none() && raw.len() > d.max_post_bytes {
         hold = Some(Hold::TooBig);
     }
