@@ -5,7 +5,9 @@
 //! `In-Reply-To`, the newest thread first, each thread in reply order.
 //!
 //! The page is for anonymous readers: an author is shown by the name in
-//! their `From:` only, never by address ("–" when they gave none).
+//! their `From:` only, never by address ("–" when they gave none), and
+//! every address in a post's subject and text (an attribution line, a
+//! signature) is shown as `…@domain` (`address::redact_addresses`).
 
 use std::collections::HashMap;
 
@@ -126,10 +128,10 @@ pub fn threads(ctx: &Context, list: &List) -> anyhow::Result<Vec<Thread>> {
                 .unwrap_or_else(|| format!("campaign-{}", c.id)),
             parents,
             post: ArchivedPost {
-                subject,
+                subject: crate::address::redact_addresses(&subject),
                 author,
                 date: c.created_at,
-                text: text.trim_end().to_string(),
+                text: crate::address::redact_addresses(text.trim_end()),
                 depth: 0,
             },
         });
