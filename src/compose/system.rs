@@ -552,6 +552,20 @@ mod tests {
                 with(&base, json!({"discussion": true})),
             ),
             (
+                "post-too-big",
+                "post-held",
+                with(
+                    &base,
+                    json!({
+                        "post_subject": "[Partnerskap] Möte",
+                        "rejected": true,
+                        "too_big": true,
+                        "size_kb": 7300,
+                        "max_kb": 5120,
+                    }),
+                ),
+            ),
+            (
                 "post-rejected",
                 "post-held",
                 with(
@@ -637,7 +651,7 @@ mod tests {
                 check_copy(&what, mail, data["token"].as_str().unwrap(), &r);
             }
         }
-        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 10));
+        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 11));
         assert!(
             differs.is_empty(),
             "{} (run with UPDATE_EXPECT=1 if the change is intended)",

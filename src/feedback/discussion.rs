@@ -39,8 +39,6 @@ fn held_reason(lang_sv: bool, why: Hold) -> &'static str {
     match (why, lang_sv) {
         (Hold::NotMember, true) => "avsändaren är inte medlem i listan",
         (Hold::NotMember, false) => "the sender is not a member of the list",
-        (Hold::TooBig, true) => "inlägget är större än listan tillåter",
-        (Hold::TooBig, false) => "the post is larger than the list allows",
         (Hold::Rate, true) => {
             "avsändaren har redan skrivit så många inlägg i dag som listan tillåter"
         }
@@ -53,7 +51,6 @@ fn held_reason(lang_sv: bool, why: Hold) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hold {
     NotMember,
-    TooBig,
     Rate,
     /// A From with more than one address: someone besides the member
     /// (a bank, say) would be named as the post's author. If approved,
@@ -105,6 +102,11 @@ pub fn post(
             "post: its From or MIME structure cannot be read",
         ));
     }
+    // Larger than the list takes: not kept (a held copy would be the
+    // whole post, from anyone), the author told why, at most once a day.
+    if raw.len() > d.max_post_bytes {
+        return too_big(ctx, list, msg, &from, &name, raw.len());
+    }
     // Envelope and header both: a member's From on someone else's
     // envelope is held (pipe delivery has no envelope: the header alone).
     let author = member(ctx, list, &from)?;
@@ -119,9 +121,6 @@ pub fn post(
     };
     if hold.is_none() && msg.from().is_some_and(|f| f.iter().nth(1).is_some()) {
         hold = Some(Hold::SeveralFrom);
-    }
-    if hold.is_none() && raw.len() > d.max_post_bytes {
-        hold = Some(Hold::TooBig);
     }
     let now = ctx.now();
     if hold.is_none() {
@@ -296,6 +295,53 @@ pub fn post(
     })?;
     tracing::info!(list = %list.id, campaign = draft.id, reason, "discussion post held for the owners");
     Ok(Handled::done("discussion post held for the owners"))
+}
+
+/// A post over `max_post_bytes`: refused, the author told (once a day at
+/// most, so a forged flood makes no flood of notices), recorded among the
+/// ignored messages.
+fn too_big(
+    ctx: &Context,
+    list: &List,
+    msg: &Message<'_>,
+    from: &str,
+    name: &str,
+    size: usize,
+) -> anyhow::Result<Handled> {
+    let author = address::normalize(from);
+    let key = format!("post-held\0{}\0{}", list.id, address::mailbox(&author));
+    let now = ctx.now();
+    let subject = tag_subject(
+        msg.subject().unwrap_or_default(),
+        &list.discussion.subject_tag,
+    );
+    ctx.store.write(|tx| {
+        if address::is_valid(&author) && tx.take_daily(&key, 1, now)? {
+            let mut data = base_data(ctx, list, &author, name);
+            data["post_subject"] = json!(subject);
+            data["rejected"] = json!(true);
+            data["too_big"] = json!(true);
+            data["size_kb"] = json!(size.div_ceil(1024));
+            data["max_kb"] = json!(list.discussion.max_post_bytes / 1024);
+            queue_mail(
+                ctx,
+                tx,
+                list,
+                "post-held",
+                &author,
+                name,
+                &data,
+                None,
+                AutoSubmitted::Replied,
+                message_id(msg),
+            )?;
+        }
+        Ok(())
+    })?;
+    tracing::info!(list = %list.id, size, "discussion post over max_post_bytes refused");
+    Ok(Handled::ignored(
+        "post larger than the list's max_post_bytes: refused, not kept",
+    ))
 }
 
 /// The held post a token stands for: its pending record and draft, when
