@@ -58,9 +58,15 @@ pub(super) async fn threads(State(web): State<Shared>, Path(id): Path<String>) -
     else {
         return web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
     };
-    let threads = match crate::campaign::threads::threads(&web.ctx, list) {
-        Ok(t) => t,
-        Err(e) => return web.unavailable(e),
+    // Reading and parsing the posts is blocking work: off the async
+    // threads, so one slow page holds up no other request.
+    let (ctx, owned) = (web.ctx.clone(), list.clone());
+    let read =
+        tokio::task::spawn_blocking(move || crate::campaign::threads::threads(&ctx, &owned)).await;
+    let threads = match read {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return web.unavailable(e),
+        Err(e) => return web.unavailable(anyhow::anyhow!("reading the threads failed: {e}")),
     };
     let threads: Vec<Value> = threads
         .iter()
