@@ -814,6 +814,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_forwarded_message_keeps_its_header_and_loses_its_script() {
+        let raw = "From: a@example.org\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nSe nedan.\r\n--o\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\nFrom: x@example.com\r\nSubject: inner\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p onclick=\"x()\">Hej</p><script>alert(1)</script>\r\n--o--\r\n";
+        let copy = copy_of(raw, &list(""), false);
+        assert!(!copy.to_lowercase().contains("<script"), "{copy}");
+        assert!(!copy.contains("onclick"), "{copy}");
+        let msg = MessageParser::default().parse(copy.as_bytes()).unwrap();
+        let inner = msg
+            .parts
+            .iter()
+            .find_map(|p| match &p.body {
+                mail_parser::PartType::Message(m) => Some(m),
+                _ => None,
+            })
+            .expect("the forwarded message is still a message/rfc822 part");
+        assert_eq!(inner.subject(), Some("inner"));
+        assert!(inner.body_html(0).unwrap().contains("Hej"), "{copy}");
+    }
+
+    #[test]
     fn attachments_are_kept_or_named() {
         let raw = "From: a@example.org\r\nSubject: Fil\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSe bilagan.\r\n--b\r\nContent-Type: application/pdf; name=\"plan.pdf\"\r\nContent-Disposition: attachment; filename=\"plan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
         let keep = copy_of(raw, &list(""), false);
