@@ -170,6 +170,43 @@ pub fn encode_header(value: &str) -> String {
         .join("\r\n ")
 }
 
+/// `text` with every email address in it shown as `…@domain`, as
+/// Mailman's archive obfuscates them: a public page names no one's
+/// mailbox (an attribution line "Anna <anna@example.org> skrev:", a
+/// signature), and the domain keeps the sense of the line.
+pub fn redact_addresses(text: &str) -> String {
+    let local = |c: char| c.is_alphanumeric() || "._%+-'!#$&*/=?^`{|}~".contains(c);
+    let domain = |c: char| c.is_alphanumeric() || c == '.' || c == '-';
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '@' {
+            let mut start = i;
+            while start > 0 && local(chars[start - 1]) {
+                start -= 1;
+            }
+            let mut end = i + 1;
+            while end < chars.len() && domain(chars[end]) {
+                end += 1;
+            }
+            let host: String = chars[i + 1..end].iter().collect();
+            let host = host.trim_end_matches('.');
+            if start < i && host.contains('.') {
+                // The local part is already in `out`: take it back.
+                let taken: usize = chars[start..i].iter().map(|c| c.len_utf8()).sum();
+                out.truncate(out.len() - taken);
+                out.push_str("…@");
+                i += 1;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +287,19 @@ mod tests {
             assert!(is_system_sender(s), "{s}");
         }
         assert!(!is_system_sender("asa@x.se"));
+    }
+
+    #[test]
+    fn addresses_are_redacted_in_archived_text() {
+        assert_eq!(
+            redact_addresses("Den 1 dec. skrev Anna Berg <anna.berg@example.org>:"),
+            "Den 1 dec. skrev Anna Berg <…@example.org>:"
+        );
+        assert_eq!(redact_addresses("mejla bo@ek.se."), "mejla …@ek.se.");
+        assert_eq!(
+            redact_addresses("kl 12 @ hemma, @home"),
+            "kl 12 @ hemma, @home"
+        );
+        assert_eq!(redact_addresses("åsa@exempel.se"), "…@exempel.se");
     }
 }

@@ -36,6 +36,8 @@ pub enum Purpose {
     Approve,
     /// An owner's approval of the post they mailed to the list.
     Post,
+    /// A member's confirmation of a delivery setting (issue 16).
+    Setting,
     /// Newsletter tokens (reply, unsubscribe link, VERP): the id is the
     /// subscriber's, and the 32-bit field that holds the issue time in
     /// confirmation tokens holds the campaign number. They do not expire:
@@ -54,6 +56,7 @@ impl Purpose {
             Purpose::ConfirmUnsubscribe => b"confirm-unsubscribe",
             Purpose::Approve => b"approve",
             Purpose::Post => b"post",
+            Purpose::Setting => b"member-setting",
             Purpose::Subscriber => b"subscriber",
             Purpose::Probe => b"probe",
         }

@@ -295,7 +295,7 @@ fn a_strangers_post_is_held_approved_by_reply_and_a_second_is_rejected() {
 }
 
 #[test]
-fn accept_and_add_makes_the_author_a_member() {
+fn accept_and_add_approves_the_post_and_invites_the_author() {
     let mut d = Daemon::start("");
     members(&mut d, &["anna@example.org"]);
     let p = post("Eva <eva@example.net>", "Hej", "s3@example.net", "", "Hej!");
@@ -310,19 +310,55 @@ fn accept_and_add_makes_the_author_a_member() {
         "Godkänn och lägg till",
     );
     assert!(d.send(OWNER, &to_owner.reply_to, &yes).starts_with("250"));
-    // Her welcome, and the post to both members (her own copy too).
-    let mails = d.wait_mails(3);
+    // The post goes to the members (Anna), and Eva is invited: a From
+    // may be forged, so she becomes a member only when she confirms.
+    let mails = d.wait_mails(2);
+    assert_ne!(
+        d.status_of("partnerskap", "eva@example.net").as_deref(),
+        Some("confirmed")
+    );
+    let copy = mails
+        .iter()
+        .find(|m| m.subject == "[Partnerskap] Hej")
+        .expect("the post went out");
+    assert_eq!(copy.to, "anna@example.org");
+    let invite = mails
+        .iter()
+        .find(|m| m.to == "eva@example.net")
+        .expect("an invitation to Eva");
+    assert!(invite.reply_to.starts_with("partnerskap-confirm+"));
+    let yes = plain(
+        "eva@example.net",
+        &invite.reply_to,
+        &format!("Re: {}", invite.subject),
+        "ja",
+    );
+    assert!(d
+        .send("eva@example.net", &invite.reply_to, &yes)
+        .starts_with("250"));
+    d.wait_mails(1);
     assert_eq!(
         d.status_of("partnerskap", "eva@example.net").as_deref(),
         Some("confirmed")
     );
-    assert_eq!(
-        mails
-            .iter()
-            .filter(|m| m.subject == "[Partnerskap] Hej")
-            .count(),
-        2
+}
+
+/// Takes the confirmation of a member setting sent to `who`, answers it
+/// from `who`, and returns the mail that says the setting is changed.
+fn confirm_setting(d: &mut Daemon, who: &str) -> Mail {
+    let ask = d.wait_mails(1).remove(0);
+    assert_eq!(ask.to, who);
+    assert!(ask.subject.starts_with("Bekräfta"), "{}", ask.subject);
+    assert!(
+        ask.reply_to.starts_with("partnerskap-confirm+"),
+        "{}",
+        ask.reply_to
     );
+    let yes = plain(who, &ask.reply_to, &format!("Re: {}", ask.subject), "ja");
+    assert!(d.send(who, &ask.reply_to, &yes).starts_with("250"));
+    let said = d.wait_mails(1).remove(0);
+    assert_eq!(said.to, who);
+    said
 }
 
 #[test]
@@ -335,8 +371,8 @@ fn a_member_who_says_inte_mig_gets_no_copy_of_their_own_posts() {
         &plain("anna@example.org", &list_addr("-request"), "inte-mig", ""),
     );
     assert!(r.starts_with("250"), "{r}");
-    let said = d.wait_mails(1).remove(0);
-    assert_eq!(said.to, "anna@example.org");
+    // Only the person changes their subscription: a confirmation first.
+    let said = confirm_setting(&mut d, "anna@example.org");
     assert!(said.subject.contains("inga kopior"), "{}", said.subject);
     let p = post(
         "Anna <anna@example.org>",
@@ -362,7 +398,7 @@ fn a_member_who_says_inte_mig_gets_no_copy_of_their_own_posts() {
         ),
     );
     assert!(r.starts_with("250"), "{r}");
-    d.wait_mails(1);
+    confirm_setting(&mut d, "anna@example.org");
     let p = post(
         "Anna <anna@example.org>",
         "Igen",
@@ -502,7 +538,7 @@ fn a_member_who_chose_the_digest_gets_one_a_day() {
         &plain("anna@example.org", &list_addr("-request"), "sammandrag", ""),
     );
     assert!(r.starts_with("250"), "{r}");
-    let said = d.wait_mails(1).remove(0);
+    let said = confirm_setting(&mut d, "anna@example.org");
     assert!(said.subject.contains("sammandrag"), "{}", said.subject);
     for (subject, id) in [("Möte", "g1@example.org"), ("Protokoll", "g2@example.org")] {
         let p = post("Bo <bo@example.org>", subject, id, "", "Hej alla!");
@@ -721,7 +757,7 @@ fn limits_hold_a_members_post_and_anyone_lets_a_stranger_post() {
     send(&d, "anna@example.org", &samtal, "l2@example.org", "Igen!");
     let (to_owner, _) = moderation(&mut d, "anna@example.org");
     assert!(to_owner.text.contains("redan skrivit"), "{}", to_owner.text);
-    // Too big: held too.
+    // Too big: refused, not kept; the author is told why.
     send(
         &d,
         "bo@example.org",
@@ -729,8 +765,9 @@ fn limits_hold_a_members_post_and_anyone_lets_a_stranger_post() {
         "l3@example.org",
         &"x".repeat(3000),
     );
-    let (to_owner, _) = moderation(&mut d, "bo@example.org");
-    assert!(to_owner.text.contains("större"), "{}", to_owner.text);
+    let told = d.wait_mails(1).remove(0);
+    assert_eq!(told.to, "bo@example.org");
+    assert!(told.text.contains("större"), "{}", told.text);
     // Anyone may post to torget; the From stays the author's (never).
     let torget = format!("torget@{DOMAIN}");
     send(

@@ -16,6 +16,10 @@ use crate::store::{CampaignStatus, Kind, PostMeta};
 
 /// Posts in one digest at most; the rest wait for the next day's.
 pub const MAX_POSTS_PER_DIGEST: usize = 200;
+/// The posts' bytes in one digest at most (10 MiB, under what the big
+/// providers accept); the posts past it wait for the next day's. A
+/// single post bigger than this still goes, alone.
+pub const MAX_DIGEST_BYTES: usize = 10 * 1024 * 1024;
 
 /// Makes each discussion list's digest when its day has come: at most one
 /// a day per list (a note in the store says it was made, so a restart
@@ -58,6 +62,7 @@ pub fn make_due(ctx: &Context, seen: &mut HashMap<String, NaiveDate>) -> anyhow:
         posts.truncate(MAX_POSTS_PER_DIGEST);
         let sv = list.language == Language::Sv;
         let mut parsed = Vec::new();
+        let (mut bytes, mut taken) = (0usize, 0usize);
         for c in &posts {
             let raw = ctx
                 .store
@@ -65,10 +70,17 @@ pub fn make_due(ctx: &Context, seen: &mut HashMap<String, NaiveDate>) -> anyhow:
                 .into_iter()
                 .next()
                 .unwrap_or_default();
+            if taken > 0 && bytes + raw.len() > MAX_DIGEST_BYTES {
+                break;
+            }
+            bytes += raw.len();
+            taken += 1;
             if let Some(p) = Post::parse(&raw, list.discussion.attachments, sv) {
                 parsed.push(p);
             }
         }
+        // Only the posts in this digest are marked as digested.
+        posts.truncate(taken);
         let day = (today - chrono::Days::new(1))
             .format("%Y-%m-%d")
             .to_string();

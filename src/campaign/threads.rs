@@ -5,7 +5,9 @@
 //! `In-Reply-To`, the newest thread first, each thread in reply order.
 //!
 //! The page is for anonymous readers: an author is shown by the name in
-//! their `From:` only, never by address ("–" when they gave none).
+//! their `From:` only, never by address ("–" when they gave none), and
+//! every address in a post's subject and text (an attribution line, a
+//! signature) is shown as `…@domain` (`address::redact_addresses`).
 
 use std::collections::HashMap;
 
@@ -17,6 +19,11 @@ use crate::store::{CampaignStatus, Kind};
 
 /// Threads on the page at most; older ones are not shown.
 pub const MAX_THREADS: usize = 100;
+/// The newest posts read for the page at most: a request's work is
+/// bounded however long the list has run (older posts are not shown).
+pub const MAX_POSTS_READ: usize = 1000;
+/// The longest text shown of one post (characters); the rest is cut.
+pub const MAX_TEXT_CHARS: usize = 20_000;
 
 /// One post in a thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +58,14 @@ fn ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
     }
 }
 
+/// `text` cut at [`MAX_TEXT_CHARS`], with "…" where it was cut.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((at, _)) => format!("{}\n…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// Threads as text, for the owners (`utskick threads LIST`): each
 /// thread's subject, then its posts indented by their depth.
 pub fn as_text(threads: &[Thread], list: &List) -> String {
@@ -79,14 +94,20 @@ pub fn as_text(threads: &[Thread], list: &List) -> String {
 /// A discussion list's distributed posts as threads, newest thread first.
 pub fn threads(ctx: &Context, list: &List) -> anyhow::Result<Vec<Thread>> {
     let mut read: Vec<Read> = Vec::new();
-    for c in ctx.store.campaigns()? {
-        let is_post = c.list == list.id
-            && c.content.kind == Kind::Post
-            && c.post.as_ref().is_some_and(|p| !p.digest)
-            && matches!(c.status, CampaignStatus::Sending | CampaignStatus::Done);
-        if !is_post {
-            continue;
-        }
+    let mut posts: Vec<_> = ctx
+        .store
+        .campaigns()?
+        .into_iter()
+        .filter(|c| {
+            c.list == list.id
+                && c.content.kind == Kind::Post
+                && c.post.as_ref().is_some_and(|p| !p.digest)
+                && matches!(c.status, CampaignStatus::Sending | CampaignStatus::Done)
+        })
+        .collect();
+    posts.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+    posts.truncate(MAX_POSTS_READ);
+    for c in posts {
         let raw = ctx
             .store
             .blobs(c.id)?
@@ -126,10 +147,10 @@ pub fn threads(ctx: &Context, list: &List) -> anyhow::Result<Vec<Thread>> {
                 .unwrap_or_else(|| format!("campaign-{}", c.id)),
             parents,
             post: ArchivedPost {
-                subject,
+                subject: crate::address::redact_addresses(&subject),
                 author,
                 date: c.created_at,
-                text: text.trim_end().to_string(),
+                text: crate::address::redact_addresses(&clip(text.trim_end())),
                 depth: 0,
             },
         });

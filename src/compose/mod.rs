@@ -9,6 +9,7 @@ pub mod mime;
 pub mod newsletter;
 pub mod plaintext;
 pub mod post;
+pub mod post_fields;
 pub mod sanitize;
 pub mod system;
 pub mod templates;

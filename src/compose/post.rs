@@ -14,6 +14,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 
 use crate::address;
 use crate::compose::dkim::{field_name, fields};
+use crate::compose::post_fields;
 use crate::compose::system::{list_id, DkimKeys};
 use crate::daemon::lists::{self, Attachments, AuthorIn, Language, List, ReplyTo};
 
@@ -202,10 +203,16 @@ impl Post {
         let mut content = Vec::new();
         for f in &head {
             let name = field_name(f);
+            // A field with a line over 998 octets is refolded, or dropped
+            // when it cannot be (RFC 5322 2.1.1).
+            let Some(f) = post_fields::fit(f) else {
+                continue;
+            };
+            let f = &f[..];
             if name == "from" {
-                from_field = [*f, b"\r\n"].concat();
+                from_field = [f, b"\r\n"].concat();
             } else if name == "reply-to" {
-                reply_to_field = Some([*f, b"\r\n"].concat());
+                reply_to_field = Some([f, b"\r\n"].concat());
             } else if name.starts_with("content-") {
                 content.extend_from_slice(f);
                 content.extend_from_slice(b"\r\n");
@@ -213,6 +220,11 @@ impl Post {
                 kept.extend_from_slice(f);
                 kept.extend_from_slice(b"\r\n");
             }
+        }
+        // A From with several addresses (RFC 5322 3.6.2 wants a Sender,
+        // providers refuse it) goes on with the first, the author's, only.
+        if msg.from().is_some_and(|f| f.iter().nth(1).is_some()) || from_field.is_empty() {
+            from_field = format!("From: {}\r\n", mailbox(&author_name, &author_email)).into_bytes();
         }
         let root = msg.root_part();
         let is_text_plain = root.content_type().is_none_or(|ct| {
@@ -253,8 +265,17 @@ impl Post {
             if content.is_empty() {
                 content.extend_from_slice(b"Content-Type: text/plain; charset=us-ascii\r\n");
             }
+            // HTML at any depth (a forwarded message's too), a part that
+            // names its type twice, or attachments to replace: rebuilt.
             let touch = msg.parts.iter().enumerate().any(|(i, p)| {
-                matches!(p.body, mail_parser::PartType::Html(_))
+                matches!(
+                    p.body,
+                    mail_parser::PartType::Html(_) | mail_parser::PartType::Message(_)
+                ) || post_fields::repeated_type(
+                    raw.get(p.offset_header as usize..p.offset_body as usize)
+                        .unwrap_or_default(),
+                )
+                .is_some()
                     || (attachments != Attachments::Keep && msg.attachments.contains(&(i as u32)))
             });
             if touch {
@@ -264,6 +285,7 @@ impl Post {
                     raw: &raw,
                     attachments,
                     sv,
+                    depth: 0,
                 };
                 match rebuilt.part(0, &mut body) {
                     Some(fields) => Body::Wrapped {
@@ -492,30 +514,28 @@ struct Rebuild<'a> {
     raw: &'a [u8],
     attachments: Attachments,
     sv: bool,
+    /// How many forwarded messages this one is inside.
+    depth: usize,
 }
+
+/// The deepest forwarded message (message/rfc822 in message/rfc822 …)
+/// rebuilt; a post nested deeper does not parse.
+const MAX_NESTED: usize = 8;
 
 impl Rebuild<'_> {
     /// Writes part `id`'s body into `out` and returns its Content-* fields
     /// (CRLF after each).
     fn part(&self, id: usize, out: &mut Vec<u8>) -> Option<Vec<u8>> {
         let p = self.msg.parts.get(id)?;
-        let own_fields = || {
-            let head = self
-                .raw
-                .get(p.offset_header as usize..p.offset_body as usize)
-                .unwrap_or_default();
-            let (fs, _) = fields(head);
-            let mut v = Vec::new();
-            for f in fs
-                .into_iter()
-                .filter(|f| field_name(f).starts_with("content-"))
-            {
-                v.extend_from_slice(f);
-                v.extend_from_slice(b"\r\n");
-            }
-            v
-        };
+        let head = self
+            .raw
+            .get(p.offset_header as usize..p.offset_body as usize)
+            .unwrap_or_default();
+        let own_fields = || post_fields::content_fields(head);
         let is_attachment = id != 0 && self.msg.attachments.contains(&(id as u32));
+        // Two Content-Types, one of them HTML: readers differ in which
+        // they go by, so the part is HTML, sanitised, under one type.
+        let html_twice = post_fields::repeated_type(head) == Some(true);
         match &p.body {
             _ if is_attachment && self.attachments != Attachments::Keep => {
                 let name = p
@@ -537,6 +557,17 @@ impl Rebuild<'_> {
                 out.extend(crlf(&body.into_vec()));
                 Some(fields.into_bytes())
             }
+            _ if html_twice && !matches!(p.body, mail_parser::PartType::Multipart(_)) => {
+                let clean = crate::compose::sanitize::html(&String::from_utf8_lossy(p.contents()));
+                let body = lettre::message::Body::new(clean);
+                let fields = format!(
+                    "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: {}\r\n",
+                    body.encoding()
+                );
+                out.extend(crlf(&body.into_vec()));
+                Some(fields.into_bytes())
+            }
+            mail_parser::PartType::Message(inner) => self.forwarded(p, inner, out),
             mail_parser::PartType::Html(html) => {
                 let clean = crate::compose::sanitize::html(html);
                 let body = lettre::message::Body::new(clean);
@@ -578,6 +609,73 @@ impl Rebuild<'_> {
                 })
             }
         }
+    }
+}
+
+impl Rebuild<'_> {
+    /// A forwarded message (message/rfc822): its own header as it came
+    /// (the fields fitted to the line limit), its body rebuilt like the
+    /// post's, so its HTML passes the sanitiser too.
+    fn forwarded(
+        &self,
+        p: &mail_parser::MessagePart<'_>,
+        inner: &mail_parser::Message<'_>,
+        out: &mut Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        if self.depth >= MAX_NESTED {
+            return None;
+        }
+        // Sent as it is (7bit/8bit): the bytes on the wire; encoded (not
+        // allowed by RFC 2046, but seen): the parser's decoded bytes.
+        let encoded = p.encoding != mail_parser::Encoding::None;
+        let bytes = crlf(if encoded {
+            inner.raw_message()
+        } else {
+            self.raw
+                .get(p.offset_body as usize..p.offset_end as usize)
+                .unwrap_or_default()
+        });
+        let nested = MessageParser::default().parse(&bytes[..])?;
+        let rebuilt = Rebuild {
+            msg: &nested,
+            raw: &bytes,
+            attachments: self.attachments,
+            sv: self.sv,
+            depth: self.depth + 1,
+        };
+        let mut body = Vec::new();
+        let content = rebuilt.part(0, &mut body)?;
+        let (head, _) = fields(&bytes);
+        for f in head {
+            if !field_name(f).starts_with("content-") {
+                if let Some(f) = post_fields::fit(f) {
+                    out.extend_from_slice(&f);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+        out.extend_from_slice(&content);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&body);
+        let disposition = post_fields::content_fields(
+            self.raw
+                .get(p.offset_header as usize..p.offset_body as usize)
+                .unwrap_or_default(),
+        );
+        let inline = String::from_utf8_lossy(&disposition)
+            .to_ascii_lowercase()
+            .contains("content-disposition: inline");
+        Some(
+            format!(
+                "Content-Type: message/rfc822\r\n{}",
+                if inline {
+                    "Content-Disposition: inline\r\n"
+                } else {
+                    "Content-Disposition: attachment\r\n"
+                }
+            )
+            .into_bytes(),
+        )
     }
 }
 
@@ -714,6 +812,25 @@ fn footer(list: &List, domain: &str, copy: &CopyOf<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forwarded_message_keeps_its_header_and_loses_its_script() {
+        let raw = "From: a@example.org\r\nSubject: Fwd\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\nContent-Type: text/plain\r\n\r\nSe nedan.\r\n--o\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\nFrom: x@example.com\r\nSubject: inner\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p onclick=\"x()\">Hej</p><script>alert(1)</script>\r\n--o--\r\n";
+        let copy = copy_of(raw, &list(""), false);
+        assert!(!copy.to_lowercase().contains("<script"), "{copy}");
+        assert!(!copy.contains("onclick"), "{copy}");
+        let msg = MessageParser::default().parse(copy.as_bytes()).unwrap();
+        let inner = msg
+            .parts
+            .iter()
+            .find_map(|p| match &p.body {
+                mail_parser::PartType::Message(m) => Some(m),
+                _ => None,
+            })
+            .expect("the forwarded message is still a message/rfc822 part");
+        assert_eq!(inner.subject(), Some("inner"));
+        assert!(inner.body_html(0).unwrap().contains("Hej"), "{copy}");
+    }
 
     #[test]
     fn attachments_are_kept_or_named() {

@@ -517,6 +517,7 @@ mod tests {
                     "moderate-post" => with(&post, json!({
                         "author": "asa.oberg@example.org",
                         "author_name": "Åsa Öberg",
+                        "envelope": "bounce@mailer.example.net",
                         "reason": if lang == "sv" { "avsändaren är inte medlem i listan" } else { "the sender is not a member of the list" },
                     })),
                     "post-held" => with(&base, json!({
@@ -553,6 +554,20 @@ mod tests {
                 with(&base, json!({"discussion": true})),
             ),
             (
+                "post-too-big",
+                "post-held",
+                with(
+                    &base,
+                    json!({
+                        "post_subject": "[Partnerskap] Möte",
+                        "rejected": true,
+                        "too_big": true,
+                        "size_kb": 7300,
+                        "max_kb": 5120,
+                    }),
+                ),
+            ),
+            (
                 "post-rejected",
                 "post-held",
                 with(
@@ -578,6 +593,11 @@ mod tests {
                 "member-setting-nodigest",
                 "member-setting",
                 with(&base, json!({"setting": "nodigest"})),
+            ),
+            (
+                "member-setting-confirm-digest",
+                "member-setting",
+                with(&base, json!({"setting": "digest", "confirm": true})),
             ),
         ]);
         cases
@@ -633,7 +653,7 @@ mod tests {
                 check_copy(&what, mail, data["token"].as_str().unwrap(), &r);
             }
         }
-        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 9));
+        assert_eq!(rendered, 2 * (SYSTEM_MAILS.len() + 11));
         assert!(
             differs.is_empty(),
             "{} (run with UPDATE_EXPECT=1 if the change is intended)",

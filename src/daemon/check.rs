@@ -291,6 +291,9 @@ pub async fn check(config: &Config, config_name: &str, sv: bool) -> (String, boo
             ),
         ),
     }
+    if let Some(warning) = crate::daemon::dmarc::stub_warning() {
+        let _ = writeln!(out, "WARN dmarc: {warning}");
+    }
     if only_ed25519 {
         // A warning, not a failure: the mail is signed, just not in a way
         // the biggest receivers check.

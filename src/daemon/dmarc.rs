@@ -47,6 +47,17 @@ fn strict_policy(p: &str) -> bool {
     p == "reject" || p == "quarantine"
 }
 
+/// The warning a daemon (and `utskick check`) gives when it runs on the
+/// test-only stub, or None when the real DNS decides.
+pub fn stub_warning() -> Option<String> {
+    std::env::var_os(STUB_ENV).map(|path| {
+        format!(
+            "{STUB_ENV} is set ({}): DMARC policies come from that test stub, not the DNS; every domain not in it counts as having no policy, so no From is rewritten for it. Unset it outside tests.",
+            std::path::Path::new(&path).display()
+        )
+    })
+}
+
 impl Dmarc {
     /// The real DNS, or the stub file `UTSKICK_DMARC_STUB_FILE` names.
     pub fn from_env() -> Dmarc {

@@ -257,6 +257,9 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
+    if let Some(warning) = crate::daemon::dmarc::stub_warning() {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         smtp = %smtp_addr,
         protocol = ?cfg.inbound.protocol,

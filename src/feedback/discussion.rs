@@ -39,20 +39,23 @@ fn held_reason(lang_sv: bool, why: Hold) -> &'static str {
     match (why, lang_sv) {
         (Hold::NotMember, true) => "avsändaren är inte medlem i listan",
         (Hold::NotMember, false) => "the sender is not a member of the list",
-        (Hold::TooBig, true) => "inlägget är större än listan tillåter",
-        (Hold::TooBig, false) => "the post is larger than the list allows",
         (Hold::Rate, true) => {
             "avsändaren har redan skrivit så många inlägg i dag som listan tillåter"
         }
         (Hold::Rate, false) => "the sender has already posted as often today as the list allows",
+        (Hold::SeveralFrom, true) => "avsändarraden (From) namnger fler än en adress",
+        (Hold::SeveralFrom, false) => "the From field names more than one address",
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hold {
     NotMember,
-    TooBig,
     Rate,
+    /// A From with more than one address: someone besides the member
+    /// (a bank, say) would be named as the post's author. If approved,
+    /// the copies name the first address only (`compose::post`).
+    SeveralFrom,
 }
 
 /// The confirmed member of `list` at `email`, if any.
@@ -99,6 +102,11 @@ pub fn post(
             "post: its From or MIME structure cannot be read",
         ));
     }
+    // Larger than the list takes: not kept (a held copy would be the
+    // whole post, from anyone), the author told why, at most once a day.
+    if raw.len() > d.max_post_bytes {
+        return too_big(ctx, list, msg, &from, &name, raw.len());
+    }
     // Envelope and header both: a member's From on someone else's
     // envelope is held (pipe delivery has no envelope: the header alone).
     let author = member(ctx, list, &from)?;
@@ -111,8 +119,8 @@ pub fn post(
         Posting::Members if !is_member => Some(Hold::NotMember),
         _ => None,
     };
-    if hold.is_none() && raw.len() > d.max_post_bytes {
-        hold = Some(Hold::TooBig);
+    if hold.is_none() && msg.from().is_some_and(|f| f.iter().nth(1).is_some()) {
+        hold = Some(Hold::SeveralFrom);
     }
     let now = ctx.now();
     if hold.is_none() {
@@ -147,6 +155,20 @@ pub fn post(
     };
     if list.owners.is_empty() {
         return Ok(Handled::ignored("post held, but the list has no owners"));
+    }
+    // A flood from one mailbox reaches the owners only so far, as its
+    // questions at `L-request@D` do (`limits.questions_per_day`): the rest
+    // is neither kept nor previewed, only recorded (`utskick ignored`).
+    let preview_key = format!("post-preview\0{}\0{}", list.id, address::mailbox(&from));
+    let per_day = ctx.config.limits.questions_per_day;
+    if !ctx
+        .store
+        .write(|tx| Ok(tx.take_daily(&preview_key, per_day, now)?))?
+    {
+        tracing::info!(list = %list.id, "held post over the sender's daily previews: recorded, not kept");
+        return Ok(Handled::ignored(
+            "post held: this sender's previews to the owners for today were sent already; not kept",
+        ));
     }
     let draft = campaign::create_post(
         ctx,
@@ -187,6 +209,11 @@ pub fn post(
         .collect();
     let in_reply_to = message_id(msg);
     let author_email = address::normalize(&from);
+    // The envelope sender, shown to the owners when it is not the From
+    // (a forged From is what "accept and add" must not trust).
+    let envelope = reverse_path
+        .filter(|r| !r.is_empty() && !address::normalize(r).eq_ignore_ascii_case(&author_email))
+        .map(address::header_safe);
     let author_key = format!("post-held\0{}\0{}", list.id, address::mailbox(&from));
     ctx.store.write(|tx| {
         let pending = Pending {
@@ -222,6 +249,9 @@ pub fn post(
             data["post_subject"] = json!(subject);
             data["author"] = json!(author_email);
             data["author_name"] = json!(name);
+            if let Some(env) = envelope.as_ref() {
+                data["envelope"] = json!(env);
+            }
             data["reason"] = json!(reason);
             data["preview"] = json!(preview);
             data["attachments"] = json!(attachments);
@@ -265,6 +295,53 @@ pub fn post(
     })?;
     tracing::info!(list = %list.id, campaign = draft.id, reason, "discussion post held for the owners");
     Ok(Handled::done("discussion post held for the owners"))
+}
+
+/// A post over `max_post_bytes`: refused, the author told (once a day at
+/// most, so a forged flood makes no flood of notices), recorded among the
+/// ignored messages.
+fn too_big(
+    ctx: &Context,
+    list: &List,
+    msg: &Message<'_>,
+    from: &str,
+    name: &str,
+    size: usize,
+) -> anyhow::Result<Handled> {
+    let author = address::normalize(from);
+    let key = format!("post-held\0{}\0{}", list.id, address::mailbox(&author));
+    let now = ctx.now();
+    let subject = tag_subject(
+        msg.subject().unwrap_or_default(),
+        &list.discussion.subject_tag,
+    );
+    ctx.store.write(|tx| {
+        if address::is_valid(&author) && tx.take_daily(&key, 1, now)? {
+            let mut data = base_data(ctx, list, &author, name);
+            data["post_subject"] = json!(subject);
+            data["rejected"] = json!(true);
+            data["too_big"] = json!(true);
+            data["size_kb"] = json!(size.div_ceil(1024));
+            data["max_kb"] = json!(list.discussion.max_post_bytes / 1024);
+            queue_mail(
+                ctx,
+                tx,
+                list,
+                "post-held",
+                &author,
+                name,
+                &data,
+                None,
+                AutoSubmitted::Replied,
+                message_id(msg),
+            )?;
+        }
+        Ok(())
+    })?;
+    tracing::info!(list = %list.id, size, "discussion post over max_post_bytes refused");
+    Ok(Handled::ignored(
+        "post larger than the list's max_post_bytes: refused, not kept",
+    ))
 }
 
 /// The held post a token stands for: its pending record and draft, when
@@ -365,14 +442,20 @@ pub(crate) fn moderate(
             "moderation: this post was decided already",
         ));
     }
+    // By mail, only an owner decides (as `apply_token` refuses an
+    // approval from a non-owner): a forwarded preview is no licence.
+    let who = sender(msg, None).map(|(e, _)| e).unwrap_or_default();
+    if !list.is_owner(&who) {
+        tracing::warn!(list = %list.id, "moderation reply from a non-owner ignored");
+        return Ok(Handled::ignored(
+            "moderation: the reply is not from an owner",
+        ));
+    }
     let decided = match decision(msg, reverse_path, token, &draft.content.subject) {
         Ok(d) => d,
         Err(reason) => return Ok(Handled::ignored(reason)),
     };
     let now = ctx.now();
-    let who = sender(msg, reverse_path)
-        .map(|(e, _)| e)
-        .unwrap_or_default();
     let author = pending
         .attributes
         .get("author")
@@ -384,22 +467,25 @@ pub(crate) fn moderate(
         .cloned()
         .unwrap_or_default();
     let evidence = message_id(msg).unwrap_or_default();
-    // The author becomes a member first, so their own copy is theirs.
-    if decided == Decision::ApproveAndAdd {
-        let consent = format!(
-            "added by list owner {} when approving the post {} ({evidence})",
-            address::header_safe(&who),
-            pending.evidence
-        );
-        if let Err(e) = crate::subscription::by_admin::admin_add(
-            ctx,
+    // "Accept and add" approves the post and invites its author: a From
+    // may be forged, so the address becomes a member only when its owner
+    // confirms (double opt-in, the ordinary confirmation to join).
+    if decided == Decision::ApproveAndAdd && address::is_valid(&author) {
+        let invite = crate::subscription::answer::Request {
             list,
-            &author,
-            Some(&author_name),
-            Default::default(),
-            &consent,
-        ) {
-            tracing::warn!(list = %list.id, error = %e, "could not add the author of an approved post");
+            email: &author,
+            name: &author_name,
+            method: crate::subscription::setting::OWNER_INVITED,
+            evidence: format!(
+                "invited by list owner {} when approving the post {} ({evidence})",
+                address::header_safe(&who),
+                pending.evidence
+            ),
+            in_reply_to: None,
+            attributes: Default::default(),
+        };
+        if let Err(e) = crate::subscription::subscribe(ctx, &invite) {
+            tracing::warn!(list = %list.id, error = %e, "could not invite the author of an approved post");
         }
     }
     ctx.store.write(|tx| {
@@ -447,14 +533,15 @@ pub(crate) fn moderate(
     match decided {
         Decision::Approve => Ok(Handled::done("held post approved by an owner")),
         Decision::Reject(_) => Ok(Handled::done("held post rejected by an owner")),
-        Decision::ApproveAndAdd => Ok(Handled::done("held post approved and its author added")),
+        Decision::ApproveAndAdd => Ok(Handled::done("held post approved and its author invited")),
     }
 }
 
 /// `inte-mig` / `nomail-self` (no copy of one's own posts), `mig-också` /
 /// `metoo` (copies again), `sammandrag` / `digest` (a digest a day) and
-/// `enskilda` / `nodigest` (each post) at `L-request@D`: stored on the
-/// member, confirmed by mail. Someone who is not a member is told so by
+/// `enskilda` / `nodigest` (each post) at `L-request@D`: a confirmation to
+/// the member's own address; the setting changes when they answer it
+/// (`subscription::setting`). Someone who is not a member is told so by
 /// the ordinary help mail (the caller's job).
 pub(crate) fn set_member(
     ctx: &Context,
@@ -463,38 +550,10 @@ pub(crate) fn set_member(
     setting: Setting,
     in_reply_to: Option<String>,
 ) -> anyhow::Result<Option<Handled>> {
-    let now = ctx.now();
-    let email = address::normalize(email);
-    let changed = ctx.store.write(|tx| {
-        let Some(mut s) = tx
-            .subscriber(&list.id, &email)?
-            .filter(|s| s.status == Status::Confirmed)
-        else {
-            return Ok(false);
-        };
-        match setting {
-            Setting::NotMeToo(on) => s.notmetoo = on,
-            Setting::Digest(on) => s.digest = on,
-        }
-        s.updated_at = now;
-        tx.put_subscriber(&s);
-        let mut data = base_data(ctx, list, &s.email, &s.name);
-        data["setting"] = json!(setting.name());
-        queue_mail(
-            ctx,
-            tx,
-            list,
-            "member-setting",
-            &s.email,
-            &s.name,
-            &data,
-            None,
-            AutoSubmitted::Replied,
-            in_reply_to.clone(),
-        )?;
-        Ok(true)
-    })?;
-    Ok(changed.then(|| Handled::done("member setting changed")))
+    let evidence = in_reply_to
+        .clone()
+        .unwrap_or_else(|| "mail without Message-ID".into());
+    crate::subscription::setting::request(ctx, list, email, setting, evidence, in_reply_to)
 }
 
 #[cfg(test)]

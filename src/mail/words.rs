@@ -58,6 +58,18 @@ impl Setting {
             Setting::Digest(false) => "nodigest",
         }
     }
+
+    /// The setting [`Setting::name`] names.
+    pub fn from_name(name: &str) -> Option<Setting> {
+        [
+            Setting::NotMeToo(true),
+            Setting::NotMeToo(false),
+            Setting::Digest(true),
+            Setting::Digest(false),
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
 }
 
 /// A member's setting word. The whole trimmed text must be it.

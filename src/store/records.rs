@@ -143,6 +143,9 @@ pub enum PendingAction {
     Approve,
     /// An owner's approval of the draft campaign they mailed to the list.
     Post,
+    /// A member's own confirmation of a delivery setting on a discussion
+    /// list (`inte-mig`, `sammandrag`, ...): `attributes["setting"]`.
+    Setting,
 }
 
 /// A confirmation that waits for its token to come back.

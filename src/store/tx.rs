@@ -89,7 +89,13 @@ impl Tx<'_> {
         self.get(T::Campaigns, &id.to_be_bytes())
     }
 
+    /// Writes a campaign. A cancelled post (rejected, expired undecided,
+    /// or cancelled by an admin) is discarded: its raw bytes go with it,
+    /// wherever the cancellation came from.
     pub fn put_campaign(&mut self, c: &Campaign) {
+        if c.post.is_some() && c.status == crate::store::CampaignStatus::Cancelled {
+            self.remove_blob(c.id, 0);
+        }
         self.changes
             .insert((T::Campaigns, c.id.to_be_bytes().to_vec()), Some(encode(c)));
     }
@@ -107,6 +113,12 @@ impl Tx<'_> {
             self.put_campaign(&c);
         }
         Ok(())
+    }
+
+    /// Deletes a campaign's blob `index`.
+    pub fn remove_blob(&mut self, campaign: u64, index: usize) {
+        self.changes
+            .insert((T::Blobs, blob_key(campaign, index)), None);
     }
 
     pub fn put_blob(&mut self, campaign: u64, index: usize, data: &[u8]) {
@@ -145,7 +157,9 @@ impl Tx<'_> {
         for kv in self.store.tree(T::Pending).iter() {
             let (k, v) = kv?;
             let p: Pending = decode(&v)?;
-            if p.email.to_lowercase() == wanted {
+            // A held post's record names its author beside the owner.
+            let author = p.attributes.get("author").map(|a| a.to_lowercase());
+            if p.email.to_lowercase() == wanted || author.as_deref() == Some(wanted.as_str()) {
                 self.changes.insert((T::Pending, k.to_vec()), None);
                 n += 1;
             }
@@ -166,6 +180,7 @@ impl Tx<'_> {
                 n += 1;
             }
         }
+        n += self.forget_posts(&wanted)?;
         // Budgets and notes keyed by the address or its mailbox (not the
         // tallies, which start with NUL, nor the hourly per-domain ones).
         let endings = [
@@ -185,6 +200,61 @@ impl Tx<'_> {
             (T::Suppressed, hash.to_vec()),
             Some(serde_json::to_vec(&record)?),
         );
+        Ok(n)
+    }
+
+    /// The discussion posts of `wanted` (lower case) erased: each one's
+    /// raw bytes (their words, name and address: gone from the thread
+    /// archive and from every digest still to come), its author and
+    /// subject; one not yet sent or held is cancelled. In every other
+    /// post kept, their address (a quote's attribution line, a Cc) becomes
+    /// `...@domain`. Returns how many posts were theirs.
+    fn forget_posts(&mut self, wanted: &str) -> Result<usize> {
+        use crate::store::CampaignStatus;
+        let mut n = 0;
+        let domain = wanted.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        // ASCII: it may stand in a header field of the raw message.
+        let redacted = format!("...@{domain}");
+        for kv in self.store.tree(T::Campaigns).iter() {
+            let (_, v) = kv?;
+            let mut c: Campaign = decode(&v)?;
+            let Some(post) = c.post.as_mut() else {
+                continue;
+            };
+            if post.author.to_lowercase() == wanted {
+                post.author = String::new();
+                c.content.subject = "–".into();
+                if !matches!(c.status, CampaignStatus::Done | CampaignStatus::Cancelled) {
+                    c.status = CampaignStatus::Cancelled;
+                    c.finished_at = Some(c.finished_at.unwrap_or(c.created_at));
+                }
+                self.remove_blob(c.id, 0);
+                self.changes.insert(
+                    (T::Campaigns, c.id.to_be_bytes().to_vec()),
+                    Some(encode(&c)),
+                );
+                n += 1;
+                continue;
+            }
+            let Some(raw) = self.store.tree(T::Blobs).get(blob_key(c.id, 0))? else {
+                continue;
+            };
+            let lower = raw.to_ascii_lowercase();
+            if lower.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+                let mut out = Vec::with_capacity(raw.len());
+                let mut i = 0;
+                while i < raw.len() {
+                    if lower[i..].starts_with(wanted.as_bytes()) {
+                        out.extend_from_slice(redacted.as_bytes());
+                        i += wanted.len();
+                    } else {
+                        out.push(raw[i]);
+                        i += 1;
+                    }
+                }
+                self.put_blob(c.id, 0, &out);
+            }
+        }
         Ok(n)
     }
 

@@ -269,6 +269,7 @@ pub(crate) fn purpose_of(action: PendingAction) -> Purpose {
         PendingAction::Unsubscribe => Purpose::ConfirmUnsubscribe,
         PendingAction::Approve => Purpose::Approve,
         PendingAction::Post => Purpose::Post,
+        PendingAction::Setting => Purpose::Setting,
     }
 }
 

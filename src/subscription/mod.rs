@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod budget;
 pub mod by_admin;
+pub mod setting;
 pub mod view;
 
 use crate::mail::words::{command_word, first_own_line, strip_subject_prefixes, Word};
@@ -327,6 +328,8 @@ pub enum Confirmed {
     Unsubscribed,
     /// An owner's post, approved, is queued.
     Queued,
+    /// A member's delivery setting is changed, as they confirmed.
+    SettingChanged,
     /// The same token again: nothing more to do.
     AlreadyDone,
 }
@@ -409,7 +412,10 @@ pub fn apply_token(
         };
         // By mail, an approval must come from an owner. On the web the
         // token alone is the proof: only the owners were sent it.
-        if pending.action == PendingAction::Approve && method == "mail" && !list.is_owner(confirmer)
+        // (A newsletter post's approval as much as a sign-up's.)
+        if matches!(pending.action, PendingAction::Approve | PendingAction::Post)
+            && method == "mail"
+            && !list.is_owner(confirmer)
         {
             return Ok(Err(TokenProblem::NotOwner));
         }
@@ -463,7 +469,10 @@ pub fn apply_token(
                 // Their own new consent lifts an earlier "forget me".
                 tx.unsuppress(&ctx.secret.suppression_hash(&s.email));
                 let data = base_data(ctx, list, &s.email, &s.name);
-                if list.subscription == Subscription::Closed {
+                // An owner who invited the person ("accept and add" on a
+                // held post) approved them already.
+                let owner_invited = pending.method == setting::OWNER_INVITED;
+                if list.subscription == Subscription::Closed && !owner_invited {
                     s.status = Status::AwaitingApproval;
                     tx.put_subscriber(&s);
                     queue_mail(
@@ -561,6 +570,20 @@ pub fn apply_token(
                 tx.put_campaign(&c);
                 tracing::info!(campaign = c.id, list = %list.id, "owner approved a mailed post");
                 Confirmed::Queued
+            }
+            PendingAction::Setting => {
+                let Some(s) = existing.filter(|s| s.status == Status::Confirmed) else {
+                    return Ok(Ok(Confirmed::AlreadyDone));
+                };
+                let setting = pending
+                    .attributes
+                    .get("setting")
+                    .and_then(|n| crate::mail::words::Setting::from_name(n));
+                let Some(setting) = setting else {
+                    return Ok(Err(TokenProblem::Unknown));
+                };
+                setting::apply(ctx, tx, list, s, setting, now)?;
+                Confirmed::SettingChanged
             }
         };
         Ok(Ok(outcome))

@@ -20,6 +20,8 @@ pub enum Asks {
     Approve,
     /// An owner's approval of the draft campaign they mailed to the list.
     Post,
+    /// A member's confirmation of a delivery setting (`inte-mig`, `sammandrag`).
+    Setting,
 }
 
 /// A confirmation that waits for its token, as its page shows it.
@@ -55,6 +57,7 @@ pub fn awaiting(ctx: &Context, token: &Token) -> anyhow::Result<Result<Awaiting,
             PendingAction::Unsubscribe => Asks::Unsubscribe,
             PendingAction::Approve => Asks::Approve,
             PendingAction::Post => Asks::Post,
+            PendingAction::Setting => Asks::Setting,
         },
         done: p.completed,
         member,

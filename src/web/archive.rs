@@ -52,7 +52,7 @@ pub(super) async fn archive(State(web): State<Shared>, Path(id): Path<String>) -
 
 /// Threads as the thread pages show them: the public archive's and the
 /// workspace's owners-only view.
-pub(crate) fn threads_json(threads: &[crate::campaign::threads::Thread], list: &List) -> Value {
+pub(super) fn threads_json(threads: &[crate::campaign::threads::Thread], list: &List) -> Value {
     threads
         .iter()
         .map(|t| {
@@ -72,6 +72,24 @@ pub(crate) fn threads_json(threads: &[crate::campaign::threads::Thread], list: &
         .collect()
 }
 
+/// A list's threads, read off the async threads: reading and parsing the
+/// posts is blocking work, and one slow page must hold up no other
+/// request. Err: the page to answer with.
+#[allow(clippy::result_large_err)]
+pub(super) async fn read_threads(
+    web: &Shared,
+    list: &List,
+) -> Result<Vec<crate::campaign::threads::Thread>, Response> {
+    let (ctx, owned) = (web.ctx.clone(), list.clone());
+    let read =
+        tokio::task::spawn_blocking(move || crate::campaign::threads::threads(&ctx, &owned)).await;
+    match read {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(web.unavailable(e)),
+        Err(e) => Err(web.unavailable(anyhow::anyhow!("reading the threads failed: {e}"))),
+    }
+}
+
 /// A public discussion list's posts as threads (issue 16).
 pub(super) async fn threads(State(web): State<Shared>, Path(id): Path<String>) -> Response {
     let Some(list) = web
@@ -80,9 +98,9 @@ pub(super) async fn threads(State(web): State<Shared>, Path(id): Path<String>) -
     else {
         return web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
     };
-    let threads = match crate::campaign::threads::threads(&web.ctx, list) {
+    let threads = match read_threads(&web, list).await {
         Ok(t) => t,
-        Err(e) => return web.unavailable(e),
+        Err(r) => return r,
     };
     let data = json!({
         "list": list_json(list),

@@ -21,7 +21,7 @@
 //! JavaScript. Tokens never reach a log line.
 
 mod admin;
-pub(crate) mod archive;
+mod archive;
 mod dates;
 mod fill_time;
 pub mod listener;

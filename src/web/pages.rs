@@ -315,6 +315,7 @@ pub(super) async fn confirm_post(
         Confirmed::Approved => "approved",
         Confirmed::Unsubscribed => "unsubscribed",
         Confirmed::Queued => "queued",
+        Confirmed::SettingChanged => "setting_changed",
         Confirmed::AlreadyDone => "already",
     };
     let list = web.list(&list_id);
@@ -336,6 +337,7 @@ fn asks_flag(asks: Asks) -> &'static str {
         Asks::Unsubscribe => "is_unsubscribe",
         Asks::Approve => "is_approve",
         Asks::Post => "is_post",
+        Asks::Setting => "is_setting",
     }
 }
 

@@ -717,9 +717,9 @@ pub(super) async fn threads(
         }
         Err(r) => return r,
     };
-    let threads = match crate::campaign::threads::threads(&web.ctx, list) {
+    let threads = match crate::web::archive::read_threads(&web, list).await {
         Ok(t) => t,
-        Err(e) => return web.unavailable(e),
+        Err(r) => return r,
     };
     web.admin_page(
         StatusCode::OK,
