@@ -239,6 +239,17 @@ fn backup_while_running_then_restore_into_a_new_dir_is_equal() {
     let md = write(&d, "n.md", b"# Nyhet\n\nHej {{name}}!\n");
     d.cli_ok(&["queue", "lokal-finansiering", &md]);
     d.wait_mails(2);
+    // The copies are out; the campaign is marked done a moment later. The
+    // backup is compared with what the daemon says after it, so it waits
+    // for that (under load the two could straddle the change).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !d.cli_ok(&["campaigns"]).contains(" done ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the campaign never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let backup = d.dir.path().join("backup.jsonl");
     let out = d.cli_ok(&["backup", backup.to_str().unwrap()]);
     assert!(out.contains("backed up"), "{out}");

@@ -1131,9 +1131,10 @@ fn the_daemon_keeps_answering_with_1100_idle_http_connections_under_a_1024_descr
             Err(_) => refused += 1,
         }
     }
-    // Everything below must answer now, while all of them are held (well
-    // before the 10 s header timeout could free them).
-    let quick = Duration::from_secs(3);
+    // Everything below must answer now, while all of them are held (before
+    // the 10 s header timeout could free them; 5 s a step leaves room for a
+    // loaded machine's end of DATA, which waits for an fdatasync).
+    let quick = Duration::from_secs(5);
     let mut failures = Vec::new();
     match http_get(&d.http, "/healthz", quick) {
         Ok((200, _)) => {}
