@@ -47,6 +47,10 @@ pub enum Purpose {
     /// the issue time the probe's, which the subscriber record keeps while
     /// the probe is outstanding. Used only as `L-bounces+TOKEN@D`.
     Probe,
+    /// An attachment of a discussion post served on the web
+    /// (`attachments = "link"`): the id is the campaign's, the 32-bit
+    /// field the attachment's part number in the post.
+    File,
 }
 
 impl Purpose {
@@ -59,6 +63,7 @@ impl Purpose {
             Purpose::Setting => b"member-setting",
             Purpose::Subscriber => b"subscriber",
             Purpose::Probe => b"probe",
+            Purpose::File => b"file",
         }
     }
 }

@@ -781,3 +781,72 @@ fn limits_hold_a_members_post_and_anyone_lets_a_stranger_post() {
     assert_eq!(copies[0].to, "anna@example.org");
     assert_eq!(header(&copies[0], "From"), "eva@example.net");
 }
+
+/// `attachments = "link"`: the copies carry a link instead of the file;
+/// the link serves the file's bytes as a download, and only the token we
+/// issued reaches it (a changed token, another list's path: 404), and only
+/// while the post is kept (its author forgotten: 404).
+#[test]
+fn attachments_link_gives_each_copy_a_link_that_serves_the_file() {
+    let body = std::fs::read_to_string(common::repo("lists/partnerskap.toml"))
+        .unwrap()
+        .replace("attachments = \"keep\"", "attachments = \"link\"");
+    let (mut d, _lists) = daemon_with_lists(&[]);
+    // The partnership's own file, with the link policy.
+    std::fs::write(_lists.path().join("partnerskap.toml"), body).unwrap();
+    let _ = d.terminate();
+    d.spawn();
+    members(&mut d, &["anna@example.org", "bo@example.org"]);
+    let pdf = b"%PDF-1.4 plan for delprojekt 3\n%%EOF\n";
+    let encoded = data_encoding::BASE64.encode(pdf);
+    let raw = format!(
+        "From: Anna Berg <anna@example.org>\r\nTo: {to}\r\nSubject: Planen\r\nMessage-ID: <att1@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHär är planen.\r\n--b\r\nContent-Type: application/pdf; name=\"plan.pdf\"\r\nContent-Disposition: attachment; filename=\"plan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b--\r\n",
+        to = list_addr("")
+    );
+    assert!(d
+        .send("anna@example.org", &list_addr(""), &raw)
+        .starts_with("250"));
+    let copies = d.wait_mails(2);
+    let text = &copies[0].raw;
+    assert!(
+        !text.contains(&encoded),
+        "the file itself is not sent: {text}"
+    );
+    let at = text
+        .find("/files/partnerskap/")
+        .expect("a link to the file");
+    let path: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ']')
+        .collect();
+    assert!(path.ends_with("/plan.pdf"), "{path}");
+    let get = |p: &str| {
+        common::http::http_raw(
+            &d.http,
+            &format!("GET {p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
+    };
+    let full = common::http::http_raw(
+        &d.http,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        std::time::Duration::from_secs(5),
+    );
+    let (status, body) = full.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body.as_bytes(), pdf, "the file's bytes");
+    // A token we did not issue, or another list's path: nothing.
+    let token = path.split('/').nth(3).unwrap().to_string();
+    let mut forged = token.clone().into_bytes();
+    forged[5] = if forged[5] == b'a' { b'b' } else { b'a' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(get(&path.replace(&token, &forged)).0, 404);
+    assert_eq!(
+        get(&path.replace("/files/partnerskap/", "/files/lokal-finansiering/")).0,
+        404
+    );
+    // Forgetting the author erases the post's bytes: the link is dead.
+    d.cli_ok(&["forget", "anna@example.org"]);
+    assert_eq!(get(&path).0, 404, "a forgotten author's file is gone");
+}

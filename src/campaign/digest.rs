@@ -75,7 +75,12 @@ pub fn make_due(ctx: &Context, seen: &mut HashMap<String, NaiveDate>) -> anyhow:
             }
             bytes += raw.len();
             taken += 1;
-            if let Some(p) = Post::parse(&raw, list.discussion.attachments, sv) {
+            let link = |part: usize, name: &str| {
+                Some(crate::campaign::files::file_url(
+                    ctx, list, c.id, part, name,
+                ))
+            };
+            if let Some(p) = Post::parse(&raw, list.discussion.attachments, sv, &link) {
                 parsed.push(p);
             }
         }

@@ -14,6 +14,7 @@
 pub mod addressee;
 pub mod archive;
 pub mod digest;
+pub mod files;
 pub mod preview;
 pub mod progress;
 pub mod threads;
@@ -560,10 +561,13 @@ async fn send_round(
                 .into_iter()
                 .next()
                 .unwrap_or_default();
+            let link =
+                |part: usize, name: &str| Some(files::file_url(ctx, &list, c.id, part, name));
             let post = crate::compose::post::Post::parse(
                 &raw,
                 list.discussion.attachments,
                 list.language == lists::Language::Sv,
+                &link,
             )
             .ok_or_else(|| anyhow::anyhow!("campaign {}: the post does not parse", c.id))?;
             let rewrite = match list.discussion.from_rewrite {

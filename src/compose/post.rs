@@ -189,7 +189,17 @@ impl Post {
     /// From address. Its HTML parts pass through the one sanitiser
     /// (`compose::sanitize`), and its attachments are kept or replaced by
     /// a line that names them, as `attachments` says.
-    pub fn parse(raw: &[u8], attachments: Attachments, sv: bool) -> Option<Post> {
+    ///
+    /// With `attachments = "link"`, `link(part, name)` gives the address
+    /// where an attachment of the post (its part number in the post) can be
+    /// fetched; None, or an attachment inside a forwarded message, gets the
+    /// line that asks the reader to ask the author.
+    pub fn parse(
+        raw: &[u8],
+        attachments: Attachments,
+        sv: bool,
+        link: FileLink<'_>,
+    ) -> Option<Post> {
         let raw = crlf(raw);
         let msg = MessageParser::default().parse(&raw[..])?;
         let from = msg.from()?.first()?;
@@ -286,6 +296,7 @@ impl Post {
                     attachments,
                     sv,
                     depth: 0,
+                    link,
                 };
                 match rebuilt.part(0, &mut body) {
                     Some(fields) => Body::Wrapped {
@@ -516,6 +527,17 @@ struct Rebuild<'a> {
     sv: bool,
     /// How many forwarded messages this one is inside.
     depth: usize,
+    /// Where an attachment of the post itself is served (`link`).
+    link: FileLink<'a>,
+}
+
+/// Where attachment `part` (named `name`) of a post is served, if it is:
+/// see [`Post::parse`].
+pub type FileLink<'a> = &'a dyn Fn(usize, &str) -> Option<String>;
+
+/// No attachment is served.
+pub fn no_links(_part: usize, _name: &str) -> Option<String> {
+    None
 }
 
 /// The deepest forwarded message (message/rfc822 in message/rfc822 …)
@@ -543,11 +565,17 @@ impl Rebuild<'_> {
                     .map(address::header_safe)
                     .unwrap_or_else(|| "?".into());
                 let size = p.contents().len().div_ceil(1024);
-                let note = match (self.sv, self.attachments) {
-                    (true, Attachments::Link) => format!("[Bilagan {name} ({size} kB) skickas inte till listan; be avsändaren om den.]\n"),
-                    (true, _) => format!("[Bilagan {name} ({size} kB) togs bort.]\n"),
-                    (false, Attachments::Link) => format!("[The attachment {name} ({size} kB) is not sent to the list; ask the sender for it.]\n"),
-                    (false, _) => format!("[The attachment {name} ({size} kB) was removed.]\n"),
+                let url = match self.attachments {
+                    Attachments::Link => (self.link)(id, &name),
+                    _ => None,
+                };
+                let note = match (self.sv, self.attachments, url) {
+                    (true, Attachments::Link, Some(url)) => format!("[Bilagan {name} ({size} kB) finns att hämta här: {url} ]\n"),
+                    (false, Attachments::Link, Some(url)) => format!("[The attachment {name} ({size} kB) can be fetched here: {url} ]\n"),
+                    (true, Attachments::Link, None) => format!("[Bilagan {name} ({size} kB) skickas inte till listan; be avsändaren om den.]\n"),
+                    (true, _, _) => format!("[Bilagan {name} ({size} kB) togs bort.]\n"),
+                    (false, Attachments::Link, None) => format!("[The attachment {name} ({size} kB) is not sent to the list; ask the sender for it.]\n"),
+                    (false, _, _) => format!("[The attachment {name} ({size} kB) was removed.]\n"),
                 };
                 let body = lettre::message::Body::new(note);
                 let fields = format!(
@@ -642,6 +670,8 @@ impl Rebuild<'_> {
             attachments: self.attachments,
             sv: self.sv,
             depth: self.depth + 1,
+            // A forwarded message's parts are not the post's: not served.
+            link: &no_links,
         };
         let mut body = Vec::new();
         let content = rebuilt.part(0, &mut body)?;
@@ -865,7 +895,7 @@ mod tests {
         let b = "From: b@example.org\r\nSubject: Re: [P] Möte\r\nMessage-ID: <b1@x>\r\nContent-Type: text/html\r\n\r\n<p onclick=\"x\">Ja</p>\r\n";
         let posts: Vec<Post> = [a, b]
             .iter()
-            .map(|r| Post::parse(r.as_bytes(), Attachments::Keep, true).unwrap())
+            .map(|r| Post::parse(r.as_bytes(), Attachments::Keep, true, &no_links).unwrap())
             .collect();
         let raw = digest(&l, "d.se", "2026-12-01", &posts, 1_800_000_000);
         let msg = MessageParser::default().parse(&raw[..]).unwrap();
@@ -924,7 +954,8 @@ mod tests {
     }
 
     fn copy_of(raw: &str, list: &List, rewrite: bool) -> String {
-        let post = Post::parse(raw.as_bytes(), list.discussion.attachments, true).unwrap();
+        let post =
+            Post::parse(raw.as_bytes(), list.discussion.attachments, true, &no_links).unwrap();
         let set = Setting {
             list,
             domain: "d.se",

@@ -86,8 +86,8 @@ pub enum Attachments {
     Keep,
     /// Replaced by a line that names the file.
     Strip,
-    /// Replaced by a line that names the file and says it went to the
-    /// owners (the files are not served on the web yet).
+    /// Replaced by a line that names the file and links it, served at
+    /// `/files/LIST/TOKEN/NAME` (`campaign::files`).
     Link,
 }
 

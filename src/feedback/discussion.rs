@@ -97,7 +97,9 @@ pub fn post(
     let d = &list.discussion;
     // What the worker will read for every copy must read now, or the
     // post would stay queued and failing.
-    if crate::compose::post::Post::parse(raw, d.attachments, true).is_none() {
+    if crate::compose::post::Post::parse(raw, d.attachments, true, &crate::compose::post::no_links)
+        .is_none()
+    {
         return Ok(Handled::ignored(
             "post: its From or MIME structure cannot be read",
         ));

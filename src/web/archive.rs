@@ -192,6 +192,49 @@ pub(super) async fn attachment(
     r
 }
 
+/// A discussion post's attachment behind the link its copies carry
+/// (`attachments = "link"`): `/files/LIST/TOKEN/NAME`. The token is the
+/// capability (see `campaign::files`); the name is for the reader only.
+/// Always a download of opaque bytes, never rendered here: the file is
+/// whatever a member (or a stranger, on an `anyone` list) attached.
+pub(super) async fn post_file(
+    State(web): State<Shared>,
+    Path((id, token, _name)): Path<(String, String, String)>,
+) -> Response {
+    let not_found = || web.problem(StatusCode::NOT_FOUND, site_language(&web.ctx), "not_found");
+    let Some(list) = web.list(&id).cloned() else {
+        return not_found();
+    };
+    let ctx = web.ctx.clone();
+    let read =
+        tokio::task::spawn_blocking(move || crate::campaign::files::file(&ctx, &list, &token))
+            .await;
+    let file = match read {
+        Ok(Ok(Some(f))) => f,
+        Ok(Ok(None)) => return not_found(),
+        Ok(Err(e)) => return web.unavailable(e),
+        Err(e) => return web.unavailable(anyhow::anyhow!("reading the file failed: {e}")),
+    };
+    let disposition = HeaderValue::from_str(&content_disposition(&file.name))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    let mut r = file.bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_DISPOSITION, disposition);
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    r
+}
+
 /// `type/subtype` with token characters only (and parameters after `;`):
 /// anything else is served as `application/octet-stream`.
 fn plausible_mime(value: &str) -> bool {

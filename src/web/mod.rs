@@ -104,6 +104,7 @@ pub fn router(ctx: Arc<Context>) -> anyhow::Result<Router> {
             "/archive/{id}/{campaign}/{index}/{filename}",
             get(archive::attachment),
         )
+        .route("/files/{id}/{token}/{name}", get(archive::post_file))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(harden))
