@@ -6,8 +6,8 @@
 //! One TXT query for `_dmarc.DOMAIN` through hickory-resolver (the
 //! system's resolvers, from `/etc/resolv.conf`), with a timeout and a
 //! cache of our own; when the domain has
-//! no record, the organisational domain's (its last two labels, `sp=`
-//! before `p=`). A look-up that fails or times out counts as strict:
+//! no record, the organisational domain's (by the Public Suffix List,
+//! `sp=` before `p=`). A look-up that fails or times out counts as strict:
 //! rewriting a From costs a little cosmetics, not rewriting one that
 //! needed it costs the delivery.
 //!
@@ -109,15 +109,20 @@ async fn lookup(domain: &str) -> Option<bool> {
     if let Some(policy) = record(&format!("_dmarc.{domain}")).await? {
         return Some(strict_policy(&tag(&policy, "p").unwrap_or_default()));
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() > 2 {
-        let org = labels[labels.len() - 2..].join(".");
+    if let Some(org) = organisational(domain).filter(|o| *o != domain) {
         if let Some(policy) = record(&format!("_dmarc.{org}")).await? {
             let p = tag(&policy, "sp").or_else(|| tag(&policy, "p"));
             return Some(strict_policy(&p.unwrap_or_default()));
         }
     }
     Some(false)
+}
+
+/// The organisational domain (RFC 7489 §3.2): the public suffix and one
+/// label more, by the Public Suffix List (`lista.example.co.uk` →
+/// `example.co.uk`, not `co.uk`).
+fn organisational(domain: &str) -> Option<&str> {
+    psl::domain_str(domain)
 }
 
 fn tag(record: &str, name: &str) -> Option<String> {
@@ -193,6 +198,13 @@ async fn txt_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_organisational_domain_follows_the_public_suffix_list() {
+        assert_eq!(organisational("lista.example.co.uk"), Some("example.co.uk"));
+        assert_eq!(organisational("mail.example.se"), Some("example.se"));
+        assert_eq!(organisational("example.se"), Some("example.se"));
+    }
 
     #[test]
     fn policies_and_tags_are_read() {
