@@ -207,6 +207,26 @@ pub fn redact_addresses(text: &str) -> String {
     out
 }
 
+/// A character that changes how the text around it is laid out without
+/// being seen: the bidirectional controls (U+202A–U+202E, U+2066–U+2069,
+/// U+200E, U+200F, U+061C), the line and paragraph separators (U+2028,
+/// U+2029), zero-width characters (U+200B–U+200D, U+2060, U+FEFF). In a
+/// line meant to be read as written (a log, a table), each is shown as a
+/// space, as a control character is ("Trojan Source", CVE-2021-42574).
+pub fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{2060}'
+            | '\u{061C}'
+            | '\u{FEFF}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

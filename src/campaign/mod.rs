@@ -460,6 +460,7 @@ fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
                     next_attempt: 0,
                     last_error: None,
                     done_at: None,
+                    bounced: false,
                 });
             }
             Ok(())

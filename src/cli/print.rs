@@ -95,7 +95,13 @@ fn table<T>(header: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<String>) {
 /// senders, consent texts), and a row must stay one row of text.
 fn printable(cell: &str) -> String {
     cell.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || utskick::address::is_format_char(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

@@ -312,8 +312,14 @@ fn count(
         let reason = failure.and_then(|f| f.reason.as_deref());
         add_bounce(&mut s, permanent, reason, threshold, now);
         tx.put_subscriber(&s);
-        if let Some(c) = campaign {
-            tx.count_outcome(c, crate::store::Led::Bounce)?;
+        // The campaign counts a copy that bounced once: a final report
+        // (not a delay warning) for a copy it sent, however many come.
+        if let Some(c) = campaign.filter(|_| permanent) {
+            if let Some(mut d) = tx.delivery(c, s.id)?.filter(|d| !d.bounced) {
+                d.bounced = true;
+                tx.put_delivery(&d);
+                tx.count_outcome(c, crate::store::Led::Bounce)?;
+            }
         }
         Ok(true)
     })?;

@@ -336,6 +336,10 @@ pub struct Delivery {
     pub next_attempt: i64,
     pub last_error: Option<String>,
     pub done_at: Option<DateTime<Utc>>,
+    /// A final delivery report came back for this copy: it counted in its
+    /// campaign's `outcome.bounced`, once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bounced: bool,
 }
 
 /// Message bytes as base64 in JSON records (a JSON array of numbers would

@@ -30,7 +30,13 @@ pub fn record(ctx: &Context, who: &str, what: &str, detail: &str) -> anyhow::Res
 /// `text` with every control character a space.
 fn one_line(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || crate::address::is_format_char(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
