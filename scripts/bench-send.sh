@@ -42,7 +42,7 @@ sleep 2
 printf -- '---\nsubject: Bench\n---\nHej {{name}}!\n\nEtt stycke text.\n' > "$work/b.md"
 start=$(date +%s.%N)
 id=$("$bin" --config "$work/u.toml" queue lokal-finansiering "$work/b.md" | awk '{print $2}')
-until "$bin" --config "$work/u.toml" status "$id" | grep -q '"status":"done"'; do sleep 0.1; done
+until "$bin" --config "$work/u.toml" status "$id" --json | grep -q '"status":"done"'; do sleep 0.1; done
 end=$(date +%s.%N)
 ours=$(echo "$n / ($end - $start)" | bc -l)
 
