@@ -227,9 +227,32 @@ pub fn is_format_char(c: char) -> bool {
     )
 }
 
+/// `text` with every control and format character (see `is_format_char`)
+/// shown as a space: for a line meant to stay one line of plain text (a
+/// table's cell, an audit entry) when it holds what strangers wrote.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || is_format_char(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printable_line_keeps_to_one_line_and_carries_no_escape() {
+        assert_eq!(
+            printable("a\x1b]0;t\x07\nFORGED\r\u{9b}x\u{202E}y"),
+            "a ]0;t  FORGED  x y"
+        );
+    }
 
     #[test]
     fn gmail_dots_and_its_second_domain_are_one_mailbox() {

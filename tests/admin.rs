@@ -11,140 +11,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::admin::{call, csrf_of, enc, link_token, sign_in_as, Answer};
 use common::{Daemon, DOMAIN};
 
 const OWNER: &str = "projektledare@example.se";
 const LIST: &str = "lokal-finansiering";
 
-/// One answer: status, the header block, the body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head
-            .lines()
-            .find(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
-            })
-            .map(|l| l[name.len() + 1..].trim().to_string())
-    }
-}
-
-/// A request over a fresh connection, with the session cookie and an
-/// urlencoded form when given.
-fn call(d: &Daemon, method: &str, path: &str, cookie: Option<&str>, form: Option<&str>) -> Answer {
-    let mut s = TcpStream::connect(&d.http).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-        d.http
-    );
-    if let Some(c) = cookie {
-        req.push_str(&format!("Cookie: utskick_session={c}\r\n"));
-    }
-    let body = form.unwrap_or("");
-    if form.is_some() {
-        req.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Answer {
-        status,
-        head: head.to_string(),
-        body,
-    }
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The login link's token from the mail in the outbox.
-fn link_token(mail: &common::Mail) -> String {
-    let at = mail
-        .text
-        .find("/admin/login/")
-        .expect("a login link in the mail");
-    mail.text[at + "/admin/login/".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// The `csrf` field of a page's forms.
-fn csrf_of(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field");
-    page[at + 19..].split('"').next().unwrap().to_string()
-}
-
 /// Signs `OWNER` in through the mailed link; returns the session id.
 fn sign_in(d: &mut Daemon) -> String {
-    let r = call(
-        d,
-        "POST",
-        "/admin/login",
-        None,
-        Some(&format!("email={}", enc(OWNER))),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let mails = d.wait_mails(1);
-    assert_eq!(mails[0].to, OWNER);
-    let token = link_token(&mails[0]);
-    let r = call(d, "POST", &format!("/admin/login/{token}"), None, None);
-    assert_eq!(r.status, 303, "{}", r.body);
-    let cookie = r.header("set-cookie").expect("a session cookie");
-    cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .trim()
-        .strip_prefix("utskick_session=")
-        .unwrap()
-        .to_string()
+    sign_in_as(d, OWNER)
 }
 
 #[test]

@@ -7,29 +7,10 @@
 
 mod common;
 
+use common::discussion::{list_addr, members, signed_post};
 use common::{plain, Daemon, Mail, DOMAIN};
 
 const OWNER: &str = "projektledare@example.se";
-
-fn list_addr(suffix: &str) -> String {
-    format!("partnerskap{suffix}@{DOMAIN}")
-}
-
-/// Adds `people` as confirmed members and takes their welcome mails.
-fn members(d: &mut Daemon, people: &[&str]) {
-    for email in people {
-        d.cli_ok(&["add", "partnerskap", email, "--consent", "test"]);
-    }
-    d.wait_mails(people.len());
-}
-
-/// A post as a mail client writes it, signed by the author's domain.
-fn post(from: &str, subject: &str, id: &str, extra: &str, body: &str) -> String {
-    format!(
-        "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=x; b=AAAA\r\nFrom: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}Date: Tue, 1 Dec 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n",
-        to = list_addr("")
-    )
-}
 
 fn by_recipient(mut mails: Vec<Mail>) -> Vec<Mail> {
     mails.sort_by(|a, b| a.to.cmp(&b.to));
@@ -51,7 +32,7 @@ fn a_members_post_reaches_every_member_with_the_list_headers() {
     let r = d.send(
         "anna@example.org",
         &list_addr(""),
-        &post(
+        &signed_post(
             "Anna Berg <anna@example.org>",
             "Möte 12 januari",
             "m1@example.org",
@@ -119,7 +100,7 @@ fn a_members_post_reaches_every_member_with_the_list_headers() {
 fn a_reply_keeps_its_thread_and_its_one_tag() {
     let mut d = Daemon::start("");
     members(&mut d, &["anna@example.org", "bo@example.org"]);
-    let reply = post(
+    let reply = signed_post(
         "Bo <bo@example.org>",
         "SV: Re: [Partnerskap] Möte 12 januari",
         "m2@example.org",
@@ -144,7 +125,7 @@ fn automatic_mail_to_the_list_is_never_distributed() {
     let mut d = Daemon::start("");
     members(&mut d, &["anna@example.org", "bo@example.org"]);
     // A member's vacation notice.
-    let vacation = post(
+    let vacation = signed_post(
         "Bo <bo@example.org>",
         "Autosvar: Möte 12 januari",
         "v1@example.org",
@@ -155,7 +136,7 @@ fn automatic_mail_to_the_list_is_never_distributed() {
         .send("bo@example.org", &list_addr(""), &vacation)
         .starts_with("250"));
     // Our own copy come back (our List-Id, our X-Loop).
-    let echo = post(
+    let echo = signed_post(
         "Anna <anna@example.org>",
         "[Partnerskap] Möte",
         "e1@example.org",
@@ -169,7 +150,7 @@ fn automatic_mail_to_the_list_is_never_distributed() {
         .send("anna@example.org", &list_addr(""), &echo)
         .starts_with("250"));
     // Our own VERP sender.
-    let verp = post(
+    let verp = signed_post(
         "Anna <anna@example.org>",
         "Hej",
         "e2@example.org",
@@ -210,7 +191,7 @@ fn a_strangers_post_is_held_approved_by_reply_and_a_second_is_rejected() {
     let mut d = Daemon::start("");
     members(&mut d, &["anna@example.org", "bo@example.org"]);
     let stranger = "eva@example.net";
-    let first = post(
+    let first = signed_post(
         "Eva Ek <eva@example.net>",
         "Fråga om delprojekt 3",
         "s1@example.net",
@@ -268,7 +249,7 @@ fn a_strangers_post_is_held_approved_by_reply_and_a_second_is_rejected() {
 
     // A second post: held again (no second notice today), then rejected
     // with a reason the author gets.
-    let second = post(
+    let second = signed_post(
         "Eva Ek <eva@example.net>",
         "Köp billiga klockor",
         "s2@example.net",
@@ -298,7 +279,7 @@ fn a_strangers_post_is_held_approved_by_reply_and_a_second_is_rejected() {
 fn accept_and_add_approves_the_post_and_invites_the_author() {
     let mut d = Daemon::start("");
     members(&mut d, &["anna@example.org"]);
-    let p = post("Eva <eva@example.net>", "Hej", "s3@example.net", "", "Hej!");
+    let p = signed_post("Eva <eva@example.net>", "Hej", "s3@example.net", "", "Hej!");
     assert!(d
         .send("eva@example.net", &list_addr(""), &p)
         .starts_with("250"));
@@ -374,7 +355,7 @@ fn a_member_who_says_inte_mig_gets_no_copy_of_their_own_posts() {
     // Only the person changes their subscription: a confirmation first.
     let said = confirm_setting(&mut d, "anna@example.org");
     assert!(said.subject.contains("inga kopior"), "{}", said.subject);
-    let p = post(
+    let p = signed_post(
         "Anna <anna@example.org>",
         "Protokoll",
         "p1@example.org",
@@ -399,7 +380,7 @@ fn a_member_who_says_inte_mig_gets_no_copy_of_their_own_posts() {
     );
     assert!(r.starts_with("250"), "{r}");
     confirm_setting(&mut d, "anna@example.org");
-    let p = post(
+    let p = signed_post(
         "Anna <anna@example.org>",
         "Igen",
         "p2@example.org",
@@ -417,7 +398,7 @@ fn a_members_from_on_a_strangers_envelope_is_held() {
     let mut d = Daemon::start("");
     members(&mut d, &["anna@example.org", "bo@example.org"]);
     // Anna's From on a stranger's envelope.
-    let p = post(
+    let p = signed_post(
         "Anna <anna@example.org>",
         "Hej",
         "f1@example.org",
@@ -483,7 +464,7 @@ fn a_kill_during_distribution_keeps_the_crash_bound() {
     ]);
     sink.delay_ms.store(3, Ordering::SeqCst);
     let author = "m000@d0.example.org";
-    let p = post(author, "Stort möte", "k1@example.org", "", "Hej alla!");
+    let p = signed_post(author, "Stort möte", "k1@example.org", "", "Hej alla!");
     assert!(d.send(author, &list_addr(""), &p).starts_with("250"));
     let copies = |sink: &Sink| sink.recipients("partnerskap-bounces+");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -541,7 +522,7 @@ fn a_member_who_chose_the_digest_gets_one_a_day() {
     let said = confirm_setting(&mut d, "anna@example.org");
     assert!(said.subject.contains("sammandrag"), "{}", said.subject);
     for (subject, id) in [("Möte", "g1@example.org"), ("Protokoll", "g2@example.org")] {
-        let p = post("Bo <bo@example.org>", subject, id, "", "Hej alla!");
+        let p = signed_post("Bo <bo@example.org>", subject, id, "", "Hej alla!");
         assert!(d
             .send("bo@example.org", &list_addr(""), &p)
             .starts_with("250"));
@@ -640,7 +621,7 @@ fn a_public_lists_posts_are_archived_as_threads() {
         } else {
             "bo@example.org"
         };
-        let p = post(from, subject, id, extra, body).replace(&list_addr(""), &to);
+        let p = signed_post(from, subject, id, extra, body).replace(&list_addr(""), &to);
         assert!(d.send(envelope, &to, &p).starts_with("250"));
         d.wait_mails(2);
     }
@@ -740,7 +721,7 @@ fn limits_hold_a_members_post_and_anyone_lets_a_stranger_post() {
     d.wait_mails(4);
     let samtal = format!("samtal@{DOMAIN}");
     let send = |d: &Daemon, from: &str, to: &str, id: &str, body: &str| {
-        let p = post(from, "Hej", id, "", body).replace(&list_addr(""), to);
+        let p = signed_post(from, "Hej", id, "", body).replace(&list_addr(""), to);
         assert!(d.send(from, to, &p).starts_with("250"));
     };
     // The first post of the day goes out, From the list (always).

@@ -5,29 +5,10 @@
 
 mod common;
 
+use common::discussion::{list_addr, members, post};
 use common::{plain, Daemon, Mail, DOMAIN};
 
 const OWNER: &str = "projektledare@example.se";
-
-fn list_addr(suffix: &str) -> String {
-    format!("partnerskap{suffix}@{DOMAIN}")
-}
-
-/// Adds `people` as confirmed members and takes their welcome mails.
-fn members(d: &mut Daemon, people: &[&str]) {
-    for email in people {
-        d.cli_ok(&["add", "partnerskap", email, "--consent", "test"]);
-    }
-    d.wait_mails(people.len());
-}
-
-/// A post as a mail client writes it.
-fn post(from: &str, subject: &str, id: &str, extra: &str, body: &str) -> String {
-    format!(
-        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{extra}Date: Tue, 1 Dec 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n",
-        to = list_addr("")
-    )
-}
 
 /// Mail that arrives within `secs` seconds (none is fine).
 fn mails_within(d: &mut Daemon, secs: u64) -> Vec<Mail> {

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use utskick::address::printable;
 use utskick::admin::protocol::{AuditRow, IgnoredRow, ListRow};
 use utskick::admin::{Response, SubscriberRow};
 use utskick::store::Status;
@@ -88,21 +89,6 @@ fn table<T>(header: &[&str], rows: &[T], cells: impl Fn(&T) -> Vec<String>) {
             .map(|r| cells(r).iter().map(|c| printable(c)).collect()),
     );
     aligned(&table);
-}
-
-/// `cell` with every control character (a line break, a terminal escape)
-/// shown as a space: a table's cells hold what strangers wrote (subjects,
-/// senders, consent texts), and a row must stay one row of text.
-fn printable(cell: &str) -> String {
-    cell.chars()
-        .map(|c| {
-            if c.is_control() || utskick::address::is_format_char(c) {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// The columns of `ignored`, as a table and as CSV.
@@ -213,15 +199,4 @@ pub fn csv_line(fields: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_cell_keeps_to_one_line_and_carries_no_escape() {
-        assert_eq!(
-            super::printable("a\x1b]0;t\x07\nFORGED\r\u{9b}x"),
-            "a ]0;t  FORGED  x"
-        );
-    }
 }

@@ -199,7 +199,7 @@ pub(crate) const REASON_TEMPORARY: &[&str] = &[
 
 /// Some(true) permanent, Some(false) temporary, None when the wording does not tell.
 pub(crate) fn wording(text: &str) -> Option<bool> {
-    let lc = unfold(&text.to_lowercase());
+    let lc = lower_unfolded(text);
     let has = |list: &[&str]| list.iter().any(|p| lc.contains(p));
     match (has(EXPLICIT_PERMANENT), has(EXPLICIT_TEMPORARY)) {
         (true, false) => return Some(true),
@@ -217,7 +217,7 @@ pub(crate) fn wording(text: &str) -> Option<bool> {
 /// outright ("permanent error", "I've given up"; "will retry", "temporary
 /// failure"); None when it does not, or says both.
 pub(crate) fn explicit(text: &str) -> Option<bool> {
-    let lc = unfold(&text.to_lowercase());
+    let lc = lower_unfolded(text);
     let has = |list: &[&str]| list.iter().any(|p| lc.contains(p));
     match (has(EXPLICIT_PERMANENT), has(EXPLICIT_TEMPORARY)) {
         (true, false) => Some(true),
@@ -256,6 +256,25 @@ pub(crate) fn judge(block: &str, whole: &str) -> (bool, Option<String>) {
         return (class, None);
     }
     (true, None)
+}
+
+/// `text` in lower case with each run of white space one space: phrases
+/// wrap across lines ("permission to\n post"). One pass, one allocation.
+pub(crate) fn lower_unfolded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 pub(crate) fn unfold(value: &str) -> String {

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::address::printable;
 use crate::daemon::context::Context;
 use crate::store::{AuditEntry, RECORD_VERSION};
 
@@ -17,27 +18,14 @@ pub fn record(ctx: &Context, who: &str, what: &str, detail: &str) -> anyhow::Res
         v: RECORD_VERSION,
         id: ctx.store.next_id()?,
         at: ctx.now(),
-        who: one_line(who),
-        what: one_line(what),
-        detail: one_line(detail),
+        who: printable(who),
+        what: printable(what),
+        detail: printable(detail),
     };
     ctx.store.write(|tx| {
         tx.record_audit(&entry);
         Ok(())
     })
-}
-
-/// `text` with every control character a space.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() || crate::address::is_format_char(c) {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }
 
 /// Whether `entry` is for the eyes of the owner whose workspace name is

@@ -3,6 +3,8 @@
 //! reader for the file outbox.
 #![allow(dead_code)]
 
+pub mod admin;
+pub mod discussion;
 pub mod http;
 pub mod in_process;
 pub mod sink;

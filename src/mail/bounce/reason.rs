@@ -5,6 +5,8 @@
 //! is a full mailbox: servers put all sorts of texts behind generic
 //! codes), then the enhanced status code's subject and detail (RFC 3463).
 
+use crate::mail::bounce_words::lower_unfolded;
+
 /// Wording of a diagnostic → reason, in the order tried (the first match
 /// wins, so the narrower phrases come first).
 const BY_WORDING: &[(&str, &[&str])] = &[
@@ -278,7 +280,7 @@ const BY_STATUS: &[(&str, &str)] = &[
 /// The reason for one failure, from its diagnostic text and enhanced
 /// status code; None when neither tells.
 pub(crate) fn classify(status: Option<&str>, diagnostic: &str) -> Option<String> {
-    let lc = lower_one_spaced(diagnostic);
+    let lc = lower_unfolded(diagnostic);
     for (reason, phrases) in BY_WORDING {
         if phrases.iter().any(|p| contains_word(&lc, p)) {
             return Some((*reason).to_string());
@@ -311,27 +313,8 @@ const RETRIES_RAN_OUT: &[&str] = &[
 
 /// Whether `text` (a report's own text) says its MTA stopped retrying.
 pub(crate) fn retries_ran_out(text: &str) -> bool {
-    let lc = lower_one_spaced(text);
+    let lc = lower_unfolded(text);
     RETRIES_RAN_OUT.iter().any(|p| lc.contains(p))
-}
-
-/// `text` in lower case with each run of white space one space: phrases
-/// wrap across lines ("permission to\n post"). One pass, one allocation.
-fn lower_one_spaced(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = false;
-    for c in text.chars() {
-        if c.is_whitespace() {
-            space = !out.is_empty();
-            continue;
-        }
-        if space {
-            out.push(' ');
-            space = false;
-        }
-        out.extend(c.to_lowercase());
-    }
-    out
 }
 
 /// `phrase` in `text`, not inside a longer word ("rbl" is not in "verbless").
@@ -353,7 +336,10 @@ mod tests {
             classify(None, "you may not have permission to\n   post to the group").as_deref(),
             Some("rejected")
         );
-        assert_eq!(super::lower_one_spaced("  A\n\tB  c "), "a b c");
+        assert_eq!(
+            crate::mail::bounce_words::lower_unfolded("  A\n\tB  c "),
+            "a b c"
+        );
     }
 
     #[test]

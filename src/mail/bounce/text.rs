@@ -4,7 +4,8 @@
 use crate::mail::bounce::common::{for_each_original, has_type, header_addresses, Failure};
 use crate::mail::bounce::{lhost, reason};
 use crate::mail::bounce_words::{
-    addresses_in, basic_code_class, enhanced_code, judge, local_part, one_line, unfold,
+    addresses_in, basic_code_class, enhanced_code, judge, local_part, lower_unfolded, one_line,
+    unfold,
 };
 use crate::mail::html_text::html_to_text;
 use mail_parser::{Message, PartType};
@@ -543,7 +544,7 @@ pub(crate) fn reads_like_failure(msg: &Message<'_>, texts: &[String]) -> bool {
         all.push('\n');
         all.push_str(t);
     }
-    let lc = unfold(&all.to_lowercase());
+    let lc = lower_unfolded(&all);
     if SUCCESS_PHRASES.iter().any(|p| lc.contains(p))
         && !NOT_SUCCESS_PHRASES.iter().any(|p| lc.contains(p))
     {
@@ -655,7 +656,7 @@ const GIVEN_UP_PHRASES: &[&str] = &[
 /// True for a delay notice: it says the MTA will go on trying and nowhere
 /// that it has given up.
 pub(crate) fn is_delay_notice(whole: &str) -> bool {
-    let lc = unfold(&whole.to_lowercase());
+    let lc = lower_unfolded(whole);
     DELAY_PHRASES.iter().any(|p| lc.contains(p)) && !GIVEN_UP_PHRASES.iter().any(|p| lc.contains(p))
 }
 

@@ -435,6 +435,30 @@ fn answer_text(a: &Answer) -> String {
     }
 }
 
+/// Where a change's answer goes once it went through.
+enum Then {
+    /// The page says what happened.
+    Say,
+    /// Back to the list of requests waiting for approval.
+    Approvals,
+}
+
+/// Runs `request` as `owner` and answers as `then` says; a refusal is
+/// always said on the page, with the reason.
+async fn change(
+    web: &Shared,
+    owner: &Owner,
+    list: &List,
+    request: Request,
+    then: Then,
+) -> Response {
+    match (web.run(owner, request).await, then) {
+        (Ok(a), Then::Say) => said(web, owner, list, true, answer_text(&a)),
+        (Ok(_), Then::Approvals) => see_other(&format!("/admin/lists/{}/approvals", list.id)),
+        (Err(f), _) => said(web, owner, list, false, f.message),
+    }
+}
+
 /// `POST /admin/lists/ID/add` (email, name, attributes, consent): `add`.
 pub(super) async fn add(
     State(web): State<Shared>,
@@ -460,10 +484,7 @@ pub(super) async fn add(
         attributes,
         consent: field(&form, "consent").to_string(),
     };
-    match web.run(&owner, request).await {
-        Ok(a) => said(&web, &owner, list, true, answer_text(&a)),
-        Err(f) => said(&web, &owner, list, false, f.message),
-    }
+    change(&web, &owner, list, request, Then::Say).await
 }
 
 /// `POST /admin/lists/ID/remove` (email): `remove`, after the question.
@@ -481,10 +502,7 @@ pub(super) async fn remove(
         list: list.id.clone(),
         email: field(&form, "email").to_string(),
     };
-    match web.run(&owner, request).await {
-        Ok(a) => said(&web, &owner, list, true, answer_text(&a)),
-        Err(f) => said(&web, &owner, list, false, f.message),
-    }
+    change(&web, &owner, list, request, Then::Say).await
 }
 
 /// `POST /admin/lists/ID/forget` (email): `forget`, after the question.
@@ -528,10 +546,7 @@ pub(super) async fn forget(
         };
         return said(&web, &owner, list, false, message.to_string());
     }
-    match web.run(&owner, Request::Forget { email }).await {
-        Ok(a) => said(&web, &owner, list, true, answer_text(&a)),
-        Err(f) => said(&web, &owner, list, false, f.message),
-    }
+    change(&web, &owner, list, Request::Forget { email }, Then::Say).await
 }
 
 /// `POST /admin/lists/ID/import` (csv, consent or invite, step): first a
@@ -674,10 +689,7 @@ pub(super) async fn approve(
             owner.email
         ),
     };
-    match web.run(&owner, request).await {
-        Ok(_) => see_other(&format!("/admin/lists/{}/approvals", list.id)),
-        Err(f) => said(&web, &owner, list, false, f.message),
-    }
+    change(&web, &owner, list, request, Then::Approvals).await
 }
 
 /// `POST /admin/lists/ID/reject` (email): `remove`.
@@ -695,10 +707,7 @@ pub(super) async fn reject(
         list: list.id.clone(),
         email: field(&form, "email").to_string(),
     };
-    match web.run(&owner, request).await {
-        Ok(_) => see_other(&format!("/admin/lists/{}/approvals", list.id)),
-        Err(f) => said(&web, &owner, list, false, f.message),
-    }
+    change(&web, &owner, list, request, Then::Approvals).await
 }
 
 /// `GET /admin/lists/ID/threads`: a discussion list's posts as threads,
