@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns bench/run's raw.tsv (and criterion's output) into Markdown tables:
-medians over runs, ratios to smtp-source with 4 sessions."""
+medians over runs, ratios to smtp-source with as many sessions as utskick
+has connections (the most sessions measured), and the targets of issue 17."""
 import re, statistics, sys
 from collections import OrderedDict
 
@@ -47,18 +48,28 @@ def micro_times():
     return found
 
 out = []
+targets = []
 ob = [(k, v) for k, v in rows.items() if k[0] == "outbound"]
 if ob:
-    refs = [k[2] / med(v, "secs") for k, v in ob if k[1] == "smtp-source (4 sessions)"]
-    ref = refs[0] if refs else float("nan")
+    sources = sorted({int(re.search(r"\((\d+) sessions?\)", k[1]).group(1))
+                      for k, _ in ob if k[1].startswith("smtp-source")})
+    ref_sess = sources[-1] if sources else 0
+    refs = {k[2]: k[2] / med(v, "secs") for k, v in ob if k[1] == f"smtp-source ({ref_sess} sessions)"}
     size = [k[2] for k in rows if k[0] == "outbound-size"]
     out.append(f"### Outbound: one message of {size[0] if size else '~10,000'} bytes to each of N recipients, into smtp-sink\n")
-    out.append("| sender | N | runs | msg/s (median) | ratio to smtp-source (4) | CPU s | peak RSS MB |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    out.append(f"| sender | N | runs | msg/s (median) | ratio to smtp-source ({ref_sess}) | CPU s | CPU µs per message | peak RSS MB |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (s, name, n), v in ob:
         rate = n / med(v, "secs")
-        ratio = rate / ref
-        out.append(f"| {name} | {n:,} | {len(v)} | {rate:,.0f} | {ratio:.2f} | {med(v, 'cpu'):.2f} | {med(v, 'rss'):.1f} |")
+        ratio = rate / refs.get(n, float("nan"))
+        us = med(v, "cpu") / n * 1e6
+        out.append(f"| {name} | {n:,} | {len(v)} | {rate:,.0f} | {ratio:.2f} | {med(v, 'cpu'):.2f} | {us:.0f} | {med(v, 'rss'):.1f} |")
+        if name.startswith("utskick") and "DKIM" not in name:
+            targets.append(f"| rate ≥ 0.5 of smtp-source ({ref_sess} sessions), N = {n:,} | {ratio:.2f} | {'yes' if ratio >= 0.5 else '**no**'} |")
+            targets.append(f"| daemon CPU ≤ 80 µs per message without DKIM, N = {n:,} | {us:.0f} µs | {'yes' if us <= 80 else '**no**'} |")
+            if n >= 100_000:
+                rss = med(v, "rss")
+                targets.append(f"| peak RSS ≤ 64 MB over a daemon's life sending to {n:,} | {rss:.1f} MB | {'yes' if rss <= 64 else '**no**'} |")
     out.append("")
 
 mt = micro_times()
@@ -83,10 +94,13 @@ sc = [(k, v) for k, v in rows.items() if k[0] == "scale"]
 if sc:
     imp = {k[2]: med(v, "secs") for k, v in rows.items() if k[0] == "import"}
     out.append("### Scale: one list with N confirmed subscribers (3 daemon starts each, medians)\n")
-    out.append("| subscribers | import s | store on disk MB | start-up s | RSS after start MB | peak RSS after `subscribers` MB | `lists` s | `subscribers --format csv` s |")
-    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| subscribers | import s | import rows/s | store on disk MB | start-up s | RSS after start MB | peak RSS after `subscribers` MB | `lists` s | `subscribers --format csv` s |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (s, name, n), v in sc:
-        out.append(f"| {n:,} | {imp.get(n, float('nan')):.1f} | {med(v, 'mb'):.1f} | {med(v, 'start'):.3f} | "
+        rps = n / imp.get(n, float("nan"))
+        if n >= 1_000_000:
+            targets.append(f"| import ≥ 20,000 rows/s, {n:,} rows | {rps:,.0f} | {'yes' if rps >= 20_000 else '**no**'} |")
+        out.append(f"| {n:,} | {imp.get(n, float('nan')):.1f} | {rps:,.0f} | {med(v, 'mb'):.1f} | {med(v, 'start'):.3f} | "
                    f"{med(v, 'rss'):.1f} | {med(v, 'hwm'):.1f} | {med(v, 'lists'):.3f} | {med(v, 'subscribers'):.3f} |")
     out.append("")
 
@@ -111,6 +125,13 @@ if pe:
     short = [f"{who} at {sess} sessions: {v[3]}" for (who, sess), v in rate.items() if v[3] < v[1]]
     if short:
         out.append("\nFewer accepted than sent in some run (lowest): " + "; ".join(short))
+    out.append("")
+
+if targets:
+    out.append("### Targets (issue 17)\n")
+    out.append("| target | measured | met? |")
+    out.append("|---|---:|---|")
+    out.extend(targets)
     out.append("")
 
 if mt:
