@@ -38,8 +38,10 @@ use crate::address;
 
 /// sled's page cache. The store is small (one record per person per list);
 /// sled's 1 GiB default would only hold memory hostage. sled counts pages
-/// by their size on disk, and holds more than this in memory (BENCHMARKS.md).
-const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+/// by their size on disk, and holds more than this in memory; it keeps to
+/// it at all only because scans [`touch`] what they read (BENCHMARKS.md,
+/// "Memory": 61 MB peak for a 100,000 recipient send with 8 MiB).
+const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Store {
@@ -338,8 +340,10 @@ impl Store {
         };
         let end = delivery_key(campaign, u64::MAX);
         let mut out = Vec::new();
-        for kv in self.tree(T::Deliveries).range(start..=end) {
+        let tree = self.tree(T::Deliveries);
+        for kv in tree.range(start..=end) {
             let (k, v) = kv?;
+            touch(tree, &k)?;
             out.push(compact::decode_delivery(&k, &v)?);
             if out.len() >= limit {
                 break;
@@ -383,11 +387,13 @@ impl Store {
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        for kv in self.tree(T::Subscribers).range(start..) {
+        let tree = self.tree(T::Subscribers);
+        for kv in tree.range(start..) {
             let (k, v) = kv?;
             if !k.starts_with(&prefix) {
                 break;
             }
+            touch(tree, &k)?;
             out.push(decode(&v)?);
             if out.len() >= limit {
                 break;
@@ -712,6 +718,20 @@ impl Store {
         })?;
         Ok(n)
     }
+}
+
+/// Reads `key` once more, so that sled's cache counts the page it is on.
+///
+/// sled 0.34 evicts from one of its 256 cache shards only after 64
+/// accesses to that shard, and a range scan accesses each leaf page once:
+/// one full scan of a big tree leaves every page of it in memory, whatever
+/// `cache_capacity` says (100,000 subscribers: 65 MB). A point read per
+/// record makes the accesses the cache needs to keep to its capacity while
+/// the scan goes on; the page is in memory already, so it costs well under
+/// a microsecond.
+fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
+    tree.get(key)?;
+    Ok(())
 }
 
 #[cfg(test)]
