@@ -4,6 +4,7 @@
 # RSS (VmHWM over its whole life: start-up, fixing the recipients, the send),
 # with VmRSS sampled every 100 ms to show where the peak is.
 # Usage: BIN=path/to/utskick scripts/bench-send-mem.sh N [CONNECTIONS]
+# DKIM=1: every copy signed with a fresh RSA-2048 key (`dkim-keygen`).
 # The seeded data dir is kept in $SEEDS (default /var/tmp/utskick-seeds) and
 # copied for each run. Needs /usr/sbin/smtp-sink (apt-get install postfix).
 set -euo pipefail
@@ -49,6 +50,10 @@ if [ ! -d "$seed/data" ]; then
 fi
 cp -a "$seed/data" "$work/data"
 config "$work"
+if [ "${DKIM:-0}" = 1 ]; then
+  printf '[dkim]\nprivate_key_file = "%s"\n' "$work/dkim.pem" >> "$work/u.toml"
+  "$bin" --config "$work/u.toml" dkim-keygen > /dev/null
+fi
 RUST_LOG=warn "$bin" --config "$work/u.toml" serve > "$work/out" 2> "$work/err" &
 dpid=$!
 pids+=($dpid)
