@@ -69,7 +69,7 @@ until "$bin" --config "$work/u.toml" status "$id" --json 2>/dev/null | grep -q '
 t1=$(date +%s%N); c1=$(cpu "$dpid")
 hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$dpid/status")
 "$bin" --config "$work/u.toml" status "$id" --json
-peak=$(sort -k2 -n -r "$work/rss" | head -1)
+peak=$(awk '$2 > m { m = $2; line = $0 } END { print line }' "$work/rss")
 awk -v n="$n" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hwm="$hwm" -v peak="$peak" 'BEGIN {
   s = (t1 - t0) / 1e9; printf "N=%d: %.2f s, %.0f msg/s, daemon CPU %.2f s = %.0f us/msg, VmHWM %s MB (highest sampled RSS at ms/RSS/HWM: %s)\n", n, s, n / s, c1 - c0, (c1 - c0) / n * 1e6, hwm, peak }'
 [ -n "${RSS_OUT:-}" ] && cp "$work/rss" "$RSS_OUT"
