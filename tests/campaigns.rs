@@ -377,3 +377,156 @@ async fn an_unknown_field_is_refused_at_queue_time_with_file_and_line() {
     .unwrap_err();
     assert!(e.to_string().contains("no attribute"), "{e}");
 }
+
+/// Starts campaign `id` with the relay down: its recipients are frozen
+/// and every copy is deferred.
+async fn start_with_relay_down(w: &mut World) -> u64 {
+    w.sink.down.store(true, Ordering::SeqCst);
+    let id = w.queue(vec![], None);
+    w.tick().await;
+    let c = w.campaign(id);
+    assert_eq!((c.status, c.total, c.sent), (CampaignStatus::Sending, 4, 0));
+    w.sink.down.store(false, Ordering::SeqCst);
+    id
+}
+
+/// The deliveries tree of a backup of the store, as (key, value) bytes.
+fn stored_deliveries(w: &World) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use data_encoding::BASE64;
+    let mut out = Vec::new();
+    w.ctx
+        .store
+        .backup(&mut out, b"secret", w.ctx.now())
+        .unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["tree"] == "deliveries")
+        .map(|v| {
+            let b = |k: &str| BASE64.decode(v[k].as_str().unwrap().as_bytes()).unwrap();
+            (b("key"), b("value"))
+        })
+        .collect()
+}
+
+/// Does any stored delivery hold `email`?
+fn holds(w: &World, email: &str) -> bool {
+    stored_deliveries(w)
+        .iter()
+        .any(|(_, v)| v.windows(email.len()).any(|x| x == email.as_bytes()))
+}
+
+#[tokio::test]
+async fn people_who_leave_or_are_forgotten_while_a_campaign_is_paused_get_no_copy() {
+    let mut w = World::new("");
+    for (e, n) in [("a", "Anna"), ("b", "Bo"), ("c", "Cia"), ("d", "Dan")] {
+        w.add(&format!("{e}@example.org"), n, "x");
+    }
+    let id = start_with_relay_down(&mut w).await;
+    campaign::steer(&w.ctx, id, Steer::Pause).unwrap();
+    let everyone = stored_deliveries(&w);
+    assert_eq!(everyone.len(), 4);
+    assert!(holds(&w, "d@example.org"), "the recipients are frozen");
+    // Bo leaves by the one-click link of his copy; Cia is removed by an
+    // owner; Dan is forgotten.
+    let c = w.campaign(id);
+    let bo = w
+        .ctx
+        .store
+        .subscriber("lokal-finansiering", "b@example.org")
+        .unwrap()
+        .unwrap();
+    let token = campaign::subscriber_token(&w.ctx, &c, &bo);
+    let t = utskick::token::Token::decode(&token).unwrap();
+    assert_eq!(
+        subscription::leave_by_token(&w.ctx, None, &t).unwrap(),
+        Some(subscription::Left::Now)
+    );
+    let list = w.ctx.lists.get("lokal-finansiering").unwrap();
+    utskick::subscription::by_admin::admin_remove(&w.ctx, list, "c@example.org").unwrap();
+    utskick::people::forget(&w.ctx, "d@example.org").unwrap();
+    // No frozen copy of a forgotten address is left behind, nor of one
+    // who left.
+    assert!(
+        !holds(&w, "d@example.org"),
+        "forget scrubs the frozen recipients"
+    );
+    assert!(!holds(&w, "b@example.org"));
+    assert!(!holds(&w, "c@example.org"));
+    assert!(holds(&w, "a@example.org"));
+
+    campaign::steer(&w.ctx, id, Steer::Resume).unwrap();
+    w.advance(10 * 60);
+    w.tick().await;
+    assert_eq!(w.campaign_recipients(), ["a@example.org"]);
+    let c = w.campaign(id);
+    assert_eq!(
+        (c.status, c.sent, c.skipped, c.failed),
+        (CampaignStatus::Done, 1, 3, 0)
+    );
+    // Once sent, no delivery keeps an address.
+    assert!(!holds(&w, "a@example.org"));
+    let d = w.ctx.store.deliveries_after(id, None, 10).unwrap();
+    assert_eq!(
+        d.iter()
+            .filter(|d| d.state == DeliveryState::Skipped)
+            .count(),
+        3
+    );
+    assert!(d.iter().all(|d| d.to.is_none()));
+}
+
+#[tokio::test]
+async fn a_campaign_left_unfinished_by_an_older_version_finishes() {
+    use data_encoding::BASE64;
+    let mut old = World::new("");
+    for (e, n) in [("a", "Anna"), ("b", "Bo"), ("c", "Cia"), ("d", "Dan")] {
+        old.add(&format!("{e}@example.org"), n, "x");
+    }
+    let id = start_with_relay_down(&mut old).await;
+    // The same store as an older version left it: each delivery pending,
+    // as JSON, without a frozen recipient.
+    let mut backup = Vec::new();
+    old.ctx
+        .store
+        .backup(&mut backup, b"secret", old.ctx.now())
+        .unwrap();
+    let mut rewritten = String::new();
+    for (i, line) in String::from_utf8(backup).unwrap().lines().enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if i > 0 && v["tree"] == "deliveries" {
+            let key = BASE64
+                .decode(v["key"].as_str().unwrap().as_bytes())
+                .unwrap();
+            let subscriber = u64::from_be_bytes(key[8..].try_into().unwrap());
+            let json = format!(
+                r#"{{"v":1,"campaign":{id},"subscriber":{subscriber},"state":"pending","attempts":0,"next_attempt":0,"last_error":null,"done_at":null}}"#
+            );
+            v["value"] = BASE64.encode(json.as_bytes()).into();
+        }
+        rewritten.push_str(&format!("{v}\n"));
+    }
+    let mut w = World::new("");
+    w.ctx
+        .store
+        .restore(std::io::Cursor::new(rewritten))
+        .unwrap();
+    assert_eq!(
+        w.ctx.store.deliveries_after(id, None, 10).unwrap()[0].to,
+        None
+    );
+    // Cia leaves before the old records are sent: skipped.
+    let list = w.ctx.lists.get("lokal-finansiering").unwrap();
+    utskick::subscription::by_admin::admin_remove(&w.ctx, list, "c@example.org").unwrap();
+    w.tick().await;
+    let mut to = w.campaign_recipients();
+    to.sort();
+    assert_eq!(to, ["a@example.org", "b@example.org", "d@example.org"]);
+    let c = w.campaign(id);
+    assert_eq!(
+        (c.status, c.total, c.sent, c.skipped),
+        (CampaignStatus::Done, 4, 3, 1)
+    );
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset};
 use crate::compose::mime::{Envelope, Recipient};
 use crate::daemon::config::Config;
 use crate::daemon::lists::{list_address, List};
-use crate::store::Subscriber;
+use crate::store::Frozen;
 
 /// Which copy.
 pub enum Copy<'a> {
@@ -18,7 +18,10 @@ pub enum Copy<'a> {
     /// subscriber's token.
     Own {
         campaign: u64,
-        subscriber: &'a Subscriber,
+        /// The subscriber's id.
+        id: u64,
+        /// What was frozen of them when the campaign started.
+        to: &'a Frozen,
         token: &'a str,
     },
     /// A test copy to `to` (`preview --to`), record `id`: its links carry
@@ -66,7 +69,8 @@ impl Addressee {
         match copy {
             Copy::Own {
                 campaign,
-                subscriber: s,
+                id,
+                to: s,
                 token,
             } => {
                 let mut attributes = declared(&|_| String::new());
@@ -79,7 +83,7 @@ impl Addressee {
                     unsubscribe_mailto: list_address(list, "unsubscribe", Some(token), d),
                     reply_to: list_address(list, "reply", Some(token), d),
                     archive_url: archive(Some(campaign)),
-                    message_id: format!("utskick.{}.c{campaign}.s{:x}@{d}", list.id, s.id),
+                    message_id: format!("utskick.{}.c{campaign}.s{id:x}@{d}", list.id),
                 }
             }
             Copy::Test { to, id } => Addressee {
@@ -130,7 +134,7 @@ impl Addressee {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Status, RECORD_VERSION};
+    use crate::store::{Frozen, Status, Subscriber, RECORD_VERSION};
 
     fn list(public: bool) -> List {
         let toml = format!("name = \"Nätet\"\naddress = \"nat\"\npublic = {public}\n");
@@ -174,7 +178,12 @@ mod tests {
                 list,
                 Copy::Own {
                     campaign: 12,
-                    subscriber: &s,
+                    id: s.id,
+                    to: &Frozen {
+                        email: s.email.clone(),
+                        name: s.name.clone(),
+                        attributes: s.attributes.clone(),
+                    },
                     token: "t",
                 },
             )

@@ -102,6 +102,18 @@ pub(crate) fn status_of(bytes: &[u8]) -> Result<Status> {
     Ok(serde_json::from_slice::<Only>(bytes)?.status)
 }
 
+/// The id and `updated_at` of a stored subscriber record, without
+/// decoding the rest.
+pub(crate) fn id_of(bytes: &[u8]) -> Result<(u64, Option<DateTime<Utc>>)> {
+    #[derive(Deserialize)]
+    struct Only {
+        id: u64,
+        updated_at: Option<DateTime<Utc>>,
+    }
+    let o = serde_json::from_slice::<Only>(bytes)?;
+    Ok((o.id, o.updated_at))
+}
+
 /// The list part of a subscriber key (`list \0 email`).
 pub(crate) fn list_of_key(key: &[u8]) -> &[u8] {
     key.split(|b| *b == 0).next().unwrap_or(key)

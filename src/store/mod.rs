@@ -9,6 +9,7 @@
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
+mod compact;
 mod durable;
 mod error;
 mod keys;
@@ -37,8 +38,10 @@ use crate::address;
 
 /// sled's page cache. The store is small (one record per person per list);
 /// sled's 1 GiB default would only hold memory hostage. sled counts pages
-/// by their size on disk, and holds more than this in memory (BENCHMARKS.md).
-const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+/// by their size on disk, and holds more than this in memory; it keeps to
+/// it at all only because scans [`touch`] what they read (BENCHMARKS.md,
+/// "Memory": 61 MB peak for a 100,000 recipient send with 8 MiB).
+const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Store {
@@ -54,6 +57,10 @@ struct Inner {
     /// Set when a flush failed: sled keeps the error and fails every later
     /// flush, so only a fresh open (a restart) recovers.
     failed: std::sync::atomic::AtomicBool,
+    /// Counts the writes that skipped a delivery because its person was
+    /// no longer confirmed: the campaign worker re-reads a delivery it
+    /// holds when this has moved.
+    skips: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -87,6 +94,7 @@ impl Store {
                 trees,
                 write_lock: Mutex::new(()),
                 failed: std::sync::atomic::AtomicBool::new(false),
+                skips: std::sync::atomic::AtomicU64::new(0),
                 durable: Durable::open(dir)?,
             }),
         };
@@ -186,23 +194,35 @@ impl Store {
         Ok(())
     }
 
-    /// The tally changes that `changes` makes, as counters-tree writes.
+    /// The tally changes that `changes` makes, as counters-tree writes,
+    /// and the people (subscriber id, and the time of the change when the
+    /// record says) who stop being confirmed in them.
     /// Runs under the writer lock, so the tree holds the state before them.
+    #[allow(clippy::type_complexity)]
     fn tally_changes(
         &self,
         changes: &BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Vec<(u64, Option<DateTime<Utc>>)>)> {
         let mut delta: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        for ((t, key), new) in changes {
+        let mut left = Vec::new();
+        for ((t, key), new_bytes) in changes {
             if *t != T::Subscribers {
                 continue;
             }
             let list = list_of_key(key);
-            let old = self.tree(T::Subscribers).get(key)?;
-            let old = old.as_deref().map(status_of).transpose()?;
-            let new = new.as_deref().map(status_of).transpose()?;
+            let old_bytes = self.tree(T::Subscribers).get(key)?;
+            let old = old_bytes.as_deref().map(status_of).transpose()?;
+            let new = new_bytes.as_deref().map(status_of).transpose()?;
             if old == new {
                 continue;
+            }
+            if let (Some(Status::Confirmed), Some(bytes)) = (old, old_bytes.as_deref()) {
+                let (id, _) = id_of(bytes)?;
+                let at = match new_bytes.as_deref() {
+                    Some(b) => id_of(b)?.1,
+                    None => None,
+                };
+                left.push((id, at));
             }
             if let Some(s) = old {
                 *delta.entry(tally_key(list, s)).or_default() -= 1;
@@ -229,7 +249,7 @@ impl Store {
                 }),
             ));
         }
-        Ok(out)
+        Ok((out, left))
     }
 
     pub fn pending(&self, id: u64) -> Result<Option<Pending>> {
@@ -320,13 +340,32 @@ impl Store {
         };
         let end = delivery_key(campaign, u64::MAX);
         let mut out = Vec::new();
-        for kv in self.tree(T::Deliveries).range(start..=end) {
-            out.push(decode(&kv?.1)?);
+        let tree = self.tree(T::Deliveries);
+        for kv in tree.range(start..=end) {
+            let (k, v) = kv?;
+            touch(tree, &k)?;
+            out.push(compact::decode_delivery(&k, &v)?);
             if out.len() >= limit {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// One delivery, as stored.
+    pub fn delivery(&self, campaign: u64, subscriber: u64) -> Result<Option<Delivery>> {
+        let key = delivery_key(campaign, subscriber);
+        self.tree(T::Deliveries)
+            .get(&key)?
+            .map(|v| compact::decode_delivery(&key, &v))
+            .transpose()
+    }
+
+    /// Moves whenever a write skipped a delivery of someone who stopped
+    /// being confirmed (never while it is in flight: it moves after the
+    /// write has landed).
+    pub fn skip_generation(&self) -> u64 {
+        self.inner.skips.load(Ordering::SeqCst)
     }
 
     /// Up to `limit` subscribers of `list` after the key of `after`, in
@@ -348,11 +387,13 @@ impl Store {
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        for kv in self.tree(T::Subscribers).range(start..) {
+        let tree = self.tree(T::Subscribers);
+        for kv in tree.range(start..) {
             let (k, v) = kv?;
             if !k.starts_with(&prefix) {
                 break;
             }
+            touch(tree, &k)?;
             out.push(decode(&v)?);
             if out.len() >= limit {
                 break;
@@ -512,9 +553,13 @@ impl Store {
             changes: BTreeMap::new(),
         };
         let result = f(&mut tx)?;
-        for (k, v) in self.tally_changes(&tx.changes)? {
+        let (tallies, left) = self.tally_changes(&tx.changes)?;
+        for (k, v) in tallies {
             tx.changes.insert((T::Counters, k), Some(v));
         }
+        // A person who is no longer confirmed gets no copy still to send:
+        // every way out of `confirmed` passes here, in the same write.
+        let skipped = tx.drop_deliveries_of(&left)?;
         if !tx.changes.is_empty() {
             let [a, b, c, d, e, g, h, i, j, k, l, m, n] = &self.inner.trees;
             (a, b, c, d, e, g, h, i, j, k, l, m, n)
@@ -534,6 +579,9 @@ impl Store {
                     TransactionError::Abort(()) => StoreError::Failed("a write was aborted".into()),
                 })?;
             self.inner.durable.wrote();
+        }
+        if skipped {
+            self.inner.skips.fetch_add(1, Ordering::SeqCst);
         }
         Ok(result)
     }
@@ -670,6 +718,20 @@ impl Store {
         })?;
         Ok(n)
     }
+}
+
+/// Reads `key` once more, so that sled's cache counts the page it is on.
+///
+/// sled 0.34 evicts from one of its 256 cache shards only after 64
+/// accesses to that shard, and a range scan accesses each leaf page once:
+/// one full scan of a big tree leaves every page of it in memory, whatever
+/// `cache_capacity` says (100,000 subscribers: 65 MB). A point read per
+/// record makes the accesses the cache needs to keep to its capacity while
+/// the scan goes on; the page is in memory already, so it costs well under
+/// a microsecond.
+fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
+    tree.get(key)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -340,6 +340,32 @@ pub struct Delivery {
     /// campaign's `outcome.bounced`, once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bounced: bool,
+    /// The recipient as fixed when the campaign started, while the copy
+    /// is still to be sent (pending or deferred); dropped once the
+    /// delivery is sent, failed or skipped, and when the person stops
+    /// being confirmed. None in a record from before frozen recipients:
+    /// the worker then reads the subscriber.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Frozen>,
+}
+
+/// What a copy needs of its recipient, fixed when sending starts (the
+/// campaign's list and the subscriber id are the delivery's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frozen {
+    pub email: String,
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl DeliveryState {
+    /// Sent, failed or skipped: nothing more happens to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Sent | DeliveryState::Failed | DeliveryState::Skipped
+        )
+    }
 }
 
 /// Message bytes as base64 in JSON records (a JSON array of numbers would

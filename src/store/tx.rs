@@ -1,10 +1,12 @@
 //! One atomic write: what a `Store::write` closure may read and change.
 
 use crate::address;
+use crate::store::compact::{decode_delivery, encode_delivery};
 use crate::store::error::Result;
 use crate::store::keys::{blob_key, day_of, decode, delivery_key, encode, sub_key, Counter, T};
 use crate::store::records::{
-    Campaign, Delivery, Ignored, Led, OutMail, Pending, Subscriber, MAX_IGNORED, RECORD_VERSION,
+    Campaign, Delivery, DeliveryState, Ignored, Led, OutMail, Pending, Subscriber, MAX_IGNORED,
+    RECORD_VERSION,
 };
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -127,14 +129,90 @@ impl Tx<'_> {
     }
 
     pub fn delivery(&self, campaign: u64, subscriber: u64) -> Result<Option<Delivery>> {
-        self.get(T::Deliveries, &delivery_key(campaign, subscriber))
+        let key = delivery_key(campaign, subscriber);
+        if let Some(change) = self.changes.get(&(T::Deliveries, key.clone())) {
+            return change
+                .as_deref()
+                .map(|b| decode_delivery(&key, b))
+                .transpose();
+        }
+        self.store
+            .tree(T::Deliveries)
+            .get(&key)?
+            .map(|v| decode_delivery(&key, &v))
+            .transpose()
     }
 
+    /// Writes a delivery in its binary form (`store::compact`).
     pub fn put_delivery(&mut self, d: &Delivery) {
         self.changes.insert(
             (T::Deliveries, delivery_key(d.campaign, d.subscriber)),
-            Some(encode(d)),
+            Some(encode_delivery(d)),
         );
+    }
+
+    /// Up to `limit` subscribers of `list` after the address `after`, as
+    /// stored before this write (see [`Store::subscribers_after`]). Under
+    /// the writer lock, so nobody's status changes until this write lands.
+    pub fn subscribers_after(
+        &self,
+        list: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Subscriber>> {
+        self.store.subscribers_after(list, after, limit)
+    }
+
+    /// Everyone in `left` (subscriber id, and when) stopped being
+    /// confirmed in this write: their copies still to send are dropped.
+    /// In a campaign that has started, an unsent delivery becomes skipped
+    /// (counted in `skipped`); in one whose recipients are still being
+    /// fixed it goes (the fixing reads the list again); in a finished one
+    /// it stays as it is. Either way the frozen copy of their address goes.
+    /// Returns true when a delivery became skipped.
+    pub(super) fn drop_deliveries_of(
+        &mut self,
+        left: &[(u64, Option<DateTime<Utc>>)],
+    ) -> Result<bool> {
+        if left.is_empty() {
+            return Ok(false);
+        }
+        let mut campaigns = Vec::new();
+        for k in self.store.tree(T::Campaigns).iter().keys() {
+            let k = k?;
+            if let Ok(id) = <[u8; 8]>::try_from(k.as_ref()) {
+                campaigns.push(u64::from_be_bytes(id));
+            }
+        }
+        let mut skipped = false;
+        for &(id, at) in left {
+            for &cid in &campaigns {
+                let Some(mut d) = self.delivery(cid, id)? else {
+                    continue;
+                };
+                if d.state.is_final() && d.to.is_none() {
+                    continue;
+                }
+                let Some(mut c) = self.campaign(cid)? else {
+                    continue;
+                };
+                if c.started_at.is_none() && !c.status.is_final() {
+                    self.changes
+                        .insert((T::Deliveries, delivery_key(cid, id)), None);
+                    continue;
+                }
+                if !d.state.is_final() && !c.status.is_final() {
+                    d.state = DeliveryState::Skipped;
+                    d.done_at = at;
+                    c.skipped += 1;
+                    self.put_campaign(&c);
+                    skipped = true;
+                }
+                d.to = None;
+                self.put_delivery(&d);
+            }
+        }
+        Ok(skipped)
     }
 
     /// Erases every record that holds `email` (subscriptions in every list,

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# One campaign send to N confirmed subscribers into smtp-sink, as bench/run's
+# outbound part does it, reporting the daemon's CPU per message and its peak
+# RSS (VmHWM over its whole life: start-up, fixing the recipients, the send),
+# with VmRSS sampled every 100 ms to show where the peak is.
+# Usage: BIN=path/to/utskick scripts/bench-send-mem.sh N [CONNECTIONS]
+# DKIM=1: every copy signed with a fresh RSA-2048 key (`dkim-keygen`).
+# The seeded data dir is kept in $SEEDS (default /var/tmp/utskick-seeds) and
+# copied for each run. Needs /usr/sbin/smtp-sink (apt-get install postfix).
+set -euo pipefail
+n=${1:-10000}
+conns=${2:-4}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN:-${CARGO_TARGET_DIR:-$root/target}/release/utskick}
+seeds=${SEEDS:-/var/tmp/utskick-seeds}
+work=$(mktemp -d /var/tmp/utskick-send.XXXXXX)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sink_port=$(port)
+/usr/sbin/smtp-sink -u "$(id -un)" 127.0.0.1:"$sink_port" 1024 &
+pids+=($!)
+config() { # DIR
+  cat > "$1/u.toml" <<TOML
+domain = "lista.example.se"
+base_url = "https://lista.example.se"
+data_dir = "$1/data"
+lists_dir = "$root/lists"
+templates_dir = "$root/templates"
+[inbound]
+listen = "127.0.0.1:$(port)"
+[http]
+listen = "127.0.0.1:$(port)"
+[metrics]
+listen = "127.0.0.1:$(port)"
+[outbound]
+transport = "smtp"
+relay = "127.0.0.1:$sink_port"
+connections = $conns
+TOML
+}
+seed=$seeds/$n
+if [ ! -d "$seed/data" ]; then
+  mkdir -p "$seed"
+  config "$seed"
+  awk -v n="$n" 'BEGIN { print "email,name,organisation,region";
+    split("Jämtland,Västerbotten,Dalarna,Gotland,Skåne", r, ",");
+    for (i = 1; i <= n; i++) printf "p%d@example.org,Person %d,Förening %d,%s\n", i, i, i % 97, r[i % 5 + 1] }' > "$seed/subs.csv"
+  "$bin" --config "$seed/u.toml" import lokal-finansiering "$seed/subs.csv" --consent bench > /dev/null
+fi
+cp -a "$seed/data" "$work/data"
+config "$work"
+if [ "${DKIM:-0}" = 1 ]; then
+  printf '[dkim]\nprivate_key_file = "%s"\n' "$work/dkim.pem" >> "$work/u.toml"
+  "$bin" --config "$work/u.toml" dkim-keygen > /dev/null
+fi
+RUST_LOG=warn "$bin" --config "$work/u.toml" serve > "$work/out" 2> "$work/err" &
+dpid=$!
+pids+=($dpid)
+until grep -q "ready" "$work/out" 2>/dev/null; do sleep 0.05; done
+( t0=$(date +%s%N); while kill -0 "$dpid" 2>/dev/null; do
+    awk -v t="$(( ($(date +%s%N) - t0) / 1000000 ))" '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {printf "%d %.1f %.1f\n", t, r/1024, h/1024}' "/proc/$dpid/status" 2>/dev/null || true
+    sleep 0.1; done ) > "$work/rss" &
+pids+=($!)
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+c0=$(cpu "$dpid"); t0=$(date +%s%N)
+id=$("$bin" --config "$work/u.toml" queue lokal-finansiering "$root/bench/newsletter.md" | awk '{print $2}')
+until "$bin" --config "$work/u.toml" status "$id" --json 2>/dev/null | grep -q '"status":"done"'; do sleep 0.05; done
+t1=$(date +%s%N); c1=$(cpu "$dpid")
+hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$dpid/status")
+"$bin" --config "$work/u.toml" status "$id" --json
+peak=$(awk '$2 > m { m = $2; line = $0 } END { print line }' "$work/rss")
+awk -v n="$n" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hwm="$hwm" -v peak="$peak" 'BEGIN {
+  s = (t1 - t0) / 1e9; printf "N=%d: %.2f s, %.0f msg/s, daemon CPU %.2f s = %.0f us/msg, VmHWM %s MB (highest sampled RSS at ms/RSS/HWM: %s)\n", n, s, n / s, c1 - c0, (c1 - c0) / n * 1e6, hwm, peak }'
+[ -n "${RSS_OUT:-}" ] && cp "$work/rss" "$RSS_OUT"
+exit 0

@@ -1,0 +1,171 @@
+//! What became of each copy: the recorder's writes, and the end of a
+//! campaign.
+//!
+//! An outcome is written where the delivery is: sent, failed or skipped
+//! ends it and drops the frozen copy of the recipient (only a copy still
+//! to send keeps one); a transient failure defers it to its next attempt
+//! (`DELIVERY_RETRY_DELAYS_SECS`, about three days in all), and a 5xx
+//! counts a bounce on the subscriber's score.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::daemon::context::{Context, Metrics};
+use crate::outbound::SendError;
+use crate::store::{Campaign, CampaignStatus, Delivery, DeliveryState};
+use crate::time::{SECS_PER_HOUR as HOUR, SECS_PER_MINUTE as MIN};
+
+/// Delays after the 1st, 2nd, … transient failure of one delivery: minutes
+/// growing to hours, three days in all; then it counts as failed.
+const DELIVERY_RETRY_DELAYS_SECS: &[i64] = &[
+    5 * MIN,
+    15 * MIN,
+    30 * MIN,
+    HOUR,
+    2 * HOUR,
+    4 * HOUR,
+    8 * HOUR,
+    12 * HOUR,
+    16 * HOUR,
+    24 * HOUR,
+];
+
+/// What became of one delivery, on its way to the recorder.
+pub(crate) enum Outcome {
+    /// The relay's answer.
+    Relay(Result<(), SendError>),
+    /// We could not render the message: our fault, not the address's.
+    Render(SendError),
+    /// The subscriber left (or was disabled) before their copy went.
+    Skip,
+}
+
+pub(crate) struct Done {
+    pub(crate) delivery: Delivery,
+    pub(crate) outcome: Outcome,
+    /// Held until the outcome is durable: the lanes' run-ahead is bounded
+    /// by the number of these.
+    pub(crate) _window_permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Records what became of a batch of deliveries in one transaction, and
+/// makes it durable with one flush.
+pub(crate) async fn record(ctx: &Context, batch: &[Done]) -> anyhow::Result<()> {
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let mut campaigns: BTreeMap<u64, Campaign> = BTreeMap::new();
+        for done in batch {
+            let id = done.delivery.campaign;
+            let c = match campaigns.entry(id) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => match tx.campaign(id)? {
+                    Some(c) => e.insert(c),
+                    None => continue,
+                },
+            };
+            record_one(ctx, tx, c, done, now)?;
+        }
+        for c in campaigns.values() {
+            tx.put_campaign(c);
+        }
+        Ok(())
+    })?;
+    Ok(ctx.store.sync().await?)
+}
+
+fn record_one(
+    ctx: &Context,
+    tx: &mut crate::store::Tx<'_>,
+    c: &mut Campaign,
+    done: &Done,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let mut d = tx
+        .delivery(done.delivery.campaign, done.delivery.subscriber)?
+        .unwrap_or_else(|| done.delivery.clone());
+    if d.state.is_final() {
+        return Ok(());
+    }
+    let (e, relay) = match &done.outcome {
+        Outcome::Skip => {
+            d.state = DeliveryState::Skipped;
+            d.done_at = Some(now);
+            d.to = None;
+            c.skipped += 1;
+            tx.put_delivery(&d);
+            return Ok(());
+        }
+        Outcome::Relay(Ok(())) => {
+            Metrics::inc(&ctx.metrics.mails_sent);
+            d.state = DeliveryState::Sent;
+            d.done_at = Some(now);
+            // Sent: the frozen copy of the recipient is no longer needed.
+            d.to = None;
+            d.last_error = None;
+            c.sent += 1;
+            tx.put_delivery(&d);
+            return Ok(());
+        }
+        Outcome::Relay(Err(e)) => (e, true),
+        Outcome::Render(e) => (e, false),
+    };
+    d.attempts += 1;
+    d.last_error = Some(e.message.clone());
+    let delay = DELIVERY_RETRY_DELAYS_SECS.get(d.attempts as usize - 1);
+    match (e.permanent, delay) {
+        (false, Some(delay)) => {
+            Metrics::inc(&ctx.metrics.mails_deferred);
+            d.state = DeliveryState::Deferred;
+            d.next_attempt = now.timestamp() + delay;
+        }
+        _ => {
+            Metrics::inc(&ctx.metrics.mails_failed);
+            d.state = DeliveryState::Failed;
+            d.done_at = Some(now);
+            d.to = None;
+            c.failed += 1;
+            // A 5xx from the relay counts as a bounce, on the same score
+            // as bounce reports; our own render failures do not.
+            if e.permanent && relay {
+                if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
+                    let reason = crate::mail::bounce::reason_of(None, &e.message);
+                    crate::feedback::bounces::add_bounce(
+                        &mut s,
+                        true,
+                        reason.as_deref(),
+                        ctx.config.limits.bounce_threshold,
+                        now,
+                    );
+                    tx.put_subscriber(&s);
+                }
+            }
+        }
+    }
+    tx.put_delivery(&d);
+    Ok(())
+}
+
+pub(crate) fn finish_if_done(ctx: &Context, id: u64) -> anyhow::Result<()> {
+    let now = ctx.now();
+    ctx.store.write(|tx| {
+        let Some(mut c) = tx.campaign(id)? else {
+            return Ok(());
+        };
+        if c.status == CampaignStatus::Sending && c.sent + c.failed + c.skipped >= c.total {
+            c.status = CampaignStatus::Done;
+            c.finished_at = Some(now);
+            tx.put_campaign(&c);
+            tracing::info!(
+                campaign = id,
+                sent = c.sent,
+                failed = c.failed,
+                skipped = c.skipped,
+                "campaign done"
+            );
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
