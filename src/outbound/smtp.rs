@@ -332,7 +332,10 @@ impl Session {
     /// our configuration, never the recipient's.
     pub async fn open(s: &RelaySettings) -> Result<Session, SendError> {
         Self::open_inner(s).await.map_err(|f| match f {
-            Fault::Refused(r) => SendError::transient(refusal(&r).message),
+            Fault::Refused(r) => SendError::transient(format!(
+                "the relay refused the session: {}",
+                refusal(&r).message
+            )),
             Fault::Broken(m) => SendError::transient(m),
         })
     }
