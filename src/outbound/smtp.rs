@@ -708,6 +708,11 @@ mod tests {
         assert_ne!(c.auth_mechanisms & smtp_proto::AUTH_PLAIN, 0);
         assert_eq!(c.capabilities & smtp_proto::EXT_SMTP_UTF8, 0);
         assert_eq!(capabilities(&reply("250 relay.test\r\n")).capabilities, 0);
+        // Postfix 3.7's smtp-sink, with its empty last line.
+        let sink = reply("250-smtp-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250-XCLIENT NAME HELO\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 \r\n");
+        let c = capabilities(&sink).capabilities;
+        assert_ne!(c & smtp_proto::EXT_PIPELINING, 0);
+        assert_ne!(c & smtp_proto::EXT_8BIT_MIME, 0);
     }
 
     #[test]
