@@ -492,3 +492,205 @@ async fn the_client_logs_in_with_plain_or_login() {
     assert!(!e.permanent && e.message.contains("535"), "{e:?}");
     relay.finish();
 }
+
+// ---------------------------------------------------------------------------
+// TLS: STARTTLS and implicit TLS against a relay with a test CA's
+// certificate (tests/tls/).
+// ---------------------------------------------------------------------------
+
+mod tls {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use utskick::outbound::TlsClient;
+
+    fn file(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/tls/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    pub fn acceptor() -> tokio_rustls::TlsAcceptor {
+        let certs = vec![CertificateDer::from_pem_slice(&file("test-relay.pem")).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(&file("test-relay.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// A client that trusts the test CA only.
+    pub fn client() -> TlsClient {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(&file("test-ca.pem")).unwrap())
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsClient {
+            config: Arc::new(config),
+            name: ServerName::try_from("127.0.0.1".to_string()).unwrap(),
+        }
+    }
+
+    pub async fn line<S: AsyncRead + Unpin>(r: &mut BufReader<S>) -> String {
+        let mut l = String::new();
+        r.read_line(&mut l).await.unwrap();
+        l
+    }
+
+    pub async fn say<S: AsyncRead + AsyncWrite + Unpin>(r: &mut BufReader<S>, text: &str) {
+        r.get_mut().write_all(text.as_bytes()).await.unwrap();
+        r.get_mut().flush().await.unwrap();
+    }
+
+    /// From EHLO to QUIT over an encrypted stream; returns the message.
+    pub async fn session<S: AsyncRead + AsyncWrite + Unpin>(r: &mut BufReader<S>) -> String {
+        assert_eq!(line(r).await, "EHLO lista.example.se\r\n");
+        say(r, "250-relay.test\r\n250 PIPELINING\r\n").await;
+        assert!(line(r).await.starts_with("MAIL FROM:"));
+        assert!(line(r).await.starts_with("RCPT TO:"));
+        assert_eq!(line(r).await, "DATA\r\n");
+        say(r, "250 ok\r\n250 ok\r\n354 go\r\n").await;
+        let mut data = String::new();
+        loop {
+            let l = line(r).await;
+            if l == ".\r\n" || l.is_empty() {
+                break;
+            }
+            data.push_str(&l);
+        }
+        say(r, "250 queued\r\n").await;
+        assert_eq!(line(r).await, "QUIT\r\n");
+        say(r, "221 bye\r\n").await;
+        data
+    }
+}
+
+fn tls_lane(port: u16, mode: Tls, client: utskick::outbound::TlsClient) -> Transport {
+    Transport::Smtp(Arc::new(RelaySettings {
+        timeout: Duration::from_secs(10),
+        host: "127.0.0.1".into(),
+        port,
+        tls: mode,
+        tls_client: Some(client),
+        credentials: None,
+        hello: "lista.example.se".into(),
+    }))
+}
+
+#[tokio::test]
+async fn starttls_says_ehlo_again_and_sends_the_message_encrypted() {
+    use tokio::io::BufReader;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut r = BufReader::new(tcp);
+        tls::say(&mut r, "220 relay.test ESMTP\r\n").await;
+        assert_eq!(tls::line(&mut r).await, "EHLO lista.example.se\r\n");
+        tls::say(
+            &mut r,
+            "250-relay.test\r\n250-STARTTLS\r\n250 PIPELINING\r\n",
+        )
+        .await;
+        assert_eq!(tls::line(&mut r).await, "STARTTLS\r\n");
+        tls::say(&mut r, "220 2.0.0 go ahead\r\n").await;
+        let stream = tls::acceptor().accept(r.into_inner()).await.unwrap();
+        tls::session(&mut BufReader::new(stream)).await
+    });
+    let mut lane = tls_lane(port, Tls::Starttls, tls::client()).lane();
+    send(&mut lane, b"Subject: krypterat\r\n\r\nhej\r\n")
+        .await
+        .unwrap();
+    lane.close().await;
+    assert_eq!(relay.await.unwrap(), "Subject: krypterat\r\n\r\nhej\r\n");
+}
+
+#[tokio::test]
+async fn implicit_tls_carries_the_session_and_an_untrusted_certificate_is_refused() {
+    use tokio::io::BufReader;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = tokio::spawn(async move {
+        let mut got = Vec::new();
+        // The probe, then a message, then a client that trusts only
+        // Mozilla's roots (the handshake fails on its side).
+        for i in 0..3 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(stream) = tls::acceptor().accept(tcp).await else {
+                assert_eq!(i, 2, "handshake {i} failed");
+                continue;
+            };
+            let mut r = BufReader::new(stream);
+            tls::say(&mut r, "220 relay.test ESMTP\r\n").await;
+            if i == 0 {
+                assert_eq!(tls::line(&mut r).await, "EHLO lista.example.se\r\n");
+                tls::say(&mut r, "250 relay.test\r\n").await;
+                assert_eq!(tls::line(&mut r).await, "QUIT\r\n");
+                tls::say(&mut r, "221 bye\r\n").await;
+            } else {
+                got.push(tls::session(&mut r).await);
+            }
+        }
+        got
+    });
+    let transport = tls_lane(port, Tls::Tls, tls::client());
+    assert_eq!(transport.probe().await.unwrap(), "EHLO accepted, TLS");
+    let mut lane = transport.lane();
+    send(&mut lane, b"hej\r\n").await.unwrap();
+    lane.close().await;
+    let webpki_only = utskick::outbound::TlsClient::new("127.0.0.1").unwrap();
+    let mut lane = tls_lane(port, Tls::Tls, webpki_only).lane();
+    let e = send(&mut lane, b"hej\r\n").await.unwrap_err();
+    assert!(!e.permanent && e.message.contains("tls error"), "{e:?}");
+    assert_eq!(relay.await.unwrap(), vec!["hej\r\n".to_string()]);
+}
+
+/// Bytes that come with STARTTLS's 220, before the handshake, could be an
+/// attacker's (the STARTTLS injection of CVE-2011-0411): the session is
+/// refused, not encrypted with them waiting in its buffer.
+#[tokio::test]
+async fn bytes_injected_before_the_tls_handshake_refuse_the_session() {
+    use tokio::io::BufReader;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut r = BufReader::new(tcp);
+        tls::say(&mut r, "220 relay.test ESMTP\r\n").await;
+        tls::line(&mut r).await;
+        tls::say(
+            &mut r,
+            "250-relay.test\r\n250-STARTTLS\r\n250 PIPELINING\r\n",
+        )
+        .await;
+        assert_eq!(tls::line(&mut r).await, "STARTTLS\r\n");
+        tls::say(
+            &mut r,
+            "220 2.0.0 go ahead\r\n250-relay.test\r\n250 PIPELINING\r\n",
+        )
+        .await;
+        // The client leaves without a handshake.
+        assert_eq!(tls::line(&mut r).await, "");
+    });
+    let mut lane = tls_lane(port, Tls::Starttls, tls::client()).lane();
+    let e = send(&mut lane, b"hej\r\n").await.unwrap_err();
+    assert!(
+        !e.permanent && e.message.contains("before the TLS handshake"),
+        "{e:?}"
+    );
+    drop(lane);
+    relay.await.unwrap();
+}
