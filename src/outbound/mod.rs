@@ -1,20 +1,20 @@
-//! Sending: the transports (file outbox or an SMTP relay through lettre) and
-//! the worker that drains the store's queue of system mail.
+//! Sending: the transports (file outbox, or an SMTP relay through our own
+//! client in `smtp.rs`) and the worker that drains the store's queue of
+//! system mail.
 //!
 //! Whether a failure is permanent or transient is decided here, once. A mail
 //! leaves the queue only after the transport accepted it (at-least-once: a
 //! crash between the two sends it again), or after a permanent failure or
 //! the last retry, when it is kept in the dead-letter tree with its error.
 
+mod smtp;
+
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use tokio::task::JoinSet;
 
@@ -22,6 +22,8 @@ use crate::daemon::config::{Config, Tls, TransportKind};
 use crate::daemon::context::{Context, Metrics};
 use crate::store::OutMail;
 use crate::time::{SECS_PER_HOUR as HOUR, SECS_PER_MINUTE as MIN};
+
+pub use smtp::{stuff_into, Login, RelaySettings, SendError, Session, TlsClient};
 
 /// Retry delays after the 1st, 2nd, … transient failure; after the last the
 /// mail is given up (about two days in all, like an MTA's queue lifetime).
@@ -40,13 +42,6 @@ const BATCH: usize = 64;
 /// How long the worker sleeps when nothing wakes it, to pick up retries.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
-/// A failed delivery, classified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendError {
-    pub permanent: bool,
-    pub message: String,
-}
-
 #[derive(Clone)]
 pub enum Transport {
     File(AsyncFileTransport<Tokio1Executor>),
@@ -55,36 +50,12 @@ pub enum Transport {
     Smtp(Arc<RelaySettings>),
 }
 
-/// How to reach and log in to the relay.
-#[derive(Debug)]
-pub struct RelaySettings {
-    /// For every connect and every reply: lettre's own timeout covers the
-    /// TCP connect only, so a relay that accepts and then says nothing
-    /// would hold a lane (or the system-mail queue) for ever.
-    pub timeout: Duration,
-    pub host: String,
-    pub port: u16,
-    pub tls: Tls,
-    pub credentials: Option<Credentials>,
-    pub hello: ClientId,
-}
-
-/// One session with the relay.
-pub struct Session {
-    conn: Box<AsyncSmtpConnection>,
-    /// When it last carried a message.
-    used: Instant,
-    /// Its socket, to look for a hang-up between messages; None for
-    /// implicit TLS, whose socket lettre opens itself.
-    fd: Option<RawFd>,
-}
-
 /// True if the relay closed the session or sent something unasked (a 421
 /// before it hangs up): either way the session cannot carry a message.
 fn peer_gone(fd: RawFd) -> bool {
     let mut byte = 0u8;
     // SAFETY: `fd` is the socket of a session that is still open (the
-    // caller holds it); MSG_PEEK leaves any byte for lettre to read, and
+    // caller holds it); MSG_PEEK leaves any byte for the session to read, and
     // MSG_DONTWAIT never blocks.
     let n = unsafe {
         libc::recv(
@@ -150,91 +121,6 @@ async fn send_file(
         })
 }
 
-/// The relay said nothing in time: transient.
-fn silent(limit: Duration) -> SendError {
-    SendError {
-        permanent: false,
-        message: format!("the relay did not answer within {} s", limit.as_secs()),
-    }
-}
-
-fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    SendError {
-        permanent: e.is_permanent(),
-        message: e.to_string(),
-    }
-}
-
-impl RelaySettings {
-    /// Opens a session. The socket gets TCP_NODELAY: lettre writes the
-    /// final `.` of DATA as its own small write, which Nagle would hold
-    /// until the relay's delayed ACK (about 40 ms a message on loopback).
-    /// Implicit TLS goes through lettre's own connect, which has no such option.
-    async fn connect(&self) -> Result<Session, SendError> {
-        tokio::time::timeout(self.timeout, self.connect_untimed())
-            .await
-            .map_err(|_| silent(self.timeout))?
-    }
-
-    async fn connect_untimed(&self) -> Result<Session, SendError> {
-        let tls = |host: &str| {
-            TlsParameters::new(host.to_string()).map_err(|e| SendError {
-                permanent: false,
-                message: format!("TLS setup: {e}"),
-            })
-        };
-        let mut fd = None;
-        let mut conn = if self.tls == Tls::Tls {
-            AsyncSmtpConnection::connect_tokio1(
-                (self.host.as_str(), self.port),
-                Some(self.timeout),
-                &self.hello,
-                Some(tls(&self.host)?),
-                None,
-            )
-            .await
-            .map_err(|e| classify(&e))?
-        } else {
-            let unreachable = |e: String| SendError {
-                permanent: false,
-                message: format!(
-                    "cannot connect to the relay {}:{}: {e}",
-                    self.host, self.port
-                ),
-            };
-            let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let _ = stream.set_nodelay(true);
-            // Peeking is only meaningful below plain SMTP: over TLS a byte
-            // may be a record the TLS layer has not read yet.
-            if self.tls == Tls::None {
-                fd = Some(stream.as_raw_fd());
-            }
-            let mut conn =
-                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
-                    .await
-                    .map_err(|e| classify(&e))?;
-            if self.tls == Tls::Starttls {
-                conn.starttls(tls(&self.host)?, &self.hello)
-                    .await
-                    .map_err(|e| classify(&e))?;
-            }
-            conn
-        };
-        if let Some(credentials) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(|e| classify(&e))?;
-        }
-        Ok(Session {
-            conn: Box::new(conn),
-            used: Instant::now(),
-            fd,
-        })
-    }
-}
-
 impl Lane {
     pub async fn send(
         &mut self,
@@ -250,10 +136,10 @@ impl Lane {
                     if session.used.elapsed() >= LANE_IDLE {
                         // The relay may have hung up on an idle session; a
                         // fresh one is cheaper than finding out.
-                        if let Some(mut old) = conn.take() {
-                            let _ = tokio::time::timeout(settings.timeout, old.conn.quit()).await;
+                        if let Some(old) = conn.take() {
+                            old.quit().await;
                         }
-                    } else if session.fd.is_some_and(peer_gone) {
+                    } else if session.fd.is_some_and(peer_gone) || session.has_unread() {
                         // It hung up (or said 421) since the last message:
                         // sending on it would fail, or worse, look like a
                         // failure after the relay took the message.
@@ -271,37 +157,25 @@ impl Lane {
         envelope: &Envelope,
         raw: &[u8],
     ) -> Result<(), SendError> {
-        if conn.as_ref().is_none_or(|s| s.conn.has_broken()) {
-            *conn = Some(settings.connect().await?);
+        if conn.is_none() {
+            *conn = Some(Session::open(settings).await?);
         }
         let session = conn.as_mut().expect("connected above");
-        // A relay that stops answering after the final "." may have
-        // taken the message: the retry can duplicate it, within the
-        // lanes' run-ahead bound.
-        match tokio::time::timeout(settings.timeout, session.conn.send(envelope, raw)).await {
-            Ok(Ok(_)) => {
-                session.used = Instant::now();
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                // lettre leaves the session broken after an error:
-                // the next message opens a fresh one.
+        session.send(envelope, raw).await.map_err(|failed| {
+            if !failed.keep {
+                // A 421, a hang-up or silence: the next message opens a
+                // fresh session.
                 *conn = None;
-                Err(classify(&e))
             }
-            Err(_) => {
-                *conn = None;
-                Err(silent(settings.timeout))
-            }
-        }
+            failed.error
+        })
     }
 
     /// Ends the session politely.
     pub async fn close(&mut self) {
-        if let Lane::Relay(settings, conn) = self {
-            if let Some(mut old) = conn.take() {
-                // A relay gone silent must not hold up the caller.
-                let _ = tokio::time::timeout(settings.timeout, old.conn.quit()).await;
+        if let Lane::Relay(_, conn) = self {
+            if let Some(old) = conn.take() {
+                old.quit().await;
             }
         }
     }
@@ -326,9 +200,10 @@ impl Transport {
                         anyhow::anyhow!("outbound.relay {:?} is not host:port", o.relay)
                     })?;
                 // Bad TLS settings show at start-up, not at the first send.
-                if o.tls != Tls::None {
-                    TlsParameters::new(host.to_string())?;
-                }
+                let tls_client = match o.tls {
+                    Tls::None => None,
+                    Tls::Starttls | Tls::Tls => Some(TlsClient::new(host)?),
+                };
                 let credentials = if o.username.is_empty() {
                     None
                 } else {
@@ -338,15 +213,19 @@ impl Transport {
                             o.password_env
                         )
                     })?;
-                    Some(Credentials::new(o.username.clone(), password))
+                    Some(Login {
+                        user: o.username.clone(),
+                        password,
+                    })
                 };
                 let relay = RelaySettings {
                     timeout: Duration::from_secs(o.timeout_secs),
                     host: host.to_string(),
                     port,
                     tls: o.tls,
+                    tls_client,
                     credentials,
-                    hello: ClientId::Domain(config.domain.clone()),
+                    hello: config.domain.clone(),
                 };
                 Ok(Transport::Smtp(Arc::new(relay)))
             }
@@ -358,18 +237,14 @@ impl Transport {
     pub async fn probe(&self) -> Result<String, SendError> {
         match self {
             Transport::Smtp(relay) => {
-                let mut conn = relay.connect().await?;
-                let tls = if conn.conn.is_encrypted() {
-                    "TLS"
-                } else {
-                    "no TLS"
-                };
+                let conn = Session::open(relay).await?;
+                let tls = if conn.is_encrypted() { "TLS" } else { "no TLS" };
                 let auth = if relay.credentials.is_some() {
                     ", AUTH accepted"
                 } else {
                     ""
                 };
-                let _ = tokio::time::timeout(relay.timeout, conn.conn.quit()).await;
+                conn.quit().await;
                 Ok(format!("EHLO accepted, {tls}{auth}"))
             }
             Transport::File(_) => Ok("no relay".into()),
@@ -530,8 +405,8 @@ mod tests {
     use super::*;
 
     /// Every relay session (campaign lanes and system mail alike) has Nagle
-    /// off: lettre writes the final "." of DATA on its own, and with Nagle
-    /// on it waits for the relay's delayed ACK (~40 ms a message).
+    /// off: with Nagle on, the last segment of a write waits for the
+    /// relay's delayed ACK (~40 ms a message).
     #[tokio::test]
     async fn relay_sessions_have_nagle_off() {
         use std::io::{BufRead, Write};
@@ -553,10 +428,11 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             tls: Tls::None,
+            tls_client: None,
             credentials: None,
-            hello: ClientId::Domain("lista.example.se".into()),
+            hello: "lista.example.se".into(),
         };
-        let session = settings.connect().await.unwrap();
+        let session = Session::open(&settings).await.unwrap();
         let fd = session.fd.expect("a plain session keeps its socket");
         let mut on: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;

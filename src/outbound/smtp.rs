@@ -1,0 +1,735 @@
+//! Our SMTP client for relay sessions: connect (plain, STARTTLS or
+//! implicit TLS), EHLO, AUTH PLAIN or LOGIN, then one message at a time
+//! with as few writes and round trips as the relay allows: with PIPELINING
+//! (RFC 2920) MAIL, RCPT and DATA go in one write and the dot-stuffed
+//! message in the next; with CHUNKING (RFC 3030) MAIL, RCPT and `BDAT n
+//! LAST` with the message's own bytes go in one; otherwise lock-step.
+//! Replies are parsed by smtp-proto.
+//!
+//! It decides what a reply means for one message (permanent for 5xx) and
+//! whether the session can carry the next one; when to replace a session
+//! (idle, hung up) is `outbound`'s (mod.rs) business.
+
+use std::fmt::Write as _;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lettre::address::Envelope;
+use smtp_proto::response::parser::ResponseReceiver;
+use smtp_proto::{EhloResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use crate::daemon::config::Tls;
+
+/// What we read from the relay at once. smtp-proto refuses a reply over
+/// its `MAX_RESPONSE_LENGTH` (4 KiB, all lines together), so a hostile
+/// relay makes a session hold at most this plus 4 KiB.
+const READ_BUF: usize = 4096;
+/// A write buffer that grew past this for a large message is shrunk
+/// afterwards, so a lane does not keep its biggest message's size for ever.
+const KEEP_OUT_BUF: usize = 256 * 1024;
+/// Lines of an EHLO reply we read capabilities from; the rest are ignored.
+const MAX_EHLO_LINES: usize = 64;
+
+/// A failed delivery, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl SendError {
+    fn transient(message: impl Into<String>) -> SendError {
+        SendError {
+            permanent: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// The relay's user name and password (`outbound.username`, the password
+/// from `outbound.password_env`).
+#[derive(Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login {{ user: {:?}, password: <hidden> }}", self.user)
+    }
+}
+
+/// The TLS client: Mozilla's roots (webpki-roots) through rustls with the
+/// `ring` provider, TLS 1.2 and 1.3, and the relay's name to verify.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    pub config: Arc<rustls::ClientConfig>,
+    pub name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// Fails for a host that is neither a DNS name nor an IP address.
+    pub fn new(host: &str) -> anyhow::Result<TlsClient> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| anyhow::anyhow!("{host:?} cannot be a TLS server name: {e}"))?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            name,
+        })
+    }
+}
+
+/// How to reach and log in to the relay.
+#[derive(Debug)]
+pub struct RelaySettings {
+    /// For the connect and for every reply and write: a relay that accepts
+    /// and then says nothing must not hold a lane (or the system-mail
+    /// queue) for ever.
+    pub timeout: Duration,
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    /// Made once at start-up, so bad TLS settings show there; None for
+    /// `tls = "none"`.
+    pub tls_client: Option<TlsClient>,
+    pub credentials: Option<Login>,
+    /// The name we give in EHLO.
+    pub hello: String,
+}
+
+/// Why an exchange stopped.
+enum Fault {
+    /// The relay said no; the session may go on (unless it said 421).
+    Refused(Response<String>),
+    /// The session is unusable: silence, hang-up, garbage, I/O error.
+    Broken(String),
+}
+
+impl Fault {
+    fn error(&self) -> SendError {
+        match self {
+            Fault::Refused(r) => refusal(r),
+            Fault::Broken(m) => SendError::transient(m.clone()),
+        }
+    }
+}
+
+/// A negative reply as an error that carries the relay's words (bounce
+/// reasons read them): "permanent error (550): 5.1.1 mailbox gone".
+fn refusal(r: &Response<String>) -> SendError {
+    let permanent = (500..600).contains(&r.code);
+    let kind = match r.code {
+        400..=499 => "transient error",
+        500..=599 => "permanent error",
+        _ => "unexpected reply",
+    };
+    let mut message = format!("{kind} ({}): ", r.code);
+    if r.esc[0] != 0 {
+        let _ = write!(message, "{}.{}.{} ", r.esc[0], r.esc[1], r.esc[2]);
+    }
+    let text: String = r
+        .message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    message.push_str(&text.split_whitespace().collect::<Vec<_>>().join(" "));
+    SendError {
+        permanent,
+        message: message.trim_end().to_string(),
+    }
+}
+
+fn silent(limit: Duration) -> String {
+    format!("the relay did not answer within {} s", limit.as_secs())
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A connection with its reply reader.
+struct Wire {
+    stream: Stream,
+    timeout: Duration,
+    buf: Box<[u8]>,
+    /// Unparsed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    parser: ResponseReceiver,
+}
+
+impl Wire {
+    fn new(stream: Stream, timeout: Duration) -> Wire {
+        Wire {
+            stream,
+            timeout,
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            parser: ResponseReceiver::default(),
+        }
+    }
+
+    /// Writes all of `bytes` (one write call where the kernel takes it).
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Fault> {
+        let write = async {
+            match &mut self.stream {
+                Stream::Plain(s) => s.write_all(bytes).await,
+                Stream::Tls(s) => {
+                    s.write_all(bytes).await?;
+                    s.flush().await
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Fault::Broken(format!("network error: {e}"))),
+            Err(_) => Err(Fault::Broken(silent(self.timeout))),
+        }
+    }
+
+    /// The next reply, whole: from bytes already read (several replies may
+    /// come in one read) or read now (one reply may come in many).
+    async fn reply(&mut self) -> Result<Response<String>, Fault> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            if self.start < self.end {
+                let mut bytes = self.buf[self.start..self.end].iter();
+                let parsed = self.parser.parse(&mut bytes);
+                self.start = self.end - bytes.len();
+                match parsed {
+                    Ok(reply) => {
+                        self.parser.reset();
+                        return Ok(reply);
+                    }
+                    Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
+                    Err(e) => {
+                        return Err(Fault::Broken(format!(
+                            "the relay's reply is not SMTP: {e:?}"
+                        )))
+                    }
+                }
+            }
+            self.start = 0;
+            self.end = 0;
+            let read = async {
+                match &mut self.stream {
+                    Stream::Plain(s) => s.read(&mut self.buf).await,
+                    Stream::Tls(s) => s.read(&mut self.buf).await,
+                }
+            };
+            self.end = match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(0)) => return Err(Fault::Broken("the relay closed the connection".into())),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(Fault::Broken(format!("network error: {e}"))),
+                Err(_) => return Err(Fault::Broken(silent(self.timeout))),
+            };
+        }
+    }
+
+    /// Sends one command and reads its reply, which must be `want`.
+    async fn command(&mut self, line: &[u8], want: u16) -> Result<Response<String>, Fault> {
+        self.write(line).await?;
+        expect(self.reply().await?, want)
+    }
+}
+
+/// A reply of the class of `want` (2 for 2xx, 3 for 3xx) passes; 4xx and
+/// 5xx are refusals; anything else means we no longer understand each
+/// other.
+fn expect(r: Response<String>, want: u16) -> Result<Response<String>, Fault> {
+    match r.code / 100 {
+        c if c == want => Ok(r),
+        4 | 5 => Err(Fault::Refused(r)),
+        _ => Err(Fault::Broken(refusal(&r).message)),
+    }
+}
+
+/// What the relay offers, from its EHLO reply (smtp-proto's reading).
+fn capabilities(reply: &Response<String>) -> EhloResponse<String> {
+    // smtp-proto reads capabilities from the reply's wire form; ours is
+    // already parsed into lines, so it is put back together.
+    let lines: Vec<&str> = reply.message.split('\n').take(MAX_EHLO_LINES).collect();
+    let mut wire = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+        let _ = write!(wire, "250{sep}{}\r\n", line.trim_end_matches('\r'));
+    }
+    EhloResponse::parse(&mut wire.as_bytes().iter()).unwrap_or_default()
+}
+
+/// Appends `raw` dot-stuffed, with the terminator: a "." that starts a
+/// line is doubled (after any LF, so a relay that takes a bare LF for a
+/// line end reads no early end), found with memchr, copied in runs. The
+/// message is ended with CRLF before the final ".".
+pub fn stuff_into(out: &mut Vec<u8>, raw: &[u8]) {
+    out.reserve(raw.len() + raw.len() / 512 + 8);
+    if raw.first() == Some(&b'.') {
+        out.push(b'.');
+    }
+    let mut from = 0;
+    for at in memchr::memmem::find_iter(raw, b"\n.") {
+        out.extend_from_slice(&raw[from..=at]);
+        out.push(b'.');
+        from = at + 1;
+    }
+    out.extend_from_slice(&raw[from..]);
+    if !raw.is_empty() && !raw.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+/// The outcome of a failed message: the error, and whether the session
+/// can carry the next one.
+pub struct Failed {
+    pub error: SendError,
+    pub keep: bool,
+}
+
+impl From<Fault> for Failed {
+    fn from(f: Fault) -> Failed {
+        let keep = matches!(&f, Fault::Refused(r) if r.code != 421);
+        Failed {
+            error: f.error(),
+            keep,
+        }
+    }
+}
+
+/// One session with the relay.
+pub struct Session {
+    wire: Wire,
+    /// The relay's EHLO capabilities (`smtp_proto::EXT_*`).
+    caps: u32,
+    /// Commands and messages are put together here and written at once.
+    out: Vec<u8>,
+    /// When it last carried a message.
+    pub used: Instant,
+    /// Its socket, to look for a hang-up between messages; None under
+    /// TLS, where a waiting byte may be a record TLS has not read yet.
+    pub fd: Option<RawFd>,
+}
+
+impl Session {
+    /// Connects, reads the greeting, says EHLO, starts TLS and logs in as
+    /// configured. Every failure here is transient: the relay's state or
+    /// our configuration, never the recipient's.
+    pub async fn open(s: &RelaySettings) -> Result<Session, SendError> {
+        Self::open_inner(s).await.map_err(|f| match f {
+            Fault::Refused(r) => SendError::transient(format!(
+                "the relay refused the session: {}",
+                refusal(&r).message
+            )),
+            Fault::Broken(m) => SendError::transient(m),
+        })
+    }
+
+    async fn open_inner(s: &RelaySettings) -> Result<Session, Fault> {
+        let unreachable = |e: String| {
+            Fault::Broken(format!(
+                "cannot connect to the relay {}:{}: {e}",
+                s.host, s.port
+            ))
+        };
+        let tcp = tokio::time::timeout(s.timeout, TcpStream::connect((s.host.as_str(), s.port)))
+            .await
+            .map_err(|_| unreachable(silent(s.timeout)))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        // Our writes are whole commands or messages: Nagle would only hold
+        // the last segment of one until the relay's delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let fd = (s.tls == Tls::None).then(|| tcp.as_raw_fd());
+        let stream = if s.tls == Tls::Tls {
+            Stream::Tls(Box::new(handshake(s, tcp).await?))
+        } else {
+            Stream::Plain(tcp)
+        };
+        let mut wire = Wire::new(stream, s.timeout);
+        expect(wire.reply().await?, 2)?;
+        let mut caps = ehlo(&mut wire, &s.hello).await?;
+        if s.tls == Tls::Starttls {
+            if caps.capabilities & smtp_proto::EXT_START_TLS == 0 {
+                return Err(Fault::Broken(
+                    "STARTTLS is not supported on this server".into(),
+                ));
+            }
+            wire.command(b"STARTTLS\r\n", 2).await?;
+            // Anything the relay sent after its 220 came before TLS and
+            // could be an attacker's (CVE-2011-0411's injection).
+            if wire.start < wire.end {
+                return Err(Fault::Broken(
+                    "the relay sent data before the TLS handshake".into(),
+                ));
+            }
+            let Stream::Plain(tcp) = wire.stream else {
+                unreachable!("STARTTLS on a plain stream only")
+            };
+            wire = Wire::new(Stream::Tls(Box::new(handshake(s, tcp).await?)), s.timeout);
+            caps = ehlo(&mut wire, &s.hello).await?;
+        }
+        if let Some(login) = &s.credentials {
+            auth(&mut wire, &caps, login).await?;
+        }
+        Ok(Session {
+            wire,
+            caps: caps.capabilities,
+            out: Vec::new(),
+            used: Instant::now(),
+            fd,
+        })
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.wire.stream, Stream::Tls(_))
+    }
+
+    /// True if the relay sent bytes nobody asked for (a 421 before it hung
+    /// up, read along with an earlier reply): the session is out of step.
+    pub fn has_unread(&self) -> bool {
+        self.wire.start < self.wire.end
+    }
+
+    /// Sends one message. On a refusal the session is reset (RSET) and
+    /// kept where SMTP allows; after a 421, silence or a hang-up it is not.
+    pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Failed> {
+        let result = self.transaction(envelope, raw).await;
+        if self.out.capacity() > KEEP_OUT_BUF {
+            self.out = Vec::new();
+        }
+        self.used = Instant::now();
+        match result {
+            Ok(()) => Ok(()),
+            Err(Step::Unsendable(message)) => Err(Failed {
+                error: SendError::transient(message),
+                keep: true,
+            }),
+            Err(Step::Ended(f)) => Err(f.into()),
+            Err(Step::Reset(f)) => {
+                let mut failed = Failed::from(f);
+                if failed.keep && self.wire.command(b"RSET\r\n", 2).await.is_err() {
+                    failed.keep = false;
+                }
+                Err(failed)
+            }
+            Err(Step::HangUp(f)) => Err(Failed {
+                error: f.error(),
+                keep: false,
+            }),
+        }
+    }
+
+    async fn transaction(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Step> {
+        let from: &str = envelope.from().map_or("", |a| a.as_ref());
+        let to = envelope.to();
+        let has = |ext: u32| self.caps & ext != 0;
+        let (pipelining, chunking) = (
+            has(smtp_proto::EXT_PIPELINING),
+            has(smtp_proto::EXT_CHUNKING),
+        );
+        // As lettre did: SMTPUTF8 for non-ASCII addresses, BODY=8BITMIME
+        // for a non-ASCII message, and neither sent to a relay that does
+        // not offer it.
+        let mut params = String::new();
+        if !from.is_ascii() || to.iter().any(|a| !AsRef::<str>::as_ref(a).is_ascii()) {
+            if !has(smtp_proto::EXT_SMTP_UTF8) {
+                return Err(Step::Unsendable(
+                    "the envelope has non-ASCII addresses but the relay does not offer SMTPUTF8",
+                ));
+            }
+            params.push_str(" SMTPUTF8");
+        }
+        if !raw.is_ascii() {
+            if !has(smtp_proto::EXT_8BIT_MIME) {
+                return Err(Step::Unsendable(
+                    "the message has non-ASCII bytes but the relay does not offer 8BITMIME",
+                ));
+            }
+            params.push_str(" BODY=8BITMIME");
+        }
+
+        // The envelope: MAIL, each RCPT, then DATA; or, with CHUNKING and
+        // one recipient, the whole message as `BDAT n LAST`. Each command's
+        // end offset in `out`, for lock-step.
+        self.out.clear();
+        let mut ends = Vec::with_capacity(to.len() + 2);
+        let _ = write!(Bytes(&mut self.out), "MAIL FROM:<{from}>{params}\r\n");
+        ends.push(self.out.len());
+        for rcpt in to {
+            let _ = write!(Bytes(&mut self.out), "RCPT TO:<{rcpt}>\r\n");
+            ends.push(self.out.len());
+        }
+        let bdat_now = chunking && to.len() == 1;
+        if bdat_now {
+            bdat(&mut self.out, raw);
+        } else if !chunking {
+            self.out.extend_from_slice(b"DATA\r\n");
+        }
+        if bdat_now || !chunking {
+            ends.push(self.out.len());
+        }
+
+        let replies = if pipelining {
+            self.wire.write(&self.out).await.map_err(Step::Ended)?;
+            let mut replies = Vec::with_capacity(ends.len());
+            for _ in 0..ends.len() {
+                let r = self.wire.reply().await.map_err(Step::Ended)?;
+                let closing = r.code == 421;
+                replies.push(r);
+                if closing {
+                    break;
+                }
+            }
+            replies
+        } else {
+            let mut replies = Vec::with_capacity(ends.len());
+            let mut from = 0;
+            for (i, &end) in ends.iter().enumerate() {
+                self.wire
+                    .write(&self.out[from..end])
+                    .await
+                    .map_err(Step::Ended)?;
+                from = end;
+                let r = self.wire.reply().await.map_err(Step::Ended)?;
+                let want = if i == to.len() + 1 && !chunking { 3 } else { 2 };
+                let stop = r.code / 100 != want;
+                replies.push(r);
+                if stop {
+                    break;
+                }
+            }
+            replies
+        };
+
+        // The first refusal of MAIL or a RCPT fails the message, as with
+        // lettre; the replies after it were read to stay in step.
+        let mut refused = None;
+        for r in replies.iter().take(1 + to.len()) {
+            match r.code / 100 {
+                2 => {}
+                4 | 5 => {
+                    refused.get_or_insert_with(|| r.clone());
+                }
+                _ => return Err(Step::Ended(Fault::Broken(refusal(r).message))),
+            }
+        }
+        let last = replies.get(1 + to.len()).cloned();
+        if let Some(r) = refused {
+            let taken = !chunking && last.as_ref().is_some_and(|d| d.code / 100 == 3);
+            let f = Fault::Refused(r);
+            return Err(if matches!(&f, Fault::Refused(r) if r.code == 421) {
+                Step::Ended(f)
+            } else if taken {
+                // DATA was taken (from a relay that should have said 503
+                // or 554): any message now would reach the recipients it
+                // took. Hanging up ends the transaction with nothing sent.
+                Step::HangUp(f)
+            } else {
+                Step::Reset(f)
+            });
+        }
+        if bdat_now || !chunking {
+            let Some(last) = last else {
+                return Err(Step::Ended(Fault::Broken(
+                    "the relay's replies ended early".into(),
+                )));
+            };
+            expect(last, if chunking { 2 } else { 3 }).map_err(Step::reset_or_end)?;
+            if bdat_now {
+                return Ok(());
+            }
+        }
+
+        // The message: dot-stuffed after DATA's 354, or as one BDAT chunk.
+        self.out.clear();
+        if chunking {
+            bdat(&mut self.out, raw);
+        } else {
+            stuff_into(&mut self.out, raw);
+        }
+        self.wire.write(&self.out).await.map_err(Step::Ended)?;
+        // A relay silent after the final "." may have taken the message:
+        // the retry can duplicate it (within the lanes' run-ahead bound).
+        // The transaction is over whatever the reply: no RSET after it.
+        let r = self.wire.reply().await.map_err(Step::Ended)?;
+        expect(r, 2).map(drop).map_err(Step::Ended)
+    }
+
+    /// Says QUIT and closes; a relay gone silent holds us up for at most
+    /// the timeout.
+    pub async fn quit(mut self) {
+        let timeout = self.wire.timeout;
+        let _ = tokio::time::timeout(timeout, async {
+            let _ = self.wire.command(b"QUIT\r\n", 2).await;
+            let _ = match &mut self.wire.stream {
+                Stream::Plain(s) => s.shutdown().await,
+                Stream::Tls(s) => s.shutdown().await,
+            };
+        })
+        .await;
+    }
+}
+
+/// How a transaction failed, and what the session needs next.
+enum Step {
+    /// The transaction is over (or the session is gone): nothing to do.
+    Ended(Fault),
+    /// A refusal inside the transaction: RSET, then the session goes on.
+    Reset(Fault),
+    /// The relay waits for a message we must not send.
+    HangUp(Fault),
+    /// We cannot send it to this relay; nothing was written.
+    Unsendable(&'static str),
+}
+
+impl Step {
+    fn reset_or_end(f: Fault) -> Step {
+        match f {
+            f @ Fault::Refused(_) => Step::Reset(f),
+            f => Step::Ended(f),
+        }
+    }
+}
+
+fn bdat(out: &mut Vec<u8>, raw: &[u8]) {
+    let _ = write!(Bytes(out), "BDAT {} LAST\r\n", raw.len());
+    out.extend_from_slice(raw);
+}
+
+/// `write!` into a byte buffer.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+async fn handshake(s: &RelaySettings, tcp: TcpStream) -> Result<TlsStream<TcpStream>, Fault> {
+    let Some(tls) = &s.tls_client else {
+        return Err(Fault::Broken("TLS is not configured".into()));
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    match tokio::time::timeout(s.timeout, connector.connect(tls.name.clone(), tcp)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(Fault::Broken(format!("tls error: {e}"))),
+        Err(_) => Err(Fault::Broken(silent(s.timeout))),
+    }
+}
+
+async fn ehlo(wire: &mut Wire, hello: &str) -> Result<EhloResponse<String>, Fault> {
+    let reply = wire
+        .command(format!("EHLO {hello}\r\n").as_bytes(), 2)
+        .await?;
+    Ok(capabilities(&reply))
+}
+
+/// AUTH PLAIN if offered, else LOGIN, as lettre chose.
+async fn auth(wire: &mut Wire, caps: &EhloResponse<String>, login: &Login) -> Result<(), Fault> {
+    let b64 = |s: &[u8]| data_encoding::BASE64.encode(s);
+    let offers =
+        |m: u64| caps.capabilities & smtp_proto::EXT_AUTH != 0 && caps.auth_mechanisms & m != 0;
+    if offers(smtp_proto::AUTH_PLAIN) {
+        let token = b64(format!("\0{}\0{}", login.user, login.password).as_bytes());
+        wire.command(format!("AUTH PLAIN {token}\r\n").as_bytes(), 2)
+            .await?;
+    } else if offers(smtp_proto::AUTH_LOGIN) {
+        wire.command(b"AUTH LOGIN\r\n", 3).await?;
+        wire.command(format!("{}\r\n", b64(login.user.as_bytes())).as_bytes(), 3)
+            .await?;
+        wire.command(
+            format!("{}\r\n", b64(login.password.as_bytes())).as_bytes(),
+            2,
+        )
+        .await?;
+    } else {
+        return Err(Fault::Broken(
+            "the relay offers neither AUTH PLAIN nor AUTH LOGIN".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stuffed(raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        stuff_into(&mut out, raw);
+        out
+    }
+
+    #[test]
+    fn dot_stuffing_doubles_leading_dots_and_ends_with_crlf() {
+        assert_eq!(stuffed(b"a\r\n.b\r\n..\r\n"), b"a\r\n..b\r\n...\r\n.\r\n");
+        assert_eq!(stuffed(b".first\r\nx"), b"..first\r\nx\r\n.\r\n");
+        assert_eq!(stuffed(b"bare\n.lf\r\n"), b"bare\n..lf\r\n.\r\n");
+        assert_eq!(stuffed(b"no dots. here.\r\n"), b"no dots. here.\r\n.\r\n");
+        assert_eq!(stuffed(b""), b".\r\n");
+        assert_eq!(stuffed(b"end\r\n."), b"end\r\n..\r\n.\r\n");
+    }
+
+    fn reply(wire: &str) -> Response<String> {
+        let mut p = ResponseReceiver::default();
+        p.parse(&mut wire.as_bytes().iter()).unwrap()
+    }
+
+    #[test]
+    fn capabilities_come_from_a_multi_line_ehlo() {
+        let r = reply(
+            "250-relay.test hello\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-AUTH LOGIN PLAIN\r\n250-8BITMIME\r\n250 CHUNKING\r\n",
+        );
+        let c = capabilities(&r);
+        for ext in [
+            smtp_proto::EXT_PIPELINING,
+            smtp_proto::EXT_CHUNKING,
+            smtp_proto::EXT_8BIT_MIME,
+            smtp_proto::EXT_AUTH,
+        ] {
+            assert_ne!(c.capabilities & ext, 0, "{ext:#x}");
+        }
+        assert_ne!(c.auth_mechanisms & smtp_proto::AUTH_PLAIN, 0);
+        assert_eq!(c.capabilities & smtp_proto::EXT_SMTP_UTF8, 0);
+        assert_eq!(capabilities(&reply("250 relay.test\r\n")).capabilities, 0);
+        // Postfix 3.7's smtp-sink, with its empty last line.
+        let sink = reply("250-smtp-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250-XCLIENT NAME HELO\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n250 \r\n");
+        let c = capabilities(&sink).capabilities;
+        assert_ne!(c & smtp_proto::EXT_PIPELINING, 0);
+        assert_ne!(c & smtp_proto::EXT_8BIT_MIME, 0);
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_relays_words_and_enhanced_code() {
+        let e = refusal(&reply(
+            "550-5.1.1 mailbox gone\r\n550 5.1.1 (relay.test says so)\r\n",
+        ));
+        assert!(e.permanent);
+        assert_eq!(
+            e.message,
+            "permanent error (550): 5.1.1 mailbox gone (relay.test says so)"
+        );
+        let e = refusal(&reply("451 4.3.0 greylisted, try again\r\n"));
+        assert!(!e.permanent);
+        assert_eq!(
+            e.message,
+            "transient error (451): 4.3.0 greylisted, try again"
+        );
+    }
+}
