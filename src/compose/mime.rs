@@ -327,6 +327,21 @@ impl Prepared {
         dkim: Option<&system::DkimKeys>,
     ) -> anyhow::Result<Vec<u8>> {
         let rendered = self.render_anyhow(list, r)?;
+        self.assemble(list, r, env, dkim, rendered)
+    }
+
+    /// A recipient's rendered parts as the whole message: headers, MIME,
+    /// attachments, DKIM. The one assembly for both ways of rendering
+    /// (`message` here, `compose::compiled` per copy), so they cannot
+    /// differ in a byte.
+    pub(crate) fn assemble(
+        &self,
+        list: &List,
+        r: &Recipient<'_>,
+        env: &Envelope<'_>,
+        dkim: Option<&system::DkimKeys>,
+        rendered: Rendered,
+    ) -> anyhow::Result<Vec<u8>> {
         let message_id: String = address::header_safe(env.message_id)
             .chars()
             .filter(|c| !matches!(c, '<' | '>' | ' '))
