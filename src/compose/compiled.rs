@@ -16,17 +16,18 @@
 //! attributes}}`, a helper applied to a field) the campaign is rendered
 //! per recipient (`CompiledOr::PerRecipient`, with the construct that
 //! decided it); the templates' syntax tree says so, not a guess.
-//! `{{#if name}}`, `{{#if first_name}}`, `{{#if archive_url}}` and
-//! `{{#if email}}` (fields often empty, or tested by the
-//! `{{#if x}} {{/if}}{{x}}.` that `markdown::drop_space_before_empty`
-//! writes) are compiled as variants, one per combination of those fields
-//! being empty, at most sixteen.
+//! `markdown::drop_space_before_empty` writes ` {{x}}!` as
+//! `{{#if x}} {{/if}}{{x}}!`: that space is a slot of its own, shown when
+//! x is not empty. An explicit `{{#if}}`/`{{#unless}}` on `name`,
+//! `first_name`, `email` or `archive_url` (fields often empty; the
+//! shipped announcement greets by first name) compiles as variants, one
+//! per combination of those fields being empty, at most sixteen.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use handlebars::template::{Parameter, Template, TemplateElement};
-use handlebars::Path;
+use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
+use handlebars::{Handlebars, Path};
 use serde_json::Value;
 
 use crate::address;
@@ -89,23 +90,67 @@ fn marker(slot: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Text(String),
-    Slot { slot: usize, escapes: u8 },
+    Slot {
+        slot: usize,
+        escapes: u8,
+    },
+    /// A space when the slot is not empty: `{{#if x}} {{/if}}` as
+    /// `drop_space_before_empty` writes it before `{{x}}`.
+    Space(usize),
 }
 
-/// Why a campaign is rendered per recipient: the template (its file) and
-/// line, and the construct, as `preview` shows it.
+/// Why a campaign is rendered per recipient: the template (its file),
+/// the line where the file's lines are the template's, and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fallback {
     pub file: String,
     pub line: Option<usize>,
-    pub construct: String,
+    pub why: Why,
+}
+
+/// What in a template the slots cannot express.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// A construct that decides by a recipient's value, as written:
+    /// `` `{{#if attributes.region}}` ``, `` `{{len name}}` ``.
+    Decides(String),
+    /// A partial or a decorator (`{{> x}}`, `{{* x}}`).
+    Partial,
+    /// A heading in the text part on or under a line with a recipient's
+    /// field: its rule is as wide as that line.
+    HeadingWithField,
+    /// A line of the text part made of recipient fields alone: it folds
+    /// away when they are empty.
+    LineOfFields,
+    /// The campaign's own text holds U+E000 or U+E001, the markers.
+    MarkerCharacter,
+    /// Not the author's doing: rendering with slots failed, or a sample
+    /// copy came out differently; said in English, for a bug report.
+    Unexpected(String),
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Decides(construct) => write!(f, "{construct}"),
+            Why::Partial => write!(f, "a partial or decorator"),
+            Why::HeadingWithField => {
+                write!(f, "a heading with a recipient's field in the text part")
+            }
+            Why::LineOfFields => {
+                write!(f, "a line of the text part made of recipient fields alone")
+            }
+            Why::MarkerCharacter => write!(f, "a private-use character U+E000 or U+E001"),
+            Why::Unexpected(what) => write!(f, "{what}"),
+        }
+    }
 }
 
 impl std::fmt::Display for Fallback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.file, self.construct),
-            None => write!(f, "{}: {}", self.file, self.construct),
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.why),
+            None => write!(f, "{}: {}", self.file, self.why),
         }
     }
 }
@@ -311,6 +356,7 @@ fn fill(pieces: &[Piece], values: &[Cow<'_, str>]) -> String {
             // An escaped value grows by at most 5 bytes a character
             // (`"` → `&quot;`); most grow by none.
             Piece::Slot { slot, .. } => values[*slot].len() + 16,
+            Piece::Space(_) => 1,
         };
     }
     let mut out = String::with_capacity(len);
@@ -318,6 +364,11 @@ fn fill(pieces: &[Piece], values: &[Cow<'_, str>]) -> String {
         match p {
             Piece::Text(t) => out.push_str(t),
             Piece::Slot { slot, escapes } => out.push_str(&escaped(*slot, *escapes)),
+            Piece::Space(slot) => {
+                if !values[*slot].is_empty() {
+                    out.push(' ');
+                }
+            }
         }
     }
     out
@@ -332,7 +383,11 @@ fn pieces(text: &str) -> Option<Vec<Piece>> {
         if at > 0 {
             out.push(Piece::Text(rest[..at].to_string()));
         }
-        let after = &rest[at + OPEN.len_utf8()..];
+        let mut after = &rest[at + OPEN.len_utf8()..];
+        let space = after.starts_with('s');
+        if space {
+            after = &after[1..];
+        }
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
         let slot: usize = after[..digits].parse().ok()?;
         let mut tail = after[digits..].strip_prefix('&')?;
@@ -342,7 +397,11 @@ fn pieces(text: &str) -> Option<Vec<Piece>> {
             tail = t;
         }
         rest = tail.strip_prefix(CLOSE)?;
-        out.push(Piece::Slot { slot, escapes });
+        out.push(if space {
+            Piece::Space(slot)
+        } else {
+            Piece::Slot { slot, escapes }
+        });
     }
     if rest.contains(CLOSE) {
         return None;
@@ -354,7 +413,7 @@ fn pieces(text: &str) -> Option<Vec<Piece>> {
 }
 
 fn has_slot(pieces: &[Piece]) -> bool {
-    pieces.iter().any(|p| matches!(p, Piece::Slot { .. }))
+    pieces.iter().any(|p| !matches!(p, Piece::Text(_)))
 }
 
 /// Text outside the slots, whitespace aside: then the whole is never
@@ -449,10 +508,10 @@ fn scan(
 ) -> Result<(), Fallback> {
     for (i, element) in t.elements.iter().enumerate() {
         let line = t.mapping.get(i).map(|m| m.0).filter(|_| origin.1);
-        let found = |construct: String| Fallback {
+        let found = |why: Why| Fallback {
             file: origin.0.clone(),
             line,
-            construct,
+            why,
         };
         match element {
             TemplateElement::RawString(_) | TemplateElement::Comment(_) => {}
@@ -475,12 +534,14 @@ fn scan(
                 {
                     match VARIED.iter().position(|(f, _)| *f == field) {
                         Some(bit) if condition => syntax.varied |= 1 << bit,
-                        _ => return Err(found(construct(h.block, &h.name, &h.params))),
+                        _ => {
+                            return Err(found(Why::Decides(construct(h.block, &h.name, &h.params))))
+                        }
                     }
                 }
                 if name.starts_with("layout") {
                     if let Some(field) = params.iter().find_map(|p| reads(p, DERIVED_FIELDS)) {
-                        let what = found(construct(h.block, &h.name, &h.params));
+                        let what = found(Why::Decides(construct(h.block, &h.name, &h.params)));
                         if !condition || field.is_empty() {
                             // `{{#each this}}`, `{{len body}}`: the whole
                             // or a derived field's text decides.
@@ -494,7 +555,7 @@ fn scan(
                     scan(inner, name, origin, syntax)?;
                 }
             }
-            _ => return Err(found("a partial or decorator".into())),
+            _ => return Err(found(Why::Partial)),
         }
     }
     Ok(())
@@ -511,10 +572,95 @@ const TEMPLATES: [(&str, bool); 7] = [
     (LAYOUT_TXT, false),
 ];
 
+/// The registries the markers are rendered with: `Prepared`'s, with each
+/// `{{#if x}} {{/if}}{{x}}` that `drop_space_before_empty` wrote (x a
+/// recipient's field, outside `#each` and `#with`, which change what `x`
+/// names) as `{{utskick_space.sN}}{{x}}`: the space is a slot of its own.
+struct Registries {
+    html: Handlebars<'static>,
+    plain: Handlebars<'static>,
+}
+
+fn spaced(p: &Prepared, list: &List) -> Registries {
+    let mut r = Registries {
+        html: p.html.clone(),
+        plain: p.plain.clone(),
+    };
+    for (name, html) in TEMPLATES {
+        let registry = if html { &mut r.html } else { &mut r.plain };
+        if let Some(t) = registry.get_template(name) {
+            let rewritten = rewrite(t, list);
+            registry.register_template(name, rewritten);
+        }
+    }
+    r
+}
+
+fn rewrite(t: &Template, list: &List) -> Template {
+    let mut out = t.clone();
+    for i in 0..out.elements.len() {
+        let space = match (&out.elements[i], out.elements.get(i + 1)) {
+            (
+                TemplateElement::HelperBlock(h),
+                Some(TemplateElement::Expression(x) | TemplateElement::HtmlExpression(x)),
+            ) => space_before(h, x, list),
+            _ => None,
+        };
+        if let Some(slot) = space {
+            let mut marker = Template::compile(&format!("{{{{utskick_space.s{slot}}}}}"))
+                .expect("a plain expression");
+            out.elements[i] = marker.elements.remove(0);
+        } else if let TemplateElement::HelperBlock(h) = &mut out.elements[i] {
+            if !matches!(show(&h.name).as_str(), "each" | "with") {
+                for inner in [&mut h.template, &mut h.inverse].into_iter().flatten() {
+                    *inner = rewrite(inner, list);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The slot of `x` when `h` is `{{#if x}} {{/if}}` and `x` a recipient's
+/// field as a plain path.
+fn space_before(h: &HelperTemplate, x: &HelperTemplate, list: &List) -> Option<usize> {
+    let plain = h.block
+        && show(&h.name) == "if"
+        && h.params.len() == 1
+        && h.hash.is_empty()
+        && h.inverse.is_none()
+        && x.params.is_empty()
+        && x.hash.is_empty()
+        && h.template.as_ref()?.elements == [TemplateElement::RawString(" ".into())];
+    let field = show(&h.params[0]);
+    if !plain || field != show(&x.name) {
+        return None;
+    }
+    match field.as_str() {
+        "name" => Some(NAME),
+        "first_name" => Some(FIRST_NAME),
+        "email" => Some(EMAIL),
+        "unsubscribe_url" => Some(UNSUBSCRIBE_URL),
+        "unsubscribe_mailto" => Some(UNSUBSCRIBE_MAILTO),
+        "reply_to" => Some(REPLY_TO),
+        "archive_url" => Some(ARCHIVE_URL),
+        _ => {
+            let key = field.strip_prefix("attributes.")?;
+            let i = list.attributes.iter().position(|a| a == key)?;
+            Some(ATTRIBUTE + i)
+        }
+    }
+}
+
 fn compile(p: &Prepared, list: &List) -> Result<(Vec<Option<Variant>>, usize), Fallback> {
+    let registries = spaced(p, list);
     let mut syntax = Syntax::default();
     for (name, html) in TEMPLATES {
-        let registry = if html { &p.html } else { &p.plain };
+        let registry = if html {
+            &registries.html
+        } else {
+            &registries.plain
+        };
         let origin = p.origins.get(name).cloned().unwrap_or_default();
         let Some(t) = registry.get_template(name) else {
             continue;
@@ -524,7 +670,7 @@ fn compile(p: &Prepared, list: &List) -> Result<(Vec<Option<Variant>>, usize), F
     let mut variants: Vec<Option<Variant>> = (0..1 << VARIED.len()).map(|_| None).collect();
     for (index, slot) in variants.iter_mut().enumerate() {
         if index & !syntax.varied == 0 {
-            let v = variant(p, list, index, &syntax)?;
+            let v = variant(p, &registries, list, index, &syntax)?;
             check(p, list, index, &v, syntax.varied)?;
             *slot = Some(v);
         }
@@ -533,7 +679,13 @@ fn compile(p: &Prepared, list: &List) -> Result<(Vec<Option<Variant>>, usize), F
 }
 
 /// Renders every template with markers for the variant `index`.
-fn variant(p: &Prepared, list: &List, index: usize, syntax: &Syntax) -> Result<Variant, Fallback> {
+fn variant(
+    p: &Prepared,
+    registries: &Registries,
+    list: &List,
+    index: usize,
+    syntax: &Syntax,
+) -> Result<Variant, Fallback> {
     let empty = |slot: usize| {
         VARIED
             .iter()
@@ -572,24 +724,42 @@ fn variant(p: &Prepared, list: &List, index: usize, syntax: &Syntax) -> Result<V
     };
     let mut data = p.fields(list, &r);
     data["first_name"] = Value::String(value(FIRST_NAME));
+    let spaces: serde_json::Map<String, Value> = (0..ATTRIBUTE + list.attributes.len())
+        .map(|slot| {
+            (
+                format!("s{slot}"),
+                Value::String(format!("{OPEN}s{slot}&{CLOSE}")),
+            )
+        })
+        .collect();
+    data["utskick_space"] = Value::Object(spaces);
     let failed = |name: &str, e: &dyn std::fmt::Display| Fallback {
         file: p.origins.get(name).cloned().unwrap_or_default().0,
         line: None,
-        construct: format!("rendering with slots failed: {e}"),
+        why: Why::Unexpected(format!("rendering with slots failed: {e}")),
     };
     let render = |html: bool, name: &'static str, data: &Value| {
-        let registry = if html { &p.html } else { &p.plain };
+        let registry = if html {
+            &registries.html
+        } else {
+            &registries.plain
+        };
         registry.render(name, data).map_err(|e| failed(name, &e))
     };
-    let parse = |name: &str, text: &str| pieces(text).ok_or_else(|| failed(name, &"a marker cut"));
+    let parse = |name: &str, text: &str| {
+        pieces(text).ok_or_else(|| Fallback {
+            why: Why::MarkerCharacter,
+            ..failed(name, &"")
+        })
+    };
     let subject = parse(SUBJECT, &render(false, SUBJECT, &data)?)?;
     let preheader = parse(PREHEADER, &render(false, PREHEADER, &data)?)?;
     let body_html = render(true, BODY_HTML, &data)?;
     let raw_txt = render(false, BODY_TXT, &data)?;
-    tidy_is_exact(&raw_txt).map_err(|construct| Fallback {
+    tidy_is_exact(&raw_txt).map_err(|why| Fallback {
         file: p.origins.get(BODY_TXT).cloned().unwrap_or_default().0,
         line: None,
-        construct,
+        why,
     })?;
     let body_txt = tidy_text(&raw_txt);
     let footnotes = render(false, FOOTNOTES, &data)?;
@@ -646,14 +816,14 @@ fn variant(p: &Prepared, list: &List, index: usize, syntax: &Syntax) -> Result<V
 /// the line above it, and empty lines fold. Both are the same for every
 /// copy only if no rule sits under (or on) a line with a slot, and no line
 /// is made of slots alone (it may fill empty).
-fn tidy_is_exact(text: &str) -> Result<(), String> {
+fn tidy_is_exact(text: &str) -> Result<(), Why> {
     let mut last_has_slot = false;
     let mut last_empty = false;
     for line in text.split('\n') {
         let slot = line.contains(OPEN);
         if line.contains(RULE_MARK) {
             if slot || last_has_slot {
-                return Err("a heading with a recipient's field in the text part".into());
+                return Err(Why::HeadingWithField);
             }
             last_has_slot = false;
             last_empty = false;
@@ -664,11 +834,11 @@ fn tidy_is_exact(text: &str) -> Result<(), String> {
             .into_iter()
             .filter_map(|p| match p {
                 Piece::Text(t) => Some(t),
-                Piece::Slot { .. } => None,
+                _ => None,
             })
             .collect();
         if slot && outside.is_empty() {
-            return Err("a line of the text part made of recipient fields alone".into());
+            return Err(Why::LineOfFields);
         }
         if line.is_empty() && last_empty {
             continue;
@@ -722,7 +892,7 @@ fn check(
     let wrong = |what: &str| Fallback {
         file: p.origins.get(LAYOUT_HTML).cloned().unwrap_or_default().0,
         line: None,
-        construct: format!("{what} that slots do not reproduce"),
+        why: Why::Unexpected(format!("{what} that slots do not reproduce")),
     };
     match p.render(list, &r) {
         Ok(want)
@@ -733,7 +903,7 @@ fn check(
             Err(Fallback {
                 file: p.origins.get(SUBJECT).cloned().unwrap_or_default().0,
                 line: None,
-                construct: "a private-use character U+E000 or U+E001".into(),
+                why: Why::MarkerCharacter,
             })
         }
         Ok(want) if want.subject != filled.subject => Err(wrong("a subject")),
@@ -743,7 +913,7 @@ fn check(
         Err((name, e)) => Err(Fallback {
             file: p.origins.get(name).cloned().unwrap_or_default().0,
             line: None,
-            construct: format!("a sample recipient does not render: {e}"),
+            why: Why::Unexpected(format!("a sample recipient does not render: {e}")),
         }),
     }
 }
