@@ -5,7 +5,9 @@
 //! - reply-text extraction (`reply::own_text_of`) on a corpus reply
 //! - DSN parsing (`bounce::parse`) on a corpus Postfix bounce, and on
 //!   every report of the bounce corpus (median per report printed)
-//! - rendering one newsletter message (`Prepared::message`, prepared once)
+//! - rendering one newsletter message (`Prepared::message`, prepared once),
+//!   and the same copy from the compiled campaign ("compiled copy",
+//!   `compose::compiled`)
 //! - the same message DKIM-signed, Ed25519 and RSA-2048
 //! - sled's own insert + flush, and one store write + commit (sled's flush
 //!   and the fdatasyncs after it: the floor under durable inbound requests)
@@ -179,6 +181,37 @@ fn render(c: &mut Criterion) {
     c.bench_function(&format!("render newsletter message ({size} B)"), |b| {
         b.iter(|| prepared.message(&list, black_box(&r), &env, None).unwrap())
     });
+
+    // The same copy from the compiled campaign (`compose::compiled`). The
+    // bench newsletter's explicit `{{#if attributes.region}}` makes a
+    // campaign render per recipient; ` i {{attributes.region}}.` (whose
+    // space goes when the field is empty) compiles.
+    let compilable = text.replace(
+        "{{#if attributes.region}} i {{attributes.region}}{{/if}}.",
+        " i {{attributes.region}}.",
+    );
+    let (content, _) =
+        utskick::compose::newsletter::parse_newsletter("newsletter.md", &compilable).unwrap();
+    let compiled = Prepared::new(&content, &list, &root().join("templates"))
+        .unwrap()
+        .compile(&list);
+    assert!(compiled.fallback().is_none(), "{:?}", compiled.fallback());
+    let per_recipient = Prepared::new(&content, &list, &root().join("templates")).unwrap();
+    let copy = compiled.message(&list, &r, &env, None).unwrap();
+    assert_eq!(copy, per_recipient.message(&list, &r, &env, None).unwrap());
+    c.bench_function(&format!("compiled copy ({} B)", copy.len()), |b| {
+        b.iter(|| compiled.message(&list, black_box(&r), &env, None).unwrap())
+    });
+    c.bench_function(
+        &format!("render newsletter message, same text ({} B)", copy.len()),
+        |b| {
+            b.iter(|| {
+                per_recipient
+                    .message(&list, black_box(&r), &env, None)
+                    .unwrap()
+            })
+        },
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let ed = dir.path().join("ed25519.key");

@@ -312,6 +312,7 @@ async fn preview(
             );
         }
     }
+    println!("{}", cli::say::sending(preview.fallback()));
     Ok(())
 }
 

@@ -424,3 +424,63 @@ fn check_follows_the_locale() {
     assert!(en.contains("ok   configuration:"), "{en}");
     assert!(en.contains("DNS records to publish for"), "{en}");
 }
+
+/// `preview` ends on one line that says how the copies would be made:
+/// compiled, or rendered per recipient naming the template's construct
+/// (issue 17).
+#[test]
+fn preview_says_whether_the_campaign_is_sent_compiled() {
+    let d = Daemon::prepare("");
+    let md = newsletter(&d);
+    let o = d.cli_in(SV, &["preview", LIST, &md]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.trim_end().lines().last(),
+        Some("utskicket sänds förkompilerat: mallarna renderas en gång och varje exemplar fylls i"),
+        "{stdout}"
+    );
+    let o = d.cli(&["preview", LIST, &md]);
+    assert!(
+        out(&o).0.trim_end().ends_with(
+            "the campaign is sent compiled: the templates are rendered once and each copy is filled in"
+        ),
+        "{}",
+        out(&o).0
+    );
+
+    let md = write(
+        &d,
+        "region.md",
+        "---\nsubject: Nytt\n---\nHej{{#if attributes.region}} från {{attributes.region}}{{/if}}!\n",
+    );
+    let o = d.cli_in(SV, &["preview", LIST, &md]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    let last = stdout
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.starts_with("utskicket renderas per mottagare (långsammare), eftersom ")
+            && last.ends_with("region.md: `{{#if attributes.region}}` beror på mottagaren"),
+        "{stdout}"
+    );
+    let o = d.cli(&[
+        "preview",
+        LIST,
+        &md,
+        "--out",
+        &d.dir.path().join("x.eml").display().to_string(),
+    ]);
+    let stdout = out(&o).0;
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with("region.md: `{{#if attributes.region}}` depends on the recipient")
+            && stdout.contains("the campaign is rendered per recipient (slower), because "),
+        "{stdout}"
+    );
+}

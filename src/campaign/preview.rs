@@ -4,6 +4,7 @@
 use crate::address;
 use crate::campaign::addressee::{Addressee, Copy};
 use crate::campaign::CampaignError;
+use crate::compose::compiled::{CompiledOr, Fallback};
 use crate::compose::error::AuthoringError;
 use crate::compose::mime::Prepared;
 use crate::daemon::config::Config;
@@ -15,7 +16,9 @@ use crate::store::RECORD_VERSION;
 /// A campaign's content ready to show, as the list's sample person gets it.
 pub struct Preview<'l> {
     list: &'l List,
-    prepared: Prepared,
+    /// Compiled as the sender compiles it, so the preview is the copy the
+    /// sender makes and can say how it is made.
+    prepared: CompiledOr,
     to: Addressee,
     domain: String,
 }
@@ -29,7 +32,7 @@ impl<'l> Preview<'l> {
     ) -> Result<Preview<'l>, AuthoringError> {
         Ok(Preview {
             list,
-            prepared: Prepared::new(content, list, &config.templates_dir)?,
+            prepared: Prepared::new(content, list, &config.templates_dir)?.compile(list),
             to: Addressee::new(config, list, Copy::Preview),
             domain: config.domain.clone(),
         })
@@ -48,7 +51,15 @@ impl<'l> Preview<'l> {
 
     /// The HTML part alone.
     pub fn html(&self) -> anyhow::Result<String> {
-        self.prepared.html(self.list, &self.to.recipient())
+        self.prepared
+            .prepared()
+            .html(self.list, &self.to.recipient())
+    }
+
+    /// Why the copies would be rendered per recipient (the template and
+    /// its construct); `None` when the campaign is sent compiled.
+    pub fn fallback(&self) -> Option<&Fallback> {
+        self.prepared.fallback()
     }
 }
 

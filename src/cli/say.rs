@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 
 use utskick::admin::protocol::{CampaignRow, Forgot};
+use utskick::compose::compiled::{Fallback, Why};
 use utskick::people::csvfile::RowProblem;
 use utskick::people::{ImportReport, Skip};
 use utskick::store::{CampaignStatus, Kind};
@@ -350,6 +351,48 @@ pub fn restored(n: u64, data_dir: &std::path::Path) -> String {
     t(
         format!("återställde {n} poster i {dir}"),
         format!("restored {n} records into {dir}"),
+    )
+}
+
+/// `preview`'s last line: whether the copies are filled in from the
+/// campaign compiled once, or rendered per recipient, and why.
+pub fn sending(fallback: Option<&Fallback>) -> String {
+    let Some(f) = fallback else {
+        return t(
+            "utskicket sänds förkompilerat: mallarna renderas en gång och varje exemplar fylls i".into(),
+            "the campaign is sent compiled: the templates are rendered once and each copy is filled in".into(),
+        );
+    };
+    let at = match f.line {
+        Some(line) => format!("{}:{line}", f.file),
+        None => f.file.clone(),
+    };
+    let (sv, en) = match &f.why {
+        Why::Decides(construct) => (
+            format!("{construct} beror på mottagaren"),
+            format!("{construct} depends on the recipient"),
+        ),
+        Why::Partial => (
+            "en partial eller decorator".to_string(),
+            "a partial or decorator".to_string(),
+        ),
+        Why::HeadingWithField => (
+            "en rubrik med ett mottagarfält i textdelen".to_string(),
+            "a heading with a recipient's field in the text part".to_string(),
+        ),
+        Why::LineOfFields => (
+            "en rad i textdelen med bara mottagarfält".to_string(),
+            "a line of the text part made of recipient fields alone".to_string(),
+        ),
+        Why::MarkerCharacter => (
+            "tecknet U+E000 eller U+E001".to_string(),
+            "the character U+E000 or U+E001".to_string(),
+        ),
+        Why::Unexpected(what) => (what.clone(), what.clone()),
+    };
+    t(
+        format!("utskicket renderas per mottagare (långsammare), eftersom {at}: {sv}"),
+        format!("the campaign is rendered per recipient (slower), because {at}: {en}"),
     )
 }
 

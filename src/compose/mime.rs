@@ -14,8 +14,8 @@ use crate::daemon::lists;
 use crate::daemon::lists::List;
 use crate::store::{Content, Kind};
 use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -327,6 +327,21 @@ impl Prepared {
         dkim: Option<&system::DkimKeys>,
     ) -> anyhow::Result<Vec<u8>> {
         let rendered = self.render_anyhow(list, r)?;
+        self.assemble(list, r, env, dkim, rendered)
+    }
+
+    /// A recipient's rendered parts as the whole message: headers, MIME,
+    /// attachments, DKIM. The one assembly for both ways of rendering
+    /// (`message` here, `compose::compiled` per copy), so they cannot
+    /// differ in a byte.
+    pub(crate) fn assemble(
+        &self,
+        list: &List,
+        r: &Recipient<'_>,
+        env: &Envelope<'_>,
+        dkim: Option<&system::DkimKeys>,
+        rendered: Rendered,
+    ) -> anyhow::Result<Vec<u8>> {
         let message_id: String = address::header_safe(env.message_id)
             .chars()
             .filter(|c| !matches!(c, '<' | '>' | ' '))
@@ -336,12 +351,12 @@ impl Prepared {
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
-                    .body(rendered.text),
+                    .body(body(rendered.text)),
             )
             .singlepart(
                 SinglePart::builder()
                     .header(ContentType::TEXT_HTML)
-                    .body(rendered.html),
+                    .body(body(rendered.html)),
             );
         let body = if self.attachments.is_empty() {
             alternative
@@ -410,6 +425,40 @@ impl Prepared {
     /// For `preview --out x.html`: the HTML part alone for a recipient.
     pub fn html(&self, list: &List, r: &Recipient<'_>) -> anyhow::Result<String> {
         Ok(self.render_anyhow(list, r)?.html)
+    }
+}
+
+/// A text part's body, encoded as lettre's `Body::new` encodes a
+/// `String`, byte for byte: the transfer encoding chosen on the text as
+/// it is (`email_encoding`'s chooser, no SMTPUTF8), LF made CRLF, then
+/// quoted-printable or base64 by the same encoders. Done here because
+/// lettre makes CRLF by inserting one `\r` at a time (a copy of the rest
+/// of the text per line), which cost more than rendering the copy.
+pub(crate) fn body(text: String) -> Body {
+    use email_encoding::body::Encoding;
+    let encoding = Encoding::choose(text.as_str(), false);
+    let mut crlf = Vec::with_capacity(text.len() + text.len() / 32);
+    let mut previous = 0u8;
+    for &b in text.as_bytes() {
+        if b == b'\n' && previous != b'\r' {
+            crlf.push(b'\r');
+        }
+        crlf.push(b);
+        previous = b;
+    }
+    match encoding {
+        Encoding::SevenBit => Body::dangerous_pre_encoded(crlf, ContentTransferEncoding::SevenBit),
+        Encoding::EightBit => Body::dangerous_pre_encoded(crlf, ContentTransferEncoding::EightBit),
+        Encoding::QuotedPrintable => Body::dangerous_pre_encoded(
+            quoted_printable::encode(crlf),
+            ContentTransferEncoding::QuotedPrintable,
+        ),
+        Encoding::Base64 => {
+            let mut out =
+                String::with_capacity(email_encoding::body::base64::encoded_len(crlf.len()));
+            email_encoding::body::base64::encode(&crlf, &mut out).expect("a String takes it");
+            Body::dangerous_pre_encoded(out.into_bytes(), ContentTransferEncoding::Base64)
+        }
     }
 }
 
@@ -555,4 +604,32 @@ pub fn first_name(name: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `body` is lettre's `Body::new` byte for byte, in every encoding it
+    /// can choose: 7bit, quoted-printable (long lines, not ASCII, a line
+    /// of 75 characters that CRLF makes 76) and base64.
+    #[test]
+    fn body_encodes_as_lettre_does() {
+        let long = "a".repeat(75);
+        let texts = [
+            String::new(),
+            "Hej\nalla\n".to_string(),
+            "\nfirst line empty\r\nmixed\rends\n\n".to_string(),
+            format!("{long}\n{long}"),
+            format!("{long}{long} trailing space \nand\ttab\t\n"),
+            "Hälsningar från Åsa, 5 € = 5 euro; \"citat\" och 'apostrof'\n".repeat(9),
+            "📬📬📬📬 ÅÄÖ 日本語 📬📬📬📬📬📬\n".repeat(5),
+        ];
+        for text in texts {
+            let ours = body(text.clone());
+            let lettres = Body::new(text.clone());
+            assert_eq!(ours.encoding(), lettres.encoding(), "{text:?}");
+            assert_eq!(ours.into_vec(), lettres.into_vec(), "{text:?}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! from Markdown (authoring, HTML, plain text, MIME).
 
 pub mod attachment;
+pub mod compiled;
 pub mod dkim;
 pub mod error;
 pub mod markdown;
