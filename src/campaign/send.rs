@@ -24,6 +24,7 @@ use crate::campaign::addressee::{Addressee, Copy};
 use crate::campaign::recipients::start;
 use crate::campaign::record::{finish_if_done, record, Done, Outcome};
 use crate::campaign::{digest, files, full_content, BATCH};
+use crate::compose::compiled::CompiledOr;
 use crate::compose::mime::Prepared;
 use crate::daemon::context::Context;
 use crate::daemon::lists::{self, List};
@@ -389,11 +390,14 @@ fn legacy_recipient(ctx: &Context, c: &Campaign, id: u64) -> anyhow::Result<Opti
 /// How the copies of `c` are made.
 async fn renderer(ctx: &Context, c: &Campaign, list: &List) -> anyhow::Result<Renderer> {
     Ok(match &c.post {
-        None => Renderer::Newsletter(Box::new(Prepared::new(
-            &full_content(ctx, c)?,
-            list,
-            &ctx.config.templates_dir,
-        )?)),
+        None => {
+            let compiled = Prepared::new(&full_content(ctx, c)?, list, &ctx.config.templates_dir)?
+                .compile(list);
+            if let Some(why) = compiled.fallback() {
+                tracing::info!(campaign = c.id, why = %why, "copies are rendered per recipient");
+            }
+            Renderer::Newsletter(Box::new(compiled))
+        }
         Some(_) => {
             let raw = ctx
                 .store
@@ -443,7 +447,7 @@ fn copy_token(ctx: &Context, c: &Campaign, id: u64, email: &str) -> String {
 /// discussion post from the author's message (with `From:` rewritten or
 /// not). Shared by the lanes of a round.
 pub(crate) enum Renderer {
-    Newsletter(Box<Prepared>),
+    Newsletter(Box<CompiledOr>),
     Post(crate::compose::post::Post, bool),
 }
 
