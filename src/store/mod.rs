@@ -188,9 +188,12 @@ impl Store {
 
     /// The tally changes that `changes` makes, as counters-tree writes.
     /// Runs under the writer lock, so the tree holds the state before them.
+    /// `stored` holds the stored status of the keys the write read already
+    /// (`Tx::subscriber`), so an import reads each record once, not twice.
     fn tally_changes(
         &self,
         changes: &BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
+        stored: &HashMap<Vec<u8>, Option<Status>>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut delta: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         for ((t, key), new) in changes {
@@ -198,8 +201,13 @@ impl Store {
                 continue;
             }
             let list = list_of_key(key);
-            let old = self.tree(T::Subscribers).get(key)?;
-            let old = old.as_deref().map(status_of).transpose()?;
+            let old = match stored.get(key) {
+                Some(status) => *status,
+                None => {
+                    let old = self.tree(T::Subscribers).get(key)?;
+                    old.as_deref().map(status_of).transpose()?
+                }
+            };
             let new = new.as_deref().map(status_of).transpose()?;
             if old == new {
                 continue;
@@ -464,6 +472,15 @@ impl Store {
         Ok(self.tree(T::Suppressed).contains_key(hash)?)
     }
 
+    /// Is anyone on the suppression list? (An import of a million rows
+    /// into a store where no one was forgotten hashes none of them.)
+    pub fn any_suppressed(&self) -> Result<bool> {
+        Ok(match self.tree(T::Suppressed).iter().next() {
+            None => false,
+            Some(first) => first.map(|_| true)?,
+        })
+    }
+
     /// The ignored-message records, oldest first.
     pub fn ignored(&self) -> Result<Vec<Ignored>> {
         self.tree(T::Ignored)
@@ -510,18 +527,28 @@ impl Store {
         let mut tx = Tx {
             store: self,
             changes: BTreeMap::new(),
+            stored: Default::default(),
         };
         let result = f(&mut tx)?;
-        for (k, v) in self.tally_changes(&tx.changes)? {
+        let stored = tx.stored.into_inner();
+        for (k, v) in self.tally_changes(&tx.changes, &stored)? {
             tx.changes.insert((T::Counters, k), Some(v));
         }
         if !tx.changes.is_empty() {
-            let [a, b, c, d, e, g, h, i, j, k, l, m, n] = &self.inner.trees;
-            (a, b, c, d, e, g, h, i, j, k, l, m, n)
-                .transaction(|(a, b, c, d, e, g, h, i, j, k, l, m, n)| {
-                    let views = [a, b, c, d, e, g, h, i, j, k, l, m, n];
+            // One sled transaction over the trees this write touches (sled
+            // reads every key it writes once more, and stages it per tree).
+            let mut touched: Vec<T> = tx.changes.keys().map(|(t, _)| *t).collect();
+            touched.dedup();
+            let trees: Vec<&sled::Tree> = touched.iter().map(|t| self.tree(*t)).collect();
+            trees
+                .as_slice()
+                .transaction(|views| {
+                    let mut at = 0;
                     for ((t, key), value) in &tx.changes {
-                        let view = views[*t as usize];
+                        while touched[at] != *t {
+                            at += 1;
+                        }
+                        let view = &views[at];
                         match value {
                             Some(v) => view.insert(key.as_slice(), v.as_slice())?,
                             None => view.remove(key.as_slice())?,
