@@ -3,9 +3,9 @@
 //!
 //! This is the only module that imports sled. Every record is JSON with a
 //! version field `v`. Writes go through [`Store::write`], which applies a set
-//! of changes atomically (one sled transaction over the trees it touches) under one
-//! writer lock, so read-then-write logic in a command never races another
-//! command. Nothing is durable until [`Store::sync`] returns: callers sync
+//! of changes atomically (one sled transaction over the trees it touches)
+//! under one writer lock, so read-then-write logic in a command never races
+//! another command. Nothing is durable until [`Store::sync`] returns: callers sync
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
