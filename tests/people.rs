@@ -219,6 +219,87 @@ fn person_and_forget_then_an_import_keeps_them_out() {
     );
 }
 
+/// The confirmed and pending tallies `lists` shows for `list`.
+fn tallies(d: &Daemon, list: &str) -> (u64, u64) {
+    let lists = d.cli_ok(&["lists"]);
+    let row: Vec<&str> = lists
+        .lines()
+        .find(|l| l.starts_with(&format!("{list} ")))
+        .unwrap_or_else(|| panic!("no {list} in {lists}"))
+        .split_whitespace()
+        .collect();
+    // list, address, subscription, confirmed, pending, ...
+    (row[3].parse().unwrap(), row[4].parse().unwrap())
+}
+
+/// Issue 17 (import at scale): an import without a daemon is killed
+/// (SIGKILL) part way through, between or inside its transactions. Running
+/// the same file again adds every row that is not there, exactly once,
+/// and the tallies `lists` shows count each person once; a third run adds
+/// nothing and says so. Duplicates within the file (one spelled in
+/// capitals) count as there already.
+#[test]
+fn an_import_killed_part_way_and_run_again_adds_every_row_once() {
+    let d = Daemon::prepare("");
+    const N: u64 = 12_000;
+    let mut csv = String::from("email,name\n");
+    for i in 0..N {
+        csv.push_str(&format!("p{i}@example.org,Person {i}\n"));
+    }
+    csv.push_str("p7@example.org,Igen\nP8@EXAMPLE.org,Igen\n");
+    let path = write(&d, "stor.csv", csv.as_bytes());
+    let import = || {
+        let mut c = std::process::Command::new(common::bin());
+        c.arg("--config")
+            .arg(d.config_path())
+            .args(["import", "lokal-finansiering", &path, "--consent", "x"])
+            .env("LANG", "C");
+        c
+    };
+    let mut first = import()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the store's log has grown by a few megabytes: part way
+    // (or, on a fast machine, as it ends; the checks below hold either way).
+    let log = d.data().join("store").join("db");
+    loop {
+        if first.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 3 << 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = first.kill();
+    let killed = first.wait().unwrap();
+    eprintln!("the first import ended: {killed:?}");
+    let again = import().output().unwrap();
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let number = |word: &str| -> u64 {
+        let before = &out[..out.find(&format!(" {word}")).unwrap()];
+        before.rsplit([' ', ',']).next().unwrap().parse().unwrap()
+    };
+    assert_eq!(number("added") + number("unchanged"), N + 2, "{out}");
+    let subs = d.subscribers("lokal-finansiering");
+    assert_eq!(subs.len() as u64, N);
+    assert!(subs.iter().all(|s| s["status"] == "confirmed"));
+    assert_eq!(tallies(&d, "lokal-finansiering"), (N, 0));
+    let third = d.cli_ok(&["import", "lokal-finansiering", &path, "--consent", "x"]);
+    assert!(
+        third.contains("0 added") && third.contains(&format!("{} unchanged", N + 2)),
+        "{third}"
+    );
+    assert_eq!(tallies(&d, "lokal-finansiering"), (N, 0));
+}
+
 #[test]
 fn backup_while_running_then_restore_into_a_new_dir_is_equal() {
     let mut d = Daemon::start("");

@@ -79,7 +79,20 @@ pub async fn import(
     if csv.rows.len() <= people::batch::IMPORT_BATCH {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let total = people::batch::in_batches(&csv.rows, batch, |n| bar.inc(n as u64)).await?;
+    // The first batch finds out who carries the import out: the daemon's
+    // batches stay small (its socket's size limit, its other writers),
+    // while this process, holding the store alone, takes big ones.
+    let first = csv.rows.len().min(people::batch::IMPORT_BATCH);
+    let (head, rest) = csv.rows.split_at(first);
+    let mut total = people::batch::in_batches(head, people::batch::IMPORT_BATCH, &batch, |n| {
+        bar.inc(n as u64)
+    })
+    .await?;
+    let size = match here.get() {
+        Some(_) => people::batch::IMPORT_BATCH_HERE,
+        None => people::batch::IMPORT_BATCH,
+    };
+    total.absorb(people::batch::in_batches(rest, size, &batch, |n| bar.inc(n as u64)).await?);
     bar.finish_and_clear();
     // Every row left out, unreadable or skipped, in the file's order.
     let mut left_out: Vec<(usize, String)> = csv

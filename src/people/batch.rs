@@ -8,8 +8,16 @@ use std::future::Future;
 use crate::people::csvfile::Row;
 use crate::people::ImportReport;
 
-/// Rows per batch.
+/// Rows per batch sent to a running daemon: a request must stay under the
+/// admin socket's size limit (64 KiB at the least, see `admin::server`),
+/// and a batch holds the daemon's writer lock while it runs.
 pub const IMPORT_BATCH: usize = 200;
+
+/// Rows per batch when this process holds the store (no daemon runs):
+/// nobody else waits for the writer lock, and each batch costs a
+/// transaction, a sync (an `fdatasync`) and an audit entry, so a big file
+/// goes in big batches. 1M rows are 200 batches; the bar still moves.
+pub const IMPORT_BATCH_HERE: usize = 5_000;
 
 impl ImportReport {
     /// Adds what another batch did.
@@ -21,11 +29,12 @@ impl ImportReport {
     }
 }
 
-/// Imports `rows` a batch at a time through `import`, in order, calling
+/// Imports `rows` `size` at a time through `import`, in order, calling
 /// `done` with the rows of each batch carried out; stops at the first
 /// failure. Returns what all batches did together.
 pub async fn in_batches<E, F, Fut>(
     rows: &[Row],
+    size: usize,
     mut import: F,
     mut done: impl FnMut(usize),
 ) -> Result<ImportReport, E>
@@ -34,7 +43,7 @@ where
     Fut: Future<Output = Result<ImportReport, E>>,
 {
     let mut total = ImportReport::default();
-    for chunk in rows.chunks(IMPORT_BATCH) {
+    for chunk in rows.chunks(size.max(1)) {
         total.absorb(import(chunk.to_vec()).await?);
         done(chunk.len());
     }
@@ -63,6 +72,7 @@ mod tests {
         let mut seen = Vec::new();
         let total = in_batches(
             &rows,
+            IMPORT_BATCH,
             |batch| {
                 seen.push(batch.first().map(|r| r.line));
                 async move {
@@ -87,6 +97,7 @@ mod tests {
         let mut calls = 0;
         let failed = in_batches(
             &rows,
+            IMPORT_BATCH,
             |_| {
                 calls += 1;
                 async { Err::<ImportReport, _>("full disk") }

@@ -3,9 +3,9 @@
 //!
 //! This is the only module that imports sled. Every record is JSON with a
 //! version field `v`. Writes go through [`Store::write`], which applies a set
-//! of changes atomically (one sled transaction over all trees) under one
-//! writer lock, so read-then-write logic in a command never races another
-//! command. Nothing is durable until [`Store::sync`] returns: callers sync
+//! of changes atomically (one sled transaction over the trees it touches)
+//! under one writer lock, so read-then-write logic in a command never races
+//! another command. Nothing is durable until [`Store::sync`] returns: callers sync
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
@@ -198,10 +198,13 @@ impl Store {
     /// and the people (subscriber id, and the time of the change when the
     /// record says) who stop being confirmed in them.
     /// Runs under the writer lock, so the tree holds the state before them.
+    /// `stored` holds the stored status of the keys the write read already
+    /// (`Tx::subscriber`), so an import reads each record once, not twice.
     #[allow(clippy::type_complexity)]
     fn tally_changes(
         &self,
         changes: &BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
+        stored: &HashMap<Vec<u8>, Option<Status>>,
     ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Vec<(u64, Option<DateTime<Utc>>)>)> {
         let mut delta: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         let mut left = Vec::new();
@@ -210,19 +213,28 @@ impl Store {
                 continue;
             }
             let list = list_of_key(key);
-            let old_bytes = self.tree(T::Subscribers).get(key)?;
-            let old = old_bytes.as_deref().map(status_of).transpose()?;
+            let old = match stored.get(key) {
+                Some(status) => *status,
+                None => {
+                    let old = self.tree(T::Subscribers).get(key)?;
+                    old.as_deref().map(status_of).transpose()?
+                }
+            };
             let new = new_bytes.as_deref().map(status_of).transpose()?;
             if old == new {
                 continue;
             }
-            if let (Some(Status::Confirmed), Some(bytes)) = (old, old_bytes.as_deref()) {
-                let (id, _) = id_of(bytes)?;
-                let at = match new_bytes.as_deref() {
-                    Some(b) => id_of(b)?.1,
-                    None => None,
-                };
-                left.push((id, at));
+            if old == Some(Status::Confirmed) {
+                // The id from the new record, or from the stored one when
+                // the record goes.
+                match new_bytes.as_deref() {
+                    Some(b) => left.push(id_of(b)?),
+                    None => {
+                        if let Some(bytes) = self.tree(T::Subscribers).get(key)? {
+                            left.push((id_of(&bytes)?.0, None));
+                        }
+                    }
+                }
             }
             if let Some(s) = old {
                 *delta.entry(tally_key(list, s)).or_default() -= 1;
@@ -505,6 +517,15 @@ impl Store {
         Ok(self.tree(T::Suppressed).contains_key(hash)?)
     }
 
+    /// Is anyone on the suppression list? (An import of a million rows
+    /// into a store where no one was forgotten hashes none of them.)
+    pub fn any_suppressed(&self) -> Result<bool> {
+        Ok(match self.tree(T::Suppressed).iter().next() {
+            None => false,
+            Some(first) => first.map(|_| true)?,
+        })
+    }
+
     /// The ignored-message records, oldest first.
     pub fn ignored(&self) -> Result<Vec<Ignored>> {
         self.tree(T::Ignored)
@@ -551,9 +572,11 @@ impl Store {
         let mut tx = Tx {
             store: self,
             changes: BTreeMap::new(),
+            stored: Default::default(),
         };
         let result = f(&mut tx)?;
-        let (tallies, left) = self.tally_changes(&tx.changes)?;
+        let stored = std::mem::take(&mut *tx.stored.borrow_mut());
+        let (tallies, left) = self.tally_changes(&tx.changes, &stored)?;
         for (k, v) in tallies {
             tx.changes.insert((T::Counters, k), Some(v));
         }
@@ -561,12 +584,20 @@ impl Store {
         // every way out of `confirmed` passes here, in the same write.
         let skipped = tx.drop_deliveries_of(&left)?;
         if !tx.changes.is_empty() {
-            let [a, b, c, d, e, g, h, i, j, k, l, m, n] = &self.inner.trees;
-            (a, b, c, d, e, g, h, i, j, k, l, m, n)
-                .transaction(|(a, b, c, d, e, g, h, i, j, k, l, m, n)| {
-                    let views = [a, b, c, d, e, g, h, i, j, k, l, m, n];
+            // One sled transaction over the trees this write touches (sled
+            // reads every key it writes once more, and stages it per tree).
+            let mut touched: Vec<T> = tx.changes.keys().map(|(t, _)| *t).collect();
+            touched.dedup();
+            let trees: Vec<&sled::Tree> = touched.iter().map(|t| self.tree(*t)).collect();
+            trees
+                .as_slice()
+                .transaction(|views| {
+                    let mut at = 0;
                     for ((t, key), value) in &tx.changes {
-                        let view = views[*t as usize];
+                        while touched[at] != *t {
+                            at += 1;
+                        }
+                        let view = &views[at];
                         match value {
                             Some(v) => view.insert(key.as_slice(), v.as_slice())?,
                             None => view.remove(key.as_slice())?,

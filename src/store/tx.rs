@@ -5,18 +5,23 @@ use crate::store::compact::{decode_delivery, encode_delivery};
 use crate::store::error::Result;
 use crate::store::keys::{blob_key, day_of, decode, delivery_key, encode, sub_key, Counter, T};
 use crate::store::records::{
-    Campaign, Delivery, DeliveryState, Ignored, Led, OutMail, Pending, Subscriber, MAX_IGNORED,
-    RECORD_VERSION,
+    Campaign, Delivery, DeliveryState, Ignored, Led, OutMail, Pending, Status, Subscriber,
+    MAX_IGNORED, RECORD_VERSION,
 };
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 /// The changes of one [`Store::write`]; reads see the changes made so far.
 pub struct Tx<'s> {
     pub(super) store: &'s Store,
     pub(super) changes: BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
+    /// The stored status (None: no record) of each subscriber key read
+    /// from the tree by this write: the tallies need the status before
+    /// the write, and need not read the record again for it.
+    pub(super) stored: RefCell<HashMap<Vec<u8>, Option<Status>>>,
 }
 
 impl Tx<'_> {
@@ -28,7 +33,20 @@ impl Tx<'_> {
     }
 
     pub fn subscriber(&self, list: &str, email: &str) -> Result<Option<Subscriber>> {
-        self.get(T::Subscribers, &sub_key(list, &address::normalize(email)))
+        let key = sub_key(list, &address::normalize(email));
+        if let Some(change) = self.changes.get(&(T::Subscribers, key.clone())) {
+            return change.as_deref().map(decode).transpose();
+        }
+        let found: Option<Subscriber> = self
+            .store
+            .tree(T::Subscribers)
+            .get(&key)?
+            .map(|v| decode(&v))
+            .transpose()?;
+        self.stored
+            .borrow_mut()
+            .insert(key, found.as_ref().map(|s| s.status));
+        Ok(found)
     }
 
     pub fn subscriber_by_id(&self, id: u64) -> Result<Option<Subscriber>> {
