@@ -203,6 +203,27 @@ fn render(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    // The worst a campaign compiles: six fields tested (the layouts'
+    // archive_url, name and both attributes here, email, first_name).
+    let widest = text.replacen(
+        "Hej {{name}}!",
+        "Hej {{name}}!{{#if first_name}} F{{/if}}{{#unless email}} E{{/unless}}\
+         {{#if name}} N{{/if}}{{#if attributes.organisation}} O{{/if}}",
+        1,
+    );
+    let (wide, _) =
+        utskick::compose::newsletter::parse_newsletter("newsletter.md", &widest).unwrap();
+    let compiled = Prepared::new(&wide, &list, &root().join("templates"))
+        .unwrap()
+        .compile(&list);
+    assert!(compiled.fallback().is_none(), "{:?}", compiled.fallback());
+    c.bench_function(&format!("compiled campaign: compile ({compiled:?})"), |b| {
+        b.iter_batched(
+            || Prepared::new(&wide, &list, &root().join("templates")).unwrap(),
+            |p| p.compile(&list),
+            criterion::BatchSize::SmallInput,
+        )
+    });
 
     let dir = tempfile::tempdir().unwrap();
     let ed = dir.path().join("ed25519.key");
