@@ -234,13 +234,236 @@ fn shipped_layouts_compile_and_give_the_same_bytes() {
     }
 }
 
+/// The list of the shipped lists/lokal-finansiering.toml, attributes and
+/// all, as the benchmark sends to.
+fn shipped_list() -> List {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lists/lokal-finansiering.toml");
+    let list = List::parse(
+        "lokal-finansiering",
+        &std::fs::read_to_string(path).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(list.attributes, ["organisation", "region"]);
+    list
+}
+
+fn parse(text: &str) -> Content {
+    utskick::compose::newsletter::parse_newsletter("x.md", text)
+        .unwrap()
+        .0
+}
+
+/// The benchmark's newsletter, with its `{{#if attributes.region}} i
+/// {{attributes.region}}{{/if}}`, compiles, and its copies are the
+/// per-recipient copies for a region present, empty, missing, of spaces,
+/// not ASCII, with CR LF.
 #[test]
-fn the_benchmark_newsletter_gives_the_same_bytes() {
+fn the_benchmark_newsletter_compiles_and_gives_the_same_bytes() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/newsletter.md"))
         .unwrap();
-    let (content, _) =
-        utskick::compose::newsletter::parse_newsletter("newsletter.md", &text).unwrap();
-    same_bytes(&content, &list("sv", true), false);
+    assert!(text.contains("{{#if attributes.region}} i {{attributes.region}}{{/if}}"));
+    let content = parse(&text);
+    for list in [shipped_list(), list("sv", true), list("sv", false)] {
+        assert!(same_bytes(&content, &list, true) > 50);
+        let regions = [
+            Some("Jämtland"),
+            Some(""),
+            None,
+            Some(" "),
+            Some("   \t"),
+            Some("Västerbotten & <Norrbotten> \"Övre\" 日本"),
+            Some("Härjedalen\r\nBcc: x@example.org"),
+            Some("\r\n"),
+        ];
+        let compiled = Prepared::new(&content, &list, templates())
+            .unwrap()
+            .compile(&list);
+        let prepared = Prepared::new(&content, &list, templates()).unwrap();
+        let mut bodies = std::collections::BTreeSet::new();
+        for (i, region) in regions.iter().enumerate() {
+            let mut attributes = BTreeMap::new();
+            if let Some(region) = region {
+                attributes.insert("region".to_string(), region.to_string());
+            }
+            let copy = Copy {
+                email: "asa@example.org".into(),
+                name: "Åsa Öberg",
+                attributes,
+                token: format!("tok{i}abcdefghijklmnopqrstuvwxyz234567"),
+            };
+            let (id, date) = envelope(0);
+            let env = Envelope {
+                message_id: &id,
+                date,
+                domain: "lista.example.se",
+            };
+            let r = copy.recipient("https://lista.example.se/archive/lokal-finansiering/12");
+            let want = prepared.message(&list, &r, &env, None).unwrap();
+            let got = compiled.message(&list, &r, &env, None).unwrap();
+            assert!(want == got, "region {region:?} differs");
+            bodies.insert(got);
+        }
+        assert_eq!(bodies.len(), regions.len(), "each region its own copy");
+    }
+    // The text as rendered: " i Jämtland" after "nätverket", nothing when
+    // the region is empty or missing, the spaces when it is spaces.
+    let list = shipped_list();
+    let prepared = Prepared::new(&content, &list, templates()).unwrap();
+    let compiled = Prepared::new(&content, &list, templates())
+        .unwrap()
+        .compile(&list);
+    for (region, want) in [
+        (Some("Jämtland"), "nätverket i Jämtland."),
+        (Some(""), "nätverket."),
+        (None, "nätverket."),
+        (Some("  "), "nätverket i   ."),
+    ] {
+        let mut attributes = BTreeMap::new();
+        if let Some(region) = region {
+            attributes.insert("region".to_string(), region.to_string());
+        }
+        let copy = Copy {
+            email: "asa@example.org".into(),
+            name: "Åsa",
+            attributes,
+            token: "tokabcdefghijklmnopqrstuvwxyz234567".into(),
+        };
+        let r = copy.recipient("");
+        let (id, date) = envelope(0);
+        let env = Envelope {
+            message_id: &id,
+            date,
+            domain: "lista.example.se",
+        };
+        let got = compiled.message(&list, &r, &env, None).unwrap();
+        assert_eq!(got, prepared.message(&list, &r, &env, None).unwrap());
+        let mail = mail_parser::MessageParser::default().parse(&got).unwrap();
+        let text = mail.body_text(0).unwrap();
+        assert!(text.contains(want), "{region:?}: {text}");
+    }
+}
+
+/// Two attributes and the name tested, in the body and the subject, in
+/// `#if` and `#unless`, with `else`: eight variants, every copy the
+/// per-recipient copy.
+#[test]
+fn conditions_on_two_attributes_and_the_name_compile() {
+    let text = "---\n\
+subject: Nytt{{#if attributes.organisation}} för {{attributes.organisation}}{{/if}}\n\
+---\n\
+{{#if name}}Hej {{name}}!{{else}}Hej!{{/if}}\n\
+\n\
+Du får det här{{#if attributes.region}} i {{attributes.region}}{{else}} utan region{{/if}}.\n\
+\n\
+{{#unless attributes.organisation}}Ingen organisation angiven.{{/unless}}\n\
+\n\
+{{#if this.attributes.region}}Region: {{attributes.region}}{{/if}}\n";
+    let content = parse(text);
+    for list in [list("sv", true), list("en", false), shipped_list()] {
+        let compiled = Prepared::new(&content, &list, templates())
+            .unwrap()
+            .compile(&list);
+        // Three fields here, and the shipped layouts test archive_url.
+        assert_eq!(format!("{compiled:?}"), "Compiled(16 variants)");
+        assert!(same_bytes(&content, &list, true) > 50);
+    }
+}
+
+/// `#if` on an attribute the list does not declare (a subscriber may
+/// still have it, from an import) falls back and names it; so do more
+/// than `MAX_TESTED` fields tested.
+#[test]
+fn an_undeclared_attribute_and_too_many_conditions_fall_back() {
+    let list = list("sv", true);
+    let cases = [
+        (
+            "Hej{{#if attributes.okänd}} {{attributes.okänd}}{{/if}}.\n".to_string(),
+            "`{{#if attributes.okänd}}`".to_string(),
+        ),
+        (
+            "{{#if attributes.region}}R{{else if attributes.organisation}}O{{/if}}\n".to_string(),
+            "`{{#if attributes.region}}`".to_string(),
+        ),
+        (
+            "{{#if attributes}}A{{/if}}\n".to_string(),
+            "`{{#if attributes}}`".to_string(),
+        ),
+        (
+            "{{#if attributes.region.x}}A{{/if}}\n".to_string(),
+            "`{{#if attributes.region.x}}`".to_string(),
+        ),
+    ];
+    for (markdown, why) in cases {
+        let content = parse(&format!("---\nsubject: Nytt\n---\n{markdown}"));
+        let compiled = Prepared::new(&content, &list, templates())
+            .unwrap()
+            .compile(&list);
+        let fallback = compiled
+            .fallback()
+            .unwrap_or_else(|| panic!("{markdown:?} compiled"))
+            .to_string();
+        assert!(fallback.contains(&why), "{markdown:?}: {fallback}");
+        same_bytes(&content, &list, false);
+    }
+    // Six fields compile (64 variants): five here and the layouts'
+    // archive_url; a seventh falls back.
+    let mut wide = List::parse(
+        "lokal-finansiering",
+        "name = \"Bred\"\naddress = \"lokal-finansiering\"\nlanguage = \"sv\"\n\
+         attributes = [\"a\", \"b\", \"c\", \"d\"]\n",
+    )
+    .unwrap();
+    let six = "{{#if name}}N{{/if}} {{#if email}}E{{/if}} {{#if attributes.a}}A{{/if}} \
+               {{#if attributes.b}}B{{/if}} {{#unless attributes.c}}C{{/unless}}\n";
+    let content = parse(&format!("---\nsubject: Nytt\n---\n{six}"));
+    let compiled = Prepared::new(&content, &wide, templates())
+        .unwrap()
+        .compile(&wide);
+    assert_eq!(format!("{compiled:?}"), "Compiled(64 variants)");
+    let prepared = Prepared::new(&content, &wide, templates()).unwrap();
+    for bits in 0..16u32 {
+        let attributes: BTreeMap<String, String> = ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, k)| (k.to_string(), format!("{k} å")))
+            .collect();
+        let copy = Copy {
+            email: "x@y.se".into(),
+            name: if bits & 1 == 0 { "Åsa" } else { "" },
+            attributes,
+            token: format!("tok{bits}abcdefghijklmnopqrstuvwxyz234567"),
+        };
+        let (id, date) = envelope(0);
+        let env = Envelope {
+            message_id: &id,
+            date,
+            domain: "lista.example.se",
+        };
+        let r = copy.recipient("");
+        assert!(
+            compiled.message(&wide, &r, &env, None).unwrap()
+                == prepared.message(&wide, &r, &env, None).unwrap(),
+            "{bits:b}"
+        );
+    }
+    let seven = format!("{six}\n{{{{#if attributes.d}}}}D{{{{/if}}}}\n");
+    let content = parse(&format!("---\nsubject: Nytt\n---\n{seven}"));
+    let compiled = Prepared::new(&content, &wide, templates())
+        .unwrap()
+        .compile(&wide);
+    let fallback = compiled
+        .fallback()
+        .expect("seven fields fall back")
+        .to_string();
+    assert!(
+        fallback.contains(
+            "conditions on more than 6 fields (name, email, attributes.a, attributes.b, attributes.c, attributes.d, archive_url)"
+        ),
+        "{fallback}"
+    );
+    wide.public = true;
+    same_bytes(&content, &wide, false);
 }
 
 /// `{{#if x}} {{/if}}{{x}}`, as `drop_space_before_empty` writes ` {{x}}!`,
@@ -290,13 +513,9 @@ fn each_copy_carries_its_own_values() {
 /// Constructs that let a recipient's value decide fall back, name the
 /// construct, and still give the same bytes.
 #[test]
-fn a_condition_on_an_attribute_falls_back_with_the_same_bytes() {
+fn a_construct_on_an_attribute_falls_back_with_the_same_bytes() {
     let list = list("en", true);
     for (markdown, construct) in [
-        (
-            "Hi{{#if attributes.region}} from {{attributes.region}}{{/if}}.\n",
-            "{{#if attributes.region}}",
-        ),
         (
             "{{#each attributes}}- {{@key}}: {{this}}\n{{/each}}",
             "{{#each attributes}}",
@@ -321,8 +540,9 @@ fn a_condition_on_an_attribute_falls_back_with_the_same_bytes() {
     }
 }
 
-/// A layout of the list's own that tests an attribute falls back and
-/// names its file and line.
+/// A layout of the list's own that tests an attribute the list does not
+/// declare falls back and names its file and line; one that tests a
+/// declared attribute compiles.
 #[test]
 fn a_layout_that_tests_an_attribute_names_its_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -331,7 +551,7 @@ fn a_layout_that_tests_an_attribute_names_its_line() {
     let layout = std::fs::read_to_string(templates().join("sv/newsletter.txt.hbs")).unwrap();
     std::fs::write(
         lang.join("newsletter.txt.hbs"),
-        format!("{{{{body}}}}\n{{{{#if attributes.organisation}}}}\nFör {{{{attributes.organisation}}}}\n{{{{/if}}}}\n{layout}"),
+        format!("{{{{body}}}}\n{{{{#if attributes.kommun}}}}\nFör {{{{attributes.kommun}}}}\n{{{{/if}}}}\n{layout}"),
     )
     .unwrap();
     let list = list("sv", true);
@@ -341,9 +561,18 @@ fn a_layout_that_tests_an_attribute_names_its_line() {
         .compile(&list);
     let why = compiled.fallback().expect("falls back").to_string();
     assert!(
-        why.ends_with("newsletter.txt.hbs:2: `{{#if attributes.organisation}}`"),
+        why.ends_with("newsletter.txt.hbs:2: `{{#if attributes.kommun}}`"),
         "{why}"
     );
+    std::fs::write(
+        lang.join("newsletter.txt.hbs"),
+        format!("{{{{body}}}}\n{{{{#if attributes.organisation}}}}\nFör {{{{attributes.organisation}}}}\n{{{{/if}}}}\n{layout}"),
+    )
+    .unwrap();
+    let compiled = Prepared::new(&content, &list, dir.path())
+        .unwrap()
+        .compile(&list);
+    assert!(compiled.fallback().is_none(), "{:?}", compiled.fallback());
 }
 
 /// The worker calls `message` from several lanes at once.

@@ -427,7 +427,7 @@ fn check_follows_the_locale() {
 
 /// `preview` ends on one line that says how the copies would be made:
 /// compiled, or rendered per recipient naming the template's construct
-/// (issue 17).
+/// (issue 17; a condition on an attribute the list does not declare).
 #[test]
 fn preview_says_whether_the_campaign_is_sent_compiled() {
     let d = Daemon::prepare("");
@@ -452,7 +452,7 @@ fn preview_says_whether_the_campaign_is_sent_compiled() {
     let md = write(
         &d,
         "region.md",
-        "---\nsubject: Nytt\n---\nHej{{#if attributes.region}} från {{attributes.region}}{{/if}}!\n",
+        "---\nsubject: Nytt\n---\nHej{{#if attributes.kommun}} från {{attributes.kommun}}{{/if}}!\n",
     );
     let o = d.cli_in(SV, &["preview", LIST, &md]);
     let (stdout, stderr) = out(&o);
@@ -465,7 +465,7 @@ fn preview_says_whether_the_campaign_is_sent_compiled() {
         .to_string();
     assert!(
         last.starts_with("utskicket renderas per mottagare (långsammare), eftersom ")
-            && last.ends_with("region.md: `{{#if attributes.region}}` beror på mottagaren"),
+            && last.ends_with("region.md: `{{#if attributes.kommun}}` beror på mottagaren"),
         "{stdout}"
     );
     let o = d.cli(&[
@@ -479,7 +479,7 @@ fn preview_says_whether_the_campaign_is_sent_compiled() {
     assert!(
         stdout
             .trim_end()
-            .ends_with("region.md: `{{#if attributes.region}}` depends on the recipient")
+            .ends_with("region.md: `{{#if attributes.kommun}}` depends on the recipient")
             && stdout.contains("the campaign is rendered per recipient (slower), because "),
         "{stdout}"
     );

@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use utskick::admin::protocol::{CampaignRow, Forgot};
-use utskick::compose::compiled::{Fallback, Why};
+use utskick::compose::compiled::{Fallback, Why, MAX_TESTED};
 use utskick::people::csvfile::RowProblem;
 use utskick::people::{ImportReport, Skip};
 use utskick::store::{CampaignStatus, Kind};
@@ -387,6 +387,16 @@ pub fn sending(fallback: Option<&Fallback>) -> String {
         Why::MarkerCharacter => (
             "tecknet U+E000 eller U+E001".to_string(),
             "the character U+E000 or U+E001".to_string(),
+        ),
+        Why::TooManyTested(fields) => (
+            format!(
+                "villkor på fler än {MAX_TESTED} fält ({})",
+                fields.join(", ")
+            ),
+            format!(
+                "conditions on more than {MAX_TESTED} fields ({})",
+                fields.join(", ")
+            ),
         ),
         Why::Unexpected(what) => (what.clone(), what.clone()),
     };

@@ -12,16 +12,20 @@
 //! `&amp;amp;` where twice (the subject inside the HTML `<title>`), so a
 //! slot knows how often to escape what fills it. That is exact only where
 //! a value is copied into the output as it is. Where the templates let a
-//! recipient's value decide (`{{#if attributes.x}}`, `{{#each
-//! attributes}}`, a helper applied to a field) the campaign is rendered
-//! per recipient (`CompiledOr::PerRecipient`, with the construct that
-//! decided it); the templates' syntax tree says so, not a guess.
+//! recipient's value decide otherwise (`{{#each attributes}}`, a helper
+//! applied to a field, `{{#if attributes.x}}` for an `x` the list does
+//! not declare) the campaign is rendered per recipient
+//! (`CompiledOr::PerRecipient`, with the construct that decided it); the
+//! templates' syntax tree says so, not a guess.
 //! `markdown::drop_space_before_empty` writes ` {{x}}!` as
 //! `{{#if x}} {{/if}}{{x}}!`: that space is a slot of its own, shown when
-//! x is not empty. An explicit `{{#if}}`/`{{#unless}}` on `name`,
-//! `first_name`, `email` or `archive_url` (fields often empty; the
-//! shipped announcement greets by first name) compiles as variants, one
-//! per combination of those fields being empty, at most sixteen.
+//! x is not empty. A plain `{{#if x}}`/`{{#unless x}}` on `name`,
+//! `first_name`, `email`, `archive_url` (fields often empty; the shipped
+//! announcement greets by first name) or one of the list's declared
+//! attributes (`{{#if attributes.region}} i {{attributes.region}}{{/if}}`)
+//! compiles as variants, one per combination of the tested fields being
+//! empty (Handlebars' truthiness: a missing attribute is an empty string),
+//! at most `MAX_TESTED` fields, so at most 64 variants.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -56,14 +60,18 @@ const SUBJECT_SLOT: usize = 7;
 const PREHEADER_SLOT: usize = 8;
 const ATTRIBUTE: usize = 9;
 
-/// The fields whose emptiness a template may test: one variant per
-/// combination (bit i of the variant's index: `VARIED[i]` is empty).
+/// The fields besides the declared attributes whose emptiness a template
+/// may test; the tested ones make a campaign's `varied` slots.
 const VARIED: [(&str, usize); 4] = [
     ("name", NAME),
     ("first_name", FIRST_NAME),
     ("archive_url", ARCHIVE_URL),
     ("email", EMAIL),
 ];
+
+/// How many fields the templates may test, each doubling the variants
+/// compiled (and compiling runs every sending round): 6 is 64 variants.
+pub const MAX_TESTED: usize = 6;
 
 /// What the templates see of a recipient (`Prepared::fields`): a
 /// condition or a helper on any of these decides per recipient.
@@ -124,6 +132,9 @@ pub enum Why {
     LineOfFields,
     /// The campaign's own text holds U+E000 or U+E001, the markers.
     MarkerCharacter,
+    /// `{{#if}}`/`{{#unless}}` test more than `MAX_TESTED` fields: the
+    /// fields, in the order found, the last one over the limit.
+    TooManyTested(Vec<String>),
     /// Not the author's doing: rendering with slots failed, or a sample
     /// copy came out differently; said in English, for a bug report.
     Unexpected(String),
@@ -141,6 +152,11 @@ impl std::fmt::Display for Why {
                 write!(f, "a line of the text part made of recipient fields alone")
             }
             Why::MarkerCharacter => write!(f, "a private-use character U+E000 or U+E001"),
+            Why::TooManyTested(fields) => write!(
+                f,
+                "conditions on more than {MAX_TESTED} fields ({})",
+                fields.join(", ")
+            ),
             Why::Unexpected(what) => write!(f, "{what}"),
         }
     }
@@ -206,7 +222,7 @@ impl CompiledOr {
     }
 }
 
-/// One combination of the `VARIED` fields being empty, compiled.
+/// One combination of the tested fields being empty, compiled.
 #[derive(Debug)]
 struct Variant {
     subject: Vec<Piece>,
@@ -218,12 +234,11 @@ struct Variant {
 /// A campaign compiled for one list: see the module's comment.
 pub struct Compiled {
     prepared: Prepared,
-    /// Indexed by the bits of the empty `VARIED` fields; `None` for a
-    /// combination the templates do not tell apart (its bits are masked
-    /// off by `varied`).
-    variants: Vec<Option<Variant>>,
-    /// Bit i set: the templates test `VARIED[i]`.
-    varied: usize,
+    /// Indexed by the bits of the empty tested fields (`variant_index`).
+    variants: Vec<Variant>,
+    /// The slots of the fields the templates test; bit i of a variant's
+    /// index stands for `varied[i]`.
+    varied: Vec<usize>,
     public: bool,
     attributes: Vec<String>,
 }
@@ -231,7 +246,7 @@ pub struct Compiled {
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compiled")
-            .field("variants", &self.variants.iter().flatten().count())
+            .field("variants", &self.variants.len())
             .finish_non_exhaustive()
     }
 }
@@ -282,11 +297,8 @@ impl Compiled {
     /// The three texts of one copy.
     fn fill(&self, r: &Recipient<'_>) -> Rendered {
         let mut values = values(self.public, &self.attributes, r);
-        let index = variant_index(self.varied, &values);
-        let v = self.variants[index]
-            .as_ref()
-            .expect("every combination of the varied fields is compiled");
-        texts(v, &mut values)
+        let index = variant_index(&self.varied, &values);
+        texts(&self.variants[index], &mut values)
     }
 }
 
@@ -329,13 +341,14 @@ fn texts(v: &Variant, values: &mut Vec<Cow<'_, str>>) -> Rendered {
     }
 }
 
-/// The variant for these values: bit i set when `VARIED[i]` is tested and
-/// empty.
-fn variant_index(varied: usize, values: &[Cow<'_, str>]) -> usize {
-    VARIED
+/// The variant for these values: bit i set when the slot `varied[i]` is
+/// empty (Handlebars' `#if` on a string: false when empty, so `" "` is
+/// true; a missing attribute is `""` here and in `Prepared::fields`).
+fn variant_index(varied: &[usize], values: &[Cow<'_, str>]) -> usize {
+    varied
         .iter()
         .enumerate()
-        .filter(|(i, (_, slot))| varied & (1 << i) != 0 && values[*slot].is_empty())
+        .filter(|(_, slot)| values[**slot].is_empty())
         .fold(0, |index, (i, _)| index | (1 << i))
 }
 
@@ -428,6 +441,19 @@ fn surely_not_empty(pieces: &[Piece]) -> bool {
 /// `../attributes.x`, `@root.email`, `[name]`), the first segment; "" for
 /// the whole context (`this`, `.`, `@root`).
 fn first_segment(raw: &str) -> String {
+    let path = without_context(raw);
+    match path.as_str() {
+        "@root" | "this" | "." | "" => String::new(),
+        _ => path
+            .split(['.', '/'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// A path without its brackets and its leading `this.`, `../`, `@root.`.
+fn without_context(raw: &str) -> String {
     let cleaned = raw.replace(['[', ']'], "");
     let mut p = cleaned.as_str();
     loop {
@@ -439,10 +465,7 @@ fn first_segment(raw: &str) -> String {
             break;
         }
     }
-    match p {
-        "@root" | "this" | "." | "" => String::new(),
-        _ => p.split(['.', '/']).next().unwrap_or_default().to_string(),
-    }
+    p.to_string()
 }
 
 /// Does this parameter read a recipient's value? Returns the field.
@@ -489,12 +512,12 @@ fn construct(block: bool, name: &Parameter, params: &[Parameter]) -> String {
     format!("`{{{{{hash}{}}}}}`", words.join(" "))
 }
 
-/// What the syntax of the templates allows: the `VARIED` fields they
-/// test (bits), and the derived fields (`subject`, `body`, …) that a
-/// layout tests, with where.
+/// What the syntax of the templates allows: the slots of the fields they
+/// test, in the order found, and the derived fields (`subject`, `body`,
+/// …) that a layout tests, with where.
 #[derive(Default)]
 struct Syntax {
-    varied: usize,
+    varied: Vec<usize>,
     derived: Vec<(String, Fallback)>,
 }
 
@@ -504,6 +527,7 @@ fn scan(
     t: &Template,
     name: &str,
     origin: &(String, bool),
+    list: &List,
     syntax: &mut Syntax,
 ) -> Result<(), Fallback> {
     for (i, element) in t.elements.iter().enumerate() {
@@ -532,10 +556,18 @@ fn scan(
                     .find_map(|p| reads(p, RECIPIENT_FIELDS))
                     .or(name_reads)
                 {
-                    match VARIED.iter().position(|(f, _)| *f == field) {
-                        Some(bit) if condition => syntax.varied |= 1 << bit,
-                        _ => {
-                            return Err(found(Why::Decides(construct(h.block, &h.name, &h.params))))
+                    let tested = match condition {
+                        true => tested(&h.params[0], field == "attributes" && h.chain, list),
+                        false => None,
+                    };
+                    let Some(slot) = tested else {
+                        return Err(found(Why::Decides(construct(h.block, &h.name, &h.params))));
+                    };
+                    if !syntax.varied.contains(&slot) {
+                        syntax.varied.push(slot);
+                        if syntax.varied.len() > MAX_TESTED {
+                            let fields = syntax.varied.iter().map(|s| slot_name(*s, list));
+                            return Err(found(Why::TooManyTested(fields.collect())));
                         }
                     }
                 }
@@ -552,13 +584,47 @@ fn scan(
                     }
                 }
                 for inner in [&h.template, &h.inverse].into_iter().flatten() {
-                    scan(inner, name, origin, syntax)?;
+                    scan(inner, name, origin, list, syntax)?;
                 }
             }
             _ => return Err(found(Why::Partial)),
         }
     }
     Ok(())
+}
+
+/// The slot of the field a condition's one parameter tests, when it is a
+/// plain path to a `VARIED` field or a declared attribute
+/// (`attributes.region`); `None` otherwise (`attributes.x` not declared,
+/// `attributes` itself, a subexpression, an attribute in an `else if`).
+fn tested(param: &Parameter, chained: bool, list: &List) -> Option<usize> {
+    let Parameter::Path(Path::Relative((_, raw))) = param else {
+        return None;
+    };
+    let field = first_segment(raw);
+    if let Some((_, slot)) = VARIED.iter().find(|(f, _)| *f == field) {
+        return Some(*slot);
+    }
+    if chained {
+        return None;
+    }
+    let path = without_context(raw);
+    let key = path
+        .strip_prefix("attributes.")
+        .or_else(|| path.strip_prefix("attributes/"))?;
+    if key.contains(['.', '/']) {
+        return None;
+    }
+    let i = list.attributes.iter().position(|a| a == key)?;
+    Some(ATTRIBUTE + i)
+}
+
+/// A tested field as a template names it.
+fn slot_name(slot: usize, list: &List) -> String {
+    match VARIED.iter().find(|(_, s)| *s == slot) {
+        Some((field, _)) => field.to_string(),
+        None => format!("attributes.{}", list.attributes[slot - ATTRIBUTE]),
+    }
 }
 
 /// The templates in the order `Prepared::render` uses them.
@@ -652,7 +718,7 @@ fn space_before(h: &HelperTemplate, x: &HelperTemplate, list: &List) -> Option<u
     }
 }
 
-fn compile(p: &Prepared, list: &List) -> Result<(Vec<Option<Variant>>, usize), Fallback> {
+fn compile(p: &Prepared, list: &List) -> Result<(Vec<Variant>, Vec<usize>), Fallback> {
     let registries = spaced(p, list);
     let mut syntax = Syntax::default();
     for (name, html) in TEMPLATES {
@@ -665,15 +731,13 @@ fn compile(p: &Prepared, list: &List) -> Result<(Vec<Option<Variant>>, usize), F
         let Some(t) = registry.get_template(name) else {
             continue;
         };
-        scan(t, name, &origin, &mut syntax)?;
+        scan(t, name, &origin, list, &mut syntax)?;
     }
-    let mut variants: Vec<Option<Variant>> = (0..1 << VARIED.len()).map(|_| None).collect();
-    for (index, slot) in variants.iter_mut().enumerate() {
-        if index & !syntax.varied == 0 {
-            let v = variant(p, &registries, list, index, &syntax)?;
-            check(p, list, index, &v, syntax.varied)?;
-            *slot = Some(v);
-        }
+    let mut variants = Vec::with_capacity(1 << syntax.varied.len());
+    for index in 0..1 << syntax.varied.len() {
+        let v = variant(p, &registries, list, index, &syntax)?;
+        check(p, list, index, &v, &syntax.varied)?;
+        variants.push(v);
     }
     Ok((variants, syntax.varied))
 }
@@ -686,12 +750,7 @@ fn variant(
     index: usize,
     syntax: &Syntax,
 ) -> Result<Variant, Fallback> {
-    let empty = |slot: usize| {
-        VARIED
-            .iter()
-            .position(|(_, s)| *s == slot)
-            .is_some_and(|bit| index & (1 << bit) != 0)
-    };
+    let empty = |slot: usize| is_empty(&syntax.varied, index, slot);
     let value = |slot: usize| {
         if empty(slot) {
             String::new()
@@ -703,7 +762,7 @@ fn variant(
         .attributes
         .iter()
         .enumerate()
-        .map(|(i, a)| (a.clone(), marker(ATTRIBUTE + i)))
+        .map(|(i, a)| (a.clone(), value(ATTRIBUTE + i)))
         .collect();
     let (name, email, url, mailto, reply, archive) = (
         value(NAME),
@@ -849,6 +908,14 @@ fn tidy_is_exact(text: &str) -> Result<(), Why> {
     Ok(())
 }
 
+/// Whether variant `index` is the one where `slot` is empty.
+fn is_empty(varied: &[usize], index: usize, slot: usize) -> bool {
+    varied
+        .iter()
+        .position(|s| *s == slot)
+        .is_some_and(|bit| index & (1 << bit) != 0)
+}
+
 /// Renders a sample recipient of variant `index` both ways; a difference
 /// (which would be a flaw here) keeps the campaign per recipient.
 fn check(
@@ -856,27 +923,37 @@ fn check(
     list: &List,
     index: usize,
     v: &Variant,
-    varied: usize,
+    varied: &[usize],
 ) -> Result<(), Fallback> {
-    let empty = |bit: usize| index & (1 << bit) != 0;
-    let name = match (empty(0), empty(1)) {
+    let empty = |slot: usize| is_empty(varied, index, slot);
+    let name = match (empty(NAME), empty(FIRST_NAME)) {
         (true, _) => "",
         (false, true) => " ",
         (false, false) => "Ann-Sofi \"Sofi\" Åberg & <Co>",
     };
+    // An empty attribute is missing, or "" every other one: the same to
+    // `Prepared::fields` and to `values`.
     let attributes: BTreeMap<String, String> = list
         .attributes
         .iter()
-        .map(|a| (a.clone(), format!("{a} <'&'> å")))
+        .enumerate()
+        .filter_map(|(i, a)| match empty(ATTRIBUTE + i) {
+            true => (i % 2 == 1).then(|| (a.clone(), String::new())),
+            false => Some((a.clone(), format!("{a} <'&'> å"))),
+        })
         .collect();
     let r = Recipient {
-        email: if empty(3) { "" } else { "a.o'b=c@example.se" },
+        email: if empty(EMAIL) {
+            ""
+        } else {
+            "a.o'b=c@example.se"
+        },
         name,
         attributes: &attributes,
         unsubscribe_url: "https://example.se/unsubscribe/t?a=1&b=2",
         unsubscribe_mailto: "lista-unsubscribe+t@example.se",
         reply_to: "lista-reply+t@example.se",
-        archive_url: if empty(2) {
+        archive_url: if empty(ARCHIVE_URL) {
             ""
         } else {
             "https://example.se/archive/lista/1?x=<1>"
