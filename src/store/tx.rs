@@ -222,10 +222,12 @@ impl Tx<'_> {
     pub fn forget(&mut self, email: &str, hash: &[u8], at: DateTime<Utc>) -> Result<usize> {
         let wanted = email.to_lowercase();
         let mut n = 0;
+        let mut ids = Vec::new();
         for kv in self.store.tree(T::Subscribers).iter() {
             let (k, v) = kv?;
             let s: Subscriber = decode(&v)?;
             if s.email.to_lowercase() == wanted {
+                ids.push(s.id);
                 self.changes.insert((T::Subscribers, k.to_vec()), None);
                 self.changes
                     .insert((T::Ids, s.id.to_be_bytes().to_vec()), None);
@@ -250,6 +252,16 @@ impl Tx<'_> {
                 n += 1;
             }
         }
+        // Mail to them given up on: kept for the admin, with its envelope.
+        for kv in self.store.tree(T::Dead).iter() {
+            let (k, v) = kv?;
+            let m: OutMail = decode(&v)?;
+            if m.forward_path.iter().any(|f| f.to_lowercase() == wanted) {
+                self.changes.insert((T::Dead, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        self.forget_delivery_errors(&ids, &wanted)?;
         for kv in self.store.tree(T::Ignored).iter() {
             let (k, v) = kv?;
             let r: Ignored = decode(&v)?;
@@ -279,6 +291,38 @@ impl Tx<'_> {
             Some(serde_json::to_vec(&record)?),
         );
         Ok(n)
+    }
+
+    /// The relay's words kept with the deliveries of `ids` (a refusal
+    /// often names the address: "550 5.1.1 <x@y>: … rejected") keep what
+    /// happened, with the address as `...@domain`.
+    fn forget_delivery_errors(&mut self, ids: &[u64], wanted: &str) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let domain = wanted.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let redacted = format!("...@{domain}");
+        let mut campaigns = Vec::new();
+        for k in self.store.tree(T::Campaigns).iter().keys() {
+            if let Ok(id) = <[u8; 8]>::try_from(k?.as_ref()) {
+                campaigns.push(u64::from_be_bytes(id));
+            }
+        }
+        for &cid in &campaigns {
+            for &id in ids {
+                let Some(mut d) = self.delivery(cid, id)? else {
+                    continue;
+                };
+                let Some(e) = d.last_error.as_deref() else {
+                    continue;
+                };
+                if e.to_lowercase().contains(wanted) {
+                    d.last_error = Some(replace_caseless(e, wanted, &redacted));
+                    self.put_delivery(&d);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The discussion posts of `wanted` (lower case) erased: each one's
@@ -497,4 +541,34 @@ impl Tx<'_> {
         self.changes
             .insert((T::Counters, key.as_bytes().to_vec()), Some(encode(&c)));
     }
+}
+
+/// `text` with every occurrence of `wanted` (lower case), in any case,
+/// replaced by `with`.
+fn replace_caseless(text: &str, wanted: &str, with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let at = rest
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| rest[i..].to_lowercase().starts_with(wanted));
+        let Some(at) = at else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(with);
+        // The match's length in `text`: as many chars as lower-cased
+        // to `wanted`.
+        let mut end = at;
+        for (i, c) in rest[at..].char_indices() {
+            end = at + i + c.len_utf8();
+            if rest[at..end].to_lowercase().len() >= wanted.len() {
+                break;
+            }
+        }
+        rest = &rest[end..];
+    }
+    out
 }
