@@ -89,6 +89,7 @@ fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, Sen
         Some(reverse_path.parse().map_err(|e| SendError {
             permanent: true,
             message: format!("bad envelope sender: {e}"),
+            bounce: false,
         })?)
     };
     let to = forward_path
@@ -98,10 +99,12 @@ fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, Sen
         .map_err(|e| SendError {
             permanent: true,
             message: format!("bad recipient: {e}"),
+            bounce: true,
         })?;
     Envelope::new(from, to).map_err(|e| SendError {
         permanent: true,
         message: format!("bad envelope: {e}"),
+        bounce: false,
     })
 }
 
@@ -118,6 +121,7 @@ async fn send_file(
         .map_err(|e| SendError {
             permanent: false,
             message: e.to_string(),
+            bounce: false,
         })
 }
 
