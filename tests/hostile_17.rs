@@ -528,3 +528,72 @@ async fn no_address_can_add_an_smtp_command() {
         );
     }
 }
+
+/// Finding 5. Recipients are fixed in batches of 256, each its own write,
+/// and the campaign's total was the sum of the batches' counts. Someone
+/// frozen in an early batch who left before the last one had their
+/// delivery dropped (the campaign had not started), but stayed in the
+/// total: sent + failed + skipped stayed below it and the campaign was
+/// `sending` for ever. Now the total counts the deliveries written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_who_leaves_while_recipients_are_fixed_does_not_block_the_campaign() {
+    let relay = Relay::start(Script::default());
+    let w = World::new(&relay.addr, "");
+    let victim = "a0-first@a.example.org";
+    w.add(victim, "Först").unwrap();
+    for i in 0..1500 {
+        w.add(&format!("m{i:04}@b.example.org"), "Test").unwrap();
+    }
+    let vid = w.ctx.store.subscriber(LIST, victim).unwrap().unwrap().id;
+    let list = w.ctx.lists.get(LIST).unwrap();
+    // The window is a few writes wide: try a few campaigns until the leave
+    // lands inside it.
+    for attempt in 0..10 {
+        if attempt > 0 {
+            w.add(victim, "Först").unwrap();
+        }
+        let id = w.queue();
+        let round = w.tick();
+        let mut hit = false;
+        loop {
+            let c = w.campaign(id);
+            if c.status != CampaignStatus::Scheduled {
+                break;
+            }
+            if w.ctx.store.delivery(id, vid).unwrap().is_some() {
+                utskick::subscription::by_admin::admin_remove(&w.ctx, list, victim).unwrap();
+                hit = w.campaign(id).started_at.is_none();
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        round.await.unwrap();
+        let c = w.campaign(id);
+        assert_eq!(
+            c.status,
+            CampaignStatus::Done,
+            "attempt {attempt}: total {} sent {} failed {} skipped {}",
+            c.total,
+            c.sent,
+            c.failed,
+            c.skipped
+        );
+        assert_eq!(c.sent + c.failed + c.skipped, c.total);
+        if hit {
+            assert_eq!(c.total, 1500, "the one who left is not counted");
+            return;
+        }
+        if w.ctx
+            .store
+            .subscriber(LIST, victim)
+            .unwrap()
+            .unwrap()
+            .status
+            != utskick::store::Status::Confirmed
+        {
+            // Left after the start: skipped and counted.
+            continue;
+        }
+    }
+    panic!("never left while the recipients were being fixed");
+}

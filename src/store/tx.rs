@@ -215,6 +215,28 @@ impl Tx<'_> {
         Ok(skipped)
     }
 
+    /// How many deliveries `campaign` has, with this write's changes.
+    pub fn delivery_count(&self, campaign: u64) -> Result<u64> {
+        let prefix = campaign.to_be_bytes();
+        let tree = self.store.tree(T::Deliveries);
+        let mut n = 0u64;
+        for k in tree.scan_prefix(prefix).keys() {
+            let k = k?;
+            if !matches!(self.changes.get(&(T::Deliveries, k.to_vec())), Some(None)) {
+                n += 1;
+            }
+        }
+        for ((t, k), v) in self.changes.range((T::Deliveries, prefix.to_vec())..) {
+            if *t != T::Deliveries || !k.starts_with(&prefix) {
+                break;
+            }
+            if v.is_some() && !tree.contains_key(k)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Erases every record that holds `email` (subscriptions in every list,
     /// pending confirmations, queued mail to them, ignored-message records
     /// from them, the day's budgets and notes under it) and puts `hash` on the suppression list. Returns how many
