@@ -38,6 +38,10 @@ struct Script {
     rcpt: Vec<(String, String)>,
     /// The reply to every MAIL FROM, when set.
     mail: Option<String>,
+    /// The reply to every BDAT, after its chunk is read, when set.
+    bdat: Option<String>,
+    /// EHLO is answered with this many continuation lines first.
+    ehlo_flood: usize,
 }
 
 #[derive(Default)]
@@ -98,6 +102,12 @@ fn session(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
         seen.lock().unwrap().lines.push(line.clone());
         let upper = line.to_ascii_uppercase();
         let reply = if upper.starts_with("EHLO") {
+            let flood = "250-".to_string() + &"X".repeat(70) + "\r\n";
+            for _ in 0..script.ehlo_flood {
+                if w.write_all(flood.as_bytes()).is_err() {
+                    return;
+                }
+            }
             let mut out = String::from("250-relay.test\r\n250-PIPELINING\r\n");
             for c in &script.caps {
                 out.push_str(&format!("250-{c}\r\n"));
@@ -144,6 +154,25 @@ fn session(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
                     s.accepted.push((from.clone(), to));
                 }
                 "250 2.0.0 queued\r\n".into()
+            }
+        } else if upper.starts_with("BDAT") {
+            let n: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            let mut chunk = vec![0; n];
+            if std::io::Read::read_exact(&mut r, &mut chunk).is_err() {
+                return;
+            }
+            match &script.bdat {
+                Some(reply) => {
+                    rcpts.clear();
+                    reply.clone() + "\r\n"
+                }
+                None => {
+                    let mut s = seen.lock().unwrap();
+                    for to in rcpts.drain(..) {
+                        s.accepted.push((from.clone(), to));
+                    }
+                    "250 2.0.0 queued\r\n".into()
+                }
             }
         } else if upper.starts_with("QUIT") {
             let _ = w.write_all(b"221 bye\r\n");
@@ -596,4 +625,69 @@ async fn someone_who_leaves_while_recipients_are_fixed_does_not_block_the_campai
         }
     }
     panic!("never left while the recipients were being fixed");
+}
+
+/// Finding 6. A relay that advertises CHUNKING and then answers BDAT with
+/// "502 command not implemented" failed every copy with a 5xx, and each
+/// counted a bounce on its subscriber: a few campaigns through such a
+/// relay and the whole list was `bounced`. A 500, 502, 503 or 504 (the
+/// command, not the mailbox) now counts none; the copy still fails.
+#[tokio::test]
+async fn a_relay_that_lies_about_chunking_bounces_nobody() {
+    let relay = Relay::start(Script {
+        caps: vec!["CHUNKING".into()],
+        bdat: Some("502 5.5.1 BDAT not implemented".into()),
+        ..Script::default()
+    });
+    let w = World::new(&relay.addr, "");
+    let people = ["ada@a.example.org", "bo@b.example.org"];
+    for p in people {
+        w.add(p, "Test").unwrap();
+    }
+    let id = w.queue();
+    w.tick().await.unwrap();
+    let c = w.campaign(id);
+    assert_eq!((c.status, c.failed), (CampaignStatus::Done, 2));
+    assert!(relay.lines().iter().any(|l| l.starts_with("BDAT")));
+    for p in people {
+        let s = w.ctx.store.subscriber(LIST, p).unwrap().unwrap();
+        assert_eq!(s.bounces, 0, "{p}: the relay refused BDAT, not them");
+    }
+}
+
+/// A relay whose EHLO reply never ends (continuation lines past smtp-proto's
+/// 4 KiB limit) fails the session as not SMTP, transiently; it does not
+/// hold the lane until the timeout nor make it buffer the flood. A 4 KiB
+/// reply from a normal relay still works (the next test). (This held.)
+#[tokio::test]
+async fn an_endless_reply_fails_the_session_and_is_not_buffered() {
+    let relay = Relay::start(Script {
+        ehlo_flood: 100_000,
+        ..Script::default()
+    });
+    let w = World::new(&relay.addr, "");
+    let e = w.transport.probe().await.unwrap_err();
+    assert!(!e.permanent, "{e:?}");
+    assert!(e.message.contains("not SMTP"), "{e:?}");
+}
+
+/// The boundary of the test above: a long but finite EHLO reply (40
+/// lines, about 3 KiB) is read and the session carries mail. (This held.)
+#[tokio::test]
+async fn a_long_finite_reply_is_read() {
+    let relay = Relay::start(Script {
+        ehlo_flood: 40,
+        ..Script::default()
+    });
+    let w = World::new(&relay.addr, "");
+    let mut lane = w.transport.lane();
+    lane.send(
+        "lista@lista.example.se",
+        &["ada@a.example.org".into()],
+        b"Subject: x\r\n\r\nhej\r\n",
+    )
+    .await
+    .unwrap();
+    lane.close().await;
+    assert_eq!(relay.accepted().len(), 1);
 }

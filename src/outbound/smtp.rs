@@ -156,7 +156,11 @@ fn refusal(r: &Response<String>) -> SendError {
     SendError {
         permanent,
         message: message.trim_end().to_string(),
-        bounce: permanent,
+        // 500, 502, 503 and 504 refuse the command (not recognised, not
+        // implemented, out of sequence): never the mailbox. A relay that
+        // advertises CHUNKING and then refuses BDAT must not bounce the
+        // list. (501 stays a bounce: at RCPT it is a bad address.)
+        bounce: permanent && !matches!(r.code, 500 | 502 | 503 | 504),
     }
 }
 
