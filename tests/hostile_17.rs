@@ -691,3 +691,33 @@ async fn a_long_finite_reply_is_read() {
     lane.close().await;
     assert_eq!(relay.accepted().len(), 1);
 }
+
+/// Finding 7. Cancelling a campaign left each of its unsent deliveries
+/// holding the frozen address, name and attributes for good (nothing ever
+/// sends them, and only a person's leaving dropped theirs): a cancelled
+/// 100k campaign kept a second copy of the list, with old values of
+/// attributes an admin had since erased. Now cancelling drops them.
+#[tokio::test]
+async fn a_cancelled_campaign_keeps_no_frozen_recipients() {
+    let relay = Relay::start(Script::default());
+    // One copy every 5 s: the cancel lands after the first.
+    let w = World::new(&relay.addr, "max_per_hour = 720");
+    for p in ["ada@a.example.org", "bo@b.example.org", "cy@c.example.net"] {
+        w.add(p, "Hemlig Person").unwrap();
+    }
+    let id = w.queue();
+    let round = w.tick();
+    until("a first copy", || !relay.accepted().is_empty()).await;
+    campaign::steer(&w.ctx, id, campaign::Steer::Cancel).unwrap();
+    round.await.unwrap();
+    assert_eq!(w.campaign(id).status, CampaignStatus::Cancelled);
+    let ds = w.ctx.store.deliveries_after(id, None, 100).unwrap();
+    assert_eq!(ds.len(), 3);
+    assert!(
+        ds.iter().any(|d| !d.state.is_final()),
+        "some were never sent: {ds:?}"
+    );
+    for d in ds {
+        assert!(d.to.is_none(), "frozen after cancel: {d:?}");
+    }
+}

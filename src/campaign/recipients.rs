@@ -24,6 +24,14 @@ pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
     let mut cursor: Option<String> = None;
     loop {
         let last = ctx.store.write(|tx| {
+            // Cancelled (or paused) meanwhile: freeze no more; `steer`
+            // dropped what was frozen of a cancelled one.
+            if tx
+                .campaign(c.id)?
+                .is_none_or(|now| now.status != CampaignStatus::Scheduled)
+            {
+                return Ok(None);
+            }
             let batch = tx.subscribers_after(&c.list, cursor.as_deref(), BATCH)?;
             let last = batch.last().map(|s| s.email.clone());
             for s in batch {

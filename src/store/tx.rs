@@ -215,6 +215,42 @@ impl Tx<'_> {
         Ok(skipped)
     }
 
+    /// Drops the frozen recipient from every delivery of `campaign` (one
+    /// that will never be sent: it was cancelled). Their state stays.
+    pub fn drop_frozen(&mut self, campaign: u64) -> Result<()> {
+        let prefix = campaign.to_be_bytes();
+        let mut keys = Vec::new();
+        for kv in self.store.tree(T::Deliveries).scan_prefix(prefix) {
+            let (k, _) = kv?;
+            keys.push(k.to_vec());
+        }
+        for ((t, k), v) in self.changes.range((T::Deliveries, prefix.to_vec())..) {
+            if *t != T::Deliveries || !k.starts_with(&prefix) {
+                break;
+            }
+            if v.is_some() {
+                keys.push(k.clone());
+            }
+        }
+        for k in keys {
+            let Some(bytes) = self.get_raw(T::Deliveries, &k)? else {
+                continue;
+            };
+            let mut d = decode_delivery(&k, &bytes)?;
+            if d.to.take().is_some() {
+                self.put_delivery(&d);
+            }
+        }
+        Ok(())
+    }
+
+    fn get_raw(&self, t: T, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(change) = self.changes.get(&(t, key.to_vec())) {
+            return Ok(change.clone());
+        }
+        Ok(self.store.tree(t).get(key)?.map(|v| v.to_vec()))
+    }
+
     /// How many deliveries `campaign` has, with this write's changes.
     pub fn delivery_count(&self, campaign: u64) -> Result<u64> {
         let prefix = campaign.to_be_bytes();
@@ -371,6 +407,7 @@ impl Tx<'_> {
                 if !matches!(c.status, CampaignStatus::Done | CampaignStatus::Cancelled) {
                     c.status = CampaignStatus::Cancelled;
                     c.finished_at = Some(c.finished_at.unwrap_or(c.created_at));
+                    self.drop_frozen(c.id)?;
                 }
                 self.remove_blob(c.id, 0);
                 self.changes.insert(
