@@ -42,6 +42,8 @@ struct Script {
     bdat: Option<String>,
     /// EHLO is answered with this many continuation lines first.
     ehlo_flood: usize,
+    /// The reply to DATA (instead of 354), when set.
+    data: Option<String>,
 }
 
 #[derive(Default)]
@@ -138,6 +140,9 @@ fn session(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
         } else if upper.starts_with("DATA") {
             if rcpts.is_empty() {
                 "554 5.5.1 no valid recipients\r\n".into()
+            } else if let Some(reply) = &script.data {
+                rcpts.clear();
+                reply.clone() + "\r\n"
             } else {
                 let _ = w.write_all(b"354 go ahead\r\n");
                 loop {
@@ -719,5 +724,29 @@ async fn a_cancelled_campaign_keeps_no_frozen_recipients() {
     );
     for d in ds {
         assert!(d.to.is_none(), "frozen after cancel: {d:?}");
+    }
+}
+
+/// Finding 4, the same at DATA: every RCPT taken, then "554 5.7.1 message
+/// refused by policy" to DATA itself. That is about the sender or the
+/// relay; it counted a bounce on every recipient.
+#[tokio::test]
+async fn a_refused_data_command_counts_no_bounce_on_the_recipients() {
+    let relay = Relay::start(Script {
+        data: Some("554 5.7.1 sending refused by policy".into()),
+        ..Script::default()
+    });
+    let w = World::new(&relay.addr, "");
+    let people = ["ada@a.example.org", "bo@b.example.org"];
+    for p in people {
+        w.add(p, "Test").unwrap();
+    }
+    let id = w.queue();
+    w.tick().await.unwrap();
+    let c = w.campaign(id);
+    assert_eq!((c.status, c.failed), (CampaignStatus::Done, 2));
+    for p in people {
+        let s = w.ctx.store.subscriber(LIST, p).unwrap().unwrap();
+        assert_eq!(s.bounces, 0, "{p}: the relay refused DATA, not them");
     }
 }

@@ -335,8 +335,9 @@ pub struct Session {
     /// Its socket, to look for a hang-up between messages; None under
     /// TLS, where a waiting byte may be a record TLS has not read yet.
     pub fd: Option<RawFd>,
-    /// The last transaction failed on the relay's refusal of MAIL FROM.
-    sender_refused: bool,
+    /// The last transaction failed on a refusal that is not about the
+    /// recipient: of MAIL FROM, or of DATA after every RCPT was taken.
+    not_recipient: bool,
 }
 
 impl Session {
@@ -405,7 +406,7 @@ impl Session {
             out: Vec::new(),
             used: Instant::now(),
             fd,
-            sender_refused: false,
+            not_recipient: false,
         })
     }
 
@@ -422,7 +423,7 @@ impl Session {
     /// Sends one message. On a refusal the session is reset (RSET) and
     /// kept where SMTP allows; after a 421, silence or a hang-up it is not.
     pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Failed> {
-        self.sender_refused = false;
+        self.not_recipient = false;
         let result = self.transaction(envelope, raw).await;
         if self.out.capacity() > KEEP_OUT_BUF {
             self.out = Vec::new();
@@ -448,7 +449,7 @@ impl Session {
             }),
         };
         failed.map_err(|mut f| {
-            if self.sender_refused {
+            if self.not_recipient {
                 f.error.bounce = false;
             }
             f
@@ -546,7 +547,7 @@ impl Session {
                 4 | 5 => {
                     if refused.is_none() {
                         // The first reply is MAIL FROM's.
-                        self.sender_refused = i == 0;
+                        self.not_recipient = i == 0;
                         refused = Some(r.clone());
                     }
                 }
@@ -574,7 +575,12 @@ impl Session {
                     "the relay's replies ended early".into(),
                 )));
             };
+            // Every RCPT was taken: a refusal of DATA itself ("554 5.7.1
+            // policy", "554 transaction failed") is about the sender or the
+            // relay. BDAT's reply is the message's own, and stays one.
+            self.not_recipient = !chunking;
             expect(last, if chunking { 2 } else { 3 }).map_err(Step::reset_or_end)?;
+            self.not_recipient = false;
             if bdat_now {
                 return Ok(());
             }
