@@ -44,6 +44,8 @@ struct Script {
     ehlo_flood: usize,
     /// The reply to DATA (instead of 354), when set.
     data: Option<String>,
+    /// The greeting goes one byte a second.
+    trickle: bool,
 }
 
 #[derive(Default)]
@@ -93,6 +95,14 @@ fn path_of(line: &str) -> String {
 fn session(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
+    if script.trickle {
+        for b in b"220 relay.test ESMTP\r\n" {
+            if w.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
     let _ = w.write_all(b"220 relay.test ESMTP\r\n");
     let (mut from, mut rcpts) = (String::new(), Vec::<String>::new());
     let mut line = String::new();
@@ -749,4 +759,49 @@ async fn a_refused_data_command_counts_no_bounce_on_the_recipients() {
         let s = w.ctx.store.subscriber(LIST, p).unwrap().unwrap();
         assert_eq!(s.bounces, 0, "{p}: the relay refused DATA, not them");
     }
+}
+
+/// A relay that trickles its reply a byte a second cannot hold a lane
+/// past `outbound.timeout_secs` by sending just enough: the deadline is
+/// for the whole reply, not each read. (This held.)
+#[tokio::test]
+async fn a_trickling_relay_times_out() {
+    let relay = Relay::start(Script {
+        trickle: true,
+        ..Script::default()
+    });
+    let w = World::new(&relay.addr, "");
+    let e = w.transport.probe().await.unwrap_err();
+    assert!(!e.permanent, "{e:?}");
+    assert!(e.message.contains("did not answer"), "{e:?}");
+}
+
+/// Someone who leaves and comes back before their turn gets no copy of a
+/// campaign already started (they were skipped when they left), and the
+/// campaign's counts still add up and it finishes. (This held.)
+#[tokio::test]
+async fn leaving_and_coming_back_mid_campaign_gets_no_copy_and_the_counts_add_up() {
+    let relay = Relay::start(Script::default());
+    let w = World::new(&relay.addr, "max_per_hour = 720");
+    let people = ["ada@a.example.org", "bo@b.example.org"];
+    for p in people {
+        w.add(p, "Test").unwrap();
+    }
+    let id = w.queue();
+    let round = w.tick();
+    until("a first copy", || !relay.accepted().is_empty()).await;
+    let first = relay.accepted()[0].1.clone();
+    let other = people.iter().find(|p| **p != first).unwrap();
+    let list = w.ctx.lists.get(LIST).unwrap();
+    utskick::subscription::by_admin::admin_remove(&w.ctx, list, other).unwrap();
+    w.add(other, "Test").unwrap();
+    round.await.unwrap();
+    assert_eq!(relay.accepted().len(), 1, "{:?}", relay.accepted());
+    let c = w.campaign(id);
+    assert_eq!(
+        (c.status, c.total, c.sent, c.skipped),
+        (CampaignStatus::Done, 2, 1, 1)
+    );
+    let s = w.ctx.store.subscriber(LIST, other).unwrap().unwrap();
+    assert_eq!(s.status, utskick::store::Status::Confirmed);
 }
