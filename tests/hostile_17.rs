@@ -805,3 +805,28 @@ async fn leaving_and_coming_back_mid_campaign_gets_no_copy_and_the_counts_add_up
     let s = w.ctx.store.subscriber(LIST, other).unwrap().unwrap();
     assert_eq!(s.status, utskick::store::Status::Confirmed);
 }
+
+/// Finding 8. `outbound.tls` defaults to "none", and a relay with a user
+/// name was logged in to with AUTH PLAIN over the plain connection: an
+/// admin who set `relay` and `username` but not `tls` sent the password
+/// in clear across the network. Such a config now fails at start-up;
+/// a relay on loopback may still take AUTH without TLS.
+#[test]
+fn a_password_is_never_configured_to_cross_the_network_in_clear() {
+    std::env::set_var("HOSTILE17_PW2", "hemligt");
+    let config = |relay: &str, tls: &str| {
+        let text = format!(
+            "domain = \"lista.example.se\"\nbase_url = \"https://lista.example.se\"\ndata_dir = \"/nonexistent\"\n[outbound]\ntransport = \"smtp\"\nrelay = \"{relay}\"\n{tls}username = \"utskick\"\npassword_env = \"HOSTILE17_PW2\"\n"
+        );
+        Config::parse(&text, "test.toml").unwrap()
+    };
+    let e = Transport::from_config(&config("smtp.example.com:587", ""))
+        .err()
+        .expect("AUTH in clear to a remote relay");
+    assert!(e.to_string().contains("tls"), "{e}");
+    assert!(
+        Transport::from_config(&config("smtp.example.com:587", "tls = \"starttls\"\n")).is_ok()
+    );
+    assert!(Transport::from_config(&config("127.0.0.1:2525", "")).is_ok());
+    assert!(Transport::from_config(&config("[::1]:2525", "")).is_ok());
+}
