@@ -288,6 +288,9 @@ pub fn steer(ctx: &Context, id: u64, how: Steer) -> Result<Campaign, CampaignErr
             (Steer::Cancel, _) => {
                 c.status = CampaignStatus::Cancelled;
                 c.finished_at = Some(now);
+                // Its copies still to send never will be: their frozen
+                // recipients (address, name, attributes) go now.
+                tx.drop_frozen(c.id)?;
             }
         }
         tx.put_campaign(&c);

@@ -22,12 +22,18 @@ use crate::store::{
 /// when nobody matches). Returns it as stored.
 pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
     let mut cursor: Option<String> = None;
-    let mut total = 0u64;
     loop {
-        let (chosen, last) = ctx.store.write(|tx| {
+        let last = ctx.store.write(|tx| {
+            // Cancelled (or paused) meanwhile: freeze no more; `steer`
+            // dropped what was frozen of a cancelled one.
+            if tx
+                .campaign(c.id)?
+                .is_none_or(|now| now.status != CampaignStatus::Scheduled)
+            {
+                return Ok(None);
+            }
             let batch = tx.subscribers_after(&c.list, cursor.as_deref(), BATCH)?;
             let last = batch.last().map(|s| s.email.clone());
-            let mut chosen = 0u64;
             for s in batch {
                 let wanted = s.status == Status::Confirmed
                     && matches(&s, &c.filters)
@@ -40,7 +46,6 @@ pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
                 if !wanted {
                     continue;
                 }
-                chosen += 1;
                 tx.put_delivery(&Delivery {
                     v: RECORD_VERSION,
                     campaign: c.id,
@@ -58,9 +63,8 @@ pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
                     }),
                 });
             }
-            Ok((chosen, last))
+            Ok(last)
         })?;
-        total += chosen;
         match last {
             Some(last) => cursor = Some(last),
             None => break,
@@ -73,6 +77,10 @@ pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
             // Paused or cancelled while recipients were being fixed.
             return Ok(fresh);
         }
+        // The deliveries written, not the sum of the batches: someone
+        // frozen in an early batch who left before the last had theirs
+        // dropped, and must not be waited for.
+        let total = tx.delivery_count(fresh.id)?;
         fresh.status = if total == 0 {
             CampaignStatus::Done
         } else {
@@ -86,6 +94,6 @@ pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
         tx.put_campaign(&fresh);
         Ok(fresh)
     })?;
-    tracing::info!(campaign = started.id, list = %started.list, recipients = total, "campaign started");
+    tracing::info!(campaign = started.id, list = %started.list, recipients = started.total, "campaign started");
     Ok(started)
 }

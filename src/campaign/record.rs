@@ -127,8 +127,9 @@ fn record_one(
             d.to = None;
             c.failed += 1;
             // A 5xx from the relay counts as a bounce, on the same score
-            // as bounce reports; our own render failures do not.
-            if e.permanent && relay {
+            // as bounce reports; our own render failures and a refusal of
+            // our envelope sender do not.
+            if e.permanent && e.bounce && relay {
                 if let Some(mut s) = tx.subscriber_by_id(d.subscriber)? {
                     let reason = crate::mail::bounce::reason_of(None, &e.message);
                     crate::feedback::bounces::add_bounce(

@@ -114,6 +114,9 @@ pub async fn tick(
 /// One copy for one lane: rendered and signed there.
 struct Job {
     delivery: Delivery,
+    /// The store's skip generation when `delivery` was known to be still
+    /// due; the lane reads it again if someone has left since.
+    generation: u64,
     to: Frozen,
     domain_permit: OwnedSemaphorePermit,
     window_permit: OwnedSemaphorePermit,
@@ -217,6 +220,12 @@ async fn send_round(
                     campaign: c,
                 } = &*shared;
                 let id = job.delivery.subscriber;
+                // The copy may have waited for its pace slot, its permits
+                // and this lane: a person who left meanwhile gets nothing
+                // (their delivery is already skipped and counted).
+                if !still_due(ctx, c.id, &job) {
+                    continue;
+                }
                 let token = copy_token(ctx, c, id, &job.to.email);
                 let outcome = match render(ctx, renderer, list, c, (id, &job.to), &token) {
                     Ok(raw) => {
@@ -231,6 +240,7 @@ async fn send_round(
                         Outcome::Render(SendError {
                             permanent: true,
                             message: format!("render: {e:#}"),
+                            bounce: false,
                         })
                     }
                 };
@@ -298,7 +308,9 @@ async fn send_round(
                 // (`Tx::drop_deliveries_of` skipped their delivery): read this
                 // one again, so a person who left is not sent to.
                 let mut d = d;
+                let mut known = generation;
                 if ctx.store.skip_generation() != generation {
+                    known = ctx.store.skip_generation();
                     match ctx.store.delivery(c.id, d.subscriber)? {
                         Some(fresh) if fresh.state == d.state => d = fresh,
                         _ => continue,
@@ -341,6 +353,7 @@ async fn send_round(
                     .await?;
                 let job = Job {
                     delivery: d,
+                    generation: known,
                     to,
                     domain_permit,
                     window_permit,
@@ -370,6 +383,20 @@ async fn send_round(
     dispatched?;
     finish_if_done(ctx, c.id)?;
     Ok(())
+}
+
+/// False if someone stopped being confirmed since the job's delivery was
+/// read and this delivery is no longer what it was (skipped, or gone).
+/// A store that cannot be read leaves it due, as before the check.
+fn still_due(ctx: &Context, campaign: u64, job: &Job) -> bool {
+    if ctx.store.skip_generation() == job.generation {
+        return true;
+    }
+    match ctx.store.delivery(campaign, job.delivery.subscriber) {
+        Ok(Some(fresh)) => fresh.state == job.delivery.state,
+        Ok(None) => false,
+        Err(_) => true,
+    }
 }
 
 /// The recipient of a delivery written before recipients were frozen

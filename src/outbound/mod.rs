@@ -71,6 +71,15 @@ fn peer_gone(fd: RawFd) -> bool {
     true
 }
 
+/// True for a relay on this machine, where a plain connection never
+/// leaves it.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A lane's session unused for this long is closed before the next message:
 /// relays hang up on idle sessions (Postfix after 300 s, hosted relays sooner).
 const LANE_IDLE: Duration = Duration::from_secs(30);
@@ -89,6 +98,7 @@ fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, Sen
         Some(reverse_path.parse().map_err(|e| SendError {
             permanent: true,
             message: format!("bad envelope sender: {e}"),
+            bounce: false,
         })?)
     };
     let to = forward_path
@@ -98,10 +108,12 @@ fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, Sen
         .map_err(|e| SendError {
             permanent: true,
             message: format!("bad recipient: {e}"),
+            bounce: true,
         })?;
     Envelope::new(from, to).map_err(|e| SendError {
         permanent: true,
         message: format!("bad envelope: {e}"),
+        bounce: false,
     })
 }
 
@@ -118,6 +130,7 @@ async fn send_file(
         .map_err(|e| SendError {
             permanent: false,
             message: e.to_string(),
+            bounce: false,
         })
 }
 
@@ -206,6 +219,12 @@ impl Transport {
                 };
                 let credentials = if o.username.is_empty() {
                     None
+                } else if o.tls == Tls::None && !is_loopback(host) {
+                    // AUTH PLAIN and LOGIN are the password in base64: over
+                    // a plain connection anyone on the path reads it.
+                    anyhow::bail!(
+                        "outbound.username is set but outbound.tls is \"none\": the password would cross the network to {host} in clear; set tls = \"starttls\" or \"tls\""
+                    );
                 } else {
                     let password = std::env::var(&o.password_env).map_err(|_| {
                         anyhow::anyhow!(

@@ -41,6 +41,11 @@ const MAX_EHLO_LINES: usize = 64;
 pub struct SendError {
     pub permanent: bool,
     pub message: String,
+    /// The refusal is the recipient's (their address, their mailbox), so
+    /// a permanent one counts on their bounce score. False for a refusal
+    /// of our own envelope sender: a relay that wants AUTH or will not
+    /// relay for our domain says nothing about anyone on the list.
+    pub bounce: bool,
 }
 
 impl SendError {
@@ -48,6 +53,7 @@ impl SendError {
         SendError {
             permanent: false,
             message: message.into(),
+            bounce: false,
         }
     }
 }
@@ -150,6 +156,11 @@ fn refusal(r: &Response<String>) -> SendError {
     SendError {
         permanent,
         message: message.trim_end().to_string(),
+        // 500, 502, 503 and 504 refuse the command (not recognised, not
+        // implemented, out of sequence): never the mailbox. A relay that
+        // advertises CHUNKING and then refuses BDAT must not bounce the
+        // list. (501 stays a bounce: at RCPT it is a bad address.)
+        bounce: permanent && !matches!(r.code, 500 | 502 | 503 | 504),
     }
 }
 
@@ -324,6 +335,9 @@ pub struct Session {
     /// Its socket, to look for a hang-up between messages; None under
     /// TLS, where a waiting byte may be a record TLS has not read yet.
     pub fd: Option<RawFd>,
+    /// The last transaction failed on a refusal that is not about the
+    /// recipient: of MAIL FROM, or of DATA after every RCPT was taken.
+    not_recipient: bool,
 }
 
 impl Session {
@@ -392,6 +406,7 @@ impl Session {
             out: Vec::new(),
             used: Instant::now(),
             fd,
+            not_recipient: false,
         })
     }
 
@@ -408,13 +423,14 @@ impl Session {
     /// Sends one message. On a refusal the session is reset (RSET) and
     /// kept where SMTP allows; after a 421, silence or a hang-up it is not.
     pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Failed> {
+        self.not_recipient = false;
         let result = self.transaction(envelope, raw).await;
         if self.out.capacity() > KEEP_OUT_BUF {
             self.out = Vec::new();
         }
         self.used = Instant::now();
-        match result {
-            Ok(()) => Ok(()),
+        let failed = match result {
+            Ok(()) => return Ok(()),
             Err(Step::Unsendable(message)) => Err(Failed {
                 error: SendError::transient(message),
                 keep: true,
@@ -431,7 +447,13 @@ impl Session {
                 error: f.error(),
                 keep: false,
             }),
-        }
+        };
+        failed.map_err(|mut f| {
+            if self.not_recipient {
+                f.error.bounce = false;
+            }
+            f
+        })
     }
 
     async fn transaction(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Step> {
@@ -519,11 +541,15 @@ impl Session {
         // The first refusal of MAIL or a RCPT fails the message, as with
         // lettre; the replies after it were read to stay in step.
         let mut refused = None;
-        for r in replies.iter().take(1 + to.len()) {
+        for (i, r) in replies.iter().take(1 + to.len()).enumerate() {
             match r.code / 100 {
                 2 => {}
                 4 | 5 => {
-                    refused.get_or_insert_with(|| r.clone());
+                    if refused.is_none() {
+                        // The first reply is MAIL FROM's.
+                        self.not_recipient = i == 0;
+                        refused = Some(r.clone());
+                    }
                 }
                 _ => return Err(Step::Ended(Fault::Broken(refusal(r).message))),
             }
@@ -549,7 +575,12 @@ impl Session {
                     "the relay's replies ended early".into(),
                 )));
             };
+            // Every RCPT was taken: a refusal of DATA itself ("554 5.7.1
+            // policy", "554 transaction failed") is about the sender or the
+            // relay. BDAT's reply is the message's own, and stays one.
+            self.not_recipient = !chunking;
             expect(last, if chunking { 2 } else { 3 }).map_err(Step::reset_or_end)?;
+            self.not_recipient = false;
             if bdat_now {
                 return Ok(());
             }

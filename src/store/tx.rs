@@ -233,6 +233,64 @@ impl Tx<'_> {
         Ok(skipped)
     }
 
+    /// Drops the frozen recipient from every delivery of `campaign` (one
+    /// that will never be sent: it was cancelled). Their state stays.
+    pub fn drop_frozen(&mut self, campaign: u64) -> Result<()> {
+        let prefix = campaign.to_be_bytes();
+        let mut keys = Vec::new();
+        for kv in self.store.tree(T::Deliveries).scan_prefix(prefix) {
+            let (k, _) = kv?;
+            keys.push(k.to_vec());
+        }
+        for ((t, k), v) in self.changes.range((T::Deliveries, prefix.to_vec())..) {
+            if *t != T::Deliveries || !k.starts_with(&prefix) {
+                break;
+            }
+            if v.is_some() {
+                keys.push(k.clone());
+            }
+        }
+        for k in keys {
+            let Some(bytes) = self.get_raw(T::Deliveries, &k)? else {
+                continue;
+            };
+            let mut d = decode_delivery(&k, &bytes)?;
+            if d.to.take().is_some() {
+                self.put_delivery(&d);
+            }
+        }
+        Ok(())
+    }
+
+    fn get_raw(&self, t: T, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(change) = self.changes.get(&(t, key.to_vec())) {
+            return Ok(change.clone());
+        }
+        Ok(self.store.tree(t).get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// How many deliveries `campaign` has, with this write's changes.
+    pub fn delivery_count(&self, campaign: u64) -> Result<u64> {
+        let prefix = campaign.to_be_bytes();
+        let tree = self.store.tree(T::Deliveries);
+        let mut n = 0u64;
+        for k in tree.scan_prefix(prefix).keys() {
+            let k = k?;
+            if !matches!(self.changes.get(&(T::Deliveries, k.to_vec())), Some(None)) {
+                n += 1;
+            }
+        }
+        for ((t, k), v) in self.changes.range((T::Deliveries, prefix.to_vec())..) {
+            if *t != T::Deliveries || !k.starts_with(&prefix) {
+                break;
+            }
+            if v.is_some() && !tree.contains_key(k)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Erases every record that holds `email` (subscriptions in every list,
     /// pending confirmations, queued mail to them, ignored-message records
     /// from them, the day's budgets and notes under it) and puts `hash` on the suppression list. Returns how many
@@ -240,10 +298,12 @@ impl Tx<'_> {
     pub fn forget(&mut self, email: &str, hash: &[u8], at: DateTime<Utc>) -> Result<usize> {
         let wanted = email.to_lowercase();
         let mut n = 0;
+        let mut ids = Vec::new();
         for kv in self.store.tree(T::Subscribers).iter() {
             let (k, v) = kv?;
             let s: Subscriber = decode(&v)?;
             if s.email.to_lowercase() == wanted {
+                ids.push(s.id);
                 self.changes.insert((T::Subscribers, k.to_vec()), None);
                 self.changes
                     .insert((T::Ids, s.id.to_be_bytes().to_vec()), None);
@@ -268,6 +328,16 @@ impl Tx<'_> {
                 n += 1;
             }
         }
+        // Mail to them given up on: kept for the admin, with its envelope.
+        for kv in self.store.tree(T::Dead).iter() {
+            let (k, v) = kv?;
+            let m: OutMail = decode(&v)?;
+            if m.forward_path.iter().any(|f| f.to_lowercase() == wanted) {
+                self.changes.insert((T::Dead, k.to_vec()), None);
+                n += 1;
+            }
+        }
+        self.forget_delivery_errors(&ids, &wanted)?;
         for kv in self.store.tree(T::Ignored).iter() {
             let (k, v) = kv?;
             let r: Ignored = decode(&v)?;
@@ -299,6 +369,38 @@ impl Tx<'_> {
         Ok(n)
     }
 
+    /// The relay's words kept with the deliveries of `ids` (a refusal
+    /// often names the address: "550 5.1.1 <x@y>: … rejected") keep what
+    /// happened, with the address as `...@domain`.
+    fn forget_delivery_errors(&mut self, ids: &[u64], wanted: &str) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let domain = wanted.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let redacted = format!("...@{domain}");
+        let mut campaigns = Vec::new();
+        for k in self.store.tree(T::Campaigns).iter().keys() {
+            if let Ok(id) = <[u8; 8]>::try_from(k?.as_ref()) {
+                campaigns.push(u64::from_be_bytes(id));
+            }
+        }
+        for &cid in &campaigns {
+            for &id in ids {
+                let Some(mut d) = self.delivery(cid, id)? else {
+                    continue;
+                };
+                let Some(e) = d.last_error.as_deref() else {
+                    continue;
+                };
+                if e.to_lowercase().contains(wanted) {
+                    d.last_error = Some(replace_caseless(e, wanted, &redacted));
+                    self.put_delivery(&d);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The discussion posts of `wanted` (lower case) erased: each one's
     /// raw bytes (their words, name and address: gone from the thread
     /// archive and from every digest still to come), its author and
@@ -323,6 +425,7 @@ impl Tx<'_> {
                 if !matches!(c.status, CampaignStatus::Done | CampaignStatus::Cancelled) {
                     c.status = CampaignStatus::Cancelled;
                     c.finished_at = Some(c.finished_at.unwrap_or(c.created_at));
+                    self.drop_frozen(c.id)?;
                 }
                 self.remove_blob(c.id, 0);
                 self.changes.insert(
@@ -515,4 +618,34 @@ impl Tx<'_> {
         self.changes
             .insert((T::Counters, key.as_bytes().to_vec()), Some(encode(&c)));
     }
+}
+
+/// `text` with every occurrence of `wanted` (lower case), in any case,
+/// replaced by `with`.
+fn replace_caseless(text: &str, wanted: &str, with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let at = rest
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| rest[i..].to_lowercase().starts_with(wanted));
+        let Some(at) = at else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(with);
+        // The match's length in `text`: as many chars as lower-cased
+        // to `wanted`.
+        let mut end = at;
+        for (i, c) in rest[at..].char_indices() {
+            end = at + i + c.len_utf8();
+            if rest[at..end].to_lowercase().len() >= wanted.len() {
+                break;
+            }
+        }
+        rest = &rest[end..];
+    }
+    out
 }
