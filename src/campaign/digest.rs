@@ -64,12 +64,7 @@ pub fn make_due(ctx: &Context, seen: &mut HashMap<String, NaiveDate>) -> anyhow:
         let mut parsed = Vec::new();
         let (mut bytes, mut taken) = (0usize, 0usize);
         for c in &posts {
-            let raw = ctx
-                .store
-                .blobs(c.id)?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+            let raw = ctx.store.blob(c.id, 0)?.unwrap_or_default();
             if taken > 0 && bytes + raw.len() > MAX_DIGEST_BYTES {
                 break;
             }

@@ -65,7 +65,7 @@ pub fn file(ctx: &Context, list: &List, token: &str) -> anyhow::Result<Option<Fi
     if c.list != list.id || c.post.is_none() || c.status == CampaignStatus::Cancelled {
         return Ok(None);
     }
-    let Some(raw) = ctx.store.blobs(c.id)?.into_iter().next() else {
+    let Some(raw) = ctx.store.blob(c.id, 0)? else {
         return Ok(None);
     };
     let Some(msg) = MessageParser::default().parse(&raw[..]) else {

@@ -426,12 +426,7 @@ async fn renderer(ctx: &Context, c: &Campaign, list: &List) -> anyhow::Result<Re
             Renderer::Newsletter(Box::new(compiled))
         }
         Some(_) => {
-            let raw = ctx
-                .store
-                .blobs(c.id)?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+            let raw = ctx.store.blob(c.id, 0)?.unwrap_or_default();
             let link = |part: usize, name: &str| Some(files::file_url(ctx, list, c.id, part, name));
             let post = crate::compose::post::Post::parse(
                 &raw,

@@ -108,12 +108,7 @@ pub fn threads(ctx: &Context, list: &List) -> anyhow::Result<Vec<Thread>> {
     posts.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     posts.truncate(MAX_POSTS_READ);
     for c in posts {
-        let raw = ctx
-            .store
-            .blobs(c.id)?
-            .into_iter()
-            .next()
-            .unwrap_or_default();
+        let raw = ctx.store.blob(c.id, 0)?.unwrap_or_default();
         let Some(msg) = crate::mail::message::parse_message(&raw) else {
             continue;
         };
