@@ -5,14 +5,15 @@
 //! before the fix named in their comment.
 //!
 //! The library runs in-process with its real SMTP client speaking to a
-//! scripted relay on loopback (as in tests/relay_faults.rs).
+//! scripted relay on loopback (tests/common/relay.rs).
+
+mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::Utc;
+use common::relay::{Relay, Script};
 use utskick::campaign::{self, NewCampaign};
 use utskick::daemon::build_context;
 use utskick::daemon::config::Config;
@@ -22,185 +23,6 @@ use utskick::store::{CampaignStatus, Content, DeliveryState, Kind};
 use utskick::subscription::{self, answer::Request};
 
 const LIST: &str = "lokal-finansiering";
-
-// ---------------------------------------------------------------------------
-// A scripted relay: every line it reads is kept; `answer` decides replies.
-// ---------------------------------------------------------------------------
-
-/// How the relay behaves.
-#[derive(Clone, Default)]
-struct Script {
-    /// Extra EHLO lines (after the first), e.g. "STARTTLS".
-    caps: Vec<String>,
-    /// The reply to STARTTLS (with its CRLFs; may carry injected bytes).
-    starttls: Option<String>,
-    /// RCPT replies for recipients whose address starts with the key.
-    rcpt: Vec<(String, String)>,
-    /// The reply to every MAIL FROM, when set.
-    mail: Option<String>,
-    /// The reply to every BDAT, after its chunk is read, when set.
-    bdat: Option<String>,
-    /// EHLO is answered with this many continuation lines first.
-    ehlo_flood: usize,
-    /// The reply to DATA (instead of 354), when set.
-    data: Option<String>,
-    /// The greeting goes one byte a second.
-    trickle: bool,
-}
-
-#[derive(Default)]
-struct Seen {
-    lines: Vec<String>,
-    /// (envelope sender, recipient) of each message taken with 250.
-    accepted: Vec<(String, String)>,
-}
-
-struct Relay {
-    addr: String,
-    seen: Arc<Mutex<Seen>>,
-}
-
-impl Relay {
-    fn start(script: Script) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let s = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (s, script) = (s.clone(), script.clone());
-                std::thread::spawn(move || session(stream, &script, &s));
-            }
-        });
-        Relay { addr, seen }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.seen.lock().unwrap().lines.clone()
-    }
-
-    fn accepted(&self) -> Vec<(String, String)> {
-        self.seen.lock().unwrap().accepted.clone()
-    }
-}
-
-fn path_of(line: &str) -> String {
-    line.split_once('<')
-        .and_then(|(_, rest)| rest.split_once('>'))
-        .map(|(a, _)| a.to_string())
-        .unwrap_or_default()
-}
-
-fn session(stream: TcpStream, script: &Script, seen: &Mutex<Seen>) {
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    if script.trickle {
-        for b in b"220 relay.test ESMTP\r\n" {
-            if w.write_all(&[*b]).is_err() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_secs(1));
-        }
-    }
-    let _ = w.write_all(b"220 relay.test ESMTP\r\n");
-    let (mut from, mut rcpts) = (String::new(), Vec::<String>::new());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        seen.lock().unwrap().lines.push(line.clone());
-        let upper = line.to_ascii_uppercase();
-        let reply = if upper.starts_with("EHLO") {
-            let flood = "250-".to_string() + &"X".repeat(70) + "\r\n";
-            for _ in 0..script.ehlo_flood {
-                if w.write_all(flood.as_bytes()).is_err() {
-                    return;
-                }
-            }
-            let mut out = String::from("250-relay.test\r\n250-PIPELINING\r\n");
-            for c in &script.caps {
-                out.push_str(&format!("250-{c}\r\n"));
-            }
-            out + "250 8BITMIME\r\n"
-        } else if upper.starts_with("STARTTLS") {
-            let reply = script.starttls.clone().unwrap_or("502 5.5.1 no\r\n".into());
-            let _ = w.write_all(reply.as_bytes());
-            if reply.starts_with('2') {
-                // We cannot do TLS: whatever comes now is the handshake.
-                let _ = w.shutdown(Shutdown::Both);
-                return;
-            }
-            continue;
-        } else if upper.starts_with("MAIL") {
-            from = path_of(&line);
-            rcpts.clear();
-            script.mail.clone().unwrap_or("250 2.1.0 ok".into()) + "\r\n"
-        } else if upper.starts_with("RCPT") {
-            let to = path_of(&line);
-            match script.rcpt.iter().find(|(p, _)| to.starts_with(p.as_str())) {
-                Some((_, reply)) => reply.clone() + "\r\n",
-                None => {
-                    rcpts.push(to);
-                    "250 2.1.5 ok\r\n".into()
-                }
-            }
-        } else if upper.starts_with("DATA") {
-            if rcpts.is_empty() {
-                "554 5.5.1 no valid recipients\r\n".into()
-            } else if let Some(reply) = &script.data {
-                rcpts.clear();
-                reply.clone() + "\r\n"
-            } else {
-                let _ = w.write_all(b"354 go ahead\r\n");
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == ".\r\n" {
-                        break;
-                    }
-                }
-                let mut s = seen.lock().unwrap();
-                for to in rcpts.drain(..) {
-                    s.accepted.push((from.clone(), to));
-                }
-                "250 2.0.0 queued\r\n".into()
-            }
-        } else if upper.starts_with("BDAT") {
-            let n: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-            let mut chunk = vec![0; n];
-            if std::io::Read::read_exact(&mut r, &mut chunk).is_err() {
-                return;
-            }
-            match &script.bdat {
-                Some(reply) => {
-                    rcpts.clear();
-                    reply.clone() + "\r\n"
-                }
-                None => {
-                    let mut s = seen.lock().unwrap();
-                    for to in rcpts.drain(..) {
-                        s.accepted.push((from.clone(), to));
-                    }
-                    "250 2.0.0 queued\r\n".into()
-                }
-            }
-        } else if upper.starts_with("QUIT") {
-            let _ = w.write_all(b"221 bye\r\n");
-            return;
-        } else {
-            rcpts.clear();
-            "250 ok\r\n".into()
-        };
-        if w.write_all(reply.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The world: store, campaign worker, our SMTP client to the relay.

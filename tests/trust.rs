@@ -80,6 +80,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::reports::{arf, dsn};
 use common::{plain, rand_id, Daemon, Mail, DOMAIN};
 
 const LIST: &str = "lokal-finansiering";
@@ -191,42 +192,12 @@ fn newsletter_to(d: &mut Daemon, people: &[&str]) -> Vec<Mail> {
     copies
 }
 
-/// An RFC 3464 report that `failed` could not take the mail.
-fn dsn(to: &str, failed: &str, status: &str, subject: &str) -> String {
-    format!(
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\r\nTo: {to}\r\nSubject: {subject}\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <{id}@mx.example.org>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\nFinal-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; 550 {status} User unknown\r\n\r\n--b1--\r\n",
-        id = rand_id()
-    )
-}
-
 /// A qmail-send "failure notice": plain text, no DSN part.
 fn qmail_bounce(to: &str, failed: &str) -> String {
     format!(
         "From: MAILER-DAEMON@mx.example.net\r\nTo: {to}\r\nSubject: failure notice\r\nMessage-ID: <{id}@mx.example.net>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\n\r\nHi. This is the qmail-send program at mx.example.net.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n<{failed}>:\r\n192.0.2.1 does not like recipient.\r\nRemote host said: 550 5.1.1 <{failed}>: Recipient address rejected: User unknown in virtual mailbox table\r\nGiving up on 192.0.2.1.\r\n\r\n--- Below this line is a copy of the message.\r\n\r\nSubject: Nyhetsbrev\r\n\r\nHej!\r\n",
         id = rand_id()
     )
-}
-
-/// An ARF complaint (RFC 5965). `rcpt` goes into Original-Rcpt-To; `original`
-/// is attached as message/rfc822.
-fn arf(to: &str, subject: &str, rcpt: Option<&str>, original: Option<&str>) -> String {
-    let mut m = format!(
-        "From: Abuse Desk <fbl@mailbox.example>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}@mailbox.example>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"arf-b7c1\"\r\n\r\n--arf-b7c1\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n--arf-b7c1\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: FBL/1.0\r\nVersion: 1\r\n",
-        id = rand_id()
-    );
-    if let Some(rcpt) = rcpt {
-        m.push_str(&format!("Original-Rcpt-To: {rcpt}\r\n"));
-    }
-    m.push_str("\r\n");
-    if let Some(original) = original {
-        m.push_str(
-            "--arf-b7c1\r\nContent-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n",
-        );
-        m.push_str(original.trim_end());
-        m.push_str("\r\n\r\n");
-    }
-    m.push_str("--arf-b7c1--\r\n");
-    m
 }
 
 /// `raw` with the header field `name` (and its continuation lines) replaced.

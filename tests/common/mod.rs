@@ -7,6 +7,9 @@ pub mod admin;
 pub mod discussion;
 pub mod http;
 pub mod in_process;
+pub mod relay;
+pub mod reports;
+pub mod round;
 pub mod sink;
 pub mod webdriver;
 
@@ -363,16 +366,21 @@ impl Mail {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        let head = &self.raw[..self.raw.find("\r\n\r\n").unwrap()];
-        let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
-        unfolded
-            .lines()
-            .find(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
-            })
-            .map(|l| l[name.len() + 1..].trim().to_string())
+        header_in(&self.raw, name)
     }
+}
+
+/// The first header field `name` of the message `raw`, unfolded.
+pub fn header_in(raw: &str, name: &str) -> Option<String> {
+    let head = &raw[..raw.find("\r\n\r\n").unwrap_or(raw.len())];
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    unfolded
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| l[name.len() + 1..].trim().to_string())
 }
 
 /// A plain message.
