@@ -122,15 +122,14 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 // Frozen recipients: people who leave, people who are forgotten
 // ---------------------------------------------------------------------------
 
-/// Finding 1. With `max_per_hour` the dispatcher read the delivery again
-/// (if someone had left) and only then slept until the copy's slot: a
-/// person who unsubscribed while their copy waited for its slot (up to
-/// 3600/max_per_hour s, plus the lanes' queue) still got it. Now the lane
-/// looks again right before it sends.
-#[tokio::test]
-async fn someone_who_leaves_while_their_copy_waits_for_its_slot_gets_none() {
+/// A campaign to two people, one copy every 5 s: once the relay has the
+/// first copy, the other person leaves before their slot (and, with
+/// `come_back`, is added again). Returns after the round, with the
+/// campaign's id, who got the first copy, and who left.
+async fn the_second_leaves_after_the_first_copy(
+    come_back: bool,
+) -> (Relay, World, u64, String, &'static str) {
     let relay = Relay::start(Script::default());
-    // One copy every 5 s.
     let w = World::new(&relay.addr, "max_per_hour = 720");
     let people = ["ada@a.example.org", "bo@b.example.org"];
     for p in people {
@@ -140,10 +139,24 @@ async fn someone_who_leaves_while_their_copy_waits_for_its_slot_gets_none() {
     let round = w.tick();
     until("a first copy", || !relay.accepted().is_empty()).await;
     let first = relay.accepted()[0].1.clone();
-    let other = people.iter().find(|p| **p != first).unwrap();
+    let other = *people.iter().find(|p| **p != first).unwrap();
     let list = w.ctx.lists.get(LIST).unwrap();
     utskick::subscription::by_admin::admin_remove(&w.ctx, list, other).unwrap();
+    if come_back {
+        w.add(other, "Test").unwrap();
+    }
     round.await.unwrap();
+    (relay, w, id, first, other)
+}
+
+/// Finding 1. With `max_per_hour` the dispatcher read the delivery again
+/// (if someone had left) and only then slept until the copy's slot: a
+/// person who unsubscribed while their copy waited for its slot (up to
+/// 3600/max_per_hour s, plus the lanes' queue) still got it. Now the lane
+/// looks again right before it sends.
+#[tokio::test]
+async fn someone_who_leaves_while_their_copy_waits_for_its_slot_gets_none() {
+    let (relay, w, id, first, other) = the_second_leaves_after_the_first_copy(false).await;
     let got: Vec<String> = relay.accepted().into_iter().map(|(_, to)| to).collect();
     assert_eq!(
         got,
@@ -600,21 +613,7 @@ async fn a_trickling_relay_times_out() {
 /// campaign's counts still add up and it finishes. (This held.)
 #[tokio::test]
 async fn leaving_and_coming_back_mid_campaign_gets_no_copy_and_the_counts_add_up() {
-    let relay = Relay::start(Script::default());
-    let w = World::new(&relay.addr, "max_per_hour = 720");
-    let people = ["ada@a.example.org", "bo@b.example.org"];
-    for p in people {
-        w.add(p, "Test").unwrap();
-    }
-    let id = w.queue();
-    let round = w.tick();
-    until("a first copy", || !relay.accepted().is_empty()).await;
-    let first = relay.accepted()[0].1.clone();
-    let other = people.iter().find(|p| **p != first).unwrap();
-    let list = w.ctx.lists.get(LIST).unwrap();
-    utskick::subscription::by_admin::admin_remove(&w.ctx, list, other).unwrap();
-    w.add(other, "Test").unwrap();
-    round.await.unwrap();
+    let (relay, w, id, _, other) = the_second_leaves_after_the_first_copy(true).await;
     assert_eq!(relay.accepted().len(), 1, "{:?}", relay.accepted());
     let c = w.campaign(id);
     assert_eq!(

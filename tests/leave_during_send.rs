@@ -124,6 +124,22 @@ impl Scene {
         );
     }
 
+    /// The round with X leaving in the middle of it: `forged` (attempts
+    /// by others, or with tokens not ours) must leave X confirmed; `leave`
+    /// takes X out (to status `gone`) before the relay is let go.
+    fn leave_mid_round(&self, forged: impl FnOnce(), leave: impl FnOnce(), gone: &str) {
+        let id = self.start_round();
+        forged();
+        assert_eq!(
+            self.x_status(),
+            "confirmed",
+            "X was changed by someone else"
+        );
+        leave();
+        assert_eq!(self.x_status(), gone);
+        self.finish_round(&id);
+    }
+
     /// Sends `message` to the daemon over SMTP; asserts the 250.
     fn mail(&self, from: &str, to: &str, message: &str) {
         let r = self.r.d.send(from, to, message);
@@ -143,6 +159,18 @@ fn tampered(token: &str) -> String {
     t
 }
 
+/// `address` (or a path) with the token after its last '+' or '/' tampered.
+fn forged(address: &str) -> String {
+    let at = address.rfind(['+', '/']).unwrap() + 1;
+    let end = address[at..].find('@').map_or(address.len(), |e| at + e);
+    format!(
+        "{}{}{}",
+        &address[..at],
+        tampered(&address[at..end]),
+        &address[end..]
+    )
+}
+
 /// The address in a header value (`<a@b>` or `a@b`).
 fn bare(value: &str) -> String {
     value
@@ -153,15 +181,10 @@ fn bare(value: &str) -> String {
         .to_string()
 }
 
-/// The token after '+' in an address's local part.
-fn token_in(address: &str) -> String {
-    let local = address.split('@').next().unwrap();
-    local.split_once('+').expect("a token").1.to_string()
-}
-
-fn one_click(s: &Scene, path: &str) -> u16 {
+/// RFC 8058: a POST of the one-click body to `path`; the HTTP status.
+fn one_click(http: &str, path: &str) -> u16 {
     call_to(
-        &s.r.d.http,
+        http,
         "POST",
         path,
         None,
@@ -171,7 +194,7 @@ fn one_click(s: &Scene, path: &str) -> u16 {
     .status
 }
 
-/// RFC 8058: a POST of the one-click body to the link in X's copy.
+/// The one-click link of X's copy, with a token that is not ours first.
 #[test]
 fn one_click_mid_round_sends_x_nothing_more() {
     let s = Scene::new(1);
@@ -179,15 +202,14 @@ fn one_click_mid_round_sends_x_nothing_more() {
     let path = link
         .strip_prefix("https://lista.example.se")
         .expect("the link is under base_url");
-    let id = s.start_round();
-    // A link with a token that is not ours changes no one.
-    let token = path.rsplit('/').next().unwrap();
-    let forged = path.replace(token, &tampered(token));
-    let _ = one_click(&s, &forged);
-    assert_eq!(s.x_status(), "confirmed");
-    assert_eq!(one_click(&s, path), 200);
-    assert_eq!(s.x_status(), "unsubscribed");
-    s.finish_round(&id);
+    let http = &s.r.d.http;
+    s.leave_mid_round(
+        || {
+            one_click(http, &forged(path));
+        },
+        || assert_eq!(one_click(http, path), 200),
+        "unsubscribed",
+    );
 }
 
 /// A reply "avsluta" to the Reply-To of X's copy, from X. The same reply
@@ -195,28 +217,20 @@ fn one_click_mid_round_sends_x_nothing_more() {
 #[test]
 fn a_reply_avsluta_mid_round_sends_x_nothing_more() {
     let s = Scene::new(1);
-    let x = s.x.as_str();
     let reply_to = bare(&header_in(s.copy(), "Reply-To").expect("Reply-To"));
     assert!(
         reply_to.starts_with(&format!("{LIST}-reply+")),
         "{reply_to}"
     );
-    let id = s.start_round();
-    let quote = "\r\n\r\n> Hej Test!\r\n";
-    let other = "vidare@y.example.net";
-    s.mail(
-        other,
-        &reply_to,
-        &plain(other, &reply_to, "SV: Brev 1", &format!("avsluta{quote}")),
+    let reply = |from: &str| {
+        let body = "avsluta\r\n\r\n> Hej Test!\r\n";
+        s.mail(from, &reply_to, &plain(from, &reply_to, "SV: Brev 1", body));
+    };
+    s.leave_mid_round(
+        || reply("vidare@y.example.net"),
+        || reply(&s.x),
+        "unsubscribed",
     );
-    assert_eq!(s.x_status(), "confirmed", "a forwarded copy removed X");
-    s.mail(
-        x,
-        &reply_to,
-        &plain(x, &reply_to, "SV: Brev 1", &format!("avsluta{quote}")),
-    );
-    assert_eq!(s.x_status(), "unsubscribed");
-    s.finish_round(&id);
 }
 
 /// Mail to the List-Unsubscribe mailto of X's copy (the token in the
@@ -224,17 +238,12 @@ fn a_reply_avsluta_mid_round_sends_x_nothing_more() {
 #[test]
 fn the_unsubscribe_mailto_mid_round_sends_x_nothing_more() {
     let s = Scene::new(1);
-    let x = s.x.as_str();
     let (_, mailto) = unsubscribe_targets(s.copy());
     let to = mailto.split('?').next().unwrap().to_string();
     assert!(to.starts_with(&format!("{LIST}-unsubscribe+")), "{to}");
-    let id = s.start_round();
-    let forged = to.replace(&token_in(&to), &tampered(&token_in(&to)));
-    s.mail(x, &forged, &plain(x, &forged, "unsubscribe", ""));
-    assert_eq!(s.x_status(), "confirmed");
-    s.mail(x, &to, &plain(x, &to, "unsubscribe", ""));
-    assert_eq!(s.x_status(), "unsubscribed");
-    s.finish_round(&id);
+    let x = s.x.as_str();
+    let send = |to: &str| s.mail(x, to, &plain(x, to, "unsubscribe", ""));
+    s.leave_mid_round(|| send(&forged(&to)), || send(&to), "unsubscribed");
 }
 
 /// An ARF complaint to the bare bounce address with X's copy attached
@@ -244,26 +253,24 @@ fn the_unsubscribe_mailto_mid_round_sends_x_nothing_more() {
 #[test]
 fn a_complaint_about_x_s_copy_mid_round_sends_x_nothing_more() {
     let s = Scene::new(1);
-    let x = s.x.as_str();
+    let x = Some(s.x.as_str());
     let bounces = format!("{LIST}-bounces@{DOMAIN}");
-    let verp = &s.x_copies[0].from;
-    let forged_verp = verp.replace(&token_in(verp), &tampered(&token_in(verp)));
-    let id = s.start_round();
-    let fbl = "fbl@mailbox.example";
-    s.mail(fbl, &bounces, &arf(&bounces, "Complaint", Some(x), None));
-    s.mail(
-        fbl,
-        &forged_verp,
-        &arf(&forged_verp, "Complaint", Some(x), None),
+    let forged_verp = forged(&s.x_copies[0].from);
+    let complain = |to: &str, original| {
+        s.mail(
+            "fbl@mailbox.example",
+            to,
+            &arf(to, "Complaint", x, original),
+        );
+    };
+    s.leave_mid_round(
+        || {
+            complain(&bounces, None);
+            complain(&forged_verp, None);
+        },
+        || complain(&bounces, Some(s.copy())),
+        "unsubscribed",
     );
-    assert_eq!(s.x_status(), "confirmed", "a forged complaint removed X");
-    s.mail(
-        fbl,
-        &bounces,
-        &arf(&bounces, "Complaint", Some(x), Some(s.copy())),
-    );
-    assert_eq!(s.x_status(), "unsubscribed");
-    s.finish_round(&id);
 }
 
 /// Hard bounces (5.1.1) to the VERP addresses of X's copies: each counts
@@ -275,10 +282,7 @@ fn a_complaint_about_x_s_copy_mid_round_sends_x_nothing_more() {
 fn a_third_hard_bounce_mid_round_sends_x_nothing_more() {
     let s = Scene::new(3);
     let x = s.x.as_str();
-    let verps: Vec<String> = s.x_copies.iter().map(|c| c.from.clone()).collect();
-    let id = s.start_round();
-    let forged = verps[0].replace(&token_in(&verps[0]), &tampered(&token_in(&verps[0])));
-    s.mail("", &forged, &dsn(&forged, x, "5.1.1", "Undelivered Mail"));
+    let bounce = |verp: &str| s.mail("", verp, &dsn(verp, x, "5.1.1", "Undelivered Mail"));
     let record = || {
         s.r.d
             .subscribers(LIST)
@@ -286,15 +290,22 @@ fn a_third_hard_bounce_mid_round_sends_x_nothing_more() {
             .find(|p| p["email"] == x)
             .unwrap()
     };
-    assert_eq!(record()["bounces"], 0, "a forged VERP counted");
-    for (n, verp) in verps.iter().enumerate() {
-        s.mail("", verp, &dsn(verp, x, "5.1.1", "Undelivered Mail"));
-        let now = record();
-        assert_eq!(now["bounces"], n as u64 + 1, "{now}");
-        let want = if n < 2 { "confirmed" } else { "bounced" };
-        assert_eq!(now["status"], want, "after {} hard bounces", n + 1);
-    }
-    s.finish_round(&id);
+    s.leave_mid_round(
+        || {
+            bounce(&forged(&s.x_copies[0].from));
+            assert_eq!(record()["bounces"], 0, "a forged VERP counted");
+        },
+        || {
+            for (n, copy) in s.x_copies.iter().enumerate() {
+                bounce(&copy.from);
+                let now = record();
+                assert_eq!(now["bounces"], n as u64 + 1, "{now}");
+                let want = if n < 2 { "confirmed" } else { "bounced" };
+                assert_eq!(now["status"], want, "after {} hard bounces", n + 1);
+            }
+        },
+        "bounced",
+    );
 }
 
 /// X leaves by the one-click link right after a campaign to a large list
@@ -330,15 +341,7 @@ fn leaving_while_the_recipients_are_frozen_sends_nothing_and_the_counts_add_up()
 
     r.relay.hold(VERP);
     let id = r.queue("Stor runda", &[]);
-    let answer = call_to(
-        &r.d.http,
-        "POST",
-        path,
-        None,
-        Some("List-Unsubscribe=One-Click"),
-        "",
-    );
-    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(one_click(&r.d.http, path), 200);
     let at_leave = r.status(&id);
     assert_eq!(r.status_of(x), "unsubscribed");
     assert!(r.copies("Stor runda").is_empty());
