@@ -38,7 +38,7 @@ const _: () = assert!(OTHERS > LANES * UNSYNCED_PER_LANE);
 /// newsletters sent to everyone before the round.
 struct Scene {
     r: Round,
-    /// The one who leaves: last in key order.
+    /// The one who leaves: last in key order (first with `Scene::x_first`).
     x: String,
     others: Vec<String>,
     /// X's copy of each warm-up newsletter.
@@ -47,6 +47,17 @@ struct Scene {
 
 impl Scene {
     fn new(warmups: usize) -> Scene {
+        Scene::with_x_at(warmups, |copies| copies.last())
+    }
+
+    /// X is first in key order: X's copy is the one a round's lane takes
+    /// first.
+    fn x_first(warmups: usize) -> Scene {
+        Scene::with_x_at(warmups, |copies| copies.first())
+    }
+
+    /// X is the one `pick` chooses from a warm-up's copies in key order.
+    fn with_x_at(warmups: usize, pick: fn(&[Accepted]) -> Option<&Accepted>) -> Scene {
         let r = Round::start(LANES as u32);
         let people: Vec<String> = (0..=OTHERS)
             .map(|i| format!("p{i:02}@{}.example.org", ["a", "b", "c"][i % 3]))
@@ -60,11 +71,11 @@ impl Scene {
             let copies = r.copies(&subject);
             assert_eq!(copies.len(), OTHERS + 1, "{subject}: one copy each");
             // One lane sends in key order, the same each time.
-            let last = copies.last().unwrap();
+            let mine = pick(&copies).unwrap();
             if let Some(first) = x_copies.first() {
-                assert_eq!(last.to, first.to, "the order of {subject}");
+                assert_eq!(mine.to, first.to, "the order of {subject}");
             }
-            x_copies.push(last.clone());
+            x_copies.push(mine.clone());
         }
         let x = x_copies[0].to.clone();
         let others = people.into_iter().filter(|p| *p != x).collect();
@@ -305,6 +316,39 @@ fn a_third_hard_bounce_mid_round_sends_x_nothing_more() {
             }
         },
         "bounced",
+    );
+}
+
+/// X's copy is already at the relay (it passed the lane's last look)
+/// when X leaves: it goes out, which is right (it was in flight), and the
+/// counts still add up. But the campaign counts it as skipped, not sent:
+/// the leave's write marked the delivery skipped, and the recorder then
+/// drops the relay's 250 for a delivery already final.
+#[test]
+#[ignore = "bug: a copy in flight when its person leaves is sent but counted as skipped (campaign::record::record_one returns early for a delivery that Tx::drop_deliveries_of already marked Skipped): sent is one short of what the relay took"]
+fn a_copy_in_flight_when_its_person_leaves_is_counted_as_sent() {
+    let s = Scene::x_first(1);
+    let (link, _) = unsubscribe_targets(s.copy());
+    let path = link.strip_prefix("https://lista.example.se").unwrap();
+    let id = s.start_round();
+    assert_eq!(
+        s.r.relay.held(),
+        std::slice::from_ref(&s.x),
+        "X's copy is at the relay"
+    );
+    assert_eq!(one_click(&s.r.d.http, path), 200);
+    assert_eq!(s.x_status(), "unsubscribed");
+    s.r.relay.release();
+    let st = s.r.wait_done(&id);
+    let took = s.r.copies(ROUND);
+    assert_eq!(took.len(), OTHERS + 1, "X's copy was in flight and went");
+    let n = |k: &str| st[k].as_u64().unwrap();
+    assert_eq!(st["status"], "done", "{st}");
+    assert_eq!(n("sent") + n("skipped") + n("failed"), n("total"), "{st}");
+    assert_eq!(
+        (n("sent"), n("skipped")),
+        (took.len() as u64, 0),
+        "every copy the relay took is counted sent: {st}"
     );
 }
 

@@ -52,8 +52,8 @@ struct Seen {
 #[derive(Default)]
 struct GateState {
     from_part: Option<String>,
-    /// Messages waiting at the gate now.
-    waiting: usize,
+    /// The recipients of each message waiting at the gate now.
+    waiting: Vec<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -65,16 +65,17 @@ struct Shared {
 
 impl Shared {
     /// Blocks while the gate holds mail from `from`.
-    fn pass(&self, from: &str) {
+    fn pass(&self, from: &str, rcpts: &[String]) {
         let mut g = self.gate.lock().unwrap();
         if !g.from_part.as_deref().is_some_and(|p| from.contains(p)) {
             return;
         }
-        g.waiting += 1;
+        g.waiting.push(rcpts.to_vec());
         while g.from_part.as_deref().is_some_and(|p| from.contains(p)) {
             g = self.opened.wait(g).unwrap();
         }
-        g.waiting -= 1;
+        let at = g.waiting.iter().position(|w| w == rcpts).unwrap();
+        g.waiting.remove(at);
     }
 }
 
@@ -129,10 +130,15 @@ impl Relay {
         self.shared.opened.notify_all();
     }
 
+    /// The recipients of the messages waiting at the gate now.
+    pub fn held(&self) -> Vec<String> {
+        self.shared.gate.lock().unwrap().waiting.concat()
+    }
+
     /// Waits (polling, up to `limit`) until a message waits at the gate.
     pub fn wait_held(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while self.shared.gate.lock().unwrap().waiting == 0 {
+        while self.held().is_empty() {
             assert!(Instant::now() < deadline, "no message reached the gate");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -168,7 +174,7 @@ fn session(stream: TcpStream, script: &Script, shared: &Shared) {
     let (mut from, mut rcpts) = (String::new(), Vec::<String>::new());
     let mut line = String::new();
     let accept = |from: &str, rcpts: &mut Vec<String>, data: String| {
-        shared.pass(from);
+        shared.pass(from, rcpts);
         let mut s = shared.seen.lock().unwrap();
         for to in rcpts.drain(..) {
             s.accepted.push(Accepted {
