@@ -159,6 +159,22 @@ pub fn path_of(line: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The message after a 354, up to the lone ".": its lines as they came
+/// (dot-stuffed); None if the client left first.
+pub fn read_data(r: &mut impl BufRead) -> Option<String> {
+    let (mut data, mut line) = (String::new(), String::new());
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line == ".\r\n" {
+            return Some(data);
+        }
+        data.push_str(&line);
+    }
+}
+
 fn session(stream: TcpStream, script: &Script, shared: &Shared) {
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
@@ -233,17 +249,13 @@ fn session(stream: TcpStream, script: &Script, shared: &Shared) {
                 reply.clone() + "\r\n"
             } else {
                 let _ = w.write_all(b"354 go ahead\r\n");
-                let mut data = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == ".\r\n" {
-                        break;
-                    }
-                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
-                }
+                let Some(data) = read_data(&mut r) else {
+                    return;
+                };
+                let data = data
+                    .split_inclusive("\r\n")
+                    .map(|l| l.strip_prefix('.').unwrap_or(l))
+                    .collect();
                 accept(&from, &mut rcpts, data);
                 "250 2.0.0 queued\r\n".into()
             }

@@ -161,17 +161,9 @@ fn session(stream: std::net::TcpStream, mode: Mode, control: Control) {
             }
         } else if upper.starts_with("DATA") {
             let _ = w.write_all(b"354 go\r\n");
-            let mut data = String::new();
-            loop {
-                line.clear();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                if line == ".\r\n" {
-                    break;
-                }
-                data.push_str(&line);
-            }
+            let Some(data) = super::relay::read_data(&mut r) else {
+                return;
+            };
             let ms = delay.load(Ordering::SeqCst);
             if ms > 0 {
                 std::thread::sleep(Duration::from_millis(ms));
