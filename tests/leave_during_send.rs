@@ -5,14 +5,15 @@
 //!
 //! The daemon sends through a scripted relay on loopback with one lane,
 //! so copies go out in key order (by subscriber id, which is random). X is
-//! whoever a first newsletter reached last: X's delivery comes last in key
-//! order, behind more subscribers than the lane may have dispatched and
-//! not yet recorded (`connections × UNSYNCED_PER_LANE`). The relay holds the round's first
-//! copy unanswered, so nothing of the round is recorded and X's copy
-//! cannot have been dispatched; X leaves, the door acknowledges (HTTP 200
-//! or SMTP 250, after the store is synced), and only then is the relay let
-//! go. "After the leave" is therefore the whole round: X must get no copy
-//! of it, and the campaign must finish with its counts adding up.
+//! whoever a first newsletter reached last: X's delivery comes last in
+//! key order, behind more subscribers than the lane may have dispatched
+//! and not yet recorded (`connections × UNSYNCED_PER_LANE`). The relay
+//! holds the round's first copy unanswered, so nothing of the round is
+//! recorded and X's copy cannot have been dispatched; X leaves, the door
+//! acknowledges (HTTP 200 or SMTP 250, after the store is synced), and
+//! only then is the relay let go. "After the leave" is therefore the
+//! whole round: X must get no copy of it, and the campaign must finish
+//! with its counts adding up.
 
 mod common;
 
