@@ -624,6 +624,42 @@ fn genuine_dsn_to_the_verp_address_of_a_real_send_still_counts() {
     assert_eq!(subscriber(&d, LIST, "eva@example.org")["bounces"], 1);
 }
 
+/// One failed copy fails once: the same copy reported three times (a
+/// relay's repeated DSN, a forwarder passing it on) is one bounce, and the
+/// person stays on the list; a second copy's report counts again.
+#[test]
+fn three_reports_on_one_failed_copy_count_one_bounce() {
+    let mut d = Daemon::start("");
+    let person = "eva@example.org";
+    let first = newsletter_to(&mut d, &[person]);
+    let verp = first[0].reverse_path.clone().unwrap();
+    for i in 0..3 {
+        let r = d.send(
+            "",
+            &verp,
+            &dsn(&verp, person, "5.1.1", &format!("Undelivered {i}")),
+        );
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let s = subscriber(&d, LIST, person);
+    assert_eq!(s["bounces"], 1, "{s}");
+    assert_eq!(s["status"], "confirmed", "{s}");
+    assert!(
+        ignored(&d)
+            .iter()
+            .any(|e| e.to_string().contains("already counted")),
+        "the repeats are not recorded as ignored: {:?}",
+        ignored(&d)
+    );
+    queue(&d, "# Nyhetsbrev 2\n\nHej {{name}}! Foldern är klar.\n");
+    let second = d.wait_mails(1);
+    let verp2 = second[0].reverse_path.clone().unwrap();
+    assert_ne!(verp, verp2, "each copy has its own VERP");
+    let r = d.send("", &verp2, &dsn(&verp2, person, "5.1.1", "Undelivered"));
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subscriber(&d, LIST, person)["bounces"], 2);
+}
+
 /// A success DSN ("relayed" by a relay that cannot pass the NOTIFY on,
 /// or "delivered") comes back to the VERP envelope sender like a bounce:
 /// it is none, and is recorded as ignored.

@@ -292,12 +292,12 @@ fn count(
     let id = b.subscriber().id;
     let counted = ctx.store.write(|tx| {
         let Some(mut s) = tx.subscriber_by_id(id)?.filter(|s| s.list == list.id) else {
-            return Ok(false);
+            return Ok(Counted::NoOne);
         };
         if let Some(issued) = probe_issued {
             // Only the outstanding probe counts, and only once.
             if s.probe_sent_at.map(probe_secs) != Some(issued) {
-                return Ok(false);
+                return Ok(Counted::NoOne);
             }
             s.probe_sent_at = None;
         }
@@ -310,25 +310,42 @@ fn count(
             .or(failures.first());
         let permanent = failure.is_none_or(|f| f.permanent);
         let reason = failure.and_then(|f| f.reason.as_deref());
+        // One copy fails once: a final report on a copy whose bounce
+        // already counted (a relay's second DSN, a forwarder's copy of it)
+        // adds nothing to the person's score or the campaign's tally, so
+        // one failed copy reported three times does not make them bounced.
+        let delivery = match campaign {
+            Some(c) => tx.delivery(c, s.id)?,
+            None => None,
+        };
+        if delivery.as_ref().is_some_and(|d| d.bounced) {
+            return Ok(Counted::Before);
+        }
         add_bounce(&mut s, permanent, reason, threshold, now);
         tx.put_subscriber(&s);
         // The campaign counts a copy that bounced once: a final report
-        // (not a delay warning) for a copy it sent, however many come.
-        if let Some(c) = campaign.filter(|_| permanent) {
-            if let Some(mut d) = tx.delivery(c, s.id)?.filter(|d| !d.bounced) {
-                d.bounced = true;
-                tx.put_delivery(&d);
-                tx.count_outcome(c, crate::store::Led::Bounce)?;
-            }
+        // (not a delay warning) for a copy it sent.
+        if let (Some(c), Some(mut d)) = (campaign.filter(|_| permanent), delivery) {
+            d.bounced = true;
+            tx.put_delivery(&d);
+            tx.count_outcome(c, crate::store::Led::Bounce)?;
         }
-        Ok(true)
+        Ok(Counted::Yes)
     })?;
-    if !counted {
-        return Ok(Handled::ignored(if probe_issued.is_some() {
-            "bounce of a probe that is no longer outstanding"
-        } else {
-            "bounce for a subscriber no longer on the list"
-        }));
+    match counted {
+        Counted::Yes => {}
+        Counted::Before => {
+            return Ok(Handled::ignored(
+                "a further report on a copy whose bounce already counted",
+            ))
+        }
+        Counted::NoOne => {
+            return Ok(Handled::ignored(if probe_issued.is_some() {
+                "bounce of a probe that is no longer outstanding"
+            } else {
+                "bounce for a subscriber no longer on the list"
+            }))
+        }
     }
     tracing::info!(list = %list.id, probe = probe_issued.is_some(), "bounce recorded");
     Ok(Handled::done(if probe_issued.is_some() {
@@ -336,6 +353,15 @@ fn count(
     } else {
         "bounce recorded"
     }))
+}
+
+/// What a bound delivery report did to its subscriber.
+enum Counted {
+    Yes,
+    /// A final report on that copy already counted.
+    Before,
+    /// The subscriber left the list, or the probe is not outstanding.
+    NoOne,
 }
 
 /// A probe's time of issue as its token carries it.
