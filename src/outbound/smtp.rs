@@ -3,7 +3,9 @@
 //! with as few writes and round trips as the relay allows: with PIPELINING
 //! (RFC 2920) MAIL, RCPT and DATA go in one write and the dot-stuffed
 //! message in the next; with CHUNKING (RFC 3030) MAIL, RCPT and `BDAT n
-//! LAST` with the message's own bytes go in one; otherwise lock-step.
+//! LAST` with the message's own bytes go in one (a relay that offers
+//! CHUNKING and then refuses BDAT gets the copy again with DATA, and DATA
+//! for the rest of the session); otherwise lock-step.
 //! Replies are parsed by smtp-proto.
 //!
 //! It decides what a reply means for one message (permanent for 5xx) and
@@ -424,7 +426,21 @@ impl Session {
     /// kept where SMTP allows; after a 421, silence or a hang-up it is not.
     pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Failed> {
         self.not_recipient = false;
-        let result = self.transaction(envelope, raw).await;
+        let mut result = self.transaction(envelope, raw).await;
+        if let Err(Step::BdatRefused(f)) = result {
+            // The relay offered CHUNKING but does not take BDAT: the rest
+            // of this session uses DATA, and this copy goes again with it
+            // once RSET has ended the refused transaction in step.
+            self.caps &= !smtp_proto::EXT_CHUNKING;
+            result = match self.wire.command(b"RSET\r\n", 2).await {
+                Ok(_) if !self.has_unread() => {
+                    self.not_recipient = false;
+                    self.transaction(envelope, raw).await
+                }
+                // Out of step (it may have read the chunk as commands).
+                _ => Err(Step::HangUp(f)),
+            };
+        }
         if self.out.capacity() > KEEP_OUT_BUF {
             self.out = Vec::new();
         }
@@ -436,7 +452,7 @@ impl Session {
                 keep: true,
             }),
             Err(Step::Ended(f)) => Err(f.into()),
-            Err(Step::Reset(f)) => {
+            Err(Step::Reset(f) | Step::BdatRefused(f)) => {
                 let mut failed = Failed::from(f);
                 if failed.keep && self.wire.command(b"RSET\r\n", 2).await.is_err() {
                     failed.keep = false;
@@ -579,6 +595,9 @@ impl Session {
             // policy", "554 transaction failed") is about the sender or the
             // relay. BDAT's reply is the message's own, and stays one.
             self.not_recipient = !chunking;
+            if chunking && bdat_unknown(&last) {
+                return Err(Step::BdatRefused(Fault::Refused(last)));
+            }
             expect(last, if chunking { 2 } else { 3 }).map_err(Step::reset_or_end)?;
             self.not_recipient = false;
             if bdat_now {
@@ -598,6 +617,9 @@ impl Session {
         // the retry can duplicate it (within the lanes' run-ahead bound).
         // The transaction is over whatever the reply: no RSET after it.
         let r = self.wire.reply().await.map_err(Step::Ended)?;
+        if chunking && bdat_unknown(&r) {
+            return Err(Step::BdatRefused(Fault::Refused(r)));
+        }
         expect(r, 2).map(drop).map_err(Step::Ended)
     }
 
@@ -626,6 +648,16 @@ enum Step {
     HangUp(Fault),
     /// We cannot send it to this relay; nothing was written.
     Unsendable(&'static str),
+    /// BDAT itself was refused (500, 502, 503, 504) after the relay
+    /// offered CHUNKING: the copy can go again with DATA.
+    BdatRefused(Fault),
+}
+
+/// A refusal of the BDAT command itself, not of the message: "not
+/// recognised", "not implemented", "bad sequence", "parameter not
+/// implemented".
+fn bdat_unknown(r: &Response<String>) -> bool {
+    matches!(r.code, 500 | 502 | 503 | 504)
 }
 
 impl Step {
