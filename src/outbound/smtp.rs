@@ -13,6 +13,7 @@
 //! (idle, hung up) is `outbound`'s (mod.rs) business.
 
 use std::fmt::Write as _;
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -205,6 +206,40 @@ impl Wire {
                 Stream::Plain(s) => s.write_all(bytes).await,
                 Stream::Tls(s) => {
                     s.write_all(bytes).await?;
+                    s.flush().await
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Fault::Broken(format!("network error: {e}"))),
+            Err(_) => Err(Fault::Broken(silent(self.timeout))),
+        }
+    }
+
+    /// Writes `parts` one after the other, in as few (vectored) writes as
+    /// the kernel takes: a copy goes from its own buffer, not copied next
+    /// to its command.
+    async fn write_parts<const N: usize>(&mut self, parts: [&[u8]; N]) -> Result<(), Fault> {
+        let write = async {
+            match &mut self.stream {
+                Stream::Plain(s) => {
+                    let mut slices = parts.map(IoSlice::new);
+                    let mut rest = &mut slices[..];
+                    IoSlice::advance_slices(&mut rest, 0);
+                    while !rest.is_empty() {
+                        let n = s.write_vectored(rest).await?;
+                        if n == 0 {
+                            return Err(std::io::ErrorKind::WriteZero.into());
+                        }
+                        IoSlice::advance_slices(&mut rest, n);
+                    }
+                    Ok(())
+                }
+                Stream::Tls(s) => {
+                    for part in parts {
+                        s.write_all(part).await?;
+                    }
                     s.flush().await
                 }
             }
@@ -514,7 +549,11 @@ impl Session {
         }
         let bdat_now = chunking && to.len() == 1;
         if bdat_now {
-            bdat(&mut self.out, raw);
+            bdat_head(&mut self.out, raw);
+            if !pipelining {
+                // Lock-step writes `out` a command at a time.
+                self.out.extend_from_slice(raw);
+            }
         } else if !chunking {
             self.out.extend_from_slice(b"DATA\r\n");
         }
@@ -523,7 +562,13 @@ impl Session {
         }
 
         let replies = if pipelining {
-            self.wire.write(&self.out).await.map_err(Step::Ended)?;
+            // With BDAT the message follows its command from its own
+            // buffer, in the same vectored write.
+            let body: &[u8] = if bdat_now { raw } else { b"" };
+            self.wire
+                .write_parts([&self.out, body])
+                .await
+                .map_err(Step::Ended)?;
             let mut replies = Vec::with_capacity(ends.len());
             for _ in 0..ends.len() {
                 let r = self.wire.reply().await.map_err(Step::Ended)?;
@@ -606,13 +651,21 @@ impl Session {
         }
 
         // The message: dot-stuffed after DATA's 354, or as one BDAT chunk.
+        // Sent from the copy's own buffer where no byte changes (BDAT, or
+        // DATA with no line to stuff); else stuffed into `out`.
         self.out.clear();
-        if chunking {
-            bdat(&mut self.out, raw);
-        } else {
+        let parts: [&[u8]; 2] = if chunking {
+            bdat_head(&mut self.out, raw);
+            [&self.out, raw]
+        } else if needs_stuffing(raw) {
             stuff_into(&mut self.out, raw);
-        }
-        self.wire.write(&self.out).await.map_err(Step::Ended)?;
+            [&self.out, b""]
+        } else if raw.is_empty() || raw.ends_with(b"\r\n") {
+            [raw, b".\r\n"]
+        } else {
+            [raw, b"\r\n.\r\n"]
+        };
+        self.wire.write_parts(parts).await.map_err(Step::Ended)?;
         // A relay silent after the final "." may have taken the message:
         // the retry can duplicate it (within the lanes' run-ahead bound).
         // The transaction is over whatever the reply: no RSET after it.
@@ -669,9 +722,14 @@ impl Step {
     }
 }
 
-fn bdat(out: &mut Vec<u8>, raw: &[u8]) {
+/// The command before a copy's bytes: `BDAT n LAST`.
+fn bdat_head(out: &mut Vec<u8>, raw: &[u8]) {
     let _ = write!(Bytes(out), "BDAT {} LAST\r\n", raw.len());
-    out.extend_from_slice(raw);
+}
+
+/// True if DATA would change `raw`: a line that starts with ".".
+fn needs_stuffing(raw: &[u8]) -> bool {
+    raw.first() == Some(&b'.') || memchr::memmem::find(raw, b"\n.").is_some()
 }
 
 /// `write!` into a byte buffer.
