@@ -486,11 +486,47 @@ async fn someone_who_leaves_while_recipients_are_fixed_does_not_block_the_campai
     panic!("never left while the recipients were being fixed");
 }
 
+/// A person who left while their copy was already with the relay, which
+/// then took it, was counted skipped: the tallies said they got nothing.
+/// The recorder found their delivery skipped (by the leave) and kept it so.
+/// Now a copy the relay took counts as sent, and the tallies still add up.
+#[tokio::test]
+async fn a_copy_the_relay_took_after_its_person_left_counts_as_sent() {
+    let relay = Relay::start(Script::default());
+    relay.hold("");
+    let w = World::new(&relay.addr, "");
+    let person = "ada@a.example.org";
+    w.add(person, "Ada").unwrap();
+    let pid = w.ctx.store.subscriber(LIST, person).unwrap().unwrap().id;
+    let id = w.queue();
+    let round = w.tick();
+    until("the copy is with the relay", || !relay.held().is_empty()).await;
+    let list = w.ctx.lists.get(LIST).unwrap();
+    utskick::subscription::by_admin::admin_remove(&w.ctx, list, person).unwrap();
+    let d = w.ctx.store.delivery(id, pid).unwrap().unwrap();
+    assert_eq!(
+        d.state,
+        DeliveryState::Skipped,
+        "the leave landed in flight"
+    );
+    relay.release();
+    round.await.unwrap();
+    assert_eq!(relay.accepted().len(), 1);
+    let c = w.campaign(id);
+    assert_eq!(
+        (c.status, c.total, c.sent, c.skipped, c.failed),
+        (CampaignStatus::Done, 1, 1, 0, 0)
+    );
+    let d = w.ctx.store.delivery(id, pid).unwrap().unwrap();
+    assert_eq!(d.state, DeliveryState::Sent);
+}
+
 /// Finding 6. A relay that advertises CHUNKING and then answers BDAT with
 /// "502 command not implemented" failed every copy with a 5xx, and each
 /// counted a bounce on its subscriber: a few campaigns through such a
 /// relay and the whole list was `bounced`. A 500, 502, 503 or 504 (the
-/// command, not the mailbox) now counts none; the copy still fails.
+/// command, not the mailbox) now counts none, and the copy goes again
+/// with DATA in the same session (tests/pipelining.rs has the wire).
 #[tokio::test]
 async fn a_relay_that_lies_about_chunking_bounces_nobody() {
     let relay = Relay::start(Script {
@@ -506,8 +542,10 @@ async fn a_relay_that_lies_about_chunking_bounces_nobody() {
     let id = w.queue();
     w.tick().await.unwrap();
     let c = w.campaign(id);
-    assert_eq!((c.status, c.failed), (CampaignStatus::Done, 2));
+    assert_eq!((c.status, c.sent, c.failed), (CampaignStatus::Done, 2, 0));
     assert!(relay.lines().iter().any(|l| l.starts_with("BDAT")));
+    assert!(relay.lines().iter().any(|l| l.starts_with("DATA")));
+    assert_eq!(relay.accepted().len(), 2);
     for p in people {
         let s = w.ctx.store.subscriber(LIST, p).unwrap().unwrap();
         assert_eq!(s.bounces, 0, "{p}: the relay refused BDAT, not them");

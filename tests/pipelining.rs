@@ -222,6 +222,39 @@ async fn bdat_carries_the_message_byte_exact_when_chunking_is_offered() {
     relay.finish();
 }
 
+/// A relay that offers CHUNKING and then refuses BDAT ("502 not
+/// implemented") got nothing: every copy failed. Now the session resets,
+/// sends the same copy with DATA, and uses DATA for the rest of it.
+#[tokio::test]
+async fn a_refused_bdat_sends_the_copy_again_with_data_in_the_same_session() {
+    let raw: &[u8] = b"Subject: x\r\n\r\n.dot\r\n";
+    let relay = Relay::start(vec![Box::new(move |c: &mut Conn| {
+        c.hello(CHUNKING);
+        let head = format!("{}BDAT {} LAST\r\n", envelope_lines(), raw.len());
+        assert_eq!(text(&c.exact(head.len())), head);
+        assert_eq!(c.exact(raw.len()), raw);
+        c.say("250 ok\r\n250 ok\r\n502 5.5.1 BDAT not implemented\r\n");
+        assert_eq!(text(&c.until(b"\r\n")), "RSET\r\n");
+        c.say("250 ok\r\n");
+        // The same copy and the next one, each with DATA.
+        for _ in 0..2 {
+            assert_eq!(
+                text(&c.until(b"DATA\r\n")),
+                format!("{}DATA\r\n", envelope_lines())
+            );
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            assert_eq!(c.until(b"\r\n.\r\n"), b"Subject: x\r\n\r\n..dot\r\n.\r\n");
+            c.say("250 queued\r\n");
+        }
+        c.quit();
+    })]);
+    let mut lane = relay.lane(Duration::from_secs(10), None);
+    send(&mut lane, raw).await.unwrap();
+    send(&mut lane, raw).await.unwrap();
+    lane.close().await;
+    relay.finish();
+}
+
 #[tokio::test]
 async fn a_refused_recipient_fails_that_message_and_the_session_carries_the_next() {
     let relay = Relay::start(vec![Box::new(|c: &mut Conn| {

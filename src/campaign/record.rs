@@ -5,7 +5,8 @@
 //! ends it and drops the frozen copy of the recipient (only a copy still
 //! to send keeps one); a transient failure defers it to its next attempt
 //! (`DELIVERY_RETRY_DELAYS_SECS`, about three days in all), and a 5xx
-//! counts a bounce on the subscriber's score.
+//! counts a bounce on the subscriber's score. A copy the relay took after
+//! its person left (their delivery already skipped) is counted sent.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +86,17 @@ fn record_one(
     let mut d = tx
         .delivery(done.delivery.campaign, done.delivery.subscriber)?
         .unwrap_or_else(|| done.delivery.clone());
+    if d.state == DeliveryState::Skipped && matches!(done.outcome, Outcome::Relay(Ok(()))) {
+        // They left while their copy was already with the relay, which
+        // then took it: it was sent, so it counts as sent, not skipped.
+        Metrics::inc(&ctx.metrics.mails_sent);
+        d.state = DeliveryState::Sent;
+        d.done_at = Some(now);
+        c.skipped = c.skipped.saturating_sub(1);
+        c.sent += 1;
+        tx.put_delivery(&d);
+        return Ok(());
+    }
     if d.state.is_final() {
         return Ok(());
     }

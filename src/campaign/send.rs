@@ -5,7 +5,8 @@
 //! (each holds the recipient frozen when sending started, so no subscriber
 //! is read), paces, takes a window permit and a per-domain permit, and
 //! hands the copy to one of `outbound.connections` lanes. A lane renders
-//! and signs the copy (on whichever core the runtime gives it), sends it,
+//! the copy (and signs it on the blocking pool, spread over the cores:
+//! the daemon runs this worker on a one-thread runtime), sends it,
 //! and passes the relay's answer to the recorder ([`record`]), which
 //! writes every answer it has in one transaction and one flush (group
 //! commit). A lane may run ahead of the flush within a window of
@@ -40,8 +41,11 @@ pub const UNSYNCED_PER_LANE: usize = 4;
 /// Outcomes written in one transaction at most.
 const RECORD_BATCH: usize = 512;
 /// How long the recorder waits for more outcomes before it writes and
-/// flushes, unless half the lanes' run-ahead is already waiting on it.
-const RECORD_LINGER: Duration = Duration::from_millis(3);
+/// flushes, unless three quarters of the lanes' run-ahead is already
+/// waiting on it. Each flush costs a log write on sled's IO pool (whose
+/// `notify_all` wakes all its threads), an fdatasync and a look at the
+/// blobs: the fewer flushes a message shares, the less CPU it costs.
+const RECORD_LINGER: Duration = Duration::from_millis(8);
 /// Messages in flight to one recipient domain at once: hosted mail
 /// (Gmail, Outlook) throttles senders per domain.
 pub const PER_DOMAIN_CONCURRENCY: usize = 2;
@@ -167,7 +171,9 @@ async fn send_round(
     let lanes = ctx.config.outbound.connections.max(1) as usize;
     let window = Arc::new(Semaphore::new(lanes * UNSYNCED_PER_LANE));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let linger_until = (lanes * UNSYNCED_PER_LANE / 2).max(1);
+    // The last quarter of the window is what the lanes send on while a
+    // group is written and flushed (about a millisecond here).
+    let linger_until = (lanes * UNSYNCED_PER_LANE * 3 / 4).max(1);
     let recorder = {
         let ctx = ctx.clone();
         let window = window.clone();
@@ -226,12 +232,38 @@ async fn send_round(
                 if !still_due(ctx, c.id, &job) {
                     continue;
                 }
-                let token = copy_token(ctx, c, id, &job.to.email);
-                let outcome = match render(ctx, renderer, list, c, (id, &job.to), &token) {
-                    Ok(raw) => {
+                let Job {
+                    delivery,
+                    to,
+                    domain_permit,
+                    window_permit,
+                    ..
+                } = job;
+                let token = copy_token(ctx, c, id, &to.email);
+                let rendered = if ctx.dkim.is_some() {
+                    // Signing takes up to milliseconds a copy (RSA): on the
+                    // blocking pool it is spread over the cores while this
+                    // runtime's one thread goes on sending.
+                    let (shared, token) = (shared.clone(), token.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let Shared {
+                            ctx,
+                            renderer,
+                            list,
+                            campaign: c,
+                        } = &*shared;
+                        render(ctx, renderer, list, c, (id, &to), &token).map(|raw| (raw, to))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(anyhow::anyhow!("signing stopped: {e}")))
+                } else {
+                    render(ctx, renderer, list, c, (id, &to), &token).map(|raw| (raw, to))
+                };
+                let outcome = match rendered {
+                    Ok((raw, to)) => {
                         let reverse_path =
                             lists::list_address(list, "bounces", Some(&token), &ctx.config.domain);
-                        let to = std::slice::from_ref(&job.to.email);
+                        let to = std::slice::from_ref(&to.email);
                         Outcome::Relay(lane.send(&reverse_path, to, &raw).await)
                     }
                     Err(e) => {
@@ -244,11 +276,11 @@ async fn send_round(
                         })
                     }
                 };
-                drop(job.domain_permit);
+                drop(domain_permit);
                 let _ = done_tx.send(Done {
-                    delivery: job.delivery,
+                    delivery,
                     outcome,
-                    _window_permit: Some(job.window_permit),
+                    _window_permit: Some(window_permit),
                 });
             }
             lane.close().await;

@@ -246,11 +246,7 @@ pub async fn run(
         transport.clone(),
         stop_rx.clone(),
     ));
-    let campaign_task = tokio::spawn(crate::campaign::run_worker(
-        ctx.clone(),
-        transport,
-        stop_rx.clone(),
-    ));
+    let campaign_thread = campaign_thread(ctx.clone(), transport, stop_rx.clone())?;
     let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx.clone()));
     let trimmer = tokio::spawn(crate::daemon::memory::trim_every(
         crate::daemon::memory::TRIM_EVERY,
@@ -298,7 +294,8 @@ pub async fn run(
     let _ = web_task.await;
     let _ = metrics_task.await;
     let _ = worker_task.await;
-    let _ = campaign_task.await;
+    // Joined off the runtime: the thread ends once its round is recorded.
+    let _ = tokio::task::spawn_blocking(move || campaign_thread.join()).await;
     let _ = housekeeping.await;
     let _ = trimmer.await;
     if exit == Exit::Stopped {
@@ -307,6 +304,28 @@ pub async fn run(
     let _ = std::fs::remove_file(&socket_path);
     tracing::info!("stopped");
     Ok(exit)
+}
+
+/// The campaign worker on a thread of its own with a single-threaded
+/// runtime: its dispatcher, lanes and recorder hand each copy on several
+/// times, and on one thread a hand-off is a queue push, not a futex wake
+/// of another worker thread (BENCHMARKS.md, issue 17: the kernel's thread
+/// wake-ups were a third of the CPU per message). Signing, which can take
+/// milliseconds a copy, is spread over the cores by the lanes themselves
+/// (`campaign::send`), and store flushes run on this runtime's blocking
+/// pool.
+fn campaign_thread(
+    ctx: Arc<Context>,
+    transport: Transport,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("utskick-campaign-io")
+        .build()?;
+    Ok(std::thread::Builder::new()
+        .name("utskick-campaigns".into())
+        .spawn(move || runtime.block_on(crate::campaign::run_worker(ctx, transport, stop)))?)
 }
 
 async fn housekeeping(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {

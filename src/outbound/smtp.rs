@@ -3,7 +3,9 @@
 //! with as few writes and round trips as the relay allows: with PIPELINING
 //! (RFC 2920) MAIL, RCPT and DATA go in one write and the dot-stuffed
 //! message in the next; with CHUNKING (RFC 3030) MAIL, RCPT and `BDAT n
-//! LAST` with the message's own bytes go in one; otherwise lock-step.
+//! LAST` with the message's own bytes go in one (a relay that offers
+//! CHUNKING and then refuses BDAT gets the copy again with DATA, and DATA
+//! for the rest of the session); otherwise lock-step.
 //! Replies are parsed by smtp-proto.
 //!
 //! It decides what a reply means for one message (permanent for 5xx) and
@@ -11,6 +13,7 @@
 //! (idle, hung up) is `outbound`'s (mod.rs) business.
 
 use std::fmt::Write as _;
+use std::io::IoSlice;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -203,6 +206,40 @@ impl Wire {
                 Stream::Plain(s) => s.write_all(bytes).await,
                 Stream::Tls(s) => {
                     s.write_all(bytes).await?;
+                    s.flush().await
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Fault::Broken(format!("network error: {e}"))),
+            Err(_) => Err(Fault::Broken(silent(self.timeout))),
+        }
+    }
+
+    /// Writes `parts` one after the other, in as few (vectored) writes as
+    /// the kernel takes: a copy goes from its own buffer, not copied next
+    /// to its command.
+    async fn write_parts<const N: usize>(&mut self, parts: [&[u8]; N]) -> Result<(), Fault> {
+        let write = async {
+            match &mut self.stream {
+                Stream::Plain(s) => {
+                    let mut slices = parts.map(IoSlice::new);
+                    let mut rest = &mut slices[..];
+                    IoSlice::advance_slices(&mut rest, 0);
+                    while !rest.is_empty() {
+                        let n = s.write_vectored(rest).await?;
+                        if n == 0 {
+                            return Err(std::io::ErrorKind::WriteZero.into());
+                        }
+                        IoSlice::advance_slices(&mut rest, n);
+                    }
+                    Ok(())
+                }
+                Stream::Tls(s) => {
+                    for part in parts {
+                        s.write_all(part).await?;
+                    }
                     s.flush().await
                 }
             }
@@ -424,7 +461,21 @@ impl Session {
     /// kept where SMTP allows; after a 421, silence or a hang-up it is not.
     pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Failed> {
         self.not_recipient = false;
-        let result = self.transaction(envelope, raw).await;
+        let mut result = self.transaction(envelope, raw).await;
+        if let Err(Step::BdatRefused(f)) = result {
+            // The relay offered CHUNKING but does not take BDAT: the rest
+            // of this session uses DATA, and this copy goes again with it
+            // once RSET has ended the refused transaction in step.
+            self.caps &= !smtp_proto::EXT_CHUNKING;
+            result = match self.wire.command(b"RSET\r\n", 2).await {
+                Ok(_) if !self.has_unread() => {
+                    self.not_recipient = false;
+                    self.transaction(envelope, raw).await
+                }
+                // Out of step (it may have read the chunk as commands).
+                _ => Err(Step::HangUp(f)),
+            };
+        }
         if self.out.capacity() > KEEP_OUT_BUF {
             self.out = Vec::new();
         }
@@ -436,7 +487,7 @@ impl Session {
                 keep: true,
             }),
             Err(Step::Ended(f)) => Err(f.into()),
-            Err(Step::Reset(f)) => {
+            Err(Step::Reset(f) | Step::BdatRefused(f)) => {
                 let mut failed = Failed::from(f);
                 if failed.keep && self.wire.command(b"RSET\r\n", 2).await.is_err() {
                     failed.keep = false;
@@ -498,7 +549,11 @@ impl Session {
         }
         let bdat_now = chunking && to.len() == 1;
         if bdat_now {
-            bdat(&mut self.out, raw);
+            bdat_head(&mut self.out, raw);
+            if !pipelining {
+                // Lock-step writes `out` a command at a time.
+                self.out.extend_from_slice(raw);
+            }
         } else if !chunking {
             self.out.extend_from_slice(b"DATA\r\n");
         }
@@ -507,7 +562,13 @@ impl Session {
         }
 
         let replies = if pipelining {
-            self.wire.write(&self.out).await.map_err(Step::Ended)?;
+            // With BDAT the message follows its command from its own
+            // buffer, in the same vectored write.
+            let body: &[u8] = if bdat_now { raw } else { b"" };
+            self.wire
+                .write_parts([&self.out, body])
+                .await
+                .map_err(Step::Ended)?;
             let mut replies = Vec::with_capacity(ends.len());
             for _ in 0..ends.len() {
                 let r = self.wire.reply().await.map_err(Step::Ended)?;
@@ -579,6 +640,9 @@ impl Session {
             // policy", "554 transaction failed") is about the sender or the
             // relay. BDAT's reply is the message's own, and stays one.
             self.not_recipient = !chunking;
+            if chunking && bdat_unknown(&last) {
+                return Err(Step::BdatRefused(Fault::Refused(last)));
+            }
             expect(last, if chunking { 2 } else { 3 }).map_err(Step::reset_or_end)?;
             self.not_recipient = false;
             if bdat_now {
@@ -587,17 +651,28 @@ impl Session {
         }
 
         // The message: dot-stuffed after DATA's 354, or as one BDAT chunk.
+        // Sent from the copy's own buffer where no byte changes (BDAT, or
+        // DATA with no line to stuff); else stuffed into `out`.
         self.out.clear();
-        if chunking {
-            bdat(&mut self.out, raw);
-        } else {
+        let parts: [&[u8]; 2] = if chunking {
+            bdat_head(&mut self.out, raw);
+            [&self.out, raw]
+        } else if needs_stuffing(raw) {
             stuff_into(&mut self.out, raw);
-        }
-        self.wire.write(&self.out).await.map_err(Step::Ended)?;
+            [&self.out, b""]
+        } else if raw.is_empty() || raw.ends_with(b"\r\n") {
+            [raw, b".\r\n"]
+        } else {
+            [raw, b"\r\n.\r\n"]
+        };
+        self.wire.write_parts(parts).await.map_err(Step::Ended)?;
         // A relay silent after the final "." may have taken the message:
         // the retry can duplicate it (within the lanes' run-ahead bound).
         // The transaction is over whatever the reply: no RSET after it.
         let r = self.wire.reply().await.map_err(Step::Ended)?;
+        if chunking && bdat_unknown(&r) {
+            return Err(Step::BdatRefused(Fault::Refused(r)));
+        }
         expect(r, 2).map(drop).map_err(Step::Ended)
     }
 
@@ -626,6 +701,16 @@ enum Step {
     HangUp(Fault),
     /// We cannot send it to this relay; nothing was written.
     Unsendable(&'static str),
+    /// BDAT itself was refused (500, 502, 503, 504) after the relay
+    /// offered CHUNKING: the copy can go again with DATA.
+    BdatRefused(Fault),
+}
+
+/// A refusal of the BDAT command itself, not of the message: "not
+/// recognised", "not implemented", "bad sequence", "parameter not
+/// implemented".
+fn bdat_unknown(r: &Response<String>) -> bool {
+    matches!(r.code, 500 | 502 | 503 | 504)
 }
 
 impl Step {
@@ -637,9 +722,14 @@ impl Step {
     }
 }
 
-fn bdat(out: &mut Vec<u8>, raw: &[u8]) {
+/// The command before a copy's bytes: `BDAT n LAST`.
+fn bdat_head(out: &mut Vec<u8>, raw: &[u8]) {
     let _ = write!(Bytes(out), "BDAT {} LAST\r\n", raw.len());
-    out.extend_from_slice(raw);
+}
+
+/// True if DATA would change `raw`: a line that starts with ".".
+fn needs_stuffing(raw: &[u8]) -> bool {
+    raw.first() == Some(&b'.') || memchr::memmem::find(raw, b"\n.").is_some()
 }
 
 /// `write!` into a byte buffer.
