@@ -13,6 +13,8 @@ conns=${2:-4}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-${CARGO_TARGET_DIR:-$root/target}/release/utskick}
 seeds=${SEEDS:-/var/tmp/utskick-seeds}
+# The addresses are spread over DOMAINS domains (default 50), as bench/run does.
+domains=${DOMAINS:-50}
 work=$(mktemp -d /var/tmp/utskick-send.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -39,13 +41,13 @@ relay = "127.0.0.1:$sink_port"
 connections = $conns
 TOML
 }
-seed=$seeds/$n
+seed=$seeds/$n-d$domains
 if [ ! -d "$seed/data" ]; then
   mkdir -p "$seed"
   config "$seed"
-  awk -v n="$n" 'BEGIN { print "email,name,organisation,region";
+  awk -v n="$n" -v d="$domains" 'BEGIN { print "email,name,organisation,region";
     split("Jämtland,Västerbotten,Dalarna,Gotland,Skåne", r, ",");
-    for (i = 1; i <= n; i++) printf "p%d@example.org,Person %d,Förening %d,%s\n", i, i, i % 97, r[i % 5 + 1] }' > "$seed/subs.csv"
+    for (i = 1; i <= n; i++) printf "p%d@%s,Person %d,Förening %d,%s\n", i, (d > 1 ? "d" (i % d) ".example.org" : "example.org"), i, i % 97, r[i % 5 + 1] }' > "$seed/subs.csv"
   "$bin" --config "$seed/u.toml" import lokal-finansiering "$seed/subs.csv" --consent bench > /dev/null
 fi
 cp -a "$seed/data" "$work/data"
