@@ -5,13 +5,20 @@
 //! address lettre refuses) is left to `Prepared::assemble`.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use super::encode::Filled;
 use super::headers;
 use super::{values, variant_index, Compiled, PREHEADER_SLOT, SUBJECT_SLOT};
 use crate::address::header_safe;
-use crate::compose::mime::{bracket_safe, mailbox, Envelope, Recipient};
+use crate::compose::mime::{mailbox, Envelope, Recipient};
 use crate::daemon::lists::List;
+
+thread_local! {
+    /// A sending thread's buffers for the filled lines of a copy's two
+    /// parts, kept from copy to copy.
+    static FILLED: RefCell<[Filled; 2]> = RefCell::default();
+}
 
 impl Compiled {
     /// Appends the copy for `r` to `out`; `None` (with `out` as it was)
@@ -23,6 +30,20 @@ impl Compiled {
         env: &Envelope<'_>,
         out: &mut Vec<u8>,
     ) -> Option<()> {
+        FILLED.with(|filled| match filled.try_borrow_mut() {
+            Ok(mut filled) => self.write_copy_with(list, r, env, out, &mut filled),
+            Err(_) => self.write_copy_with(list, r, env, out, &mut Default::default()),
+        })
+    }
+
+    fn write_copy_with(
+        &self,
+        list: &List,
+        r: &Recipient<'_>,
+        env: &Envelope<'_>,
+        out: &mut Vec<u8>,
+        filled: &mut [Filled; 2],
+    ) -> Option<()> {
         let mut values = values(self.public, &self.attributes, r);
         let index = variant_index(&self.varied, &values);
         let v = &self.variants[index];
@@ -31,7 +52,6 @@ impl Compiled {
         values[SUBJECT_SLOT] = Cow::Owned(subject);
         values[PREHEADER_SLOT] = Cow::Owned(preheader);
         let parts = &self.encoded[index];
-        let mut filled = [Filled::default(), Filled::default()];
         let encodings = [
             parts[0].measure(&values, &mut filled[0])?,
             parts[1].measure(&values, &mut filled[1])?,
@@ -52,18 +72,30 @@ impl Compiled {
         self.kept.date(out, env.date);
         headers::text(out, "Message-ID", &format!("<{message_id}>"));
         out.extend_from_slice(&lines.1);
-        let unsubscribe = format!(
-            "<{}>, <mailto:{}>",
-            bracket_safe(r.unsubscribe_url),
-            bracket_safe(r.unsubscribe_mailto)
-        );
-        headers::text(out, "List-Unsubscribe", &header_safe(&unsubscribe));
+        let unsubscribe = unsubscribe(r.unsubscribe_url, r.unsubscribe_mailto);
+        headers::text(out, "List-Unsubscribe", &unsubscribe);
         self.frame
             .write_body(out, &message_id, encodings, |i, out: &mut Vec<u8>| {
                 parts[i].write(encodings[i], &filled[i], out)
             });
         Some(())
     }
+}
+
+/// List-Unsubscribe's value as `assemble` makes it (`header_safe` of
+/// `<{bracket_safe(url)}>, <mailto:{bracket_safe(mailto)}>`), in one
+/// String: `bracket_safe` leaves no space or control character for
+/// `header_safe` to change, and drops every one (`header_safe` makes a
+/// control character a space, and `bracket_safe` drops spaces).
+fn unsubscribe(url: &str, mailto: &str) -> String {
+    let safe = |c: &char| !c.is_control() && !c.is_whitespace() && !matches!(c, '<' | '>' | ',');
+    let mut value = String::with_capacity(url.len() + mailto.len() + 14);
+    value.push('<');
+    value.extend(url.chars().filter(safe));
+    value.push_str(">, <mailto:");
+    value.extend(mailto.chars().filter(safe));
+    value.push('>');
+    value
 }
 
 #[cfg(test)]
@@ -73,7 +105,26 @@ mod tests {
 
     use super::*;
     use crate::compose::compiled::CompiledOr;
-    use crate::compose::mime::Prepared;
+    use crate::compose::mime::{bracket_safe, Prepared};
+
+    #[test]
+    fn unsubscribe_is_assembles_value() {
+        for (url, mailto) in [
+            ("https://x.se/u/abc", "l-unsubscribe+abc@x.se"),
+            (
+                " a\tb\r\nc\u{1}d\u{a0}e\u{2003}f<g>,h ",
+                "<m>,\u{7f} n\u{85}o",
+            ),
+            ("", ""),
+        ] {
+            let want = header_safe(&format!(
+                "<{}>, <mailto:{}>",
+                bracket_safe(url),
+                bracket_safe(mailto)
+            ));
+            assert_eq!(unsubscribe(url, mailto), want, "{url:?} {mailto:?}");
+        }
+    }
 
     /// The benchmark's newsletter: an ordinary copy is written by
     /// `write_copy` (not left to the ordinary assembly) and is the

@@ -243,12 +243,13 @@ fn fill_line(pieces: &[Piece], values: &[Cow<'_, str>], out: &mut Vec<u8>) -> Op
                 }
                 match escapes {
                     0 => out.extend_from_slice(value.as_bytes()),
+                    1 => escape_into(value, out),
                     n => {
                         let mut escaped = handlebars::html_escape(value);
-                        for _ in 1..*n {
+                        for _ in 2..*n {
                             escaped = handlebars::html_escape(&escaped);
                         }
-                        out.extend_from_slice(escaped.as_bytes());
+                        escape_into(&escaped, out);
                     }
                 }
             }
@@ -260,6 +261,23 @@ fn fill_line(pieces: &[Piece], values: &[Cow<'_, str>], out: &mut Vec<u8>) -> Op
         }
     }
     Some(())
+}
+
+/// `handlebars::html_escape(value)` written into `out` (its characters
+/// to escape are all ASCII, so byte by byte is character by character).
+fn escape_into(value: &str, out: &mut Vec<u8>) {
+    for &b in value.as_bytes() {
+        match b {
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'\'' => out.extend_from_slice(b"&#x27;"),
+            b'`' => out.extend_from_slice(b"&#x60;"),
+            b'=' => out.extend_from_slice(b"&#x3D;"),
+            _ => out.push(b),
+        }
+    }
 }
 
 /// One line (no `\n` in it) quoted-printable encoded into `out`, as
@@ -350,6 +368,17 @@ mod tests {
     /// its `_encode` has: runs up to the limit, `=`, bytes not ASCII at
     /// and around the limit (the break moved back), trailing space and
     /// tab, bare CR inside and at the end.
+    #[test]
+    fn escape_into_escapes_as_handlebars_does() {
+        let value = "<a href=\"x\">&'`=</a> Åsa 📬 &amp;";
+        let mut out = Vec::new();
+        escape_into(value, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            handlebars::html_escape(value)
+        );
+    }
+
     #[test]
     fn qp_line_encodes_as_quoted_printable_does() {
         let mut lines: Vec<String> = vec![

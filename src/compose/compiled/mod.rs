@@ -404,12 +404,15 @@ pub(super) fn values<'a>(
     attributes: &[String],
     r: &Recipient<'a>,
 ) -> Vec<Cow<'a, str>> {
-    let name = clean(r.name);
-    let first = first_name(&name);
+    let name = cleaned(r.name);
+    let first = match &name {
+        Cow::Borrowed(name) => Cow::Borrowed(first_word(name)),
+        Cow::Owned(name) => Cow::Owned(first_name(name)),
+    };
     let mut values: Vec<Cow<'a, str>> = Vec::with_capacity(ATTRIBUTE + attributes.len());
-    values.push(Cow::Owned(name));
-    values.push(Cow::Owned(first));
-    values.push(Cow::Owned(clean(r.email)));
+    values.push(name);
+    values.push(first);
+    values.push(cleaned(r.email));
     values.push(Cow::Borrowed(r.unsubscribe_url));
     values.push(Cow::Borrowed(r.unsubscribe_mailto));
     values.push(Cow::Borrowed(r.reply_to));
@@ -418,11 +421,25 @@ pub(super) fn values<'a>(
     values.push(Cow::Borrowed(""));
     for key in attributes {
         values.push(match r.attributes.get(key) {
-            Some(v) => Cow::Owned(clean(v)),
+            Some(v) => cleaned(v),
             None => Cow::Borrowed(""),
         });
     }
     values
+}
+
+/// `clean(value)`, borrowed when it is clean already (most are).
+fn cleaned(value: &str) -> Cow<'_, str> {
+    if value.chars().any(char::is_control) {
+        Cow::Owned(clean(value))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// `first_name`, borrowed.
+fn first_word(name: &str) -> &str {
+    name.split_whitespace().next().unwrap_or_default()
 }
 
 /// The subject, the text and the HTML of one copy of variant `v`.
