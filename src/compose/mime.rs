@@ -586,8 +586,16 @@ pub(crate) fn boundary(message_id: &str, part: &str) -> String {
 }
 
 pub(crate) fn mailbox(name: &str, email: &str) -> anyhow::Result<Mailbox> {
-    let name = address::header_safe(name);
-    let addr = address::header_safe(email)
+    // Most names and addresses are header-safe already: no copies then.
+    let name = match address::is_header_safe(name) {
+        true => name.to_string(),
+        false => address::header_safe(name),
+    };
+    let email_safe = match address::is_header_safe(email) {
+        true => std::borrow::Cow::Borrowed(email),
+        false => std::borrow::Cow::Owned(address::header_safe(email)),
+    };
+    let addr = email_safe
         .parse()
         .map_err(|e| anyhow::anyhow!("cannot address mail to {email:?}: {e}"))?;
     Ok(Mailbox::new((!name.is_empty()).then_some(name), addr))

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use super::encode::Filled;
 use super::headers;
 use super::{values, variant_index, Compiled, PREHEADER_SLOT, SUBJECT_SLOT};
-use crate::address::header_safe;
+use crate::address::{header_safe, is_header_safe};
 use crate::compose::mime::{mailbox, Envelope, Recipient};
 use crate::daemon::lists::List;
 
@@ -47,8 +47,8 @@ impl Compiled {
         let mut values = values(self.public, &self.attributes, r);
         let index = variant_index(&self.varied, &values);
         let v = &self.variants[index];
-        let subject = header_safe(&super::fill(&v.subject, &values));
-        let preheader = header_safe(&super::fill(&v.preheader, &values));
+        let subject = safe(super::fill(&v.subject, &values));
+        let preheader = safe(super::fill(&v.preheader, &values));
         values[SUBJECT_SLOT] = Cow::Owned(subject);
         values[PREHEADER_SLOT] = Cow::Owned(preheader);
         let parts = &self.encoded[index];
@@ -59,10 +59,11 @@ impl Compiled {
         let lines = self.kept.domain(list, env.domain)?;
         let to = mailbox(r.name, r.email).ok()?;
         let reply_to = mailbox("", r.reply_to).ok()?;
-        let message_id: String = header_safe(env.message_id)
-            .chars()
-            .filter(|c| !matches!(c, '<' | '>' | ' '))
-            .collect();
+        let message_id: String = match is_header_safe(env.message_id) {
+            true => env.message_id.into(),
+            false => header_safe(env.message_id),
+        }
+        .replace(['<', '>', ' '], "");
 
         out.reserve(parts[0].estimate + parts[1].estimate + self.frame.estimate);
         out.extend_from_slice(&lines.0);
@@ -79,6 +80,14 @@ impl Compiled {
                 parts[i].write(encodings[i], &filled[i], out)
             });
         Some(())
+    }
+}
+
+/// `header_safe(value)`, without a copy when it would not change it.
+fn safe(value: String) -> String {
+    match is_header_safe(&value) {
+        true => value,
+        false => header_safe(&value),
     }
 }
 
@@ -106,6 +115,31 @@ mod tests {
     use super::*;
     use crate::compose::compiled::CompiledOr;
     use crate::compose::mime::{bracket_safe, Prepared};
+
+    #[test]
+    fn is_header_safe_says_when_header_safe_changes_nothing() {
+        for value in [
+            "",
+            "a",
+            "a b",
+            " a",
+            "a ",
+            "a  b",
+            "a\tb",
+            "a\u{a0}b",
+            "a\u{1}b",
+            "Åsa Öberg",
+            "a\u{2003}b",
+            "a\r\nb",
+            "📬 x",
+        ] {
+            assert_eq!(
+                is_header_safe(value),
+                header_safe(value) == value,
+                "{value:?}"
+            );
+        }
+    }
 
     #[test]
     fn unsubscribe_is_assembles_value() {
