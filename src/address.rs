@@ -118,6 +118,18 @@ pub fn header_safe(value: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether `header_safe(value)` is `value` itself (most values are): no
+/// control character, and no whitespace but single spaces between words.
+/// Lets a hot path skip its two copies.
+pub fn is_header_safe(value: &str) -> bool {
+    !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.contains("  ")
+        && value
+            .chars()
+            .all(|c| !c.is_control() && (c == ' ' || !c.is_whitespace()))
+}
+
 /// Is `addr` a mailer-daemon style sender that must never get an answer?
 pub fn is_system_sender(addr: &str) -> bool {
     let local = split(addr)

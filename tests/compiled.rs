@@ -617,3 +617,151 @@ fn copies_are_made_from_several_threads_at_once() {
     });
     assert_eq!(alone, together);
 }
+
+/// Layouts of ASCII and short lines, so a part is 7bit until a copy's
+/// values make it otherwise (issue 17's pre-encoded parts).
+fn ascii_layouts(lang: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let lang_dir = dir.path().join(lang);
+    std::fs::create_dir_all(&lang_dir).unwrap();
+    std::fs::write(
+        lang_dir.join("newsletter.txt.hbs"),
+        "{{body}}\n\n-- \n{{list.name}}\nTo {{email}}:\n{{unsubscribe_url}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lang_dir.join("newsletter.html.hbs"),
+        "<html><head><title>{{subject}}</title></head>\n<body>\n<p>{{preheader}}</p>\n{{body}}\n<p>{{unsubscribe_url}}</p>\n</body></html>\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// Values that change how a part is transfer-encoded, against a fixed
+/// text that alone is 7bit: not ASCII, a line pushed to 75 and 76
+/// columns and far past, `=`, trailing spaces, a value starting a line
+/// with `.`, so many emoji that the part is base64, CR LF in a link;
+/// subjects and names that need RFC 2047 and folding; sv and en. Every
+/// copy is the per-recipient copy, and all three encodings occur.
+#[test]
+fn values_that_change_the_transfer_encoding_give_the_same_bytes() {
+    let markdown = "---\n\
+subject: News for {{name}} in {{attributes.region}}\n\
+preheader: For {{attributes.organisation}}\n\
+---\n\
+Hello {{name}}!\n\
+\n\
+{{attributes.region}} is where you are.\n\
+\n\
+Organisation: {{attributes.organisation}}\n";
+    let long = "x".repeat(80);
+    // A line of exactly 75 columns, after the first, is too long for the
+    // chooser; the first line only at 76 (the copies must show both).
+    let names: Vec<String> = vec![
+        "Bob".into(),
+        "Åsa Öberg".into(),
+        long.clone(),
+        // "Hello {{name}}!", the text part's first line, at 75 and 76.
+        "x".repeat(68),
+        "x".repeat(69),
+        "a=b =c".into(),
+        "Trailing   ".into(),
+        "📬".repeat(40),
+        "Eve\r\nBcc: victim@example.org".into(),
+        "Maximiliana Theodora Åkerström-Lindqvist von Hohenzollern-Sigmaringen Ekelund".into(),
+        ".".into(),
+    ];
+    let regions: Vec<String> = vec![
+        "Jamtland".into(),
+        "Jämtland".into(),
+        "ends with space ".into(),
+        "tab\tend\t".into(),
+        ".Punkt".into(),
+        "=3D=".into(),
+        // "{{region}} is where you are." at 74, 75 and 76 columns.
+        "y".repeat(56),
+        "y".repeat(57),
+        "y".repeat(58),
+        "y".repeat(70),
+        String::new(),
+        "日本語 ".repeat(20),
+    ];
+    let mut encodings = std::collections::BTreeSet::new();
+    for lang in ["sv", "en"] {
+        let dir = ascii_layouts(lang);
+        let list = List::parse(
+            "local",
+            &format!(
+                "name = \"Local finance\"\naddress = \"local\"\nlanguage = \"{lang}\"\n\
+                 public = true\nattributes = [\"organisation\", \"region\"]\n"
+            ),
+        )
+        .unwrap();
+        let content = parse(markdown);
+        let compiled = Prepared::new(&content, &list, dir.path())
+            .unwrap()
+            .compile(&list);
+        assert!(compiled.fallback().is_none(), "{:?}", compiled.fallback());
+        let prepared = Prepared::new(&content, &list, dir.path()).unwrap();
+        let mut n = 0;
+        for (i, name) in names.iter().enumerate() {
+            for (j, region) in regions.iter().enumerate() {
+                let attributes: BTreeMap<String, String> = [
+                    ("region".to_string(), region.clone()),
+                    (
+                        "organisation".to_string(),
+                        names[(i + j) % names.len()].clone(),
+                    ),
+                ]
+                .into_iter()
+                .collect();
+                let token = match (i + j) % 4 {
+                    0 => format!("t{i}x{j}abcdefghijklmnopqrstuvwxyz23456"),
+                    1 => format!("t{i}x{j}abcdefghijklmnopqrstuvwxyz234567"),
+                    2 => format!("t{i}x{j}\r\nX-Evil: 1"),
+                    _ => "t".into(),
+                };
+                // The link carries the token (CR LF and all); the
+                // addresses a clean one, or the copy is not addressable.
+                let url = format!("https://lista.example.se/unsubscribe/{token}");
+                let email = ["asa@example.org", "o'neil+tag=1@exämple.se"][(n / 3) % 2];
+                let (id, date) = envelope(n);
+                let env = Envelope {
+                    message_id: &id,
+                    date,
+                    domain: "lista.example.se",
+                };
+                let r = Recipient {
+                    email,
+                    name,
+                    attributes: &attributes,
+                    unsubscribe_url: &url,
+                    unsubscribe_mailto: "local-unsubscribe+t@lista.example.se",
+                    reply_to: "local-reply+t@lista.example.se",
+                    archive_url: "https://lista.example.se/archive/local/3",
+                };
+                let want = prepared.message(&list, &r, &env, None).unwrap();
+                let got = compiled.message(&list, &r, &env, None).unwrap();
+                assert!(
+                    want == got,
+                    "{lang} name {name:?} region {region:?} differs:\n--- per recipient\n{}\n--- compiled\n{}",
+                    String::from_utf8_lossy(&want),
+                    String::from_utf8_lossy(&got)
+                );
+                let mut into = b"kept".to_vec();
+                compiled
+                    .write_message(&list, &r, &env, None, &mut into)
+                    .unwrap();
+                assert!(into[4..] == want[..], "write_message differs");
+                let text = String::from_utf8_lossy(&got);
+                for encoding in ["7bit", "quoted-printable", "base64"] {
+                    if text.contains(&format!("Content-Transfer-Encoding: {encoding}")) {
+                        encodings.insert(encoding);
+                    }
+                }
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(encodings.len(), 3, "{encodings:?}");
+}

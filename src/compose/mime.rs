@@ -573,14 +573,29 @@ pub(crate) fn clean(value: &str) -> String {
 /// A MIME boundary that depends only on the message id, so the same
 /// message renders to the same bytes (golden tests), yet differs per mail.
 pub(crate) fn boundary(message_id: &str, part: &str) -> String {
+    use std::fmt::Write as _;
     let digest = Sha256::digest(message_id.as_bytes());
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    format!("utskick-{part}-{hex}")
+    let mut out = String::with_capacity("utskick--".len() + part.len() + 24);
+    out.push_str("utskick-");
+    out.push_str(part);
+    out.push('-');
+    for b in &digest[..12] {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 pub(crate) fn mailbox(name: &str, email: &str) -> anyhow::Result<Mailbox> {
-    let name = address::header_safe(name);
-    let addr = address::header_safe(email)
+    // Most names and addresses are header-safe already: no copies then.
+    let name = match address::is_header_safe(name) {
+        true => name.to_string(),
+        false => address::header_safe(name),
+    };
+    let email_safe = match address::is_header_safe(email) {
+        true => std::borrow::Cow::Borrowed(email),
+        false => std::borrow::Cow::Owned(address::header_safe(email)),
+    };
+    let addr = email_safe
         .parse()
         .map_err(|e| anyhow::anyhow!("cannot address mail to {email:?}: {e}"))?;
     Ok(Mailbox::new((!name.is_empty()).then_some(name), addr))
