@@ -25,14 +25,19 @@ impl Store {
             .transpose()
     }
 
+    /// The subscriber `id` names. Only a record that carries the id: an
+    /// index entry left by a crash inside an import's write may name an
+    /// address whose record came later with another id.
     pub fn subscriber_by_id(&self, id: u64) -> Result<Option<Subscriber>> {
         let Some(key) = self.tree(T::Ids).get(id.to_be_bytes())? else {
             return Ok(None);
         };
-        self.tree(T::Subscribers)
+        Ok(self
+            .tree(T::Subscribers)
             .get(key)?
-            .map(|v| decode(&v))
-            .transpose()
+            .map(|v| decode::<Subscriber>(&v))
+            .transpose()?
+            .filter(|s| s.id == id))
     }
 
     /// All subscribers of `list`, in address order.

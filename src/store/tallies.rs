@@ -13,7 +13,10 @@ use crate::store::Store;
 
 impl Store {
     /// Counts every list's subscribers afresh and stores the tallies. Run
-    /// once on a store written before tallies existed, and after a restore.
+    /// once on a store written before tallies existed, after a restore, and
+    /// after a crash inside an import's write (`Store::write_records`),
+    /// which may also have left id index entries whose record never
+    /// landed: those go here.
     pub(super) fn rebuild_tallies(&self) -> Result<()> {
         let _guard = self
             .inner
@@ -26,6 +29,17 @@ impl Store {
         counters.remove(TALLY_BUILT)?;
         for kv in counters.scan_prefix(TALLY_PREFIX) {
             counters.remove(kv?.0)?;
+        }
+        let ids = self.tree(T::Ids);
+        for kv in ids.iter() {
+            let (id, key) = kv?;
+            let named = match self.tree(T::Subscribers).get(&key)? {
+                Some(record) => id_of(&record)?.0.to_be_bytes() == *id,
+                None => false,
+            };
+            if !named {
+                ids.remove(id)?;
+            }
         }
         let mut tallies: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         for kv in self.tree(T::Subscribers).iter() {
