@@ -90,8 +90,22 @@ pub struct Here {
 impl Here {
     /// Opens the store of `config` in this process.
     pub fn open(config: Config) -> Result<Here, Failure> {
+        Here::open_with_cache(config, crate::store::CACHE_CAPACITY)
+    }
+
+    /// `open` for many writes in a row (a big import): a big page cache
+    /// (`store::BULK_CACHE_CAPACITY`).
+    pub fn open_for_bulk(config: Config) -> Result<Here, Failure> {
+        Here::open_with_cache(config, crate::store::BULK_CACHE_CAPACITY)
+    }
+
+    fn open_with_cache(config: Config, cache: u64) -> Result<Here, Failure> {
         let transport = Transport::from_config(&config)?;
-        let ctx = std::sync::Arc::new(crate::daemon::build_context(config, system_clock())?);
+        let ctx = std::sync::Arc::new(crate::daemon::build_context_with_cache(
+            config,
+            system_clock(),
+            cache,
+        )?);
         // SAFETY: getuid cannot fail.
         let who = cli_who(unsafe { libc::getuid() });
         Ok(Here {

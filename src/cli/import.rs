@@ -27,9 +27,16 @@ pub async fn import(
 ) -> Result<(), Failure> {
     let name = file.display().to_string();
     let bytes = std::fs::read(file).map_err(|e| Failure::usage(format!("{name}: {e}")))?;
-    let csv = people::csvfile::read_file(&bytes, ignore)
+    let mut csv = people::csvfile::read_file(&bytes, ignore)
         .map_err(|e| Failure::exit(sysexits::DATAERR, say::unreadable_file(&name, &e)))?;
-    let all = people::csvfile::read_file(&bytes, &[]).map(|f| f.columns);
+    // The file's columns, ignored ones too, to name an ignored one it
+    // lacks (read again only when some are ignored: a big file's reading
+    // is a share of its import).
+    let all = match ignore.is_empty() {
+        true => Ok(Vec::new()),
+        false => people::csvfile::read_file(&bytes, &[]).map(|f| f.columns),
+    };
+    drop(bytes);
     for column in ignore {
         let named = all
             .as_ref()
@@ -57,7 +64,7 @@ pub async fn import(
                     Some(answer) => answer,
                     None => {
                         let local = here
-                            .get_or_try_init(|| async { Here::open(config.clone()) })
+                            .get_or_try_init(|| async { Here::open_for_bulk(config.clone()) })
                             .await?;
                         local.execute(request, unsent).await
                     }
@@ -75,6 +82,7 @@ pub async fn import(
     if csv.rows.is_empty() {
         batch(Vec::new()).await?;
     }
+    let data_rows = csv.data_rows();
     let bar = indicatif::ProgressBar::new(csv.rows.len() as u64);
     if csv.rows.len() <= people::batch::IMPORT_BATCH {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -83,7 +91,8 @@ pub async fn import(
     // batches stay small (its socket's size limit, its other writers),
     // while this process, holding the store alone, takes big ones.
     let first = csv.rows.len().min(people::batch::IMPORT_BATCH);
-    let (head, rest) = csv.rows.split_at(first);
+    let mut head = std::mem::take(&mut csv.rows);
+    let rest = head.split_off(first);
     let mut total = people::batch::in_batches(head, people::batch::IMPORT_BATCH, &batch, |n| {
         bar.inc(n as u64)
     })
@@ -113,10 +122,10 @@ pub async fn import(
         .filter(|(_, why)| *why == people::Skip::CapReached)
         .count() as u64;
     let took = total.added + total.invited + total.unchanged + invited_today;
-    if took == 0 && csv.data_rows() > 0 {
+    if took == 0 && data_rows > 0 {
         return Err(Failure::exit(
             sysexits::DATAERR,
-            say::nothing_imported(&name, csv.data_rows()),
+            say::nothing_imported(&name, data_rows),
         ));
     }
     Ok(())

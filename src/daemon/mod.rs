@@ -39,6 +39,16 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// Everything a process needs to act on the store: the daemon, or the CLI
 /// when no daemon runs.
 pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
+    build_context_with_cache(config, clock, crate::store::CACHE_CAPACITY)
+}
+
+/// `build_context` with a store page cache of `cache` bytes: a process
+/// that writes much alone (an import without a daemon) takes a big one.
+pub fn build_context_with_cache(
+    config: Config,
+    clock: Clock,
+    cache: u64,
+) -> anyhow::Result<Context> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", config.data_dir.display()))?;
     restrict(&config.data_dir, 0o700);
@@ -52,7 +62,7 @@ pub fn build_context(config: Config, clock: Clock) -> anyhow::Result<Context> {
         )?),
         None => None,
     };
-    let store = Store::open(&config.store_dir())?;
+    let store = Store::open_with_cache(&config.store_dir(), cache)?;
     Ok(Context {
         dkim,
         dmarc: crate::daemon::dmarc::Dmarc::from_env(),

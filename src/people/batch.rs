@@ -31,9 +31,10 @@ impl ImportReport {
 
 /// Imports `rows` `size` at a time through `import`, in order, calling
 /// `done` with the rows of each batch carried out; stops at the first
-/// failure. Returns what all batches did together.
+/// failure. Returns what all batches did together. The rows are moved
+/// into their batch, not copied.
 pub async fn in_batches<E, F, Fut>(
-    rows: &[Row],
+    rows: Vec<Row>,
     size: usize,
     mut import: F,
     mut done: impl FnMut(usize),
@@ -43,9 +44,15 @@ where
     Fut: Future<Output = Result<ImportReport, E>>,
 {
     let mut total = ImportReport::default();
-    for chunk in rows.chunks(size.max(1)) {
-        total.absorb(import(chunk.to_vec()).await?);
-        done(chunk.len());
+    let mut rows = rows.into_iter();
+    loop {
+        let chunk: Vec<Row> = rows.by_ref().take(size.max(1)).collect();
+        let n = chunk.len();
+        if n == 0 {
+            break;
+        }
+        total.absorb(import(chunk).await?);
+        done(n);
     }
     Ok(total)
 }
@@ -71,7 +78,7 @@ mod tests {
         let mut sizes = Vec::new();
         let mut seen = Vec::new();
         let total = in_batches(
-            &rows,
+            rows.clone(),
             IMPORT_BATCH,
             |batch| {
                 seen.push(batch.first().map(|r| r.line));
@@ -96,7 +103,7 @@ mod tests {
         );
         let mut calls = 0;
         let failed = in_batches(
-            &rows,
+            rows.clone(),
             IMPORT_BATCH,
             |_| {
                 calls += 1;

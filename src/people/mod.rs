@@ -184,25 +184,39 @@ pub fn import(
             attributes,
         });
     }
-    // One transaction per `IMPORT_TX_ROWS` rows, in the file's order: a
-    // row's outcome never depends on a later one's, and a failure leaves
-    // whole transactions written before it, each row with its tally, so
-    // running the file again adds exactly the rows that were not (the rest
-    // are unchanged). Bigger transactions cost sled more per row (every
-    // node a transaction replaces is kept until it ends).
+    // One write per `IMPORT_WRITE_ROWS` rows, in the file's order: a row's
+    // outcome never depends on a later one's, and a failure or a crash
+    // leaves rows written before it, each with its index entry, so running
+    // the file again adds exactly the rows that were not (the rest are
+    // unchanged) and the tallies are right (`Store::write_records` says
+    // how). With consent a write holds subscriber records only; an
+    // invitation queues mail too, so it is one transaction per
+    // `IMPORT_TX_ROWS` rows (bigger transactions cost sled more per row:
+    // every node a transaction replaces is kept until it ends).
     let mut outcomes = Vec::with_capacity(ready.len());
-    for chunk in ready.chunks(IMPORT_TX_ROWS) {
-        outcomes.extend(ctx.store.write(|tx| {
+    let mut ready = ready.into_iter().peekable();
+    while ready.peek().is_some() {
+        let size = match opts.invite {
+            true => IMPORT_TX_ROWS,
+            false => IMPORT_WRITE_ROWS,
+        };
+        let chunk: Vec<Ready> = ready.by_ref().take(size).collect();
+        let rows = |tx: &mut Tx<'_>| {
             chunk
-                .iter()
+                .into_iter()
                 .map(|r| {
+                    let line = r.row.line;
                     Ok((
-                        r.row.line,
+                        line,
                         import_row(ctx, tx, list, r, opts, &consent_text, now)?,
                     ))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
-        })?);
+        };
+        outcomes.extend(match opts.invite {
+            true => ctx.store.write(rows)?,
+            false => ctx.store.write_records(rows)?,
+        });
     }
     for (line, outcome) in outcomes {
         match outcome {
@@ -222,6 +236,12 @@ pub fn import(
 /// own cost shows: 6.1-6.7). BENCHMARKS.md has the import figures.
 pub const IMPORT_TX_ROWS: usize = 50;
 
+/// Rows per write of an import with consent (`Store::write_records`, no
+/// transaction). Bigger writes cost less per row there: 200,000 rows took
+/// 4.3 and 5.3 CPU seconds per 100,000 at 1,000 rows a write, 5.4 and 7.4
+/// at 50, and 5.2 and 6.2 at 5,000 (BENCHMARKS.md, issue 17).
+pub const IMPORT_WRITE_ROWS: usize = 1_000;
+
 /// A row that passed the checks outside the transaction.
 struct Ready<'a> {
     row: &'a Row,
@@ -235,7 +255,7 @@ fn import_row(
     ctx: &Context,
     tx: &mut Tx<'_>,
     list: &List,
-    ready: &Ready<'_>,
+    ready: Ready<'_>,
     opts: &ImportOptions,
     consent_text: &str,
     now: DateTime<Utc>,
@@ -246,7 +266,6 @@ fn import_row(
         name,
         attributes,
     } = ready;
-    let (email, name) = (email.clone(), name.clone());
     let existing = tx.subscriber(&list.id, &email)?;
     match existing.as_ref().map(|s| s.status) {
         Some(Status::Confirmed) => return Ok(Outcome::Unchanged),
@@ -332,9 +351,9 @@ fn import_row(
         s.id = tx.random_id()?;
     }
     if !name.is_empty() {
-        s.name = name.clone();
+        s.name = name;
     }
-    s.attributes.extend(attributes.clone());
+    s.attributes.extend(attributes);
     s.status = Status::Confirmed;
     s.subscribed_at = Some(now);
     s.updated_at = now;

@@ -9,11 +9,15 @@
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
+mod bulk;
 mod compact;
 mod durable;
 mod error;
 mod keys;
+mod purge;
+mod reads;
 mod records;
+mod tallies;
 mod tx;
 mod workspace;
 
@@ -25,23 +29,30 @@ pub use records::*;
 pub use tx::Tx;
 pub use workspace::{AuditEntry, LoginLink, Session};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-
-use crate::address;
 
 /// sled's page cache. The store is small (one record per person per list);
 /// sled's 1 GiB default would only hold memory hostage. sled counts pages
 /// by their size on disk, and holds more than this in memory; it keeps to
-/// it at all only because scans [`touch`] what they read (BENCHMARKS.md,
+/// it at all only because scans `reads::touch` what they read (BENCHMARKS.md,
 /// "Memory": 61 MB peak for a 100,000 recipient send with 8 MiB).
-const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
+pub const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
+
+/// sled's page cache for a process that holds the store alone to write
+/// much into it (an import without a daemon): the records go in address
+/// order, but their ids are random, so each one lands on a random page of
+/// the id index. With 8 MiB most of those pages are out of the cache, and
+/// each insert reads one back from the log and decodes it (and evicts
+/// another): import's CPU per row grew with the store, 42 µs into an empty
+/// one and 74 µs into one of 900,000. The index of a million ids and the
+/// pages the records fill meanwhile fit in this.
+pub const BULK_CACHE_CAPACITY: u64 = 512 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Store {
@@ -66,6 +77,11 @@ struct Inner {
 impl Store {
     /// Opens (or creates) the store in `dir`. Fails if another process holds it.
     pub fn open(dir: &Path) -> Result<Store> {
+        Store::open_with_cache(dir, CACHE_CAPACITY)
+    }
+
+    /// `open` with a page cache of `cache` bytes (see `BULK_CACHE_CAPACITY`).
+    pub fn open_with_cache(dir: &Path, cache: u64) -> Result<Store> {
         let open_error = |e: StoreError| StoreError::Open {
             path: dir.display().to_string(),
             source: Box::new(e),
@@ -73,7 +89,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| open_error(StoreError::io(e)))?;
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(CACHE_CAPACITY)
+            .cache_capacity(cache)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
@@ -115,443 +131,6 @@ impl Store {
         Ok(self.inner.db.generate_id()? + 1)
     }
 
-    pub fn subscriber(&self, list: &str, email: &str) -> Result<Option<Subscriber>> {
-        let key = sub_key(list, &address::normalize(email));
-        self.tree(T::Subscribers)
-            .get(key)?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    pub fn subscriber_by_id(&self, id: u64) -> Result<Option<Subscriber>> {
-        let Some(key) = self.tree(T::Ids).get(id.to_be_bytes())? else {
-            return Ok(None);
-        };
-        self.tree(T::Subscribers)
-            .get(key)?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    /// All subscribers of `list`, in address order.
-    pub fn subscribers(&self, list: &str) -> Result<Vec<Subscriber>> {
-        let mut prefix = list.as_bytes().to_vec();
-        prefix.push(0);
-        self.tree(T::Subscribers)
-            .scan_prefix(prefix)
-            .map(|kv| decode(&kv?.1))
-            .collect()
-    }
-
-    /// Counts per status for `list`, from the stored tallies (no scan).
-    pub fn counts(&self, list: &str) -> Result<HashMap<Status, usize>> {
-        let mut counts = HashMap::new();
-        for status in Status::ALL {
-            let key = tally_key(list.as_bytes(), status);
-            if let Some(v) = self.tree(T::Counters).get(key)? {
-                let t: Tally = decode(&v)?;
-                if t.n > 0 {
-                    counts.insert(status, t.n as usize);
-                }
-            }
-        }
-        Ok(counts)
-    }
-
-    /// Counts every list's subscribers afresh and stores the tallies. Run
-    /// once on a store written before tallies existed, and after a restore.
-    fn rebuild_tallies(&self) -> Result<()> {
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let counters = self.tree(T::Counters);
-        // The marker goes first and comes back last: a crash in between
-        // leaves a store that is counted again at the next open.
-        counters.remove(TALLY_BUILT)?;
-        for kv in counters.scan_prefix(TALLY_PREFIX) {
-            counters.remove(kv?.0)?;
-        }
-        let mut tallies: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        for kv in self.tree(T::Subscribers).iter() {
-            let (k, v) = kv?;
-            *tallies
-                .entry(tally_key(list_of_key(&k), status_of(&v)?))
-                .or_default() += 1;
-        }
-        for (k, n) in tallies {
-            counters.insert(
-                k,
-                encode(&Tally {
-                    v: RECORD_VERSION,
-                    n,
-                }),
-            )?;
-        }
-        counters.insert(TALLY_BUILT, b"1".as_slice())?;
-        self.flush_durable()?;
-        Ok(())
-    }
-
-    /// The tally changes that `changes` makes, as counters-tree writes,
-    /// and the people (subscriber id, and the time of the change when the
-    /// record says) who stop being confirmed in them.
-    /// Runs under the writer lock, so the tree holds the state before them.
-    /// `stored` holds the stored status of the keys the write read already
-    /// (`Tx::subscriber`), so an import reads each record once, not twice.
-    #[allow(clippy::type_complexity)]
-    fn tally_changes(
-        &self,
-        changes: &BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
-        stored: &HashMap<Vec<u8>, Option<Status>>,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Vec<(u64, Option<DateTime<Utc>>)>)> {
-        let mut delta: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        let mut left = Vec::new();
-        for ((t, key), new_bytes) in changes {
-            if *t != T::Subscribers {
-                continue;
-            }
-            let list = list_of_key(key);
-            let old = match stored.get(key) {
-                Some(status) => *status,
-                None => {
-                    let old = self.tree(T::Subscribers).get(key)?;
-                    old.as_deref().map(status_of).transpose()?
-                }
-            };
-            let new = new_bytes.as_deref().map(status_of).transpose()?;
-            if old == new {
-                continue;
-            }
-            if old == Some(Status::Confirmed) {
-                // The id from the new record, or from the stored one when
-                // the record goes.
-                match new_bytes.as_deref() {
-                    Some(b) => left.push(id_of(b)?),
-                    None => {
-                        if let Some(bytes) = self.tree(T::Subscribers).get(key)? {
-                            left.push((id_of(&bytes)?.0, None));
-                        }
-                    }
-                }
-            }
-            if let Some(s) = old {
-                *delta.entry(tally_key(list, s)).or_default() -= 1;
-            }
-            if let Some(s) = new {
-                *delta.entry(tally_key(list, s)).or_default() += 1;
-            }
-        }
-        let mut out = Vec::new();
-        for (k, d) in delta {
-            if d == 0 {
-                continue;
-            }
-            let current = match self.tree(T::Counters).get(&k)? {
-                Some(v) => decode::<Tally>(&v)?.n,
-                None => 0,
-            };
-            let n = (current + d).max(0);
-            out.push((
-                k,
-                encode(&Tally {
-                    v: RECORD_VERSION,
-                    n,
-                }),
-            ));
-        }
-        Ok((out, left))
-    }
-
-    pub fn pending(&self, id: u64) -> Result<Option<Pending>> {
-        self.tree(T::Pending)
-            .get(id.to_be_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    /// Outgoing mails due at `now` (Unix seconds), oldest first, at most `limit`.
-    pub fn due_mail(&self, now: i64, limit: usize) -> Result<Vec<OutMail>> {
-        // Mail held back by the hourly caps can wait here by the thousand:
-        // read only its due time, and decode the mails that are due.
-        #[derive(serde::Deserialize)]
-        struct Due {
-            next_attempt: i64,
-        }
-        let mut out = Vec::new();
-        for kv in self.tree(T::Outbox).iter() {
-            let (k, v) = kv?;
-            if serde_json::from_slice::<Due>(&v).is_ok_and(|d| d.next_attempt > now) {
-                continue;
-            }
-            let mail: OutMail = match decode(&v) {
-                Ok(m) => m,
-                Err(e) => {
-                    // One unreadable record must not stop all system mail.
-                    tracing::error!(key = ?k, error = %e, "unreadable queued mail skipped");
-                    continue;
-                }
-            };
-            if mail.next_attempt <= now {
-                out.push(mail);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    pub fn campaign(&self, id: u64) -> Result<Option<Campaign>> {
-        self.tree(T::Campaigns)
-            .get(id.to_be_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    /// All campaigns, oldest first.
-    pub fn campaigns(&self) -> Result<Vec<Campaign>> {
-        self.tree(T::Campaigns)
-            .iter()
-            .map(|kv| decode(&kv?.1))
-            .collect()
-    }
-
-    /// Attachment `index` of a campaign, alone (a download reads one
-    /// file, not every file of the campaign).
-    pub fn blob(&self, campaign: u64, index: usize) -> Result<Option<Vec<u8>>> {
-        let Ok(index32) = u32::try_from(index) else {
-            return Ok(None);
-        };
-        Ok(self
-            .tree(T::Blobs)
-            .get(blob_key(campaign, index32 as usize))?
-            .map(|v| v.to_vec()))
-    }
-
-    /// The attachment bodies of a campaign, in order.
-    pub fn blobs(&self, campaign: u64) -> Result<Vec<Vec<u8>>> {
-        self.tree(T::Blobs)
-            .scan_prefix(campaign.to_be_bytes())
-            .map(|kv| Ok(kv?.1.to_vec()))
-            .collect()
-    }
-
-    /// Up to `limit` deliveries of `campaign` after subscriber id `after`,
-    /// in id order: a cursor, so a send never holds all recipients at once.
-    pub fn deliveries_after(
-        &self,
-        campaign: u64,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<Delivery>> {
-        let start = match after {
-            Some(id) => delivery_key(campaign, id.saturating_add(1)),
-            None => delivery_key(campaign, 0),
-        };
-        let end = delivery_key(campaign, u64::MAX);
-        let mut out = Vec::new();
-        let tree = self.tree(T::Deliveries);
-        for kv in tree.range(start..=end) {
-            let (k, v) = kv?;
-            touch(tree, &k)?;
-            out.push(compact::decode_delivery(&k, &v)?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// One delivery, as stored.
-    pub fn delivery(&self, campaign: u64, subscriber: u64) -> Result<Option<Delivery>> {
-        let key = delivery_key(campaign, subscriber);
-        self.tree(T::Deliveries)
-            .get(&key)?
-            .map(|v| compact::decode_delivery(&key, &v))
-            .transpose()
-    }
-
-    /// Moves whenever a write skipped a delivery of someone who stopped
-    /// being confirmed (never while it is in flight: it moves after the
-    /// write has landed).
-    pub fn skip_generation(&self) -> u64 {
-        self.inner.skips.load(Ordering::SeqCst)
-    }
-
-    /// Up to `limit` subscribers of `list` after the key of `after`, in
-    /// address order; a cursor for streaming recipients.
-    pub fn subscribers_after(
-        &self,
-        list: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Subscriber>> {
-        let mut prefix = list.as_bytes().to_vec();
-        prefix.push(0);
-        let start = match after {
-            Some(email) => {
-                let mut k = sub_key(list, email);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
-        let mut out = Vec::new();
-        let tree = self.tree(T::Subscribers);
-        for kv in tree.range(start..) {
-            let (k, v) = kv?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            touch(tree, &k)?;
-            out.push(decode(&v)?);
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reads up to `scan` records of `list` after the address `after`, in
-    /// address order, and decodes only those whose stored bytes hold every
-    /// one of `needles` (lower-case ASCII, compared without ASCII case) and,
-    /// with `status`, have it: a search over a big list decodes only the
-    /// few records that can match. Also the address the reading ended at,
-    /// the cursor of the next call; None once the list is read to its end.
-    pub fn subscribers_scan(
-        &self,
-        list: &str,
-        after: Option<&str>,
-        scan: usize,
-        status: Option<Status>,
-        needles: &[Vec<u8>],
-    ) -> Result<(Vec<Subscriber>, Option<String>)> {
-        let mut prefix = list.as_bytes().to_vec();
-        prefix.push(0);
-        let start = match after {
-            Some(email) => {
-                let mut k = sub_key(list, email);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
-        let (mut out, mut read, mut last) = (Vec::new(), 0, None);
-        let mut lower = Vec::new();
-        for kv in self.tree(T::Subscribers).range(start..) {
-            let (k, v) = kv?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            read += 1;
-            if read == scan {
-                last = Some(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
-            }
-            lower.clear();
-            lower.extend(v.iter().map(u8::to_ascii_lowercase));
-            let holds =
-                |n: &Vec<u8>| n.is_empty() || lower.windows(n.len()).any(|w| w == n.as_slice());
-            if needles.iter().all(holds)
-                && status.is_none_or(|st| status_of(&v).is_ok_and(|s| s == st))
-            {
-                out.push(decode(&v)?);
-            }
-            if read == scan {
-                break;
-            }
-        }
-        Ok((out, last))
-    }
-
-    /// The `n` latest joins (confirmed, by `subscribed_at`) and the `n`
-    /// latest leaves (no longer confirmed, by `unsubscribed_at`) of
-    /// `list`, newest first: one pass that reads only those fields of each
-    /// record and decodes the few it keeps.
-    pub fn latest_changes(
-        &self,
-        list: &str,
-        n: usize,
-    ) -> Result<(Vec<Subscriber>, Vec<Subscriber>)> {
-        #[derive(serde::Deserialize)]
-        struct Dates {
-            status: Status,
-            subscribed_at: Option<DateTime<Utc>>,
-            unsubscribed_at: Option<DateTime<Utc>>,
-        }
-        let mut prefix = list.as_bytes().to_vec();
-        prefix.push(0);
-        let keep =
-            |v: &mut Vec<(DateTime<Utc>, sled::IVec)>, at: DateTime<Utc>, key: sled::IVec| {
-                if v.len() < n || v.last().is_some_and(|(t, _)| *t < at) {
-                    v.push((at, key));
-                    v.sort_by_key(|e| std::cmp::Reverse(e.0));
-                    v.truncate(n);
-                }
-            };
-        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
-        for kv in self.tree(T::Subscribers).scan_prefix(&prefix) {
-            let (k, v) = kv?;
-            let d: Dates = serde_json::from_slice(&v)?;
-            match (d.status, d.subscribed_at, d.unsubscribed_at) {
-                (Status::Confirmed, Some(at), _) => keep(&mut joins, at, k),
-                (s, _, Some(at)) if s != Status::Confirmed => keep(&mut leaves, at, k),
-                _ => {}
-            }
-        }
-        let read = |v: Vec<(DateTime<Utc>, sled::IVec)>| -> Result<Vec<Subscriber>> {
-            let mut out = Vec::new();
-            for (_, k) in v {
-                if let Some(bytes) = self.tree(T::Subscribers).get(k)? {
-                    out.push(decode(&bytes)?);
-                }
-            }
-            Ok(out)
-        };
-        Ok((read(joins)?, read(leaves)?))
-    }
-
-    /// Is this salted hash of an address on the suppression list?
-    pub fn is_suppressed(&self, hash: &[u8]) -> Result<bool> {
-        Ok(self.tree(T::Suppressed).contains_key(hash)?)
-    }
-
-    /// Is anyone on the suppression list? (An import of a million rows
-    /// into a store where no one was forgotten hashes none of them.)
-    pub fn any_suppressed(&self) -> Result<bool> {
-        Ok(match self.tree(T::Suppressed).iter().next() {
-            None => false,
-            Some(first) => first.map(|_| true)?,
-        })
-    }
-
-    /// The ignored-message records, oldest first.
-    pub fn ignored(&self) -> Result<Vec<Ignored>> {
-        self.tree(T::Ignored)
-            .iter()
-            .map(|kv| decode(&kv?.1))
-            .collect()
-    }
-
-    /// Mails given up on, with their last error (bodies dropped).
-    pub fn dead_letters(&self) -> Result<Vec<OutMail>> {
-        self.tree(T::Dead).iter().map(|kv| decode(&kv?.1)).collect()
-    }
-
-    /// Every mail in the queue, due or not.
-    pub fn queued_mail(&self) -> Result<Vec<OutMail>> {
-        self.tree(T::Outbox)
-            .iter()
-            .map(|kv| decode(&kv?.1))
-            .collect()
-    }
-
-    /// Number of system mails waiting to go out.
-    pub fn outbox_len(&self) -> usize {
-        self.tree(T::Outbox).len()
-    }
-
     /// Applies the changes `f` makes, atomically. `f` runs under the writer
     /// lock, so what it reads stays true until its changes land. Not durable
     /// until [`Store::sync`].
@@ -573,8 +152,17 @@ impl Store {
             store: self,
             changes: BTreeMap::new(),
             stored: Default::default(),
+            ids_at_commit: false,
         };
         let result = f(&mut tx)?;
+        self.commit(tx)?;
+        Ok(result)
+    }
+
+    /// Lands the changes of `tx` in one sled transaction, with the tally
+    /// changes they make and the deliveries of anyone they stop being
+    /// confirmed. Runs under the writer lock.
+    fn commit(&self, mut tx: Tx<'_>) -> Result<()> {
         let stored = std::mem::take(&mut *tx.stored.borrow_mut());
         let (tallies, left) = self.tally_changes(&tx.changes, &stored)?;
         for (k, v) in tallies {
@@ -614,7 +202,7 @@ impl Store {
         if skipped {
             self.inner.skips.fetch_add(1, Ordering::SeqCst);
         }
-        Ok(result)
+        Ok(())
     }
 
     /// Makes every write that returned before this call durable, on the
@@ -671,103 +259,12 @@ impl Store {
         }
         result
     }
-
-    /// Removes pending confirmations issued before `cutoff` (Unix seconds).
-    /// Housekeeping: removes confirmations issued before `cutoff` (Unix
-    /// seconds), subscribers still `pending` from before it (their token can
-    /// no longer be used, and a stranger's address should not linger), and
-    /// rate counters of past days. Returns how many records went.
-    pub fn purge_stale(
-        &self,
-        cutoff: u32,
-        unconfirmed_cutoff: u32,
-        now: DateTime<Utc>,
-    ) -> Result<usize> {
-        let mut stale = Vec::new();
-        for kv in self.tree(T::Pending).iter() {
-            let (k, v) = kv?;
-            let p: Pending = decode(&v)?;
-            if p.issued < cutoff {
-                stale.push((T::Pending, k.to_vec()));
-            }
-        }
-        // Only a list with pending people needs the scan (the tallies say).
-        let mut any_pending = false;
-        for kv in self.tree(T::Counters).scan_prefix(TALLY_PREFIX) {
-            let (k, v) = kv?;
-            if k.ends_with(b"\0pending") && decode::<Tally>(&v)?.n > 0 {
-                any_pending = true;
-                break;
-            }
-        }
-        let subscribers = self.tree(T::Subscribers);
-        let all = if any_pending {
-            subscribers.iter()
-        } else {
-            // An empty range: nothing to read.
-            subscribers.range::<&[u8], _>(&[][..]..&[][..])
-        };
-        for kv in all {
-            let (k, v) = kv?;
-            if status_of(&v)? != Status::Pending {
-                continue;
-            }
-            let s: Subscriber = decode(&v)?;
-            if s.status == Status::Pending
-                && s.created_at.timestamp() < i64::from(unconfirmed_cutoff)
-            {
-                stale.push((T::Subscribers, k.to_vec()));
-                stale.push((T::Ids, s.id.to_be_bytes().to_vec()));
-            }
-        }
-        let today = day_of(now);
-        for kv in self.tree(T::Counters).iter() {
-            let (k, v) = kv?;
-            if k.starts_with(b"\0") {
-                // Tallies, not rate counters.
-                continue;
-            }
-            let c: Counter = decode(&v)?;
-            if c.day < today {
-                stale.push((T::Counters, k.to_vec()));
-            }
-        }
-        let n = stale.len();
-        // Under the writer lock each record is checked again, so a
-        // confirmation that lands meanwhile is not lost.
-        self.write_as(|tx| {
-            for (t, k) in stale {
-                if t == T::Subscribers {
-                    let still: Option<Subscriber> = tx.get(t, &k)?;
-                    if still.is_none_or(|s| s.status != Status::Pending) {
-                        continue;
-                    }
-                }
-                tx.changes.insert((t, k), None);
-            }
-            Ok::<_, StoreError>(())
-        })?;
-        Ok(n)
-    }
-}
-
-/// Reads `key` once more, so that sled's cache counts the page it is on.
-///
-/// sled 0.34 evicts from one of its 256 cache shards only after 64
-/// accesses to that shard, and a range scan accesses each leaf page once:
-/// one full scan of a big tree leaves every page of it in memory, whatever
-/// `cache_capacity` says (100,000 subscribers: 65 MB). A point read per
-/// record makes the accesses the cache needs to keep to its capacity while
-/// the scan goes on; the page is in memory already, so it costs well under
-/// a microsecond.
-fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
-    tree.get(key)?;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     /// A store written before tallies existed gets them counted at open.
     #[test]

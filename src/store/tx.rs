@@ -22,6 +22,9 @@ pub struct Tx<'s> {
     /// from the tree by this write: the tallies need the status before
     /// the write, and need not read the record again for it.
     pub(super) stored: RefCell<HashMap<Vec<u8>, Option<Status>>>,
+    /// A new id is checked against the id index when the write lands, by
+    /// the index insert itself (`Store::write_records`), not here.
+    pub(super) ids_at_commit: bool,
 }
 
 impl Tx<'_> {
@@ -58,7 +61,9 @@ impl Tx<'_> {
                 None => return Ok(None),
             },
         };
-        self.get(T::Subscribers, &key)
+        Ok(self
+            .get::<Subscriber>(T::Subscribers, &key)?
+            .filter(|s| s.id == id))
     }
 
     pub fn put_subscriber(&mut self, s: &Subscriber) {
@@ -98,7 +103,8 @@ impl Tx<'_> {
                     .changes
                     .contains_key(&(T::Ids, id.to_be_bytes().to_vec()))
                 || self.store.tree(T::Pending).contains_key(id.to_be_bytes())?
-                || self.store.tree(T::Ids).contains_key(id.to_be_bytes())?;
+                || (!self.ids_at_commit
+                    && self.store.tree(T::Ids).contains_key(id.to_be_bytes())?);
             if !taken {
                 return Ok(id);
             }
