@@ -145,6 +145,7 @@ impl Relay {
             tls_client: None,
             credentials,
             hello: "lista.example.se".into(),
+            bdat_refused: Default::default(),
         }))
         .lane()
     }
@@ -250,6 +251,57 @@ async fn a_refused_bdat_sends_the_copy_again_with_data_in_the_same_session() {
     })]);
     let mut lane = relay.lane(Duration::from_secs(10), None);
     send(&mut lane, raw).await.unwrap();
+    send(&mut lane, raw).await.unwrap();
+    lane.close().await;
+    relay.finish();
+}
+
+/// A relay that offers CHUNKING but does not know BDAT reads the chunk
+/// after its 502 as commands, a refusal a line, so RSET's reply is not
+/// RSET's and the session is out of step. That copy failed for good (the
+/// 502 read as the recipient's permanent refusal), and every session after
+/// it tried BDAT again: the whole campaign failed. Now the copy fails
+/// transient, and the next session to that relay sends with DATA.
+#[tokio::test]
+async fn a_relay_that_reads_the_bdat_chunk_as_commands_gets_the_copy_with_data_next_time() {
+    let raw: &[u8] = b"Subject: x\r\nMIME-Version: 1.0\r\n\r\nhej\r\n";
+    let relay = Relay::start(vec![
+        Box::new(move |c: &mut Conn| {
+            c.hello(CHUNKING);
+            let head = format!("{}BDAT {} LAST\r\n", envelope_lines(), raw.len());
+            assert_eq!(text(&c.exact(head.len())), head);
+            assert_eq!(c.exact(raw.len()), raw);
+            let mut replies = "250 ok\r\n250 ok\r\n500 5.5.1 unknown command\r\n".to_string();
+            for _ in raw.split(|b| *b == b'\n').skip(1) {
+                replies.push_str("500 5.5.1 unknown command\r\n");
+            }
+            c.say(&replies);
+            assert_eq!(text(&c.until(b"\r\n")), "RSET\r\n");
+            c.say("250 ok\r\n");
+            // Out of step: the client must not go on in this session.
+            let mut rest = Vec::new();
+            let _ = c.s.read_to_end(&mut rest);
+            assert!(
+                !text(&rest).contains("MAIL FROM"),
+                "a message in a session out of step: {}",
+                text(&rest)
+            );
+        }),
+        Box::new(move |c: &mut Conn| {
+            c.hello(CHUNKING);
+            assert_eq!(
+                text(&c.until(b"DATA\r\n")),
+                format!("{}DATA\r\n", envelope_lines())
+            );
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            assert_eq!(c.until(b"\r\n.\r\n"), [raw, b".\r\n"].concat());
+            c.say("250 queued\r\n");
+            c.quit();
+        }),
+    ]);
+    let mut lane = relay.lane(Duration::from_secs(10), None);
+    let e = send(&mut lane, raw).await.unwrap_err();
+    assert!(!e.permanent && !e.bounce, "{e:?}");
     send(&mut lane, raw).await.unwrap();
     lane.close().await;
     relay.finish();
@@ -620,6 +672,7 @@ fn tls_lane(port: u16, mode: Tls, client: utskick::outbound::TlsClient) -> Trans
         tls_client: Some(client),
         credentials: None,
         hello: "lista.example.se".into(),
+        bdat_refused: Default::default(),
     }))
 }
 

@@ -660,6 +660,38 @@ fn three_reports_on_one_failed_copy_count_one_bounce() {
     assert_eq!(subscriber(&d, LIST, person)["bounces"], 2);
 }
 
+/// A delay warning on one copy counts once too: a relay that warns every
+/// few hours, or anyone replaying the warning to the copy's VERP address,
+/// must not walk a person to `bounced` with warnings on a copy that was
+/// never refused; the copy's final failure after a warning still counts.
+#[test]
+fn repeated_delay_warnings_on_one_copy_count_once() {
+    let mut d = Daemon::start("");
+    let person = "eva@example.org";
+    let first = newsletter_to(&mut d, &[person]);
+    let verp = first[0].reverse_path.clone().unwrap();
+    let delayed = |i: usize| {
+        dsn(&verp, person, "4.2.2", &format!("Delayed Mail {i}"))
+            .replace("Action: failed", "Action: delayed")
+            .replace(
+                "550 4.2.2 User unknown",
+                "452 4.2.2 Mailbox full, will retry",
+            )
+    };
+    // With the default threshold (3.0) and a warning's weight (0.2),
+    // twenty warnings were enough to make someone bounced.
+    for i in 0..20 {
+        let r = d.send("", &verp, &delayed(i));
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let s = subscriber(&d, LIST, person);
+    assert_eq!(s["bounces"], 1, "{s}");
+    assert_eq!(s["status"], "confirmed", "{s}");
+    let r = d.send("", &verp, &dsn(&verp, person, "5.1.1", "Undelivered"));
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subscriber(&d, LIST, person)["bounces"], 2);
+}
+
 /// A success DSN ("relayed" by a relay that cannot pass the NOTIFY on,
 /// or "delivered") comes back to the VERP envelope sender like a bounce:
 /// it is none, and is recorded as ignored.

@@ -56,6 +56,7 @@ pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
                     last_error: None,
                     done_at: None,
                     bounced: false,
+                    warned: false,
                     to: Some(Frozen {
                         email: s.email,
                         name: s.name,

@@ -318,17 +318,29 @@ fn count(
             Some(c) => tx.delivery(c, s.id)?,
             None => None,
         };
-        if delivery.as_ref().is_some_and(|d| d.bounced) {
+        // Nor do a copy's delay warnings (a relay may warn every few
+        // hours, and anyone can replay one): the first counts, the final
+        // report after it still does.
+        if delivery
+            .as_ref()
+            .is_some_and(|d| d.bounced || (d.warned && !permanent))
+        {
             return Ok(Counted::Before);
         }
         add_bounce(&mut s, permanent, reason, threshold, now);
         tx.put_subscriber(&s);
-        // The campaign counts a copy that bounced once: a final report
-        // (not a delay warning) for a copy it sent.
-        if let (Some(c), Some(mut d)) = (campaign.filter(|_| permanent), delivery) {
-            d.bounced = true;
+        if let Some(mut d) = delivery {
+            if permanent {
+                // The campaign counts a copy that bounced once: a final
+                // report (not a delay warning) for a copy it sent.
+                d.bounced = true;
+                if let Some(c) = campaign {
+                    tx.count_outcome(c, crate::store::Led::Bounce)?;
+                }
+            } else {
+                d.warned = true;
+            }
             tx.put_delivery(&d);
-            tx.count_outcome(c, crate::store::Led::Bounce)?;
         }
         Ok(Counted::Yes)
     })?;

@@ -245,6 +245,7 @@ impl Transport {
                     tls_client,
                     credentials,
                     hello: config.domain.clone(),
+                    bdat_refused: Default::default(),
                 };
                 Ok(Transport::Smtp(Arc::new(relay)))
             }
@@ -450,6 +451,7 @@ mod tests {
             tls_client: None,
             credentials: None,
             hello: "lista.example.se".into(),
+            bdat_refused: Default::default(),
         };
         let session = Session::open(&settings).await.unwrap();
         let fd = session.fd.expect("a plain session keeps its socket");

@@ -5,7 +5,8 @@
 //! message in the next; with CHUNKING (RFC 3030) MAIL, RCPT and `BDAT n
 //! LAST` with the message's own bytes go in one (a relay that offers
 //! CHUNKING and then refuses BDAT gets the copy again with DATA, and DATA
-//! for the rest of the session); otherwise lock-step.
+//! from then on, in later sessions too; if it lost step, reading the
+//! chunk as commands, the copy fails transient); otherwise lock-step.
 //! Replies are parsed by smtp-proto.
 //!
 //! It decides what a reply means for one message (permanent for 5xx) and
@@ -15,6 +16,7 @@
 use std::fmt::Write as _;
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +120,9 @@ pub struct RelaySettings {
     pub credentials: Option<Login>,
     /// The name we give in EHLO.
     pub hello: String,
+    /// Set once this relay refused BDAT after offering CHUNKING: later
+    /// sessions to it use DATA from the start.
+    pub bdat_refused: Arc<AtomicBool>,
 }
 
 /// Why an exchange stopped.
@@ -375,6 +380,8 @@ pub struct Session {
     /// The last transaction failed on a refusal that is not about the
     /// recipient: of MAIL FROM, or of DATA after every RCPT was taken.
     not_recipient: bool,
+    /// `RelaySettings::bdat_refused`.
+    bdat_refused: Arc<AtomicBool>,
 }
 
 impl Session {
@@ -437,9 +444,14 @@ impl Session {
         if let Some(login) = &s.credentials {
             auth(&mut wire, &caps, login).await?;
         }
+        let mut caps = caps.capabilities;
+        if s.bdat_refused.load(Ordering::Relaxed) {
+            caps &= !smtp_proto::EXT_CHUNKING;
+        }
         Ok(Session {
             wire,
-            caps: caps.capabilities,
+            caps,
+            bdat_refused: s.bdat_refused.clone(),
             out: Vec::new(),
             used: Instant::now(),
             fd,
@@ -467,13 +479,18 @@ impl Session {
             // of this session uses DATA, and this copy goes again with it
             // once RSET has ended the refused transaction in step.
             self.caps &= !smtp_proto::EXT_CHUNKING;
+            self.bdat_refused.store(true, Ordering::Relaxed);
             result = match self.wire.command(b"RSET\r\n", 2).await {
                 Ok(_) if !self.has_unread() => {
                     self.not_recipient = false;
                     self.transaction(envelope, raw).await
                 }
-                // Out of step (it may have read the chunk as commands).
-                _ => Err(Step::HangUp(f)),
+                // Out of step (it read the chunk as commands): the copy
+                // was not refused, it goes again, with DATA.
+                _ => Err(Step::HangUp(Fault::Broken(format!(
+                    "the relay refused BDAT ({}) and lost step; the copy goes again with DATA",
+                    f.error().message
+                )))),
             };
         }
         if self.out.capacity() > KEEP_OUT_BUF {

@@ -5,7 +5,7 @@
 //!
 //! Layout (integers little-endian): `TAG`, format version (1), state,
 //! attempts (u32), next_attempt (i64), done_at (i64 milliseconds,
-//! `i64::MIN` for none), bounced (u8), last_error (flag u8, then a
+//! `i64::MIN` for none), flags (u8: 1 bounced, 2 warned), last_error (flag u8, then a
 //! string), the frozen recipient (flag u8, then email, name, the number
 //! of attributes as u32, and each name and value). A string is its length
 //! (u32) and its UTF-8 bytes. A record that starts with `{` is the JSON
@@ -56,7 +56,7 @@ pub(crate) fn encode_delivery(d: &Delivery) -> Vec<u8> {
     out.extend_from_slice(&d.next_attempt.to_le_bytes());
     let done = d.done_at.map_or(i64::MIN, |t| t.timestamp_millis());
     out.extend_from_slice(&done.to_le_bytes());
-    out.push(u8::from(d.bounced));
+    out.push(u8::from(d.bounced) | u8::from(d.warned) << 1);
     match &d.last_error {
         Some(e) => {
             out.push(1);
@@ -153,7 +153,8 @@ pub(crate) fn decode_delivery(key: &[u8], bytes: &[u8]) -> Result<Delivery> {
         i64::MIN => None,
         ms => DateTime::<Utc>::from_timestamp_millis(ms),
     };
-    let bounced = r.u8()? != 0;
+    let flags = r.u8()?;
+    let (bounced, warned) = (flags & 1 != 0, flags & 2 != 0);
     let last_error = match r.u8()? {
         0 => None,
         _ => Some(r.string()?),
@@ -186,6 +187,7 @@ pub(crate) fn decode_delivery(key: &[u8], bytes: &[u8]) -> Result<Delivery> {
         last_error,
         done_at,
         bounced,
+        warned,
         to,
     })
 }
@@ -207,6 +209,7 @@ mod tests {
             last_error: Some("451 4.7.1 försök igen".into()),
             done_at: DateTime::from_timestamp_millis(1_700_000_000_123),
             bounced: true,
+            warned: true,
             to: Some(Frozen {
                 email: "åsa@exempel.se".into(),
                 name: "Åsa Ö".into(),

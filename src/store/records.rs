@@ -340,6 +340,10 @@ pub struct Delivery {
     /// campaign's `outcome.bounced`, once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bounced: bool,
+    /// A delay warning (or another report that is not final) came back
+    /// for this copy and counted on its person's score, once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warned: bool,
     /// The recipient as fixed when the campaign started, while the copy
     /// is still to be sent (pending or deferred); dropped once the
     /// delivery is sent, failed or skipped, and when the person stops
