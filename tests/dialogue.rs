@@ -36,6 +36,15 @@ fn newsletter_to(d: &mut Daemon, people: &[(&str, &str)]) -> Vec<Mail> {
     mails
 }
 
+/// Queues another newsletter to the list and returns its `n` copies: each
+/// copy has its own VERP address, and a copy fails (and counts) once.
+fn another_newsletter(d: &mut Daemon, n: usize) -> Vec<Mail> {
+    let md = d.dir.path().join(format!("nyhet-{}.md", common::rand_id()));
+    std::fs::write(&md, "# Nyhetsbrev\n\nHej {{name}}! Foldern är klar.\n").unwrap();
+    d.cli_ok(&["queue", "lokal-finansiering", md.to_str().unwrap()]);
+    d.wait_mails(n)
+}
+
 /// A reply in Gmail's Swedish style, quoting the newsletter with its footer.
 fn gmail_reply(from: &str, to: &str, subject: &str, own: &str) -> String {
     let body = format!(
@@ -173,15 +182,19 @@ fn dsn(to: &str, failed: &str, status: &str) -> String {
 }
 
 /// The reason decides the weight: a full mailbox is not an unknown user.
-/// Three final "mailbox full" reports leave the subscriber on the list
-/// (0.5 each against a threshold of 3), and the reason shows in
-/// `subscribers` and `person`; three "user unknown" ones (above) do not.
+/// Three final "mailbox full" reports (one on each of three copies) leave
+/// the subscriber on the list (0.5 each against a threshold of 3), and the
+/// reason shows in `subscribers` and `person`; three "user unknown" ones
+/// (below) do not.
 #[test]
 fn a_full_mailbox_weighs_less_than_an_unknown_user_and_its_reason_shows() {
     let mut d = Daemon::start("");
-    let copies = newsletter_to(&mut d, &[("gun@example.org", "Gun")]);
-    let verp = copies[0].reverse_path.clone().unwrap();
+    let mut copies = newsletter_to(&mut d, &[("gun@example.org", "Gun")]);
     for _ in 0..3 {
+        copies.extend(another_newsletter(&mut d, 1));
+    }
+    for copy in &copies[..3] {
+        let verp = copy.reverse_path.clone().unwrap();
         let report = dsn(&verp, "gun@example.org", "5.2.2").replace(
             "550 5.2.2 User unknown",
             "552 5.2.2 Mailbox full: quota exceeded",
@@ -203,7 +216,9 @@ fn a_full_mailbox_weighs_less_than_an_unknown_user_and_its_reason_shows() {
         person.contains("last_bounce_reason") && person.contains("mailboxfull"),
         "{person}"
     );
-    // Then the address is gone: one unknown-user report counts in full.
+    // Then the address is gone: one unknown-user report (on the fourth
+    // copy) counts in full.
+    let verp = copies[3].reverse_path.clone().unwrap();
     let r = d.send("", &verp, &dsn(&verp, "gun@example.org", "5.1.1"));
     assert!(r.starts_with("250"), "{r}");
     let subs = d.subscribers("lokal-finansiering");
@@ -223,10 +238,21 @@ fn three_permanent_bounces_make_a_subscriber_bounced() {
         &mut d,
         &[("eva@example.org", "Eva"), ("fia@example.org", "Fia")],
     );
-    let eva = copies.iter().find(|m| m.to == "eva@example.org").unwrap();
-    let verp = eva.reverse_path.clone().unwrap();
-    assert!(verp.starts_with("lokal-finansiering-bounces+"), "{verp}");
-    for i in 0..3 {
+    // One copy fails once: each of three newsletters' copies to Eva
+    // bounces.
+    let mut evas = vec![copies
+        .iter()
+        .find(|m| m.to == "eva@example.org")
+        .cloned()
+        .unwrap()];
+    for _ in 0..2 {
+        let more = another_newsletter(&mut d, 2);
+        evas.extend(more.into_iter().filter(|m| m.to == "eva@example.org"));
+    }
+    assert_eq!(evas.len(), 3);
+    for (i, eva) in evas.iter().enumerate() {
+        let verp = eva.reverse_path.clone().unwrap();
+        assert!(verp.starts_with("lokal-finansiering-bounces+"), "{verp}");
         let r = d.send("", &verp, &dsn(&verp, "eva@example.org", "5.1.1"));
         assert!(r.starts_with("250"), "{r}");
         let subs = d.subscribers("lokal-finansiering");
@@ -234,7 +260,7 @@ fn three_permanent_bounces_make_a_subscriber_bounced() {
             .iter()
             .find(|s| s["email"] == "eva@example.org")
             .unwrap();
-        assert_eq!(s["bounces"], i + 1);
+        assert_eq!(s["bounces"], i as u64 + 1);
     }
     assert_eq!(status(&d, "eva@example.org"), "bounced");
     assert_eq!(status(&d, "fia@example.org"), "confirmed");

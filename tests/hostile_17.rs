@@ -208,6 +208,45 @@ async fn forget_leaves_no_address_in_a_deliverys_error() {
     }
 }
 
+/// A copy the relay refused for its mailbox (550 5.1.1) counts one bounce
+/// on its person; the relay's DSN for that same copy, coming later to the
+/// copy's VERP address, counts nothing more (a copy fails once).
+#[tokio::test]
+async fn a_refused_copy_and_its_later_dsn_count_one_bounce() {
+    let gone = "gone@a.example.org";
+    let relay = Relay::start(Script {
+        rcpt: vec![("gone".into(), "550 5.1.1 mailbox gone".into())],
+        ..Script::default()
+    });
+    let w = World::new(&relay.addr, "");
+    w.add(gone, "Gone").unwrap();
+    let id = w.queue();
+    w.tick().await.unwrap();
+    assert_eq!(w.campaign(id).failed, 1);
+    let bounces = || w.ctx.store.subscriber(LIST, gone).unwrap().unwrap().bounces;
+    assert_eq!(bounces(), 1, "the relay's 550 counts");
+    let verp = relay
+        .lines()
+        .iter()
+        .find(|l| l.starts_with("MAIL FROM:<lokal-finansiering-bounces+"))
+        .map(|l| common::relay::path_of(l))
+        .expect("the copy's VERP sender");
+    let token = verp
+        .split_once('+')
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(t, _)| t.to_string())
+        .unwrap();
+    let raw = common::reports::dsn(&verp, gone, "5.1.1", "Undelivered Mail");
+    let msg = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .unwrap();
+    let list = w.ctx.lists.get(LIST).unwrap();
+    let handled =
+        utskick::feedback::bounces::bounce(&w.ctx, list, Some(&token), &msg, Some("")).unwrap();
+    assert!(handled.ignored, "the DSN of a refused copy counted again");
+    assert_eq!(bounces(), 1, "one copy, one bounce");
+}
+
 /// Finding 3. A system mail given up on (here a 550 to its RCPT) is kept
 /// in the dead-letter tree with its envelope; `forget` erased queued mail
 /// to the person but not these.

@@ -153,6 +153,9 @@ fn record_one(
                     );
                     tx.put_subscriber(&s);
                 }
+                // The copy's failure has counted: a delivery report on it
+                // later (a relay's DSN for the same refusal) adds nothing.
+                d.bounced = true;
             }
         }
     }

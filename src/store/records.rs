@@ -336,8 +336,10 @@ pub struct Delivery {
     pub next_attempt: i64,
     pub last_error: Option<String>,
     pub done_at: Option<DateTime<Utc>>,
-    /// A final delivery report came back for this copy: it counted in its
-    /// campaign's `outcome.bounced`, once.
+    /// This copy's final failure counted on its person's bounce score,
+    /// once: a final delivery report (also counted in the campaign's
+    /// `outcome.bounced`), or the relay's own 5xx for the mailbox (counted
+    /// in the campaign's `failed`). A later report on it counts nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bounced: bool,
     /// A delay warning (or another report that is not final) came back
