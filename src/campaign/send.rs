@@ -134,6 +134,20 @@ struct Shared {
     campaign: Campaign,
 }
 
+impl Shared {
+    /// One copy for subscriber `id` (frozen as `to`), signed.
+    fn render(&self, id: u64, to: &Frozen, token: &str) -> anyhow::Result<Vec<u8>> {
+        render(
+            &self.ctx,
+            &self.renderer,
+            &self.list,
+            &self.campaign,
+            (id, to),
+            token,
+        )
+    }
+}
+
 /// Sends every delivery of `c` that is due now, then marks the campaign
 /// done if nothing is left.
 ///
@@ -221,9 +235,9 @@ async fn send_round(
                 let Some(job) = job else { break };
                 let Shared {
                     ctx,
-                    renderer,
                     list,
                     campaign: c,
+                    ..
                 } = &*shared;
                 let id = job.delivery.subscriber;
                 // The copy may have waited for its pace slot, its permits
@@ -246,18 +260,12 @@ async fn send_round(
                     // runtime's one thread goes on sending.
                     let (shared, token) = (shared.clone(), token.clone());
                     tokio::task::spawn_blocking(move || {
-                        let Shared {
-                            ctx,
-                            renderer,
-                            list,
-                            campaign: c,
-                        } = &*shared;
-                        render(ctx, renderer, list, c, (id, &to), &token).map(|raw| (raw, to))
+                        shared.render(id, &to, &token).map(|raw| (raw, to))
                     })
                     .await
                     .unwrap_or_else(|e| Err(anyhow::anyhow!("signing stopped: {e}")))
                 } else {
-                    render(ctx, renderer, list, c, (id, &to), &token).map(|raw| (raw, to))
+                    shared.render(id, &to, &token).map(|raw| (raw, to))
                 };
                 let outcome = match rendered {
                     Ok((raw, to)) => {

@@ -44,12 +44,7 @@ impl Store {
             .write_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let mut tx = Tx {
-            store: self,
-            changes: BTreeMap::new(),
-            stored: Default::default(),
-            ids_at_commit: true,
-        };
+        let mut tx = Tx::new(self, true);
         let result = f(&mut tx)?;
         let records_only = tx
             .changes

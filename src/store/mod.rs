@@ -29,7 +29,6 @@ pub use records::*;
 pub use tx::Tx;
 pub use workspace::{AuditEntry, LoginLink, Session};
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -148,12 +147,7 @@ impl Store {
             .write_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let mut tx = Tx {
-            store: self,
-            changes: BTreeMap::new(),
-            stored: Default::default(),
-            ids_at_commit: false,
-        };
+        let mut tx = Tx::new(self, false);
         let result = f(&mut tx)?;
         self.commit(tx)?;
         Ok(result)
@@ -310,7 +304,7 @@ mod tests {
             email: email.into(),
             name: "Åsa".into(),
             status: Status::Confirmed,
-            attributes: BTreeMap::new(),
+            attributes: std::collections::BTreeMap::new(),
             consent: None,
             created_at: now,
             subscribed_at: Some(now),

@@ -189,16 +189,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Subscriber>> {
-        let mut prefix = list.as_bytes().to_vec();
-        prefix.push(0);
-        let start = match after {
-            Some(email) => {
-                let mut k = sub_key(list, email);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
+        let (prefix, start) = list_range(list, after);
         let mut out = Vec::new();
         let tree = self.tree(T::Subscribers);
         for kv in tree.range(start..) {
@@ -229,16 +220,7 @@ impl Store {
         status: Option<Status>,
         needles: &[Vec<u8>],
     ) -> Result<(Vec<Subscriber>, Option<String>)> {
-        let mut prefix = list.as_bytes().to_vec();
-        prefix.push(0);
-        let start = match after {
-            Some(email) => {
-                let mut k = sub_key(list, email);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
+        let (prefix, start) = list_range(list, after);
         let (mut out, mut read, mut last) = (Vec::new(), 0, None);
         let mut lower = Vec::new();
         for kv in self.tree(T::Subscribers).range(start..) {
@@ -366,4 +348,20 @@ impl Store {
 fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
     tree.get(key)?;
     Ok(())
+}
+
+/// The key prefix of `list`'s subscriber records, and the key a read in
+/// address order starts at: just after `after`, or the list's first.
+fn list_range(list: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let mut prefix = list.as_bytes().to_vec();
+    prefix.push(0);
+    let start = match after {
+        Some(email) => {
+            let mut k = sub_key(list, email);
+            k.push(0);
+            k
+        }
+        None => prefix.clone(),
+    };
+    (prefix, start)
 }

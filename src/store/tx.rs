@@ -27,6 +27,18 @@ pub struct Tx<'s> {
     pub(super) ids_at_commit: bool,
 }
 
+impl<'s> Tx<'s> {
+    /// An empty write on `store`; `ids_at_commit` as the field says.
+    pub(super) fn new(store: &'s Store, ids_at_commit: bool) -> Tx<'s> {
+        Tx {
+            store,
+            changes: BTreeMap::new(),
+            stored: Default::default(),
+            ids_at_commit,
+        }
+    }
+}
+
 impl Tx<'_> {
     pub(super) fn get<R: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<R>> {
         if let Some(change) = self.changes.get(&(t, key.to_vec())) {
