@@ -5,8 +5,12 @@
 //! quotes and markup, CR LF injections, long. A template the slots cannot
 //! express is rendered per recipient, with the same bytes too.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use common::layouts::ascii_layouts;
 
 use utskick::compose::compiled::CompiledOr;
 use utskick::compose::mime::{Envelope, Prepared, Recipient};
@@ -616,25 +620,6 @@ fn copies_are_made_from_several_threads_at_once() {
         all.into_iter().map(|(_, m)| m).collect()
     });
     assert_eq!(alone, together);
-}
-
-/// Layouts of ASCII and short lines, so a part is 7bit until a copy's
-/// values make it otherwise (issue 17's pre-encoded parts).
-fn ascii_layouts(lang: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let lang_dir = dir.path().join(lang);
-    std::fs::create_dir_all(&lang_dir).unwrap();
-    std::fs::write(
-        lang_dir.join("newsletter.txt.hbs"),
-        "{{body}}\n\n-- \n{{list.name}}\nTo {{email}}:\n{{unsubscribe_url}}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        lang_dir.join("newsletter.html.hbs"),
-        "<html><head><title>{{subject}}</title></head>\n<body>\n<p>{{preheader}}</p>\n{{body}}\n<p>{{unsubscribe_url}}</p>\n</body></html>\n",
-    )
-    .unwrap();
-    dir
 }
 
 /// Values that change how a part is transfer-encoded, against a fixed

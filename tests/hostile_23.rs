@@ -3,8 +3,12 @@
 //! control and line-separator characters and MIME look-alikes. Every
 //! compiled copy must be the per-recipient copy byte for byte.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use common::layouts::ascii_layouts;
 
 use utskick::compose::mime::{Envelope, Prepared, Recipient};
 use utskick::daemon::lists::List;
@@ -70,23 +74,6 @@ impl Rng {
     }
 }
 
-fn layouts(lang: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let lang_dir = dir.path().join(lang);
-    std::fs::create_dir_all(&lang_dir).unwrap();
-    std::fs::write(
-        lang_dir.join("newsletter.txt.hbs"),
-        "{{body}}\n\n-- \n{{list.name}}\nTo {{email}}:\n{{unsubscribe_url}}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        lang_dir.join("newsletter.html.hbs"),
-        "<html><head><title>{{subject}}</title></head>\n<body>\n<p>{{preheader}}</p>\n{{body}}\n<p>{{unsubscribe_url}}</p>\n</body></html>\n",
-    )
-    .unwrap();
-    dir
-}
-
 #[test]
 fn hostile_values_give_the_per_recipient_bytes() {
     let markdown = "---\n\
@@ -106,7 +93,7 @@ Region: {{attributes.region}}\n\
     let mut n = 0;
     let mut compared = 0;
     for lang in ["sv", "en"] {
-        let dir = layouts(lang);
+        let dir = ascii_layouts(lang);
         let list = List::parse(
             "local",
             &format!(

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod discussion;
 pub mod http;
 pub mod in_process;
+pub mod layouts;
 pub mod relay;
 pub mod reports;
 pub mod round;
