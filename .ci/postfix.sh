@@ -68,11 +68,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # ---- 2. utskick ------------------------------------------------------------
-bin=${UTSKICK_BIN:-$root/target/debug/utskick}
+target=${CARGO_TARGET_DIR:-$root/target}
+bin=${UTSKICK_BIN:-$target/debug/utskick}
 if [ ! -x "$bin" ]; then
     echo "building utskick (debug)"
     cargo build --locked --quiet
-    bin=$root/target/debug/utskick
+    bin=$target/debug/utskick
 fi
 echo "utskick: $bin"
 
