@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::layouts::ascii_layouts;
+use common::layouts::{ascii_layouts, local_list};
 
 use utskick::compose::compiled::CompiledOr;
 use utskick::compose::mime::{Envelope, Prepared, Recipient};
@@ -674,14 +674,7 @@ Organisation: {{attributes.organisation}}\n";
     let mut encodings = std::collections::BTreeSet::new();
     for lang in ["sv", "en"] {
         let dir = ascii_layouts(lang);
-        let list = List::parse(
-            "local",
-            &format!(
-                "name = \"Local finance\"\naddress = \"local\"\nlanguage = \"{lang}\"\n\
-                 public = true\nattributes = [\"organisation\", \"region\"]\n"
-            ),
-        )
-        .unwrap();
+        let list = local_list(lang);
         let content = parse(markdown);
         let compiled = Prepared::new(&content, &list, dir.path())
             .unwrap()

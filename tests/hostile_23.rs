@@ -8,10 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::layouts::ascii_layouts;
+use common::layouts::{ascii_layouts, local_list};
 
 use utskick::compose::mime::{Envelope, Prepared, Recipient};
-use utskick::daemon::lists::List;
 
 const PIECES: &[&str] = &[
     "a",
@@ -94,14 +93,7 @@ Region: {{attributes.region}}\n\
     let mut compared = 0;
     for lang in ["sv", "en"] {
         let dir = ascii_layouts(lang);
-        let list = List::parse(
-            "local",
-            &format!(
-                "name = \"Local finance\"\naddress = \"local\"\nlanguage = \"{lang}\"\n\
-                 public = true\nattributes = [\"organisation\", \"region\"]\n"
-            ),
-        )
-        .unwrap();
+        let list = local_list(lang);
         let (content, _) =
             utskick::compose::newsletter::parse_newsletter("n.md", markdown).unwrap();
         for tdir in [dir.path(), templates] {

@@ -20,3 +20,16 @@ pub fn ascii_layouts(lang: &str) -> tempfile::TempDir {
     .unwrap();
     dir
 }
+
+/// The list the compiled-copy tests use: public, in `lang`, with two
+/// declared attributes.
+pub fn local_list(lang: &str) -> utskick::daemon::lists::List {
+    utskick::daemon::lists::List::parse(
+        "local",
+        &format!(
+            "name = \"Local finance\"\naddress = \"local\"\nlanguage = \"{lang}\"\n\
+             public = true\nattributes = [\"organisation\", \"region\"]\n"
+        ),
+    )
+    .unwrap()
+}
