@@ -183,12 +183,19 @@ pub fn check_filters(list: &List, filters: &[(String, String)]) -> Result<(), Ca
     }
 }
 
-/// Confirmed subscribers of `list` that match `filters`, counted by streaming.
+/// Confirmed subscribers of `list` that match `filters`. Without filters
+/// that is the list's stored tally (no scan: `status` asks this of a
+/// scheduled campaign, and a client may ask often while its recipients are
+/// being fixed); with filters, counted by streaming.
 pub fn count_recipients(
     ctx: &Context,
     list: &str,
     filters: &[(String, String)],
 ) -> anyhow::Result<u64> {
+    if filters.is_empty() {
+        let counts = ctx.store.counts(list)?;
+        return Ok(counts.get(&Status::Confirmed).copied().unwrap_or(0) as u64);
+    }
     let mut n = 0;
     let mut cursor: Option<String> = None;
     loop {
