@@ -68,10 +68,15 @@ impl Purpose {
     }
 }
 
-fn encoding() -> Encoding {
-    let mut spec = Specification::new();
-    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
-    spec.encoding().expect("a valid base32 alphabet")
+/// Lower-case base32 without padding, built once: a campaign mints a
+/// token per copy.
+fn encoding() -> &'static Encoding {
+    static ENCODING: std::sync::OnceLock<Encoding> = std::sync::OnceLock::new();
+    ENCODING.get_or_init(|| {
+        let mut spec = Specification::new();
+        spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+        spec.encoding().expect("a valid base32 alphabet")
+    })
 }
 
 /// The daemon's token key.

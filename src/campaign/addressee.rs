@@ -3,7 +3,9 @@
 //! of copy (a subscriber's own, a test copy, a local preview), so their
 //! links cannot drift apart.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, FixedOffset};
 
@@ -32,14 +34,16 @@ pub enum Copy<'a> {
     Preview,
 }
 
-/// The owned parts of a [`Recipient`] and the Message-ID of one copy.
+/// The parts of a [`Recipient`] and the Message-ID of one copy; a
+/// subscriber's own copy borrows the address, name and (when they hold
+/// every declared one) attributes from what was frozen of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Addressee {
-    pub email: String,
-    pub name: String,
+pub struct Addressee<'a> {
+    pub email: Cow<'a, str>,
+    pub name: Cow<'a, str>,
     /// Every attribute the list declares is present, so strict templates
     /// never miss one.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Cow<'a, BTreeMap<String, String>>,
     pub unsubscribe_url: String,
     pub unsubscribe_mailto: String,
     pub reply_to: String,
@@ -51,13 +55,17 @@ pub struct Addressee {
     pub message_id: String,
 }
 
-impl Addressee {
-    pub fn new(config: &Config, list: &List, copy: Copy<'_>) -> Addressee {
+impl<'a> Addressee<'a> {
+    pub fn new(config: &Config, list: &List, copy: Copy<'a>) -> Addressee<'a> {
         let d = &config.domain;
         let base = config.base_url();
         let archive = |campaign: Option<u64>| match (list.public, campaign) {
             (false, _) => String::new(),
-            (true, Some(c)) => format!("{base}/archive/{}/{c}", list.id),
+            (true, Some(c)) => {
+                let mut url = String::with_capacity(base.len() + list.id.len() + 30);
+                let _ = write!(url, "{base}/archive/{}/{c}", list.id);
+                url
+            }
             (true, None) => format!("{base}/archive/{}", list.id),
         };
         let declared = |fill: &dyn Fn(&str) -> String| -> BTreeMap<String, String> {
@@ -73,23 +81,33 @@ impl Addressee {
                 to: s,
                 token,
             } => {
-                let mut attributes = declared(&|_| String::new());
-                attributes.extend(s.attributes.clone());
+                // What they have, with "" for any declared one they lack.
+                let attributes = if list.attributes.iter().all(|a| s.attributes.contains_key(a)) {
+                    Cow::Borrowed(&s.attributes)
+                } else {
+                    let mut attributes = declared(&|_| String::new());
+                    attributes.extend(s.attributes.clone());
+                    Cow::Owned(attributes)
+                };
                 Addressee {
-                    email: s.email.clone(),
-                    name: s.name.clone(),
+                    email: Cow::Borrowed(&s.email),
+                    name: Cow::Borrowed(&s.name),
                     attributes,
-                    unsubscribe_url: format!("{base}/unsubscribe/{token}"),
+                    unsubscribe_url: [base, "/unsubscribe/", token].concat(),
                     unsubscribe_mailto: list_address(list, "unsubscribe", Some(token), d),
                     reply_to: list_address(list, "reply", Some(token), d),
                     archive_url: archive(Some(campaign)),
-                    message_id: format!("utskick.{}.c{campaign}.s{id:x}@{d}", list.id),
+                    message_id: {
+                        let mut m = String::with_capacity(list.id.len() + d.len() + 48);
+                        let _ = write!(m, "utskick.{}.c{campaign}.s{id:x}@{d}", list.id);
+                        m
+                    },
                 }
             }
             Copy::Test { to, id } => Addressee {
-                email: to.to_string(),
-                name: String::new(),
-                attributes: declared(&|_| String::new()),
+                email: Cow::Borrowed(to),
+                name: Cow::Borrowed(""),
+                attributes: Cow::Owned(declared(&|_| String::new())),
                 unsubscribe_url: format!("{base}/unsubscribe/test"),
                 unsubscribe_mailto: list_address(list, "request", None, d),
                 reply_to: list_address(list, "owner", None, d),
@@ -97,9 +115,9 @@ impl Addressee {
                 message_id: format!("utskick.{}.test{id}@{d}", list.id),
             },
             Copy::Preview => Addressee {
-                email: "anna.andersson@example.se".into(),
-                name: "Anna Andersson".into(),
-                attributes: declared(&|a| format!("({a})")),
+                email: Cow::Borrowed("anna.andersson@example.se"),
+                name: Cow::Borrowed("Anna Andersson"),
+                attributes: Cow::Owned(declared(&|a| format!("({a})"))),
                 unsubscribe_url: format!("{base}/unsubscribe/preview"),
                 unsubscribe_mailto: list_address(list, "unsubscribe", None, d),
                 reply_to: list_address(list, "reply", None, d),
@@ -122,7 +140,7 @@ impl Addressee {
     }
 
     /// The envelope of this copy, sent (or shown) at `date`.
-    pub fn envelope<'a>(&'a self, date: DateTime<FixedOffset>, domain: &'a str) -> Envelope<'a> {
+    pub fn envelope<'b>(&'b self, date: DateTime<FixedOffset>, domain: &'b str) -> Envelope<'b> {
         Envelope {
             message_id: &self.message_id,
             date,
@@ -172,6 +190,11 @@ mod tests {
             digest: false,
             updated_at: now,
         };
+        let frozen = Frozen {
+            email: s.email.clone(),
+            name: s.name.clone(),
+            attributes: s.attributes.clone(),
+        };
         let own = |list: &List| {
             Addressee::new(
                 &config,
@@ -179,19 +202,14 @@ mod tests {
                 Copy::Own {
                     campaign: 12,
                     id: s.id,
-                    to: &Frozen {
-                        email: s.email.clone(),
-                        name: s.name.clone(),
-                        attributes: s.attributes.clone(),
-                    },
+                    to: &frozen,
                     token: "t",
                 },
             )
+            .archive_url
+            .clone()
         };
-        assert_eq!(
-            own(&list(true)).archive_url,
-            "https://lista.example.se/archive/nat/12"
-        );
+        assert_eq!(own(&list(true)), "https://lista.example.se/archive/nat/12");
         let test = Addressee::new(
             &config,
             &list(true),
@@ -203,10 +221,65 @@ mod tests {
         assert_eq!(test.archive_url, "https://lista.example.se/archive/nat");
         let preview = Addressee::new(&config, &list(true), Copy::Preview);
         assert_eq!(preview.archive_url, "https://lista.example.se/archive/nat");
-        assert_eq!(own(&list(false)).archive_url, "");
+        assert_eq!(own(&list(false)), "");
         assert_eq!(
             Addressee::new(&config, &list(false), Copy::Preview).archive_url,
             ""
         );
+    }
+
+    /// A copy borrows the frozen attributes when they hold every declared
+    /// one, and fills a missing one with "" (strict templates need it); an
+    /// attribute the list no longer declares stays either way.
+    #[test]
+    fn a_copy_has_every_declared_attribute() {
+        let config = Config {
+            domain: "example.se".into(),
+            ..Config::default()
+        };
+        let toml = "name = \"N\"\naddress = \"nat\"\nattributes = [\"region\", \"kommun\"]\n";
+        let list = List::parse("nat", toml).unwrap();
+        let attrs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        for (frozen, want, borrowed) in [
+            (
+                attrs(&[("region", "Gotland"), ("kommun", "Visby"), ("old", "x")]),
+                attrs(&[("region", "Gotland"), ("kommun", "Visby"), ("old", "x")]),
+                true,
+            ),
+            (
+                attrs(&[("region", "Gotland"), ("old", "x")]),
+                attrs(&[("region", "Gotland"), ("kommun", ""), ("old", "x")]),
+                false,
+            ),
+            (
+                BTreeMap::new(),
+                attrs(&[("region", ""), ("kommun", "")]),
+                false,
+            ),
+        ] {
+            let to = Frozen {
+                email: "a@example.org".into(),
+                name: "Anna".into(),
+                attributes: frozen,
+            };
+            let copy = Addressee::new(
+                &config,
+                &list,
+                Copy::Own {
+                    campaign: 1,
+                    id: 2,
+                    to: &to,
+                    token: "t",
+                },
+            );
+            assert_eq!(*copy.attributes, want);
+            assert_eq!(matches!(copy.attributes, Cow::Borrowed(_)), borrowed);
+            assert_eq!(copy.email, "a@example.org");
+        }
     }
 }

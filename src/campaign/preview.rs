@@ -19,7 +19,7 @@ pub struct Preview<'l> {
     /// Compiled as the sender compiles it, so the preview is the copy the
     /// sender makes and can say how it is made.
     prepared: CompiledOr,
-    to: Addressee,
+    to: Addressee<'static>,
     domain: String,
 }
 

@@ -135,18 +135,31 @@ struct Shared {
 }
 
 impl Shared {
-    /// One copy for subscriber `id` (frozen as `to`), signed.
-    fn render(&self, id: u64, to: &Frozen, token: &str) -> anyhow::Result<Vec<u8>> {
-        render(
+    /// One copy for subscriber `id` (frozen as `to`), signed, written
+    /// into `out` (emptied first): a lane's buffer, kept from copy to copy.
+    fn render_into(
+        &self,
+        id: u64,
+        to: &Frozen,
+        token: &str,
+        out: &mut Vec<u8>,
+    ) -> anyhow::Result<()> {
+        out.clear();
+        render_into(
             &self.ctx,
             &self.renderer,
             &self.list,
             &self.campaign,
             (id, to),
             token,
+            out,
         )
     }
 }
+
+/// A lane's copy buffer that grew past this for a large copy is let go
+/// afterwards, so a lane does not keep its biggest copy's size for ever.
+const KEEP_COPY_BUF: usize = 256 * 1024;
 
 /// Sends every delivery of `c` that is due now, then marks the campaign
 /// done if nothing is left.
@@ -230,6 +243,9 @@ async fn send_round(
         let shared = shared.clone();
         let mut lane = transport.lane();
         senders.push(tokio::spawn(async move {
+            // The lane's copy buffer: one allocation of a copy's size per
+            // lane, not per copy.
+            let mut copy = Vec::new();
             loop {
                 let job = { rx.lock().await.recv().await };
                 let Some(job) = job else { break };
@@ -257,22 +273,29 @@ async fn send_round(
                 let rendered = if ctx.dkim.is_some() {
                     // Signing takes up to milliseconds a copy (RSA): on the
                     // blocking pool it is spread over the cores while this
-                    // runtime's one thread goes on sending.
+                    // runtime's one thread goes on sending. The buffer goes
+                    // along and comes back.
                     let (shared, token) = (shared.clone(), token.clone());
+                    let mut out = std::mem::take(&mut copy);
                     tokio::task::spawn_blocking(move || {
-                        shared.render(id, &to, &token).map(|raw| (raw, to))
+                        let rendered = shared.render_into(id, &to, &token, &mut out);
+                        (rendered, out, to)
                     })
                     .await
-                    .unwrap_or_else(|e| Err(anyhow::anyhow!("signing stopped: {e}")))
+                    .map_err(|e| anyhow::anyhow!("signing stopped: {e}"))
+                    .and_then(|(rendered, out, to)| {
+                        copy = out;
+                        rendered.map(|()| to)
+                    })
                 } else {
-                    shared.render(id, &to, &token).map(|raw| (raw, to))
+                    shared.render_into(id, &to, &token, &mut copy).map(|()| to)
                 };
                 let outcome = match rendered {
-                    Ok((raw, to)) => {
+                    Ok(to) => {
                         let reverse_path =
                             lists::list_address(list, "bounces", Some(&token), &ctx.config.domain);
                         let to = std::slice::from_ref(&to.email);
-                        Outcome::Relay(lane.send(&reverse_path, to, &raw).await)
+                        Outcome::Relay(lane.send(&reverse_path, to, &copy).await)
                     }
                     Err(e) => {
                         // Validated at queue time, so this is a defect, not bad input.
@@ -284,6 +307,9 @@ async fn send_round(
                         })
                     }
                 };
+                if copy.capacity() > KEEP_COPY_BUF {
+                    copy = Vec::new();
+                }
                 drop(domain_permit);
                 let _ = done_tx.send(Done {
                     delivery,
@@ -514,15 +540,16 @@ pub(crate) enum Renderer {
 }
 
 /// One copy of `c` for `recipient` (subscriber id, and what was frozen of
-/// them), signed: called by the lanes, on any core.
-pub(crate) fn render(
+/// them), signed, appended to `out`: called by the lanes, on any core.
+pub(crate) fn render_into(
     ctx: &Context,
     renderer: &Renderer,
     list: &List,
     c: &Campaign,
     recipient: (u64, &Frozen),
     token: &str,
-) -> anyhow::Result<Vec<u8>> {
+    out: &mut Vec<u8>,
+) -> anyhow::Result<()> {
     let prepared = match renderer {
         Renderer::Newsletter(p) => p,
         Renderer::Post(post, rewrite) => {
@@ -539,7 +566,8 @@ pub(crate) fn render(
                 unsubscribe_url: &url,
                 unsubscribe_mailto: &mailto,
             };
-            return Ok(post.copy(&set, &copy, ctx.dkim.as_ref(), ctx.now().timestamp()));
+            out.extend(post.copy(&set, &copy, ctx.dkim.as_ref(), ctx.now().timestamp()));
+            return Ok(());
         }
     };
     let (id, to) = recipient;
@@ -553,10 +581,11 @@ pub(crate) fn render(
             token,
         },
     );
-    prepared.message(
+    prepared.write_message(
         list,
         &to.recipient(),
         &to.envelope(ctx.now().fixed_offset(), &ctx.config.domain),
         ctx.dkim.as_ref(),
+        out,
     )
 }

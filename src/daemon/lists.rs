@@ -621,16 +621,22 @@ pub fn confirm_token<'a>(list: &List, address: &'a str, domain: &str) -> Option<
 
 /// The full address of a list's command address: `suffix` "" gives `L@D`.
 pub fn list_address(list: &List, suffix: &str, token: Option<&str>, domain: &str) -> String {
-    let mut local = list.address.clone();
+    // In one allocation: a campaign makes a few of these per copy.
+    let token_len = token.map_or(0, |t| t.len() + 1);
+    let mut address =
+        String::with_capacity(list.address.len() + suffix.len() + 1 + token_len + 1 + domain.len());
+    address.push_str(&list.address);
     if !suffix.is_empty() {
-        local.push('-');
-        local.push_str(suffix);
+        address.push('-');
+        address.push_str(suffix);
     }
     if let Some(t) = token {
-        local.push('+');
-        local.push_str(t);
+        address.push('+');
+        address.push_str(t);
     }
-    format!("{local}@{domain}")
+    address.push('@');
+    address.push_str(domain);
+    address
 }
 
 #[cfg(test)]

@@ -88,7 +88,9 @@ const LANE_IDLE: Duration = Duration::from_secs(30);
 /// relay connection that stays open between messages.
 pub enum Lane {
     File(AsyncFileTransport<Tokio1Executor>),
-    Relay(Arc<RelaySettings>, Option<Session>),
+    /// The session is boxed: it holds its buffers and is far bigger than
+    /// a file transport.
+    Relay(Arc<RelaySettings>, Option<Box<Session>>),
 }
 
 fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, SendError> {
@@ -166,12 +168,12 @@ impl Lane {
 
     async fn relay_send(
         settings: &RelaySettings,
-        conn: &mut Option<Session>,
+        conn: &mut Option<Box<Session>>,
         envelope: &Envelope,
         raw: &[u8],
     ) -> Result<(), SendError> {
         if conn.is_none() {
-            *conn = Some(Session::open(settings).await?);
+            *conn = Some(Box::new(Session::open(settings).await?));
         }
         let session = conn.as_mut().expect("connected above");
         session.send(envelope, raw).await.map_err(|failed| {

@@ -372,6 +372,10 @@ pub struct Session {
     caps: u32,
     /// Commands and messages are put together here and written at once.
     out: Vec<u8>,
+    /// A transaction's command ends in `out` and its replies, kept from
+    /// message to message.
+    ends: Vec<usize>,
+    replies: Vec<Response<String>>,
     /// When it last carried a message.
     pub used: Instant,
     /// Its socket, to look for a hang-up between messages; None under
@@ -453,6 +457,8 @@ impl Session {
             caps,
             bdat_refused: s.bdat_refused.clone(),
             out: Vec::new(),
+            ends: Vec::new(),
+            replies: Vec::new(),
             used: Instant::now(),
             fd,
             not_recipient: false,
@@ -557,7 +563,8 @@ impl Session {
         // one recipient, the whole message as `BDAT n LAST`. Each command's
         // end offset in `out`, for lock-step.
         self.out.clear();
-        let mut ends = Vec::with_capacity(to.len() + 2);
+        let ends = &mut self.ends;
+        ends.clear();
         let _ = write!(Bytes(&mut self.out), "MAIL FROM:<{from}>{params}\r\n");
         ends.push(self.out.len());
         for rcpt in to {
@@ -578,7 +585,9 @@ impl Session {
             ends.push(self.out.len());
         }
 
-        let replies = if pipelining {
+        let replies = &mut self.replies;
+        replies.clear();
+        if pipelining {
             // With BDAT the message follows its command from its own
             // buffer, in the same vectored write.
             let body: &[u8] = if bdat_now { raw } else { b"" };
@@ -586,7 +595,6 @@ impl Session {
                 .write_parts([&self.out, body])
                 .await
                 .map_err(Step::Ended)?;
-            let mut replies = Vec::with_capacity(ends.len());
             for _ in 0..ends.len() {
                 let r = self.wire.reply().await.map_err(Step::Ended)?;
                 let closing = r.code == 421;
@@ -595,9 +603,7 @@ impl Session {
                     break;
                 }
             }
-            replies
         } else {
-            let mut replies = Vec::with_capacity(ends.len());
             let mut from = 0;
             for (i, &end) in ends.iter().enumerate() {
                 self.wire
@@ -613,8 +619,7 @@ impl Session {
                     break;
                 }
             }
-            replies
-        };
+        }
 
         // The first refusal of MAIL or a RCPT fails the message, as with
         // lettre; the replies after it were read to stay in step.
@@ -626,16 +631,17 @@ impl Session {
                     if refused.is_none() {
                         // The first reply is MAIL FROM's.
                         self.not_recipient = i == 0;
-                        refused = Some(r.clone());
+                        refused = Some(i);
                     }
                 }
                 _ => return Err(Step::Ended(Fault::Broken(refusal(r).message))),
             }
         }
-        let last = replies.get(1 + to.len()).cloned();
-        if let Some(r) = refused {
+        // The reply to DATA or BDAT, if it came.
+        let last = (replies.len() > 1 + to.len()).then(|| replies.swap_remove(1 + to.len()));
+        if let Some(i) = refused {
             let taken = !chunking && last.as_ref().is_some_and(|d| d.code / 100 == 3);
-            let f = Fault::Refused(r);
+            let f = Fault::Refused(replies.swap_remove(i));
             return Err(if matches!(&f, Fault::Refused(r) if r.code == 421) {
                 Step::Ended(f)
             } else if taken {

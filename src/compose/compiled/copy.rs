@@ -59,11 +59,7 @@ impl Compiled {
         let lines = self.kept.domain(list, env.domain)?;
         let to = mailbox(r.name, r.email).ok()?;
         let reply_to = mailbox("", r.reply_to).ok()?;
-        let message_id: String = match is_header_safe(env.message_id) {
-            true => env.message_id.into(),
-            false => header_safe(env.message_id),
-        }
-        .replace(['<', '>', ' '], "");
+        let message_id = message_id(env.message_id);
 
         out.reserve(parts[0].estimate + parts[1].estimate + self.frame.estimate);
         out.extend_from_slice(&lines.0);
@@ -71,7 +67,11 @@ impl Compiled {
         headers::address(out, "Reply-To", &reply_to);
         headers::text(out, "Subject", &values[SUBJECT_SLOT]);
         self.kept.date(out, env.date);
-        headers::text(out, "Message-ID", &format!("<{message_id}>"));
+        let mut bracketed = String::with_capacity(message_id.len() + 2);
+        bracketed.push('<');
+        bracketed.push_str(&message_id);
+        bracketed.push('>');
+        headers::text(out, "Message-ID", &bracketed);
         out.extend_from_slice(&lines.1);
         let unsubscribe = unsubscribe(r.unsubscribe_url, r.unsubscribe_mailto);
         headers::text(out, "List-Unsubscribe", &unsubscribe);
@@ -80,6 +80,17 @@ impl Compiled {
                 parts[i].write(encodings[i], &filled[i], out)
             });
         Some(())
+    }
+}
+
+/// The Message-ID without <>, as `assemble` makes it
+/// (`header_safe(id).replace(['<', '>', ' '], "")`), borrowed when that
+/// changes nothing (an id of ours never has them).
+fn message_id(id: &str) -> Cow<'_, str> {
+    if is_header_safe(id) && !id.contains(['<', '>', ' ']) {
+        Cow::Borrowed(id)
+    } else {
+        Cow::Owned(header_safe(id).replace(['<', '>', ' '], ""))
     }
 }
 

@@ -6,9 +6,8 @@
 //! the parts' headers, the attachments) is formatted by lettre itself
 //! once, when the campaign compiles; From and List-Id once per domain.
 
-use std::borrow::Cow;
 use std::fmt::{self, Write as _};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use email_encoding::headers::writer::EmailWriter;
@@ -243,17 +242,24 @@ pub(super) type Lines = (Vec<u8>, Vec<u8>);
 
 #[derive(Debug, Default)]
 pub(super) struct Kept {
-    domain: OnceLock<(String, Lines)>,
-    date: Mutex<Option<(chrono::DateTime<chrono::FixedOffset>, Vec<u8>)>>,
+    /// The last domain's lines. Not set once for good: the sample copy
+    /// checked when the campaign compiles is for another domain than the
+    /// copies sent.
+    domain: Mutex<Option<(String, Arc<Lines>)>>,
+    /// The last `Date:` line and the second it is for (lettre writes the
+    /// date in UTC to the second, so copies made within one second share
+    /// it, whatever their sub-second part or offset).
+    date: Mutex<Option<(i64, Vec<u8>)>>,
 }
 
 impl Kept {
     /// `From:` and `List-Id:` for `domain`; `None` if the list's address
     /// is not an address (the ordinary assembly says so).
-    pub(super) fn domain(&self, list: &List, domain: &str) -> Option<Cow<'_, Lines>> {
-        if let Some((d, lines)) = self.domain.get() {
+    pub(super) fn domain(&self, list: &List, domain: &str) -> Option<Arc<Lines>> {
+        let mut kept = self.domain.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((d, lines)) = &*kept {
             if d == domain {
-                return Some(Cow::Borrowed(lines));
+                return Some(lines.clone());
             }
         }
         let list_address = lists::list_address(list, "", None, domain);
@@ -266,23 +272,74 @@ impl Kept {
             "List-Id",
             &crate::address::header_safe(&system::list_id(list, domain)),
         );
-        let lines = (from_line, id_line);
-        let _ = self.domain.set((domain.to_string(), lines.clone()));
-        Some(Cow::Owned(lines))
+        let lines = Arc::new((from_line, id_line));
+        *kept = Some((domain.to_string(), lines.clone()));
+        Some(lines)
     }
 
     /// `Date: …\r\n` as lettre's `Date` header writes `date`.
     pub(super) fn date(&self, out: &mut Vec<u8>, date: chrono::DateTime<chrono::FixedOffset>) {
+        let second = date.timestamp();
         let mut kept = self.date.lock().unwrap_or_else(|e| e.into_inner());
         match &*kept {
-            Some((d, line)) if *d == date => out.extend_from_slice(line),
+            Some((d, line)) if *d == second => out.extend_from_slice(line),
             _ => {
                 let mut headers = Headers::new();
                 headers.set(lettre::message::header::Date::from(SystemTime::from(date)));
                 let line = headers.to_string().into_bytes();
                 out.extend_from_slice(&line);
-                *kept = Some((date, line));
+                *kept = Some((second, line));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept `Date:` line is lettre's for every copy of its second,
+    /// whatever the copy's sub-second part or offset, and a new one for
+    /// the next second.
+    #[test]
+    fn the_kept_date_is_lettres_to_the_second() {
+        let lettre = |date: chrono::DateTime<chrono::FixedOffset>| {
+            let mut headers = Headers::new();
+            headers.set(lettre::message::header::Date::from(SystemTime::from(date)));
+            headers.to_string().into_bytes()
+        };
+        let kept = Kept::default();
+        for date in [
+            "2026-12-01T08:00:00.000+01:00",
+            "2026-12-01T08:00:00.999+01:00",
+            "2026-12-01T07:00:00.500+00:00",
+            "2026-12-01T08:00:01.001+01:00",
+            "2026-12-01T08:00:00.002+01:00",
+        ] {
+            let date = chrono::DateTime::parse_from_rfc3339(date).unwrap();
+            let mut out = Vec::new();
+            kept.date(&mut out, date);
+            assert_eq!(out, lettre(date), "{date}");
+        }
+    }
+
+    /// The domain's lines follow the domain asked for: the sample copy
+    /// checked at compile time is for another domain than the copies.
+    #[test]
+    fn the_kept_domain_lines_follow_the_domain() {
+        let list = List::parse("nat", "name = \"Nätet\"\naddress = \"nat\"\n").unwrap();
+        let kept = Kept::default();
+        for domain in [
+            "example.se",
+            "lista.example.se",
+            "lista.example.se",
+            "example.se",
+        ] {
+            let lines = kept.domain(&list, domain).unwrap();
+            let from = String::from_utf8(lines.0.clone()).unwrap();
+            assert!(from.ends_with(&format!("<nat@{domain}>\r\n")), "{from}");
+            let id = String::from_utf8(lines.1.clone()).unwrap();
+            assert!(id.contains(&format!("nat.{domain}")), "{id}");
         }
     }
 }
