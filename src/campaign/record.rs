@@ -44,7 +44,12 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) struct Done {
+    /// The delivery as the worker read it (its frozen recipient taken).
     pub(crate) delivery: Delivery,
+    /// The store's skip generation taken before `delivery` was read: while
+    /// it has not moved, no write but the recorder's changed a delivery,
+    /// so `delivery` is still as stored.
+    pub(crate) generation: u64,
     pub(crate) outcome: Outcome,
     /// Held until the outcome is durable: the lanes' run-ahead is bounded
     /// by the number of these.
@@ -83,9 +88,19 @@ fn record_one(
     done: &Done,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let mut d = tx
-        .delivery(done.delivery.campaign, done.delivery.subscriber)?
-        .unwrap_or_else(|| done.delivery.clone());
+    // A copy the relay took, and no delivery changed but by this recorder
+    // since the worker read it: the worker's copy is the stored one, and
+    // reading it again per message would cost a tree lookup. Any other
+    // outcome keeps what is stored beside it (a deferred copy keeps its
+    // frozen recipient), so it is read.
+    let held = matches!(done.outcome, Outcome::Relay(Ok(())))
+        && done.generation == ctx.store.skip_generation();
+    let mut d = if held {
+        done.delivery.clone()
+    } else {
+        tx.delivery(done.delivery.campaign, done.delivery.subscriber)?
+            .unwrap_or_else(|| done.delivery.clone())
+    };
     if d.state == DeliveryState::Skipped && matches!(done.outcome, Outcome::Relay(Ok(()))) {
         // They left while their copy was already with the relay, which
         // then took it: it was sent, so it counts as sent, not skipped.
@@ -94,7 +109,7 @@ fn record_one(
         d.done_at = Some(now);
         c.skipped = c.skipped.saturating_sub(1);
         c.sent += 1;
-        tx.put_delivery(&d);
+        tx.put_outcome(&d);
         return Ok(());
     }
     if d.state.is_final() {
@@ -106,7 +121,7 @@ fn record_one(
             d.done_at = Some(now);
             d.to = None;
             c.skipped += 1;
-            tx.put_delivery(&d);
+            tx.put_outcome(&d);
             return Ok(());
         }
         Outcome::Relay(Ok(())) => {
@@ -117,7 +132,7 @@ fn record_one(
             d.to = None;
             d.last_error = None;
             c.sent += 1;
-            tx.put_delivery(&d);
+            tx.put_outcome(&d);
             return Ok(());
         }
         Outcome::Relay(Err(e)) => (e, true),
@@ -159,7 +174,7 @@ fn record_one(
             }
         }
     }
-    tx.put_delivery(&d);
+    tx.put_outcome(&d);
     Ok(())
 }
 

@@ -67,9 +67,13 @@ struct Inner {
     /// Set when a flush failed: sled keeps the error and fails every later
     /// flush, so only a fresh open (a restart) recovers.
     failed: std::sync::atomic::AtomicBool,
-    /// Counts the writes that skipped a delivery because its person was
-    /// no longer confirmed: the campaign worker re-reads a delivery it
-    /// holds when this has moved.
+    /// Counts the writes that changed a delivery other than by recording
+    /// its outcome (`Tx::put_outcome`): above all those that skipped a
+    /// delivery because its person was no longer confirmed, but also a
+    /// bounce report's mark, a cancel's dropping of the recipients, the
+    /// fixing of recipients. The campaign worker re-reads a delivery it
+    /// holds when this has moved, and its recorder trusts the copy it
+    /// holds only while this has not.
     skips: std::sync::atomic::AtomicU64,
 }
 
@@ -193,7 +197,7 @@ impl Store {
                 })?;
             self.inner.durable.wrote();
         }
-        if skipped {
+        if skipped || tx.other_deliveries {
             self.inner.skips.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())

@@ -174,9 +174,12 @@ impl Store {
             .transpose()
     }
 
-    /// Moves whenever a write skipped a delivery of someone who stopped
-    /// being confirmed (never while it is in flight: it moves after the
-    /// write has landed).
+    /// Moves whenever a write changed a delivery other than by recording
+    /// its outcome: above all when it skipped a delivery of someone who
+    /// stopped being confirmed (never while the write is in flight: it
+    /// moves after the write has landed, under the writer lock). A
+    /// delivery read before this value was taken, and this value unmoved,
+    /// is still as stored, but for the recorder's own writes.
     pub fn skip_generation(&self) -> u64 {
         self.inner.skips.load(Ordering::SeqCst)
     }
