@@ -56,11 +56,12 @@ pub(crate) struct Done {
     pub(crate) _window_permit: Option<OwnedSemaphorePermit>,
 }
 
-/// Records what became of a batch of deliveries in one transaction, and
+/// Records what became of a batch of deliveries in one write (the
+/// deliveries, then the campaign counters: `Store::write_outcomes`), and
 /// makes it durable with one flush.
 pub(crate) async fn record(ctx: &Context, batch: &[Done]) -> anyhow::Result<()> {
     let now = ctx.now();
-    ctx.store.write(|tx| {
+    ctx.store.write_outcomes(|tx| {
         let mut campaigns: BTreeMap<u64, Campaign> = BTreeMap::new();
         for done in batch {
             let id = done.delivery.campaign;

@@ -5,7 +5,9 @@
 //! version field `v`. Writes go through [`Store::write`], which applies a set
 //! of changes atomically (one sled transaction over the trees it touches)
 //! under one writer lock, so read-then-write logic in a command never races
-//! another command. Nothing is durable until [`Store::sync`] returns: callers sync
+//! another command. (Two writes skip the transaction under the same lock,
+//! each in an order a crash leaves repairable at open: an import's records,
+//! `bulk`, and the campaign recorder's outcomes, `outcomes`.) Nothing is durable until [`Store::sync`] returns: callers sync
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
@@ -14,6 +16,7 @@ mod compact;
 mod durable;
 mod error;
 mod keys;
+mod outcomes;
 mod purge;
 mod reads;
 mod records;
@@ -120,6 +123,8 @@ impl Store {
         if !store.tree(T::Counters).contains_key(TALLY_BUILT)? {
             store.rebuild_tallies()?;
         }
+        // What a crash inside a recorder's write left (`outcomes`).
+        store.recount_campaigns()?;
         Ok(store)
     }
 
