@@ -24,6 +24,7 @@
 use crate::store::compact::decode_delivery;
 use crate::store::error::Result;
 use crate::store::keys::{decode, T};
+use crate::store::reads::touch;
 use crate::store::records::{Campaign, CampaignStatus, DeliveryState};
 use crate::store::{Store, Tx};
 
@@ -94,8 +95,11 @@ impl Store {
                 continue;
             }
             let (mut sent, mut failed, mut skipped) = (0u64, 0u64, 0u64);
-            for kv in self.tree(T::Deliveries).scan_prefix(c.id.to_be_bytes()) {
+            let tree = self.tree(T::Deliveries);
+            for kv in tree.scan_prefix(c.id.to_be_bytes()) {
                 let (k, v) = kv?;
+                // A campaign of 100,000 would otherwise stay in memory.
+                touch(tree, &k)?;
                 match decode_delivery(&k, &v)?.state {
                     DeliveryState::Sent => sent += 1,
                     DeliveryState::Failed => failed += 1,

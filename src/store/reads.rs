@@ -348,7 +348,7 @@ impl Store {
 /// record makes the accesses the cache needs to keep to its capacity while
 /// the scan goes on; the page is in memory already, so it costs well under
 /// a microsecond.
-fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
+pub(super) fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
     tree.get(key)?;
     Ok(())
 }
