@@ -44,18 +44,24 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) struct Done {
+    /// The delivery as the worker read it (its frozen recipient taken).
     pub(crate) delivery: Delivery,
+    /// The store's skip generation taken before `delivery` was read: while
+    /// it has not moved, no write but the recorder's changed a delivery,
+    /// so `delivery` is still as stored.
+    pub(crate) generation: u64,
     pub(crate) outcome: Outcome,
     /// Held until the outcome is durable: the lanes' run-ahead is bounded
     /// by the number of these.
     pub(crate) _window_permit: Option<OwnedSemaphorePermit>,
 }
 
-/// Records what became of a batch of deliveries in one transaction, and
+/// Records what became of a batch of deliveries in one write (the
+/// deliveries, then the campaign counters: `Store::write_outcomes`), and
 /// makes it durable with one flush.
 pub(crate) async fn record(ctx: &Context, batch: &[Done]) -> anyhow::Result<()> {
     let now = ctx.now();
-    ctx.store.write(|tx| {
+    ctx.store.write_outcomes(|tx| {
         let mut campaigns: BTreeMap<u64, Campaign> = BTreeMap::new();
         for done in batch {
             let id = done.delivery.campaign;
@@ -83,9 +89,19 @@ fn record_one(
     done: &Done,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let mut d = tx
-        .delivery(done.delivery.campaign, done.delivery.subscriber)?
-        .unwrap_or_else(|| done.delivery.clone());
+    // A copy the relay took, and no delivery changed but by this recorder
+    // since the worker read it: the worker's copy is the stored one, and
+    // reading it again per message would cost a tree lookup. Any other
+    // outcome keeps what is stored beside it (a deferred copy keeps its
+    // frozen recipient), so it is read.
+    let held = matches!(done.outcome, Outcome::Relay(Ok(())))
+        && done.generation == ctx.store.skip_generation();
+    let mut d = if held {
+        done.delivery.clone()
+    } else {
+        tx.delivery(done.delivery.campaign, done.delivery.subscriber)?
+            .unwrap_or_else(|| done.delivery.clone())
+    };
     if d.state == DeliveryState::Skipped && matches!(done.outcome, Outcome::Relay(Ok(()))) {
         // They left while their copy was already with the relay, which
         // then took it: it was sent, so it counts as sent, not skipped.
@@ -94,7 +110,7 @@ fn record_one(
         d.done_at = Some(now);
         c.skipped = c.skipped.saturating_sub(1);
         c.sent += 1;
-        tx.put_delivery(&d);
+        tx.put_outcome(&d);
         return Ok(());
     }
     if d.state.is_final() {
@@ -106,7 +122,7 @@ fn record_one(
             d.done_at = Some(now);
             d.to = None;
             c.skipped += 1;
-            tx.put_delivery(&d);
+            tx.put_outcome(&d);
             return Ok(());
         }
         Outcome::Relay(Ok(())) => {
@@ -117,7 +133,7 @@ fn record_one(
             d.to = None;
             d.last_error = None;
             c.sent += 1;
-            tx.put_delivery(&d);
+            tx.put_outcome(&d);
             return Ok(());
         }
         Outcome::Relay(Err(e)) => (e, true),
@@ -159,7 +175,7 @@ fn record_one(
             }
         }
     }
-    tx.put_delivery(&d);
+    tx.put_outcome(&d);
     Ok(())
 }
 

@@ -264,10 +264,10 @@ async fn send_round(
                 }
                 let Job {
                     delivery,
+                    generation,
                     to,
                     domain_permit,
                     window_permit,
-                    ..
                 } = job;
                 let token = copy_token(ctx, c, id, &to.email);
                 let rendered = if ctx.dkim.is_some() {
@@ -313,6 +313,7 @@ async fn send_round(
                 drop(domain_permit);
                 let _ = done_tx.send(Done {
                     delivery,
+                    generation,
                     outcome,
                     _window_permit: Some(window_permit),
                 });
@@ -391,6 +392,7 @@ async fn send_round(
                         None => {
                             let _ = done_tx.send(Done {
                                 delivery: d,
+                                generation: known,
                                 outcome: Outcome::Skip,
                                 _window_permit: None,
                             });

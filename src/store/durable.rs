@@ -20,7 +20,14 @@
 //! 2. `fdatasync` of `db`, on a handle kept open from the start.
 //!
 //! Blobs go first so that no log record on disk points to a blob that is
-//! not. Opening (after sled's open) syncs `conf`, `db`, every blob,
+//! not. Step 1 lists `blobs/` only when something happened in it since
+//! the last listing: an inotify watch on it (set up before the first
+//! listing) reports every file created, written, renamed or removed
+//! there, and its events are read before each listing, so one that comes
+//! during a listing makes the next commit list again. A watch that could
+//! not be set up, or that the kernel dropped or let overflow, means a
+//! listing at every commit, as without it. Most commits make no blob:
+//! sled writes one only for a value or node too big for a log slot. Opening (after sled's open) syncs `conf`, `db`, every blob,
 //! `blobs/`, the store directory and its parent, since sled syncs none of
 //! them when it creates them. sled 0.34.7 writes a snapshot only while it
 //! opens (`read_snapshot_or_default` in `PageCache::start`), so the store
@@ -181,6 +188,12 @@ struct Files {
 struct Seen {
     /// Blob name → the length that was synced.
     blobs: HashMap<OsString, u64>,
+    /// Changes in `blobs/` since the last listing; None: list every time.
+    watch: Option<Watch>,
+    /// No listing yet (the first commit lists whatever the watch says).
+    unlisted: bool,
+    /// Listings of `blobs/` so far (for the tests).
+    listings: u64,
     /// The first sync error; every later sync returns it.
     failed: Option<String>,
 }
@@ -192,10 +205,13 @@ impl Files {
         let blobs_handle = File::open(&blobs)?;
         let files = Files {
             db,
-            blobs,
+            blobs: blobs.clone(),
             blobs_handle,
             seen: Mutex::new(Seen {
                 blobs: HashMap::new(),
+                watch: Watch::new(&blobs),
+                unlisted: true,
+                listings: 0,
                 failed: None,
             }),
         };
@@ -226,7 +242,21 @@ impl Files {
 
     fn sync_all(&self, seen: &mut Seen) -> std::io::Result<()> {
         // 1. Blobs: new or grown ones (one still being written is synced
-        //    again at the next commit, when it has grown).
+        //    again at the next commit, when it has grown), if anything
+        //    happened in `blobs/` since the last listing.
+        let quiet = match seen.watch.as_ref().map(Watch::drain) {
+            Some(Drained::Quiet) => true,
+            Some(Drained::Events) => false,
+            Some(Drained::Lost) | None => {
+                seen.watch = None;
+                false
+            }
+        };
+        if quiet && !seen.unlisted {
+            return self.db.sync_data();
+        }
+        seen.unlisted = false;
+        seen.listings += 1;
         let mut present = HashSet::new();
         let mut new_name = false;
         for entry in std::fs::read_dir(&self.blobs)? {
@@ -260,6 +290,91 @@ impl Files {
     }
 }
 
+/// An inotify watch on `blobs/`: whether anything happened there.
+struct Watch {
+    fd: std::os::fd::OwnedFd,
+}
+
+/// What reading a watch's events found.
+enum Drained {
+    /// Nothing since the last read.
+    Quiet,
+    /// Something happened (or may have: the queue overflowed).
+    Events,
+    /// The watch is gone (its directory removed or moved, or a read
+    /// failed): list every time from now on.
+    Lost,
+}
+
+impl Watch {
+    /// Every change to a file in `dir`, or to `dir` itself.
+    const MASK: u32 = libc::IN_CREATE
+        | libc::IN_MODIFY
+        | libc::IN_CLOSE_WRITE
+        | libc::IN_ATTRIB
+        | libc::IN_DELETE
+        | libc::IN_MOVED_FROM
+        | libc::IN_MOVED_TO
+        | libc::IN_DELETE_SELF
+        | libc::IN_MOVE_SELF;
+
+    /// None when the kernel refuses one (`max_user_watches`, say).
+    fn new(dir: &Path) -> Option<Watch> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: plain system calls; the descriptor is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is open and ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        use std::os::fd::AsRawFd;
+        // SAFETY: `path` is a NUL-terminated string that outlives the call.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), Self::MASK) };
+        (wd >= 0).then_some(Watch { fd })
+    }
+
+    /// Reads every event queued so far.
+    fn drain(&self) -> Drained {
+        use std::os::fd::AsRawFd;
+        /// Room for many events at once (each is 16 bytes and a name).
+        const BUF: usize = 4096;
+        let mut buf = [0u8; BUF];
+        let mut found = Drained::Quiet;
+        loop {
+            // SAFETY: `buf` is writable for `BUF` bytes.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), BUF) };
+            if n < 0 {
+                return match std::io::Error::last_os_error().kind() {
+                    std::io::ErrorKind::WouldBlock => found,
+                    std::io::ErrorKind::Interrupted => continue,
+                    _ => Drained::Lost,
+                };
+            }
+            let n = n as usize;
+            if n == 0 {
+                return Drained::Lost;
+            }
+            // struct inotify_event: wd, mask, cookie, len, then `len`
+            // bytes of name.
+            let mut at = 0;
+            while at + 16 <= n {
+                let word = |i: usize| {
+                    u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap_or_default())
+                };
+                let (mask, len) = (word(4), word(12) as usize);
+                if mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF) != 0 {
+                    return Drained::Lost;
+                }
+                at += 16 + len;
+            }
+            found = Drained::Events;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +401,42 @@ mod tests {
         std::fs::remove_file(&blob).unwrap();
         files.sync().unwrap();
         assert!(files.seen.lock().unwrap().blobs.is_empty());
+    }
+
+    #[test]
+    fn blobs_are_listed_only_after_something_happened_there() {
+        let dir = store_dir();
+        let files = Files::open(dir.path()).unwrap();
+        let listings = || files.seen.lock().unwrap().listings;
+        assert!(files.seen.lock().unwrap().watch.is_some());
+        let first = listings();
+        assert_eq!(first, 1, "opening lists once");
+        files.sync().unwrap();
+        files.sync().unwrap();
+        assert_eq!(listings(), first, "nothing happened in blobs/");
+        // A blob made between commits is found by the next one.
+        let blob = dir.path().join("blobs").join("9");
+        std::fs::write(&blob, b"new").unwrap();
+        files.sync().unwrap();
+        assert_eq!(listings(), first + 1);
+        assert_eq!(files.seen.lock().unwrap().blobs[&OsString::from("9")], 3);
+        // Written to in place, it is synced again at its new length.
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&blob)
+            .unwrap()
+            .write_all(b"er")
+            .unwrap();
+        files.sync().unwrap();
+        assert_eq!(files.seen.lock().unwrap().blobs[&OsString::from("9")], 5);
+        files.sync().unwrap();
+        assert_eq!(listings(), first + 2);
+        // A lost watch means a listing at every commit.
+        files.seen.lock().unwrap().watch = None;
+        files.sync().unwrap();
+        files.sync().unwrap();
+        assert_eq!(listings(), first + 4);
     }
 
     #[tokio::test]

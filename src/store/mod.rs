@@ -5,7 +5,9 @@
 //! version field `v`. Writes go through [`Store::write`], which applies a set
 //! of changes atomically (one sled transaction over the trees it touches)
 //! under one writer lock, so read-then-write logic in a command never races
-//! another command. Nothing is durable until [`Store::sync`] returns: callers sync
+//! another command. (Two writes skip the transaction under the same lock,
+//! each in an order a crash leaves repairable at open: an import's records,
+//! `bulk`, and the campaign recorder's outcomes, `outcomes`.) Nothing is durable until [`Store::sync`] returns: callers sync
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
@@ -14,6 +16,7 @@ mod compact;
 mod durable;
 mod error;
 mod keys;
+mod outcomes;
 mod purge;
 mod reads;
 mod records;
@@ -67,9 +70,13 @@ struct Inner {
     /// Set when a flush failed: sled keeps the error and fails every later
     /// flush, so only a fresh open (a restart) recovers.
     failed: std::sync::atomic::AtomicBool,
-    /// Counts the writes that skipped a delivery because its person was
-    /// no longer confirmed: the campaign worker re-reads a delivery it
-    /// holds when this has moved.
+    /// Counts the writes that changed a delivery other than by recording
+    /// its outcome (`Tx::put_outcome`): above all those that skipped a
+    /// delivery because its person was no longer confirmed, but also a
+    /// bounce report's mark, a cancel's dropping of the recipients, the
+    /// fixing of recipients. The campaign worker re-reads a delivery it
+    /// holds when this has moved, and its recorder trusts the copy it
+    /// holds only while this has not.
     skips: std::sync::atomic::AtomicU64,
 }
 
@@ -116,6 +123,8 @@ impl Store {
         if !store.tree(T::Counters).contains_key(TALLY_BUILT)? {
             store.rebuild_tallies()?;
         }
+        // What a crash inside a recorder's write left (`outcomes`).
+        store.recount_campaigns()?;
         Ok(store)
     }
 
@@ -193,7 +202,7 @@ impl Store {
                 })?;
             self.inner.durable.wrote();
         }
-        if skipped {
+        if skipped || tx.other_deliveries {
             self.inner.skips.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())

@@ -174,9 +174,12 @@ impl Store {
             .transpose()
     }
 
-    /// Moves whenever a write skipped a delivery of someone who stopped
-    /// being confirmed (never while it is in flight: it moves after the
-    /// write has landed).
+    /// Moves whenever a write changed a delivery other than by recording
+    /// its outcome: above all when it skipped a delivery of someone who
+    /// stopped being confirmed (never while the write is in flight: it
+    /// moves after the write has landed, under the writer lock). A
+    /// delivery read before this value was taken, and this value unmoved,
+    /// is still as stored, but for the recorder's own writes.
     pub fn skip_generation(&self) -> u64 {
         self.inner.skips.load(Ordering::SeqCst)
     }
@@ -345,7 +348,7 @@ impl Store {
 /// record makes the accesses the cache needs to keep to its capacity while
 /// the scan goes on; the page is in memory already, so it costs well under
 /// a microsecond.
-fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
+pub(super) fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
     tree.get(key)?;
     Ok(())
 }

@@ -25,6 +25,10 @@ pub struct Tx<'s> {
     /// A new id is checked against the id index when the write lands, by
     /// the index insert itself (`Store::write_records`), not here.
     pub(super) ids_at_commit: bool,
+    /// A delivery changed other than by recording its outcome
+    /// ([`Tx::put_outcome`]): the store's skip generation moves when this
+    /// write lands, so a copy in flight is read again.
+    pub(super) other_deliveries: bool,
 }
 
 impl<'s> Tx<'s> {
@@ -35,6 +39,7 @@ impl<'s> Tx<'s> {
             changes: BTreeMap::new(),
             stored: Default::default(),
             ids_at_commit,
+            other_deliveries: false,
         }
     }
 }
@@ -181,6 +186,15 @@ impl Tx<'_> {
 
     /// Writes a delivery in its binary form (`store::compact`).
     pub fn put_delivery(&mut self, d: &Delivery) {
+        self.other_deliveries = true;
+        self.put_outcome(d);
+    }
+
+    /// Writes a delivery as the campaign recorder does: the outcome of a
+    /// copy the worker dispatched. Unlike [`Tx::put_delivery`] it does not
+    /// move the skip generation, so the worker's other copies in flight
+    /// are not read again for it (no other write has changed them).
+    pub(crate) fn put_outcome(&mut self, d: &Delivery) {
         self.changes.insert(
             (T::Deliveries, delivery_key(d.campaign, d.subscriber)),
             Some(encode_delivery(d)),
@@ -233,6 +247,7 @@ impl Tx<'_> {
                     continue;
                 };
                 if c.started_at.is_none() && !c.status.is_final() {
+                    self.other_deliveries = true;
                     self.changes
                         .insert((T::Deliveries, delivery_key(cid, id)), None);
                     continue;

@@ -1,0 +1,209 @@
+//! The campaign recorder's writes: outcomes applied without a sled
+//! transaction, and the campaign counters made right again at open.
+//!
+//! Part of `store`. A sled transaction (like a batch) seals the log's IO
+//! buffer to write its manifest (`PageCache::pin_log`), and every sealed
+//! buffer is one task on sled's IO pool, whose `notify_all` wakes all of
+//! its idle threads. With the group commit's own flush that made two such
+//! tasks per group of outcomes; without the transaction it is one.
+//!
+//! What the transaction bought was that a group lands whole or not at
+//! all. Applied key by key instead, a crash (a kill, a power cut) before
+//! the group's flush ended can keep the first of its writes and lose the
+//! rest: sled recovers a prefix of its log. So the deliveries go first and
+//! the campaign counters after them, and nothing but the counters needs
+//! the rest: a delivery alone is one key, so a sent copy is recorded
+//! sent or not at all, as before. The counters of every campaign still
+//! sending (or paused while sending) are counted again from its
+//! deliveries when the store opens ([`Store::recount_campaigns`]), so
+//! `sent + skipped + failed` is what the deliveries say before the worker
+//! looks at it. A write that changes more than deliveries and campaign
+//! records (a 5xx that counts a bounce on the subscriber, and may disable
+//! them) goes through the ordinary transaction.
+
+use crate::store::compact::decode_delivery;
+use crate::store::error::Result;
+use crate::store::keys::{decode, T};
+use crate::store::reads::touch;
+use crate::store::records::{Campaign, CampaignStatus, DeliveryState};
+use crate::store::{Store, Tx};
+
+impl Store {
+    /// [`Store::write`] for the campaign recorder: the deliveries `f`
+    /// writes land one by one, then the campaigns, without a sled
+    /// transaction (see the module's words on what a crash keeps). Falls
+    /// back to the transaction when `f` changed anything else. Not
+    /// durable until [`Store::sync`].
+    pub fn write_outcomes<R>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        let _guard = self
+            .inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut tx = Tx::new(self, false);
+        let result = f(&mut tx)?;
+        let plain = tx
+            .changes
+            .keys()
+            .all(|(t, _)| matches!(t, T::Deliveries | T::Campaigns));
+        if !plain {
+            self.commit(tx)?;
+            return Ok(result);
+        }
+        if tx.changes.is_empty() {
+            return Ok(result);
+        }
+        // Deliveries first: a crash between them and the counters leaves
+        // counters behind, which the next open counts again.
+        for order in [T::Deliveries, T::Campaigns] {
+            let tree = self.tree(order);
+            for ((t, key), value) in &tx.changes {
+                if *t != order {
+                    continue;
+                }
+                match value {
+                    Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
+                    None => tree.remove(key.as_slice())?,
+                };
+            }
+        }
+        self.inner.durable.wrote();
+        if tx.other_deliveries {
+            self.inner
+                .skips
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(result)
+    }
+
+    /// Counts `sent`, `failed` and `skipped` again from the deliveries of
+    /// every campaign that has started sending and is not finished, and
+    /// writes (and syncs) those that differ: what a crash inside a
+    /// recorder's write leaves behind. Returns how many were corrected.
+    pub(super) fn recount_campaigns(&self) -> Result<usize> {
+        let mut fixed = Vec::new();
+        for kv in self.tree(T::Campaigns).iter() {
+            let (_, v) = kv?;
+            let c: Campaign = decode(&v)?;
+            let sending = matches!(c.status, CampaignStatus::Sending)
+                || (c.status == CampaignStatus::Paused
+                    && c.paused_from == Some(CampaignStatus::Sending));
+            if c.started_at.is_none() || !sending {
+                continue;
+            }
+            let (mut sent, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+            let tree = self.tree(T::Deliveries);
+            for kv in tree.scan_prefix(c.id.to_be_bytes()) {
+                let (k, v) = kv?;
+                // A campaign of 100,000 would otherwise stay in memory.
+                touch(tree, &k)?;
+                match decode_delivery(&k, &v)?.state {
+                    DeliveryState::Sent => sent += 1,
+                    DeliveryState::Failed => failed += 1,
+                    DeliveryState::Skipped => skipped += 1,
+                    DeliveryState::Pending | DeliveryState::Deferred => {}
+                }
+            }
+            if (c.sent, c.failed, c.skipped) != (sent, failed, skipped) {
+                fixed.push((c.id, sent, failed, skipped));
+            }
+        }
+        if fixed.is_empty() {
+            return Ok(0);
+        }
+        self.write_as(|tx| {
+            for &(id, sent, failed, skipped) in &fixed {
+                if let Some(mut c) = tx.campaign(id)? {
+                    tracing::warn!(
+                        campaign = id,
+                        was = %format!("{}/{}/{}", c.sent, c.failed, c.skipped),
+                        now = %format!("{sent}/{failed}/{skipped}"),
+                        "campaign counters (sent/failed/skipped) recounted from the deliveries: a write was cut short"
+                    );
+                    (c.sent, c.failed, c.skipped) = (sent, failed, skipped);
+                    tx.put_campaign(&c);
+                }
+            }
+            Ok::<_, crate::store::StoreError>(())
+        })?;
+        self.flush_durable()?;
+        Ok(fixed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::Delivery;
+    use crate::store::RECORD_VERSION;
+
+    fn delivery(campaign: u64, subscriber: u64, state: DeliveryState) -> Delivery {
+        Delivery {
+            v: RECORD_VERSION,
+            campaign,
+            subscriber,
+            state,
+            attempts: 0,
+            next_attempt: 0,
+            last_error: None,
+            done_at: None,
+            bounced: false,
+            warned: false,
+            to: None,
+        }
+    }
+
+    /// What a crash between a group's deliveries and its counters leaves
+    /// is counted right at the next open; a finished campaign is left as
+    /// it is.
+    #[test]
+    fn counters_cut_short_are_recounted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = |id: u64, status: &str, sent: u64| {
+            serde_json::json!({
+                "v": RECORD_VERSION, "id": id, "list": "lf",
+                "content": {"kind": "newsletter", "source": "x.md", "subject": "s",
+                    "preheader": "", "markdown": "", "title": "", "link": null,
+                    "attachments": []},
+                "filters": [], "status": status, "paused_from": null,
+                "created_at": "2026-01-01T00:00:00Z", "scheduled_at": "2026-01-01T00:00:00Z",
+                "started_at": "2026-01-01T00:00:00Z", "finished_at": null,
+                "total": 4, "sent": sent, "failed": 0, "skipped": 0,
+            })
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for (id, status) in [(1, "sending"), (2, "done")] {
+                let c: Campaign = match serde_json::from_value(json(id, status, 1)) {
+                    Ok(c) => c,
+                    Err(e) => panic!("a campaign record: {e}"),
+                };
+                store
+                    .write_outcomes(|tx| {
+                        for (s, state) in [
+                            (1, DeliveryState::Sent),
+                            (2, DeliveryState::Sent),
+                            (3, DeliveryState::Skipped),
+                            (4, DeliveryState::Pending),
+                        ] {
+                            tx.put_outcome(&delivery(id, s, state));
+                        }
+                        tx.put_campaign(&c);
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            store.sync_blocking().unwrap();
+            assert_eq!(store.campaign(1).unwrap().unwrap().sent, 1);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let c = store.campaign(1).unwrap().unwrap();
+        assert_eq!((c.sent, c.failed, c.skipped), (2, 0, 1));
+        let done = store.campaign(2).unwrap().unwrap();
+        assert_eq!((done.sent, done.skipped), (1, 0), "a finished one stays");
+        assert_eq!(store.recount_campaigns().unwrap(), 0);
+    }
+}
