@@ -44,7 +44,8 @@ pub async fn import(
     // The bar's length: the file's data rows, counted in a pass over its
     // text that keeps nothing (a tenth of a second at 1M rows).
     let rows_in_file = reader.rows_left();
-    let mut rows = people::batch::Batches::start(reader);
+    let mut rows =
+        people::batch::Batches::start(reader).map_err(|e| Failure::from(anyhow::Error::from(e)))?;
     // With no daemon running, the store is opened here once for every
     // batch (`Here`), not once a batch.
     let here: tokio::sync::OnceCell<Here> = tokio::sync::OnceCell::new();

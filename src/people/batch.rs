@@ -60,8 +60,9 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// Starts reading `reader`'s rows on a thread.
-    pub fn start(reader: Reader) -> Batches {
+    /// Starts reading `reader`'s rows on a thread (fails only when no
+    /// thread can be started).
+    pub fn start(reader: Reader) -> std::io::Result<Batches> {
         let (send, chunks) = tokio::sync::mpsc::channel(READ_AHEAD);
         let reading = std::thread::Builder::new()
             .name("import-read".into())
@@ -82,15 +83,14 @@ impl Batches {
                 if !chunk.rows.is_empty() || !chunk.errors.is_empty() {
                     let _ = send.blocking_send(chunk);
                 }
-            })
-            .expect("a thread to read the file");
-        Batches {
+            })?;
+        Ok(Batches {
             chunks,
             carry: Vec::new(),
             errors: Vec::new(),
             read: 0,
             reading: Some(reading),
-        }
+        })
     }
 
     /// The next batch of at most `size` rows (at least one), with the
@@ -153,7 +153,7 @@ mod tests {
         let reader = Reader::open(csv.into_bytes(), &[]).unwrap();
         let total = reader.rows_left();
         assert_eq!(total, good.len() + bad.len());
-        let mut batches = Batches::start(reader);
+        let mut batches = Batches::start(reader).unwrap();
         let mut sizes = Vec::new();
         let mut rows = Vec::new();
         let mut read = 0;
