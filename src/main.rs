@@ -5,14 +5,6 @@
 
 mod cli;
 
-/// mimalloc rather than glibc's malloc: sled allocates and frees a node
-/// copy for most writes, and glibc's allocator took a third of a big
-/// import's CPU (`_int_malloc`, `malloc_consolidate`, `unlink_chunk`);
-/// with mimalloc the import of 1M rows took 40% less CPU (BENCHMARKS.md,
-/// "Import streamed").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
