@@ -102,6 +102,65 @@ fn import_reads_excel_exports_reports_bad_rows_and_is_idempotent() {
     d2.assert_no_new_mail_except_sentinel("sentinel@example.org");
 }
 
+/// A file read a batch at a time while the batches before it are
+/// imported: bad rows in the middle, at the start and at the end of a file
+/// many batches long are each reported with their line, in the file's
+/// order, and every good row around them is imported; without a daemon
+/// (this process's big batches) and through one (the socket's small ones).
+#[test]
+fn a_big_file_with_bad_rows_throughout_reports_each_by_line() {
+    let mut d = Daemon::prepare("");
+    let file = |prefix: &str| {
+        let mut csv = String::from("email,name,organisation\n");
+        let (mut good, mut bad) = (0, Vec::new());
+        for i in 0..1_500 {
+            let line = 2 + good + bad.len();
+            if i == 0 || i % 211 == 7 {
+                csv.push_str(&format!("{prefix}{i}-at-example.org,X,\n"));
+                bad.push(format!(
+                    "{line}: \"{prefix}{i}-at-example.org\" is not an e-mail address"
+                ));
+            } else if i % 307 == 11 || i == 1_499 {
+                csv.push_str(&format!("{prefix}{i}@example.org,X,Y,Z\n"));
+                bad.push(format!("{line}: 4 fields where the header has 3"));
+            } else {
+                csv.push_str(&format!("{prefix}{i}@example.org,P {i},\n"));
+                good += 1;
+            }
+        }
+        (csv, good, bad)
+    };
+    let mut imported = 0;
+    for (prefix, daemon) in [("a", false), ("b", true)] {
+        if daemon {
+            d.spawn();
+        }
+        let (csv, good, bad) = file(prefix);
+        let name = format!("{prefix}.csv");
+        let path = write(&d, &name, csv.as_bytes());
+        let out = d.cli(&["import", "lokal-finansiering", &path, "--consent", "x"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let reported: Vec<String> = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{path}:")))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(reported, bad, "daemon {daemon}: {stderr}");
+        assert!(
+            stdout.contains(&format!("{good} added")),
+            "daemon {daemon}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("{} unreadable", bad.len())),
+            "daemon {daemon}: {stdout}"
+        );
+        imported += good;
+        assert_eq!(d.subscribers("lokal-finansiering").len(), imported);
+    }
+}
+
 #[test]
 fn invite_sends_invitations_and_subscribes_no_one() {
     let mut d = Daemon::start("");

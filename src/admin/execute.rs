@@ -272,7 +272,7 @@ fn audit_line(request: &Request, response: &Response) -> Option<(&'static str, S
 /// own process and the workspace, so each change is audited once, with
 /// the same words. The record is synced before this returns Ok.
 pub async fn execute_as(ctx: &Context, who: &str, request: Request) -> Result<Response, Failure> {
-    let audit = request.clone();
+    let audit = request.for_audit();
     let response = execute(ctx, request).await?;
     if let Some((what, detail)) = audit_line(&audit, &response) {
         crate::workspace::audit::record(ctx, who, what, &detail)?;
@@ -398,7 +398,7 @@ pub async fn execute(ctx: &Context, request: Request) -> Result<Response, Failur
         } => {
             let list = list_of(ctx, &list)?;
             crate::people::check_columns(list, &columns).map_err(|e| undeclared(ctx, e))?;
-            let report = crate::people::import(ctx, list, &rows, &options)?;
+            let report = crate::people::import(ctx, list, rows, &options)?;
             ctx.store.sync().await?;
             ctx.mail_ready.notify_one();
             Response::Imported(report)

@@ -109,6 +109,26 @@ pub enum Request {
 }
 
 impl Request {
+    /// The request as its audit line needs it: an import without its
+    /// rows (the line names the list, the counts and the consent), which
+    /// would otherwise be copied, every one, to be thrown away.
+    pub fn for_audit(&self) -> Request {
+        match self {
+            Request::Import {
+                list,
+                columns,
+                rows: _,
+                options,
+            } => Request::Import {
+                list: list.clone(),
+                columns: columns.clone(),
+                rows: Vec::new(),
+                options: options.clone(),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// A message handed over for `recipient` (the raw bytes travel in base64).
     pub fn inject(recipient: String, sender: Option<String>, raw: &[u8]) -> Request {
         Request::Inject {

@@ -126,7 +126,7 @@ pub fn check_columns(list: &List, columns: &[String]) -> Result<(), ImportError>
 pub fn import(
     ctx: &Context,
     list: &List,
-    rows: &[Row],
+    rows: Vec<Row>,
     opts: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
     let now = ctx.now();
@@ -174,11 +174,11 @@ pub fn import(
         let name = clip_name(&row.name);
         let attributes: BTreeMap<String, String> = row
             .attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), clip_name(v)))
+            .into_iter()
+            .map(|(k, v)| (k, clip_name(&v)))
             .collect();
         ready.push(Ready {
-            row,
+            line: row.line,
             email,
             name,
             attributes,
@@ -205,7 +205,7 @@ pub fn import(
             chunk
                 .into_iter()
                 .map(|r| {
-                    let line = r.row.line;
+                    let line = r.line;
                     Ok((
                         line,
                         import_row(ctx, tx, list, r, opts, &consent_text, now)?,
@@ -243,8 +243,8 @@ pub const IMPORT_TX_ROWS: usize = 50;
 pub const IMPORT_WRITE_ROWS: usize = 1_000;
 
 /// A row that passed the checks outside the transaction.
-struct Ready<'a> {
-    row: &'a Row,
+struct Ready {
+    line: usize,
     email: String,
     name: String,
     attributes: BTreeMap<String, String>,
@@ -255,13 +255,13 @@ fn import_row(
     ctx: &Context,
     tx: &mut Tx<'_>,
     list: &List,
-    ready: Ready<'_>,
+    ready: Ready,
     opts: &ImportOptions,
     consent_text: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Outcome> {
     let Ready {
-        row,
+        line,
         email,
         name,
         attributes,
@@ -307,7 +307,7 @@ fn import_row(
             action: PendingAction::Subscribe,
             issued: ctx.now_secs(),
             method: "invitation".into(),
-            evidence: format!("invited from {} line {}", opts.source, row.line),
+            evidence: format!("invited from {} line {line}", opts.source),
             attributes: attributes.clone(),
             completed: false,
             campaign: None,
@@ -360,7 +360,7 @@ fn import_row(
     s.consent = Some(Consent {
         method: "import".into(),
         at: now,
-        evidence: format!("{consent_text} ({} line {})", opts.source, row.line),
+        evidence: format!("{consent_text} ({} line {line})", opts.source),
         confirmed_by: Some("recorded by an admin at import".into()),
     });
     tx.put_subscriber(&s);

@@ -150,6 +150,14 @@ pub(crate) fn encode<R: Serialize>(r: &R) -> Vec<u8> {
     serde_json::to_vec(r).expect("records serialise")
 }
 
+/// `encode` into room for `capacity` bytes: a record whose size is
+/// known roughly is written without the copies of a growing buffer.
+pub(crate) fn encode_sized<R: Serialize>(r: &R, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, r).expect("records serialise");
+    out
+}
+
 pub(crate) fn day_of(now: DateTime<Utc>) -> i64 {
     now.timestamp().div_euclid(crate::time::SECS_PER_DAY)
 }

@@ -101,6 +101,24 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// Room for a subscriber's record: its fixed part (field names, four
+    /// timestamps, the status) is under 512 bytes of JSON, and its text is
+    /// written once, escapes aside.
+    pub(crate) fn encoded_size(&self) -> usize {
+        let text = self.list.len()
+            + self.email.len()
+            + self.name.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>()
+            + self.consent.as_ref().map_or(0, |c| {
+                c.method.len() + c.evidence.len() + c.confirmed_by.as_ref().map_or(0, String::len)
+            });
+        512 + text + text / 8
+    }
+
     /// A fresh record with nothing but who and where.
     pub fn new(
         id: u64,

@@ -3,7 +3,9 @@
 use crate::address;
 use crate::store::compact::{decode_delivery, encode_delivery};
 use crate::store::error::Result;
-use crate::store::keys::{blob_key, day_of, decode, delivery_key, encode, sub_key, Counter, T};
+use crate::store::keys::{
+    blob_key, day_of, decode, delivery_key, encode, encode_sized, sub_key, Counter, T,
+};
 use crate::store::records::{
     Campaign, Delivery, DeliveryState, Ignored, Led, OutMail, Pending, Status, Subscriber,
     MAX_IGNORED, RECORD_VERSION,
@@ -87,7 +89,10 @@ impl Tx<'_> {
         let key = sub_key(&s.list, &s.email);
         self.changes
             .insert((T::Ids, s.id.to_be_bytes().to_vec()), Some(key.clone()));
-        self.changes.insert((T::Subscribers, key), Some(encode(s)));
+        self.changes.insert(
+            (T::Subscribers, key),
+            Some(encode_sized(s, s.encoded_size())),
+        );
     }
 
     pub fn pending(&self, id: u64) -> Result<Option<Pending>> {
