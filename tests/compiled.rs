@@ -199,17 +199,36 @@ fn same_bytes(content: &Content, list: &List, must_compile: bool) -> usize {
     }
     let prepared = Prepared::new(content, list, templates()).unwrap();
     let mut n = 0;
+    // A lane's buffer, kept from copy to copy as the sender keeps it.
+    let mut lane = Vec::new();
     for (i, copy) in copies().iter().enumerate() {
         for archive in ["", "https://lista.example.se/archive/lokal-finansiering/12"] {
             let (id, date) = envelope(i);
+            // Copies cross second boundaries, in two offsets, and two
+            // domains take turns: what the compiled headers keep from the
+            // copy before must not show in the next.
+            let date = (date
+                + chrono::Duration::milliseconds(350 * (2 * i + archive.len().min(1)) as i64))
+            .with_timezone(
+                &[
+                    chrono::FixedOffset::east_opt(3600),
+                    chrono::FixedOffset::east_opt(0),
+                ][i % 2]
+                    .unwrap(),
+            );
             let env = Envelope {
                 message_id: &id,
                 date,
-                domain: "lista.example.se",
+                domain: ["lista.example.se", "example.se"][(i / 2) % 2],
             };
             let r = copy.recipient(archive);
             let want = prepared.message(list, &r, &env, None).unwrap();
             let got = compiled.message(list, &r, &env, None).unwrap();
+            lane.clear();
+            compiled
+                .write_message(list, &r, &env, None, &mut lane)
+                .unwrap();
+            assert!(lane == want, "copy {i}: into a kept buffer, it differs");
             if want != got {
                 panic!(
                     "copy {i} ({:?}, {:?}) differs:\n--- per recipient\n{}\n--- compiled\n{}",

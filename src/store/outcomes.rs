@@ -45,10 +45,17 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner());
         let mut tx = Tx::new(self, false);
         let result = f(&mut tx)?;
-        let plain = tx
-            .changes
-            .keys()
-            .all(|(t, _)| matches!(t, T::Deliveries | T::Campaigns));
+        // Only a campaign the next open counts again may have its counters
+        // land after its deliveries: a cancelled one (its copies in flight
+        // are still recorded) is not recounted, so it keeps the transaction.
+        let plain = tx.changes.iter().all(|((t, _), v)| match t {
+            T::Deliveries => true,
+            T::Campaigns => v
+                .as_deref()
+                .and_then(|v| decode::<Campaign>(v).ok())
+                .is_some_and(|c| recounted(&c)),
+            _ => false,
+        });
         if !plain {
             self.commit(tx)?;
             return Ok(result);
@@ -69,6 +76,10 @@ impl Store {
                     None => tree.remove(key.as_slice())?,
                 };
             }
+            #[cfg(test)]
+            if order == T::Deliveries && tests::CUT.with(|cut| cut.get()) {
+                anyhow::bail!("cut short after the deliveries (a test's crash)");
+            }
         }
         self.inner.durable.wrote();
         if tx.other_deliveries {
@@ -88,10 +99,7 @@ impl Store {
         for kv in self.tree(T::Campaigns).iter() {
             let (_, v) = kv?;
             let c: Campaign = decode(&v)?;
-            let sending = matches!(c.status, CampaignStatus::Sending)
-                || (c.status == CampaignStatus::Paused
-                    && c.paused_from == Some(CampaignStatus::Sending));
-            if c.started_at.is_none() || !sending {
+            if !recounted(&c) {
                 continue;
             }
             let (mut sent, mut failed, mut skipped) = (0u64, 0u64, 0u64);
@@ -134,11 +142,25 @@ impl Store {
     }
 }
 
+/// A campaign whose counters the next open counts again from its
+/// deliveries: one that has started sending and is not finished.
+fn recounted(c: &Campaign) -> bool {
+    let sending = c.status == CampaignStatus::Sending
+        || (c.status == CampaignStatus::Paused && c.paused_from == Some(CampaignStatus::Sending));
+    c.started_at.is_some() && sending
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::records::Delivery;
     use crate::store::RECORD_VERSION;
+
+    thread_local! {
+        /// Makes `write_outcomes` stop after the deliveries, as a crash
+        /// between them and the counters would.
+        pub(super) static CUT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
 
     fn delivery(campaign: u64, subscriber: u64, state: DeliveryState) -> Delivery {
         Delivery {
@@ -159,28 +181,31 @@ mod tests {
     /// What a crash between a group's deliveries and its counters leaves
     /// is counted right at the next open; a finished campaign is left as
     /// it is.
+    /// A started campaign of four recipients in `status`, `sent` of them sent.
+    fn campaign(id: u64, status: &str, sent: u64) -> Campaign {
+        let json = serde_json::json!({
+            "v": RECORD_VERSION, "id": id, "list": "lf",
+            "content": {"kind": "newsletter", "source": "x.md", "subject": "s",
+                "preheader": "", "markdown": "", "title": "", "link": null,
+                "attachments": []},
+            "filters": [], "status": status, "paused_from": null,
+            "created_at": "2026-01-01T00:00:00Z", "scheduled_at": "2026-01-01T00:00:00Z",
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": null,
+            "total": 4, "sent": sent, "failed": 0, "skipped": 0,
+        });
+        match serde_json::from_value(json) {
+            Ok(c) => c,
+            Err(e) => panic!("a campaign record: {e}"),
+        }
+    }
+
     #[test]
     fn counters_cut_short_are_recounted_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let json = |id: u64, status: &str, sent: u64| {
-            serde_json::json!({
-                "v": RECORD_VERSION, "id": id, "list": "lf",
-                "content": {"kind": "newsletter", "source": "x.md", "subject": "s",
-                    "preheader": "", "markdown": "", "title": "", "link": null,
-                    "attachments": []},
-                "filters": [], "status": status, "paused_from": null,
-                "created_at": "2026-01-01T00:00:00Z", "scheduled_at": "2026-01-01T00:00:00Z",
-                "started_at": "2026-01-01T00:00:00Z", "finished_at": null,
-                "total": 4, "sent": sent, "failed": 0, "skipped": 0,
-            })
-        };
         {
             let store = Store::open(dir.path()).unwrap();
             for (id, status) in [(1, "sending"), (2, "done")] {
-                let c: Campaign = match serde_json::from_value(json(id, status, 1)) {
-                    Ok(c) => c,
-                    Err(e) => panic!("a campaign record: {e}"),
-                };
+                let c = campaign(id, status, 1);
                 store
                     .write_outcomes(|tx| {
                         for (s, state) in [
@@ -205,5 +230,49 @@ mod tests {
         let done = store.campaign(2).unwrap().unwrap();
         assert_eq!((done.sent, done.skipped), (1, 0), "a finished one stays");
         assert_eq!(store.recount_campaigns().unwrap(), 0);
+    }
+
+    /// A crash between a group's deliveries and its counters leaves every
+    /// campaign's counters what its deliveries say after the next open: a
+    /// cancelled one too, whose copies in flight when it was cancelled are
+    /// still recorded but which the open does not count again.
+    #[test]
+    fn a_crash_inside_an_outcome_write_leaves_no_campaign_miscounted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for (id, status) in [(1, "sending"), (2, "cancelled"), (3, "paused")] {
+                store
+                    .write(|tx| {
+                        tx.put_campaign(&campaign(id, status, 0));
+                        for s in 1..=4 {
+                            tx.put_delivery(&delivery(id, s, DeliveryState::Pending));
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                let mut c = store.campaign(id).unwrap().unwrap();
+                CUT.with(|cut| cut.set(true));
+                let _ = store.write_outcomes(|tx| {
+                    tx.put_outcome(&delivery(id, 1, DeliveryState::Sent));
+                    c.sent += 1;
+                    tx.put_campaign(&c);
+                    Ok(())
+                });
+                CUT.with(|cut| cut.set(false));
+            }
+            store.sync_blocking().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        for id in [1, 2, 3] {
+            let sent = store
+                .deliveries_after(id, None, 10)
+                .unwrap()
+                .iter()
+                .filter(|d| d.state == DeliveryState::Sent)
+                .count() as u64;
+            let c = store.campaign(id).unwrap().unwrap();
+            assert_eq!(c.sent, sent, "campaign {id} ({:?})", c.status);
+        }
     }
 }
