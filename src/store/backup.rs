@@ -19,11 +19,7 @@ impl Store {
         created: DateTime<Utc>,
     ) -> anyhow::Result<u64> {
         use data_encoding::BASE64;
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.writer();
         let header = serde_json::json!({
             "format": "utskick-backup",
             "version": BACKUP_VERSION,
@@ -105,11 +101,7 @@ impl Store {
         }
         let n = records.len() as u64;
         for chunk in records.chunks(1000) {
-            let _guard = self
-                .inner
-                .write_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let _guard = self.writer();
             for (t, k, v) in chunk {
                 self.inner.trees[*t].insert(k.as_slice(), v.as_slice())?;
             }

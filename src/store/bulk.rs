@@ -39,11 +39,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> anyhow::Result<R>,
     ) -> anyhow::Result<R> {
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.writer();
         let mut tx = Tx::new(self, true);
         let result = f(&mut tx)?;
         let records_only = tx

@@ -146,16 +146,22 @@ impl Store {
         self.write_as(f)
     }
 
+    /// The writer lock: every write to the trees, and the reading of a
+    /// sync's ticket, happen under it. Taken even when a panic poisoned it,
+    /// as each write site always did.
+    pub(super) fn writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner
+            .write_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// `write` for a closure with its own error type (the store's, inside).
     fn write_as<R, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> std::result::Result<R, E>,
     ) -> std::result::Result<R, E> {
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.writer();
         let mut tx = Tx::new(self, false);
         let result = f(&mut tx)?;
         self.commit(tx)?;
@@ -216,11 +222,7 @@ impl Store {
         // counted under that lock, so one that a reader could already see
         // is counted by the time we get it.
         let ticket = {
-            let _guard = self
-                .inner
-                .write_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let _guard = self.writer();
             self.inner.durable.ticket()
         };
         let db = self.inner.db.clone();

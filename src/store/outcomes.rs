@@ -38,11 +38,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> anyhow::Result<R>,
     ) -> anyhow::Result<R> {
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.writer();
         let mut tx = Tx::new(self, false);
         let result = f(&mut tx)?;
         // Only a campaign the next open counts again may have its counters

@@ -18,11 +18,7 @@ impl Store {
     /// which may also have left id index entries whose record never
     /// landed: those go here.
     pub(super) fn rebuild_tallies(&self) -> Result<()> {
-        let _guard = self
-            .inner
-            .write_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.writer();
         let counters = self.tree(T::Counters);
         // The marker goes first and comes back last: a crash in between
         // leaves a store that is counted again at the next open.
