@@ -209,9 +209,15 @@ impl Store {
             self.inner.durable.wrote();
         }
         if skipped || tx.other_deliveries {
-            self.inner.skips.fetch_add(1, Ordering::SeqCst);
+            self.deliveries_moved();
         }
         Ok(())
+    }
+
+    /// Moves the skip generation: a write changed a delivery other than by
+    /// recording its outcome (see `Inner::skips`).
+    fn deliveries_moved(&self) {
+        self.inner.skips.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Makes every write that returned before this call durable, on the

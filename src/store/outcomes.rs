@@ -44,14 +44,11 @@ impl Store {
         // Only a campaign the next open counts again may have its counters
         // land after its deliveries: a cancelled one (its copies in flight
         // are still recorded) is not recounted, so it keeps the transaction.
-        let plain = tx.changes.iter().all(|((t, _), v)| match t {
-            T::Deliveries => true,
-            T::Campaigns => v
-                .as_deref()
-                .and_then(|v| decode::<Campaign>(v).ok())
-                .is_some_and(|c| recounted(&c)),
-            _ => false,
-        });
+        let plain = !tx.campaign_not_recounted
+            && tx
+                .changes
+                .keys()
+                .all(|(t, _)| matches!(t, T::Deliveries | T::Campaigns));
         if !plain {
             self.commit(tx)?;
             return Ok(result);
@@ -79,9 +76,7 @@ impl Store {
         }
         self.inner.durable.wrote();
         if tx.other_deliveries {
-            self.inner
-                .skips
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.deliveries_moved();
         }
         Ok(result)
     }
@@ -140,7 +135,7 @@ impl Store {
 
 /// A campaign whose counters the next open counts again from its
 /// deliveries: one that has started sending and is not finished.
-fn recounted(c: &Campaign) -> bool {
+pub(super) fn recounted(c: &Campaign) -> bool {
     let sending = c.status == CampaignStatus::Sending
         || (c.status == CampaignStatus::Paused && c.paused_from == Some(CampaignStatus::Sending));
     c.started_at.is_some() && sending

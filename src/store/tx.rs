@@ -31,6 +31,10 @@ pub struct Tx<'s> {
     /// ([`Tx::put_outcome`]): the store's skip generation moves when this
     /// write lands, so a copy in flight is read again.
     pub(super) other_deliveries: bool,
+    /// A campaign record written that the next open would not recount
+    /// (`outcomes::recounted`): its counters must land with its
+    /// deliveries, so `Store::write_outcomes` keeps the transaction.
+    pub(super) campaign_not_recounted: bool,
 }
 
 impl<'s> Tx<'s> {
@@ -42,6 +46,7 @@ impl<'s> Tx<'s> {
             stored: Default::default(),
             ids_at_commit,
             other_deliveries: false,
+            campaign_not_recounted: false,
         }
     }
 }
@@ -141,6 +146,7 @@ impl Tx<'_> {
     /// or cancelled by an admin) is discarded: its raw bytes go with it,
     /// wherever the cancellation came from.
     pub fn put_campaign(&mut self, c: &Campaign) {
+        self.campaign_not_recounted |= !crate::store::outcomes::recounted(c);
         if c.post.is_some() && c.status == crate::store::CampaignStatus::Cancelled {
             self.remove_blob(c.id, 0);
         }
