@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::daemon::context::{Context, Metrics};
 use crate::outbound::SendError;
-use crate::store::{Campaign, CampaignStatus, Delivery, DeliveryState};
+use crate::store::{Campaign, CampaignCache, CampaignStatus, Delivery, DeliveryState};
 use crate::time::{SECS_PER_HOUR as HOUR, SECS_PER_MINUTE as MIN};
 
 /// Delays after the 1st, 2nd, … transient failure of one delivery: minutes
@@ -58,8 +58,14 @@ pub(crate) struct Done {
 
 /// Records what became of a batch of deliveries in one write (the
 /// deliveries, then the campaign counters: `Store::write_outcomes`), and
-/// makes it durable with one flush.
-pub(crate) async fn record(ctx: &Context, batch: &[Done]) -> anyhow::Result<()> {
+/// makes it durable with one flush. `cache` is the recorder's, kept from
+/// group to group: its campaign is decoded again only when someone else
+/// wrote it.
+pub(crate) async fn record(
+    ctx: &Context,
+    batch: &[Done],
+    cache: &mut CampaignCache,
+) -> anyhow::Result<()> {
     let now = ctx.now();
     ctx.store.write_outcomes(|tx| {
         let mut campaigns: BTreeMap<u64, Campaign> = BTreeMap::new();
@@ -67,15 +73,17 @@ pub(crate) async fn record(ctx: &Context, batch: &[Done]) -> anyhow::Result<()> 
             let id = done.delivery.campaign;
             let c = match campaigns.entry(id) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => match tx.campaign(id)? {
-                    Some(c) => e.insert(c),
-                    None => continue,
-                },
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    match tx.campaign_cached(id, cache)? {
+                        Some(c) => e.insert(c),
+                        None => continue,
+                    }
+                }
             };
             record_one(ctx, tx, c, done, now)?;
         }
         for c in campaigns.values() {
-            tx.put_campaign(c);
+            tx.put_campaign_cached(c, cache);
         }
         Ok(())
     })?;

@@ -206,6 +206,7 @@ async fn send_round(
         let window = window.clone();
         tokio::spawn(async move {
             let mut batch = Vec::new();
+            let mut cache = crate::store::CampaignCache::default();
             while done_rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
                 // Linger a moment for more outcomes while the lanes still
                 // have room to run ahead: one flush then covers many
@@ -222,7 +223,7 @@ async fn send_round(
                         _ => break,
                     }
                 }
-                if let Err(e) = record(&ctx, &batch).await {
+                if let Err(e) = record(&ctx, &batch, &mut cache).await {
                     // Stop dispatching: what the lanes send now could not be
                     // recorded either, and the run-ahead bound would no
                     // longer hold. The next round resends what is unrecorded.

@@ -28,6 +28,7 @@ pub use durable::CommitStats;
 use durable::Durable;
 pub use error::{Result, StoreError};
 use keys::*;
+pub use outcomes::CampaignCache;
 pub use records::*;
 pub use tx::Tx;
 pub use workspace::{AuditEntry, LoginLink, Session};

@@ -133,6 +133,63 @@ impl Store {
     }
 }
 
+/// The campaign the recorder last read or wrote, with the bytes it was
+/// decoded from or encoded to. The recorder reads its campaign once per
+/// group of outcomes, and a newsletter's record holds its whole text:
+/// decoding it was most of what a group's write cost beside the
+/// deliveries. While the stored bytes are the ones remembered, the
+/// remembered campaign is what they decode to; any other write of the
+/// record (a pause, a leave counted as skipped) changes them, and the
+/// next read decodes again.
+#[derive(Default)]
+pub struct CampaignCache {
+    bytes: Vec<u8>,
+    campaign: Option<Campaign>,
+}
+
+impl Tx<'_> {
+    /// Campaign `id` as [`Tx::campaign`] reads it, decoded only when its
+    /// bytes are not the ones `cache` remembers.
+    pub fn campaign_cached(&self, id: u64, cache: &mut CampaignCache) -> Result<Option<Campaign>> {
+        let key = id.to_be_bytes();
+        let stored;
+        let bytes: &[u8] = match self.changes.get(&(T::Campaigns, key.to_vec())) {
+            Some(Some(v)) => v,
+            Some(None) => return Ok(None),
+            None => match self.store.tree(T::Campaigns).get(key)? {
+                Some(v) => {
+                    stored = v;
+                    &stored
+                }
+                None => return Ok(None),
+            },
+        };
+        if let Some(c) = &cache.campaign {
+            if c.id == id && cache.bytes == bytes {
+                return Ok(Some(c.clone()));
+            }
+        }
+        let c: Campaign = decode(bytes)?;
+        cache.bytes.clear();
+        cache.bytes.extend_from_slice(bytes);
+        cache.campaign = Some(c.clone());
+        Ok(Some(c))
+    }
+
+    /// [`Tx::put_campaign`], remembering in `cache` what was written.
+    pub fn put_campaign_cached(&mut self, c: &Campaign, cache: &mut CampaignCache) {
+        self.put_campaign(c);
+        if let Some(Some(v)) = self
+            .changes
+            .get(&(T::Campaigns, c.id.to_be_bytes().to_vec()))
+        {
+            cache.bytes.clear();
+            cache.bytes.extend_from_slice(v);
+            cache.campaign = Some(c.clone());
+        }
+    }
+}
+
 /// A campaign whose counters the next open counts again from its
 /// deliveries: one that has started sending and is not finished.
 pub(super) fn recounted(c: &Campaign) -> bool {
@@ -221,6 +278,55 @@ mod tests {
         let done = store.campaign(2).unwrap().unwrap();
         assert_eq!((done.sent, done.skipped), (1, 0), "a finished one stays");
         assert_eq!(store.recount_campaigns().unwrap(), 0);
+    }
+
+    /// The recorder's cached campaign is the stored one: what it wrote
+    /// itself is not decoded again, and anyone else's write of the record
+    /// (here a pause) is read, not hidden behind the cache.
+    #[test]
+    fn the_cached_campaign_follows_every_write_of_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                tx.put_campaign(&campaign(7, "sending", 0));
+                Ok(())
+            })
+            .unwrap();
+        let mut cache = CampaignCache::default();
+        for round in 1..=3u64 {
+            store
+                .write_outcomes(|tx| {
+                    let mut c = tx.campaign_cached(7, &mut cache)?.unwrap();
+                    assert_eq!(c.sent, round - 1);
+                    c.sent += 1;
+                    tx.put_campaign_cached(&c, &mut cache);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(store.campaign(7).unwrap().unwrap().sent, 3);
+        // Someone else's write: the status and a counter change.
+        store
+            .write(|tx| {
+                let mut c = tx.campaign(7)?.unwrap();
+                c.status = CampaignStatus::Paused;
+                c.skipped = 5;
+                tx.put_campaign(&c);
+                Ok(())
+            })
+            .unwrap();
+        store
+            .write_outcomes(|tx| {
+                let c = tx.campaign_cached(7, &mut cache)?.unwrap();
+                assert_eq!(
+                    (c.status, c.sent, c.skipped),
+                    (CampaignStatus::Paused, 3, 5)
+                );
+                assert!(tx.campaign_cached(8, &mut cache)?.is_none());
+                Ok(())
+            })
+            .unwrap();
     }
 
     /// A crash between a group's deliveries and its counters leaves every
