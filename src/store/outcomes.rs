@@ -329,6 +329,98 @@ mod tests {
             .unwrap();
     }
 
+    /// A group whose write did not land (cut short after its deliveries)
+    /// leaves the cache remembering counters that were never stored: the
+    /// next group reads the stored record, not the remembered one, and
+    /// counts on from there.
+    #[test]
+    fn the_cache_does_not_outlive_a_write_that_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                tx.put_campaign(&campaign(7, "sending", 0));
+                for s in 1..=4 {
+                    tx.put_delivery(&delivery(7, s, DeliveryState::Pending));
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut cache = CampaignCache::default();
+        let group = |cache: &mut CampaignCache, s: u64| {
+            store.write_outcomes(|tx| {
+                let mut c = tx.campaign_cached(7, cache)?.unwrap();
+                let before = c.sent;
+                tx.put_outcome(&delivery(7, s, DeliveryState::Sent));
+                c.sent += 1;
+                tx.put_campaign_cached(&c, cache);
+                Ok(before)
+            })
+        };
+        CUT.with(|cut| cut.set(true));
+        assert!(group(&mut cache, 1).is_err());
+        CUT.with(|cut| cut.set(false));
+        assert_eq!(store.campaign(7).unwrap().unwrap().sent, 0);
+        // The cache says 1; the store says 0, and the store wins.
+        assert_eq!(group(&mut cache, 2).unwrap(), 0);
+        assert_eq!(group(&mut cache, 3).unwrap(), 1);
+        assert_eq!(store.campaign(7).unwrap().unwrap().sent, 2);
+    }
+
+    /// A group that falls back to the transaction (it changed a subscriber)
+    /// and in which someone leaves: the commit skips their copy and counts
+    /// it on the campaign after the recorder remembered its record, so what
+    /// lands is not what the cache holds, and the next group reads it.
+    #[test]
+    fn the_cache_follows_a_skip_counted_when_the_group_commits() {
+        use crate::store::records::Status;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = chrono::Utc::now();
+        store
+            .write(|tx| {
+                for s in 1..=2 {
+                    let email = format!("p{s}@x.se");
+                    tx.put_subscriber(&crate::store::Subscriber::new(
+                        s,
+                        "lf",
+                        &email,
+                        "",
+                        Status::Confirmed,
+                        now,
+                    ));
+                    tx.put_delivery(&delivery(7, s, DeliveryState::Pending));
+                }
+                tx.put_campaign(&campaign(7, "sending", 0));
+                Ok(())
+            })
+            .unwrap();
+        let mut cache = CampaignCache::default();
+        store
+            .write_outcomes(|tx| {
+                let mut c = tx.campaign_cached(7, &mut cache)?.unwrap();
+                tx.put_outcome(&delivery(7, 1, DeliveryState::Sent));
+                c.sent += 1;
+                tx.put_campaign_cached(&c, &mut cache);
+                // Subscriber 2 leaves in the same write (a 5xx that
+                // disables them would do it the same way).
+                let mut s = tx.subscriber_by_id(2)?.unwrap();
+                s.status = Status::Disabled;
+                tx.put_subscriber(&s);
+                Ok(())
+            })
+            .unwrap();
+        let stored = store.campaign(7).unwrap().unwrap();
+        assert_eq!((stored.sent, stored.skipped), (1, 1));
+        store
+            .write_outcomes(|tx| {
+                let c = tx.campaign_cached(7, &mut cache)?.unwrap();
+                assert_eq!((c.sent, c.skipped), (1, 1));
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// A crash between a group's deliveries and its counters leaves every
     /// campaign's counters what its deliveries say after the next open: a
     /// cancelled one too, whose copies in flight when it was cancelled are
