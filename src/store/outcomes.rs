@@ -3,9 +3,10 @@
 //!
 //! Part of `store`. A sled transaction (like a batch) seals the log's IO
 //! buffer to write its manifest (`PageCache::pin_log`), and every sealed
-//! buffer is one task on sled's IO pool, whose `notify_all` wakes all of
-//! its idle threads. With the group commit's own flush that made two such
-//! tasks per group of outcomes; without the transaction it is one.
+//! buffer is one task on sled's IO pool, which wakes a thread for it
+//! (upstream woke all of them: `vendor/sled/PATCHED.md`). With the group
+//! commit's own flush that made two such tasks per group of outcomes;
+//! without the transaction it is one.
 //!
 //! What the transaction bought was that a group lands whole or not at
 //! all. Applied key by key instead, a crash (a kill, a power cut) before
