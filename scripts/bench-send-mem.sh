@@ -5,6 +5,7 @@
 # with VmRSS sampled every 100 ms to show where the peak is.
 # Usage: BIN=path/to/utskick scripts/bench-send-mem.sh N [CONNECTIONS]
 # DKIM=1: every copy signed with a fresh RSA-2048 key (`dkim-keygen`).
+# SPLIT=1, PERF_OUT=FILE: see below (fixing the recipients vs the send).
 # The seeded data dir is kept in $SEEDS (default /var/tmp/utskick-seeds) and
 # copied for each run. Needs /usr/sbin/smtp-sink (apt-get install postfix).
 set -euo pipefail
@@ -65,14 +66,34 @@ until grep -q "ready" "$work/out" 2>/dev/null; do sleep 0.05; done
     sleep 0.1; done ) > "$work/rss" &
 pids+=($!)
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+# PERF_OUT=FILE: perf record (DWARF call graphs) of the daemon from just
+# before the queue, until the campaign is done, or with PERF_FIX=1 until
+# its recipients are fixed.
+if [ -n "${PERF_OUT:-}" ]; then
+  perf record -g --call-graph dwarf,16384 -F "${PERF_FREQ:-499}" -o "$PERF_OUT" -p "$dpid" 2> "$work/perf.err" &
+  perfpid=$!
+  sleep 1
+fi
 c0=$(cpu "$dpid"); t0=$(date +%s%N)
 id=$("$bin" --config "$work/u.toml" queue lokal-finansiering "$root/bench/newsletter.md" | awk '{print $2}')
+# SPLIT=1: the daemon's CPU also when the campaign is first seen sending,
+# to tell fixing the recipients (queue included) from the send.
+if [ "${SPLIT:-0}" = 1 ] || [ -n "${PERF_OUT:-}" ]; then
+  until "$bin" --config "$work/u.toml" status "$id" --json 2>/dev/null | grep -q '"status":"\(sending\|done\)"'; do sleep 0.02; done
+  tm=$(date +%s%N); cm=$(cpu "$dpid")
+  if [ -n "${PERF_OUT:-}" ] && [ "${PERF_FIX:-0}" = 1 ]; then kill -INT "$perfpid"; wait "$perfpid" || true; perfpid=; fi
+fi
 until "$bin" --config "$work/u.toml" status "$id" --json 2>/dev/null | grep -q '"status":"done"'; do sleep 0.05; done
 t1=$(date +%s%N); c1=$(cpu "$dpid")
+if [ -n "${perfpid:-}" ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
 hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$dpid/status")
 "$bin" --config "$work/u.toml" status "$id" --json
 peak=$(awk '$2 > m { m = $2; line = $0 } END { print line }' "$work/rss")
 awk -v n="$n" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hwm="$hwm" -v peak="$peak" 'BEGIN {
   s = (t1 - t0) / 1e9; printf "N=%d: %.2f s, %.0f msg/s, daemon CPU %.2f s = %.0f us/msg, VmHWM %s MB (highest sampled RSS at ms/RSS/HWM: %s)\n", n, s, n / s, c1 - c0, (c1 - c0) / n * 1e6, hwm, peak }'
+if [ -n "${tm:-}" ]; then
+  awk -v n="$n" -v c0="$c0" -v cm="$cm" -v c1="$c1" -v t0="$t0" -v tm="$tm" -v t1="$t1" 'BEGIN {
+    printf "split: fixing %.2f s, daemon CPU %.2f s = %.1f us/msg; send %.2f s, daemon CPU %.2f s = %.1f us/msg\n", (tm - t0) / 1e9, cm - c0, (cm - c0) / n * 1e6, (t1 - tm) / 1e9, c1 - cm, (c1 - cm) / n * 1e6 }'
+fi
 [ -n "${RSS_OUT:-}" ] && cp "$work/rss" "$RSS_OUT"
 exit 0

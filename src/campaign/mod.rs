@@ -164,10 +164,16 @@ pub(crate) fn put_post(
 
 /// Does `s` match every filter? Attribute values compare case-insensitively.
 pub fn matches(s: &Subscriber, filters: &[(String, String)]) -> bool {
+    matches_by(|k| s.attributes.get(k).map(String::as_str), filters)
+}
+
+/// [`matches`] for attributes read by `attribute`.
+pub(crate) fn matches_by<'a>(
+    attribute: impl Fn(&str) -> Option<&'a str>,
+    filters: &[(String, String)],
+) -> bool {
     filters.iter().all(|(k, v)| {
-        s.attributes
-            .get(k)
-            .is_some_and(|have| have.trim().to_lowercase() == v.trim().to_lowercase())
+        attribute(k).is_some_and(|have| have.trim().to_lowercase() == v.trim().to_lowercase())
     })
 }
 

@@ -58,6 +58,7 @@ impl Store {
         if tx.changes.is_empty() {
             return Ok(result);
         }
+        self.note_subscriber_changes(&tx.changes);
         let mut ids = Vec::new();
         let mut records = BTreeMap::new();
         for ((t, key), value) in std::mem::take(&mut tx.changes) {

@@ -5,9 +5,10 @@
 //! version field `v`. Writes go through [`Store::write`], which applies a set
 //! of changes atomically (one sled transaction over the trees it touches)
 //! under one writer lock, so read-then-write logic in a command never races
-//! another command. (Two writes skip the transaction under the same lock,
-//! each in an order a crash leaves repairable at open: an import's records,
-//! `bulk`, and the campaign recorder's outcomes, `outcomes`.) Nothing is durable until [`Store::sync`] returns: callers sync
+//! another command. (Three writes skip the transaction under the same lock,
+//! each in an order a crash leaves repairable: an import's records,
+//! `bulk`, the campaign recorder's outcomes, `outcomes`, and a campaign's
+//! frozen recipients, `freeze`, whose fixing runs again after a crash.) Nothing is durable until [`Store::sync`] returns: callers sync
 //! before they acknowledge anything (SMTP 250, HTTP 2xx, CLI exit 0).
 
 pub mod backup;
@@ -15,6 +16,7 @@ mod bulk;
 mod compact;
 mod durable;
 mod error;
+mod freeze;
 mod keys;
 mod outcomes;
 mod purge;
@@ -27,6 +29,7 @@ mod workspace;
 pub use durable::CommitStats;
 use durable::Durable;
 pub use error::{Result, StoreError};
+pub use freeze::{Candidate, FrozenEntry, FrozenRun, SubscriberWatch};
 use keys::*;
 pub use outcomes::CampaignCache;
 pub use records::*;
@@ -79,6 +82,8 @@ struct Inner {
     /// holds when this has moved, and its recorder trusts the copy it
     /// holds only while this has not.
     skips: std::sync::atomic::AtomicU64,
+    /// What each [`SubscriberWatch`] has seen change (`freeze`).
+    watches: Mutex<Vec<Arc<Mutex<std::collections::HashSet<u64>>>>>,
 }
 
 impl Store {
@@ -118,6 +123,7 @@ impl Store {
                 write_lock: Mutex::new(()),
                 failed: std::sync::atomic::AtomicBool::new(false),
                 skips: std::sync::atomic::AtomicU64::new(0),
+                watches: Mutex::new(Vec::new()),
                 durable: Durable::open(dir)?,
             }),
         };
@@ -181,6 +187,7 @@ impl Store {
         // A person who is no longer confirmed gets no copy still to send:
         // every way out of `confirmed` passes here, in the same write.
         let skipped = tx.drop_deliveries_of(&left)?;
+        self.note_subscriber_changes(&tx.changes);
         if !tx.changes.is_empty() {
             // One sled transaction over the trees this write touches (sled
             // reads every key it writes once more, and stages it per tree).

@@ -82,6 +82,18 @@ impl Store {
         Ok(result)
     }
 
+    /// The write of a batch of frozen recipients (`campaign::recipients`):
+    /// deliveries only, so it lands as [`Store::write_outcomes`] does,
+    /// key by key without a transaction. A crash part way keeps some of
+    /// them, and the campaign is still scheduled: the fixing runs again
+    /// from the start, and first removes what it finds of the last one.
+    pub fn write_frozen<R>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        self.write_outcomes(f)
+    }
+
     /// Counts `sent`, `failed` and `skipped` again from the deliveries of
     /// every campaign that has started sending and is not finished, and
     /// writes (and syncs) those that differ: what a crash inside a

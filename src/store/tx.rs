@@ -320,6 +320,9 @@ impl Tx<'_> {
         let mut n = 0u64;
         for k in tree.scan_prefix(prefix).keys() {
             let k = k?;
+            // Counted by sled's cache, or a campaign of 100,000 stays in
+            // memory (`reads::touch`): the peak RSS of a send was here.
+            crate::store::reads::touch(tree, &k)?;
             if !matches!(self.changes.get(&(T::Deliveries, k.to_vec())), Some(None)) {
                 n += 1;
             }

@@ -1,0 +1,427 @@
+//! Fixing a campaign's recipients, the store's half: a list read in
+//! address order with only what a pending delivery needs decoded
+//! ([`Candidate`]), the frozen recipients held in one buffer
+//! ([`FrozenRun`]) to be written in subscriber-id order, and a
+//! [`SubscriberWatch`] that says whose record changed after the reading.
+//!
+//! Part of `store`. A delivery's key is its campaign and subscriber id,
+//! and ids are random, while the list is read in address order: written
+//! as read, each delivery lands on a random leaf of the `deliveries`
+//! tree, and once the campaign's deliveries outgrow sled's cache each
+//! insert first reads its leaf back from the log (100,000 recipients:
+//! about 20 µs each). Sorted by id they append to the last leaves.
+//! Reading a subscriber by id instead is as random, on the other side.
+//!
+//! The reading happens outside the writer lock, so someone may leave (or
+//! change) between it and the write of their delivery. The watch, begun
+//! before the reading, records every subscriber record a write changes
+//! (under the writer lock, in `Store::commit` and `Store::write_records`);
+//! [`Tx::put_frozen`] refuses an entry whose record changed, and the
+//! caller reads that one again under the lock.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+
+use crate::store::compact::encode_pending_into;
+use crate::store::error::{Result, StoreError};
+use crate::store::keys::{delivery_key, sub_key, T};
+use crate::store::reads::touch;
+use crate::store::records::{Status, RECORD_VERSION};
+use crate::store::{Store, Tx};
+
+/// What fixing a campaign's recipients reads of a subscriber record,
+/// borrowed from its stored bytes where it can be.
+pub struct Candidate<'a> {
+    pub id: u64,
+    pub status: Status,
+    pub digest: bool,
+    pub email: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub attributes: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    key_hash: u64,
+}
+
+impl Candidate<'_> {
+    /// The value of attribute `name`, if set.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(|v| v.as_ref())
+    }
+}
+
+#[derive(Deserialize)]
+struct Lean<'a> {
+    v: u32,
+    id: u64,
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    status: Status,
+    #[serde(default, borrow)]
+    attributes: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    #[serde(default)]
+    digest: bool,
+}
+
+/// The hash a watch records a subscriber key by. Two keys with one hash
+/// only cost a read again.
+fn key_hash(key: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
+impl Store {
+    /// Reads up to `limit` subscriber records of `list` after the address
+    /// `after`, in address order, and hands each to `f` decoded as far as
+    /// fixing recipients needs. Returns the address the reading ended at,
+    /// the cursor of the next call; None once the list is read to its end.
+    /// Outside the writer lock: see [`Store::watch_subscribers`].
+    pub fn candidates_after(
+        &self,
+        list: &str,
+        after: Option<&str>,
+        limit: usize,
+        mut f: impl FnMut(Candidate<'_>),
+    ) -> Result<Option<String>> {
+        let mut prefix = list.as_bytes().to_vec();
+        prefix.push(0);
+        let start = match after {
+            Some(email) => {
+                let mut k = sub_key(list, email);
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let tree = self.tree(T::Subscribers);
+        let (mut read, mut last) = (0, None);
+        for kv in tree.range(start..) {
+            let (k, v) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            touch(tree, &k)?;
+            let lean: Lean<'_> = serde_json::from_slice(&v)?;
+            if lean.v > RECORD_VERSION {
+                return Err(StoreError::TooNew {
+                    found: lean.v,
+                    supported: RECORD_VERSION,
+                });
+            }
+            f(Candidate {
+                id: lean.id,
+                status: lean.status,
+                digest: lean.digest,
+                email: lean.email,
+                name: lean.name,
+                attributes: lean.attributes,
+                key_hash: key_hash(&k),
+            });
+            read += 1;
+            if read == limit {
+                last = Some(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+                break;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Starts recording which subscriber records change from now on (any
+    /// write that changes or removes one), until the watch is dropped.
+    pub fn watch_subscribers(&self) -> SubscriberWatch {
+        let changed = Arc::new(Mutex::new(HashSet::new()));
+        // Under the writer lock: every write lands either before the
+        // watch began, or is recorded by it.
+        let _guard = self.writer();
+        lock(&self.inner.watches).push(changed.clone());
+        SubscriberWatch {
+            store: self.clone(),
+            changed,
+        }
+    }
+
+    /// Records the subscriber keys among `changes` in every watch. Under
+    /// the writer lock, before the changes land.
+    pub(super) fn note_subscriber_changes(
+        &self,
+        changes: &BTreeMap<(T, Vec<u8>), Option<Vec<u8>>>,
+    ) {
+        let watches = lock(&self.inner.watches);
+        if watches.is_empty() {
+            return;
+        }
+        for ((t, key), _) in changes.range((T::Subscribers, Vec::new())..) {
+            if *t != T::Subscribers {
+                break;
+            }
+            let h = key_hash(key);
+            for w in watches.iter() {
+                lock(w).insert(h);
+            }
+        }
+    }
+}
+
+fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// See [`Store::watch_subscribers`].
+pub struct SubscriberWatch {
+    store: Store,
+    changed: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl SubscriberWatch {
+    fn saw(&self, key_hash: u64) -> bool {
+        lock(&self.changed).contains(&key_hash)
+    }
+}
+
+impl Drop for SubscriberWatch {
+    fn drop(&mut self) {
+        lock(&self.store.inner.watches).retain(|w| !Arc::ptr_eq(w, &self.changed));
+    }
+}
+
+/// Frozen recipients, each a pending delivery encoded as stored, in one
+/// buffer: sorted by subscriber id and written in that order.
+#[derive(Default)]
+pub struct FrozenRun {
+    entries: Vec<RunEntry>,
+    bytes: Vec<u8>,
+}
+
+struct RunEntry {
+    id: u64,
+    key_hash: u64,
+    start: usize,
+    end: usize,
+}
+
+/// One recipient of a [`FrozenRun`].
+pub struct FrozenEntry<'a> {
+    pub id: u64,
+    key_hash: u64,
+    bytes: &'a [u8],
+}
+
+impl FrozenRun {
+    /// Adds `c` as a pending delivery.
+    pub fn push(&mut self, c: &Candidate<'_>) {
+        let start = self.bytes.len();
+        encode_pending_into(
+            &mut self.bytes,
+            &c.email,
+            &c.name,
+            c.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        );
+        self.entries.push(RunEntry {
+            id: c.id,
+            key_hash: c.key_hash,
+            start,
+            end: self.bytes.len(),
+        });
+    }
+
+    /// How many recipients it holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// About the memory it fills, in bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.len() + self.entries.len() * std::mem::size_of::<RunEntry>()
+    }
+
+    /// Puts the recipients in subscriber-id order.
+    pub fn sort(&mut self) {
+        self.entries.sort_unstable_by_key(|e| e.id);
+    }
+
+    /// Recipient `i`.
+    pub fn entry(&self, i: usize) -> FrozenEntry<'_> {
+        let e = &self.entries[i];
+        FrozenEntry {
+            id: e.id,
+            key_hash: e.key_hash,
+            bytes: &self.bytes[e.start..e.end],
+        }
+    }
+
+    /// Empties it, and lets its memory go.
+    pub fn clear(&mut self) {
+        *self = FrozenRun::default();
+    }
+}
+
+impl Tx<'_> {
+    /// Writes `e`'s pending delivery for `campaign`, unless their
+    /// subscriber record changed since `watch` began: then nothing, and
+    /// false (the caller reads them again, under this write's lock).
+    pub fn put_frozen(
+        &mut self,
+        campaign: u64,
+        e: &FrozenEntry<'_>,
+        watch: &SubscriberWatch,
+    ) -> bool {
+        if watch.saw(e.key_hash) {
+            return false;
+        }
+        self.other_deliveries = true;
+        self.changes.insert(
+            (T::Deliveries, delivery_key(campaign, e.id)),
+            Some(e.bytes.to_vec()),
+        );
+        true
+    }
+
+    /// Removes up to `limit` deliveries of `campaign` (a fixing begun
+    /// again after a crash or a pause drops what the last one wrote).
+    /// Returns how many.
+    pub fn remove_deliveries(&mut self, campaign: u64, limit: usize) -> Result<usize> {
+        let mut n = 0;
+        for k in self
+            .store
+            .tree(T::Deliveries)
+            .scan_prefix(campaign.to_be_bytes())
+            .keys()
+        {
+            if n == limit {
+                break;
+            }
+            self.other_deliveries = true;
+            self.changes.insert((T::Deliveries, k?.to_vec()), None);
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::Subscriber;
+    use chrono::Utc;
+
+    fn person(id: u64, email: &str, status: Status) -> Subscriber {
+        let mut s = Subscriber::new(id, "lf", email, "Åsa \"Ö\"", status, Utc::now());
+        s.attributes.insert("region".into(), "Jämtland".into());
+        s
+    }
+
+    #[test]
+    fn candidates_read_in_address_order_and_freeze_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                tx.put_subscriber(&person(30, "c@x.se", Status::Confirmed));
+                tx.put_subscriber(&person(10, "a@x.se", Status::Confirmed));
+                tx.put_subscriber(&person(20, "b@x.se", Status::Unsubscribed));
+                Ok(())
+            })
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut run = FrozenRun::default();
+        let last = store
+            .candidates_after("lf", None, 2, |c| {
+                seen.push((c.id, c.status, c.attribute("region").map(String::from)));
+                run.push(&c);
+            })
+            .unwrap();
+        assert_eq!(last.as_deref(), Some("b@x.se"));
+        let last = store
+            .candidates_after("lf", last.as_deref(), 2, |c| {
+                seen.push((c.id, c.status, None));
+                run.push(&c);
+            })
+            .unwrap();
+        assert_eq!(last, None);
+        assert_eq!(
+            seen,
+            [
+                (10, Status::Confirmed, Some("Jämtland".into())),
+                (20, Status::Unsubscribed, Some("Jämtland".into())),
+                (30, Status::Confirmed, None)
+            ]
+        );
+        run.sort();
+        let watch = store.watch_subscribers();
+        store
+            .write(|tx| {
+                for i in 0..run.len() {
+                    assert!(tx.put_frozen(7, &run.entry(i), &watch));
+                }
+                Ok(())
+            })
+            .unwrap();
+        let d = store.delivery(7, 10).unwrap().unwrap();
+        let to = d.to.unwrap();
+        assert_eq!(
+            (to.email.as_str(), to.name.as_str()),
+            ("a@x.se", "Åsa \"Ö\"")
+        );
+        assert_eq!(to.attributes["region"], "Jämtland");
+        assert_eq!(store.deliveries_after(7, None, 10).unwrap().len(), 3);
+        store.write(|tx| Ok(tx.remove_deliveries(7, 2)?)).unwrap();
+        assert_eq!(store.deliveries_after(7, None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_watch_sees_every_record_changed_after_it_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write(|tx| {
+                for (id, e) in [(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se")] {
+                    tx.put_subscriber(&person(id, e, Status::Confirmed));
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut run = FrozenRun::default();
+        store
+            .candidates_after("lf", None, 10, |c| run.push(&c))
+            .unwrap();
+        let before = store.watch_subscribers();
+        // Changed by an ordinary write, and by an import's.
+        store
+            .write(|tx| {
+                tx.put_subscriber(&person(1, "a@x.se", Status::Unsubscribed));
+                Ok(())
+            })
+            .unwrap();
+        store
+            .write_records(|tx| {
+                let mut s = person(3, "C@x.se", Status::Confirmed);
+                s.name = "Ny".into();
+                tx.put_subscriber(&s);
+                Ok(())
+            })
+            .unwrap();
+        let after = store.watch_subscribers();
+        let put = |watch: &SubscriberWatch| {
+            store
+                .write(|tx| {
+                    Ok((0..run.len())
+                        .filter(|&i| tx.put_frozen(9, &run.entry(i), watch))
+                        .map(|i| run.entry(i).id)
+                        .collect::<Vec<_>>())
+                })
+                .unwrap()
+        };
+        assert_eq!(put(&before), [2]);
+        assert_eq!(put(&after), [1, 2, 3], "changes before it began");
+        drop(before);
+        drop(after);
+        assert!(lock(&store.inner.watches).is_empty());
+    }
+}
