@@ -8,8 +8,8 @@
 //! the copy (and signs it on the blocking pool, spread over the cores:
 //! the daemon runs this worker on a one-thread runtime), sends it,
 //! and passes the relay's answer to the recorder ([`record`]). If the next
-//! copy is already waiting when a lane is about to send (and no other lane
-//! waits for it), the lane takes and makes it too, and its envelope rides
+//! copy is already waiting when a lane takes one (or when it is about to
+//! send it), the lane takes and makes that one too, and its envelope rides
 //! behind this copy's end of data (`Lane::send_ahead`). The recorder
 //! writes every answer it has in one transaction and one flush (group
 //! commit). A lane may run ahead of the flush within a window of
@@ -345,6 +345,10 @@ async fn send_round(
             // The copy taken while the one before it was sent: made, and
             // with its envelope at the relay if that one said so.
             let mut ahead: Option<Made> = None;
+            // A job that was already in the queue when this lane took the
+            // one before it: taken along (it held the receiver then, so
+            // nothing waited for it), to ride behind that one; not made yet.
+            let mut waiting: Option<Job> = None;
             loop {
                 let made = match ahead.take() {
                     Some(made) => {
@@ -352,7 +356,17 @@ async fn send_round(
                         made
                     }
                     None => {
-                        let job = { rx.lock().await.recv().await };
+                        let job = match waiting.take() {
+                            Some(job) => Some(job),
+                            None => {
+                                let mut rx = rx.lock().await;
+                                let job = rx.recv().await;
+                                if job.is_some() && lane.sends_ahead() {
+                                    waiting = rx.try_recv().ok();
+                                }
+                                job
+                            }
+                        };
                         let Some(job) = job else { break };
                         // The copy may have waited for its pace slot, its
                         // permits and this lane: a person who left meanwhile
@@ -366,13 +380,16 @@ async fn send_round(
                 };
                 let (outcome, next_failed) = match &made.copy {
                     Ok(this) => {
-                        // The next copy, if one is ready now and no other
-                        // lane waits for it: made before its envelope goes
-                        // with this copy's end of data, since once the relay
-                        // says 354 only hanging up ends its transaction.
+                        // The next copy, if one was or is ready right now
+                        // (never waited for while this one is unfinished):
+                        // made before its envelope goes with this copy's end
+                        // of data, since once the relay says 354 only
+                        // hanging up ends its transaction.
                         let mut next = None;
                         if lane.sends_ahead() {
-                            let job = rx.try_lock().ok().and_then(|mut rx| rx.try_recv().ok());
+                            let job = waiting.take().or_else(|| {
+                                rx.try_lock().ok().and_then(|mut rx| rx.try_recv().ok())
+                            });
                             if let Some(job) =
                                 job.filter(|job| still_due(&shared.ctx, shared.campaign.id, job))
                             {
