@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use utskick::daemon::config::Tls;
-use utskick::outbound::{Lane, Login, RelaySettings, SendError, Transport};
+use utskick::outbound::{Ahead, Lane, Login, RelaySettings, SendError, Transport};
 
 const FROM: &str = "lista-bounces@lista.example.se";
 const TO: &str = "anna@example.org";
@@ -779,4 +779,389 @@ async fn bytes_injected_before_the_tls_handshake_refuse_the_session() {
     );
     drop(lane);
     relay.await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// The next copy's envelope behind the final "." (RFC 2920, example 2)
+// ---------------------------------------------------------------------------
+
+const TO2: &str = "bo@example.org";
+const TO3: &str = "cilla@example.org";
+
+fn envelope_of(to: &str) -> String {
+    format!("MAIL FROM:<{FROM}>\r\nRCPT TO:<{to}>\r\nDATA\r\n")
+}
+
+/// Sends `raw` to `to` with `next` (recipient, bytes) behind it.
+async fn send_ahead(
+    lane: &mut Lane,
+    to: &str,
+    raw: &[u8],
+    next: Option<(&str, &[u8])>,
+) -> (Result<(), SendError>, Ahead) {
+    let next_to = next.map(|(to, _)| [to.to_string()]);
+    let next = next
+        .zip(next_to.as_ref())
+        .map(|((_, raw), to)| (FROM, &to[..], raw));
+    lane.send_ahead(FROM, &[to.to_string()], raw, next).await
+}
+
+/// The relay answers a copy's "." only once it has read the next copy's
+/// whole envelope: a client that waited for the 250 before it sent MAIL
+/// would time out. Three copies, two round trips after the first
+/// envelope's, on one session.
+#[tokio::test]
+async fn the_next_envelope_rides_with_the_final_dot_to_a_relay_that_waits_for_it() {
+    let two = "tv\u{e5}\r\n".as_bytes();
+    let relay = Relay::start(vec![Box::new(|c: &mut Conn| {
+        c.hello(PIPELINING);
+        assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO));
+        c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+        // The second copy is not ASCII: its MAIL says so.
+        let want = format!("..ett\r\n.\r\n{}", envelope_of(TO2))
+            .replace("se>\r\n", "se> BODY=8BITMIME\r\n");
+        assert_eq!(
+            text(&c.until(b"DATA\r\n")),
+            want,
+            "stuffed, with the next envelope"
+        );
+        c.say("250 queued 1\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+        let want = format!("tv\u{e5}\r\n.\r\n{}", envelope_of(TO3));
+        assert_eq!(
+            text(&c.until(b"DATA\r\n")),
+            want,
+            "from the copy's own buffer"
+        );
+        c.say("250 queued 2\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+        assert_eq!(
+            text(&c.until(b"\r\n.\r\n")),
+            "tre\r\n.\r\n",
+            "a final CRLF added"
+        );
+        c.say("250 queued 3\r\n");
+        c.quit();
+    })]);
+    // Far below the relay's patience: a client that did not pipeline
+    // would fail here.
+    let mut lane = relay.lane(Duration::from_secs(2), None);
+    assert!(lane.sends_ahead(), "a lane with no session yet may");
+    let (r, a) = send_ahead(&mut lane, TO, b".ett\r\n", Some((TO2, two))).await;
+    r.unwrap();
+    assert!(matches!(a, Ahead::Open), "{a:?}");
+    let (r, a) = send_ahead(&mut lane, TO2, two, Some((TO3, b"tre"))).await;
+    r.unwrap();
+    assert!(matches!(a, Ahead::Open), "{a:?}");
+    let (r, a) = send_ahead(&mut lane, TO3, b"tre", None).await;
+    r.unwrap();
+    assert!(matches!(a, Ahead::NotSent), "{a:?}");
+    assert!(lane.sends_ahead());
+    lane.close().await;
+    relay.finish();
+}
+
+/// (a) The "." refused with 550, the next envelope taken: the copy fails
+/// (a bounce, as a refused message always was) and the next goes on in
+/// the same session.
+#[tokio::test]
+async fn a_refused_final_dot_fails_that_copy_and_the_next_goes_on_in_the_same_session() {
+    let relay = Relay::start(vec![Box::new(|c: &mut Conn| {
+        c.hello(PIPELINING);
+        c.until(b"DATA\r\n");
+        c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+        assert_eq!(
+            text(&c.until(b"DATA\r\n")),
+            format!("1\r\n.\r\n{}", envelope_of(TO2))
+        );
+        c.say("550 5.7.1 content refused\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+        assert_eq!(text(&c.until(b"\r\n.\r\n")), "2\r\n.\r\n");
+        c.say("250 queued\r\n");
+        c.quit();
+    })]);
+    let mut lane = relay.lane(Duration::from_secs(2), None);
+    let (r, a) = send_ahead(&mut lane, TO, b"1\r\n", Some((TO2, b"2\r\n"))).await;
+    let e = r.unwrap_err();
+    assert!(
+        e.permanent && e.bounce && e.message.contains("content refused"),
+        "{e:?}"
+    );
+    assert!(matches!(a, Ahead::Open), "{a:?}");
+    send_ahead(&mut lane, TO2, b"2\r\n", None).await.0.unwrap();
+    lane.close().await;
+    relay.finish();
+}
+
+/// (b) The "." answered 421 and the relay hangs up: the copy is
+/// transient; the next one, whose envelope was never answered, goes on
+/// its own on a fresh session.
+#[tokio::test]
+async fn a_421_to_the_final_dot_ends_the_session_and_the_next_copy_goes_on_a_fresh_one() {
+    let relay = Relay::start(vec![
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            c.until(b"DATA\r\n");
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            c.until(b"\r\n.\r\n");
+            assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO2));
+            c.say("421 4.3.2 shutting down\r\n");
+        }),
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO2));
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            assert_eq!(text(&c.until(b"\r\n.\r\n")), "2\r\n.\r\n");
+            c.say("250 queued\r\n");
+            c.quit();
+        }),
+    ]);
+    let mut lane = relay.lane(Duration::from_secs(2), None);
+    let (r, a) = send_ahead(&mut lane, TO, b"1\r\n", Some((TO2, b"2\r\n"))).await;
+    let e = r.unwrap_err();
+    assert!(!e.permanent && e.message.contains("421"), "{e:?}");
+    assert!(matches!(a, Ahead::NotSent), "{a:?}");
+    send_ahead(&mut lane, TO2, b"2\r\n", None).await.0.unwrap();
+    lane.close().await;
+    relay.finish();
+}
+
+/// (c) The relay reads the message and the next envelope and hangs up
+/// without a word: the copy is transient (it may have been taken: a
+/// retry can duplicate it, as a silent "." always could), and the next
+/// goes on a fresh session.
+#[tokio::test]
+async fn a_hang_up_before_any_reply_fails_the_copy_and_the_next_goes_on_a_fresh_session() {
+    let relay = Relay::start(vec![
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            c.until(b"DATA\r\n");
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            assert_eq!(
+                text(&c.until(b"DATA\r\n")),
+                format!("1\r\n.\r\n{}", envelope_of(TO2))
+            );
+        }),
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO2));
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            c.until(b"\r\n.\r\n");
+            c.say("250 queued\r\n");
+            c.quit();
+        }),
+    ]);
+    let mut lane = relay.lane(Duration::from_secs(2), None);
+    let (r, a) = send_ahead(&mut lane, TO, b"1\r\n", Some((TO2, b"2\r\n"))).await;
+    let e = r.unwrap_err();
+    assert!(!e.permanent && !e.bounce, "{e:?}");
+    assert!(matches!(a, Ahead::NotSent), "{a:?}");
+    send_ahead(&mut lane, TO2, b"2\r\n", None).await.0.unwrap();
+    lane.close().await;
+    relay.finish();
+}
+
+/// (d) The next copy's RCPT refused: this copy is sent, the next fails
+/// on its own (a bounce), the session is reset and carries a third.
+#[tokio::test]
+async fn a_refused_next_recipient_fails_that_copy_alone_and_the_session_is_reset_and_kept() {
+    let relay = Relay::start(vec![Box::new(|c: &mut Conn| {
+        c.hello(PIPELINING);
+        c.until(b"DATA\r\n");
+        c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+        assert_eq!(
+            text(&c.until(b"DATA\r\n")),
+            format!("1\r\n.\r\n{}", envelope_of(TO2))
+        );
+        c.say("250 queued\r\n250 ok\r\n550 5.1.1 <bo@example.org>: no such user\r\n554 5.5.1 no valid recipients\r\n");
+        assert_eq!(text(&c.until(b"\r\n")), "RSET\r\n");
+        c.say("250 ok\r\n");
+        assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO3));
+        c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+        assert_eq!(text(&c.until(b"\r\n.\r\n")), "3\r\n.\r\n");
+        c.say("250 queued\r\n");
+        c.quit();
+    })]);
+    let mut lane = relay.lane(Duration::from_secs(2), None);
+    let (r, a) = send_ahead(&mut lane, TO, b"1\r\n", Some((TO2, b"2\r\n"))).await;
+    r.unwrap();
+    let Ahead::Failed(e) = a else { panic!("{a:?}") };
+    assert!(
+        e.permanent && e.bounce && e.message.contains("no such user"),
+        "{e:?}"
+    );
+    send_ahead(&mut lane, TO3, b"3\r\n", None).await.0.unwrap();
+    lane.close().await;
+    relay.finish();
+}
+
+/// (e) The next copy's DATA refused after its recipient was taken: as any
+/// refused DATA, not the recipient's (no bounce), RSET, session kept.
+/// And a 421 to the next MAIL: this copy sent, the next transient, a
+/// fresh session.
+#[tokio::test]
+async fn a_refused_next_data_or_a_421_to_the_next_mail_fails_only_the_next_copy() {
+    let relay = Relay::start(vec![
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            c.until(b"DATA\r\n");
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            c.until(b"DATA\r\n");
+            c.say("250 queued\r\n250 ok\r\n250 ok\r\n554 5.7.1 policy says no\r\n");
+            assert_eq!(text(&c.until(b"\r\n")), "RSET\r\n");
+            c.say("250 ok\r\n");
+            assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO3));
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            assert_eq!(
+                text(&c.until(b"DATA\r\n")),
+                format!("3\r\n.\r\n{}", envelope_of(TO))
+            );
+            c.say("250 queued\r\n421 4.3.2 too many messages\r\n");
+        }),
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO));
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            c.until(b"\r\n.\r\n");
+            c.say("250 queued\r\n");
+            c.quit();
+        }),
+    ]);
+    let mut lane = relay.lane(Duration::from_secs(2), None);
+    let (r, a) = send_ahead(&mut lane, TO, b"1\r\n", Some((TO2, b"2\r\n"))).await;
+    r.unwrap();
+    let Ahead::Failed(e) = a else { panic!("{a:?}") };
+    assert!(
+        e.permanent && !e.bounce && e.message.contains("policy"),
+        "{e:?}"
+    );
+    let (r, a) = send_ahead(&mut lane, TO3, b"3\r\n", Some((TO, b"4\r\n"))).await;
+    r.unwrap();
+    let Ahead::Failed(e) = a else { panic!("{a:?}") };
+    assert!(!e.permanent && e.message.contains("421"), "{e:?}");
+    send_ahead(&mut lane, TO, b"4\r\n", None).await.0.unwrap();
+    lane.close().await;
+    relay.finish();
+}
+
+/// A lane closed with a transaction open (its envelope went ahead, the
+/// relay said 354) hangs up instead of saying QUIT, which the relay would
+/// read as message text; a plain `send` of another copy does the same
+/// first, then opens a fresh session.
+#[tokio::test]
+async fn an_open_transaction_is_ended_by_hanging_up_never_by_a_message() {
+    let relay = Relay::start(vec![
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            c.until(b"DATA\r\n");
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            c.until(b"DATA\r\n");
+            c.say("250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+            assert!(
+                c.hangs_up(),
+                "the client sent something in the open transaction"
+            );
+        }),
+        Box::new(|c: &mut Conn| {
+            c.hello(PIPELINING);
+            assert_eq!(text(&c.until(b"DATA\r\n")), envelope_of(TO3));
+            c.say("250 ok\r\n250 ok\r\n354 go\r\n");
+            c.until(b"DATA\r\n");
+            c.say("250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+            assert!(
+                c.hangs_up(),
+                "the client sent something in the open transaction"
+            );
+        }),
+    ]);
+    let mut lane = relay.lane(Duration::from_secs(2), None);
+    let (r, a) = send_ahead(&mut lane, TO, b"1\r\n", Some((TO2, b"2\r\n"))).await;
+    r.unwrap();
+    assert!(matches!(a, Ahead::Open), "{a:?}");
+    // Not the copy whose envelope went: a fresh session.
+    let (r, a) = send_ahead(&mut lane, TO3, b"3\r\n", Some((TO2, b"2\r\n"))).await;
+    r.unwrap();
+    assert!(matches!(a, Ahead::Open), "{a:?}");
+    lane.close().await;
+    relay.finish();
+}
+
+/// Under implicit TLS the envelope rides as well (each part is written to
+/// the TLS stream, then one flush), to a relay that waits for it.
+#[tokio::test]
+async fn the_next_envelope_rides_with_the_final_dot_under_tls() {
+    use tokio::io::BufReader;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let stream = tls::acceptor().accept(tcp).await.unwrap();
+        let mut r = BufReader::new(stream);
+        tls::say(&mut r, "220 relay.test ESMTP\r\n").await;
+        assert_eq!(tls::line(&mut r).await, "EHLO lista.example.se\r\n");
+        tls::say(&mut r, "250-relay.test\r\n250 PIPELINING\r\n").await;
+        let mut got = String::new();
+        for _ in 0..3 {
+            got.push_str(&tls::line(&mut r).await);
+        }
+        assert_eq!(got, envelope_of(TO));
+        tls::say(&mut r, "250 ok\r\n250 ok\r\n354 go\r\n").await;
+        got.clear();
+        for _ in 0..5 {
+            got.push_str(&tls::line(&mut r).await);
+        }
+        assert_eq!(got, format!("1\r\n.\r\n{}", envelope_of(TO2)));
+        tls::say(&mut r, "250 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n").await;
+        got.clear();
+        for _ in 0..2 {
+            got.push_str(&tls::line(&mut r).await);
+        }
+        assert_eq!(got, "2\r\n.\r\n");
+        tls::say(&mut r, "250 queued\r\n").await;
+        assert_eq!(tls::line(&mut r).await, "QUIT\r\n");
+        tls::say(&mut r, "221 bye\r\n").await;
+    });
+    let mut lane = tls_lane(port, Tls::Tls, tls::client()).lane();
+    let (r, a) = send_ahead(&mut lane, TO, b"1\r\n", Some((TO2, b"2\r\n"))).await;
+    r.unwrap();
+    assert!(matches!(a, Ahead::Open), "{a:?}");
+    send_ahead(&mut lane, TO2, b"2\r\n", None).await.0.unwrap();
+    lane.close().await;
+    relay.await.unwrap();
+}
+
+/// With CHUNKING a copy already goes in one write (`BDAT n LAST`), and
+/// without PIPELINING nothing rides: the next copy is not sent ahead.
+#[tokio::test]
+async fn nothing_rides_with_bdat_or_on_a_lock_step_relay() {
+    let raw: &[u8] = b"x\r\n";
+    let relay = Relay::start(vec![
+        Box::new(move |c: &mut Conn| {
+            c.hello(CHUNKING);
+            let head = format!("{}BDAT {} LAST\r\n", envelope_lines(), raw.len());
+            assert_eq!(text(&c.exact(head.len())), head);
+            assert_eq!(c.exact(raw.len()), raw);
+            c.say("250 ok\r\n250 ok\r\n250 queued\r\n");
+            c.quit();
+        }),
+        Box::new(|c: &mut Conn| {
+            c.hello("250 relay.test\r\n");
+            for (line, reply) in [
+                (format!("MAIL FROM:<{FROM}>\r\n"), "250 ok\r\n"),
+                (format!("RCPT TO:<{TO}>\r\n"), "250 ok\r\n"),
+                ("DATA\r\n".to_string(), "354 go\r\n"),
+                ("x\r\n.\r\n".to_string(), "250 queued\r\n"),
+            ] {
+                assert_eq!(text(&c.one_read()), line);
+                c.say(reply);
+            }
+            c.quit();
+        }),
+    ]);
+    for _ in 0..2 {
+        let mut lane = relay.lane(Duration::from_secs(2), None);
+        let (r, a) = send_ahead(&mut lane, TO, raw, Some((TO2, b"2\r\n"))).await;
+        r.unwrap();
+        assert!(matches!(a, Ahead::NotSent), "{a:?}");
+        assert!(!lane.sends_ahead());
+        lane.close().await;
+    }
+    relay.finish();
 }

@@ -7,7 +7,10 @@
 //! hands the copy to one of `outbound.connections` lanes. A lane renders
 //! the copy (and signs it on the blocking pool, spread over the cores:
 //! the daemon runs this worker on a one-thread runtime), sends it,
-//! and passes the relay's answer to the recorder ([`record`]), which
+//! and passes the relay's answer to the recorder ([`record`]). If the next
+//! copy is already waiting when a lane takes one (or when it is about to
+//! send it), the lane takes and makes that one too, and its envelope rides
+//! behind this copy's end of data (`Lane::send_ahead`). The recorder
 //! writes every answer it has in one transaction and one flush (group
 //! commit). A lane may run ahead of the flush within a window of
 //! [`UNSYNCED_PER_LANE`] × connections messages shared by the lanes, so
@@ -29,7 +32,7 @@ use crate::compose::compiled::CompiledOr;
 use crate::compose::mime::Prepared;
 use crate::daemon::context::Context;
 use crate::daemon::lists::{self, List};
-use crate::outbound::{SendError, Transport};
+use crate::outbound::{Ahead, SendError, Transport};
 use crate::store::{Campaign, CampaignStatus, Delivery, DeliveryState, Frozen, Status, Subscriber};
 use crate::time::SECS_PER_HOUR as HOUR;
 use crate::token::Purpose;
@@ -157,6 +160,97 @@ impl Shared {
     }
 }
 
+/// A job whose copy a lane has made, into one of its buffers.
+struct Made {
+    delivery: Delivery,
+    generation: u64,
+    domain_permit: OwnedSemaphorePermit,
+    window_permit: OwnedSemaphorePermit,
+    /// Where the copy goes, or why it could not be made.
+    copy: Result<Addressed, SendError>,
+}
+
+/// A made copy's envelope.
+struct Addressed {
+    reverse_path: String,
+    email: String,
+}
+
+impl Made {
+    /// Passes the copy's outcome to the recorder, which lets its window
+    /// permit go once the outcome is durable.
+    fn done(self, outcome: Outcome, done_tx: &mpsc::UnboundedSender<Done>) {
+        drop(self.domain_permit);
+        let _ = done_tx.send(Done {
+            delivery: self.delivery,
+            generation: self.generation,
+            outcome,
+            _window_permit: Some(self.window_permit),
+        });
+    }
+}
+
+/// Makes `job`'s copy into `out` (emptied first): its token, and the copy
+/// rendered and signed.
+async fn make(shared: &Arc<Shared>, job: Job, out: &mut Vec<u8>) -> Made {
+    let Shared {
+        ctx,
+        list,
+        campaign: c,
+        ..
+    } = &**shared;
+    let Job {
+        delivery,
+        generation,
+        to,
+        domain_permit,
+        window_permit,
+    } = job;
+    let id = delivery.subscriber;
+    let token = copy_token(ctx, c, id, &to.email);
+    let rendered = if ctx.dkim.is_some() {
+        // Signing takes up to milliseconds a copy (RSA): on the blocking
+        // pool it is spread over the cores while this runtime's one thread
+        // goes on sending. The buffer goes along and comes back.
+        let (shared, token) = (shared.clone(), token.clone());
+        let mut buf = std::mem::take(out);
+        tokio::task::spawn_blocking(move || {
+            let rendered = shared.render_into(id, &to, &token, &mut buf);
+            (rendered, buf, to)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("signing stopped: {e}"))
+        .and_then(|(rendered, buf, to)| {
+            *out = buf;
+            rendered.map(|()| to)
+        })
+    } else {
+        shared.render_into(id, &to, &token, out).map(|()| to)
+    };
+    let copy = match rendered {
+        Ok(to) => Ok(Addressed {
+            reverse_path: lists::list_address(list, "bounces", Some(&token), &ctx.config.domain),
+            email: to.email,
+        }),
+        Err(e) => {
+            // Validated at queue time, so this is a defect, not bad input.
+            tracing::error!(campaign = c.id, error = %format!("{e:#}"), "rendering failed");
+            Err(SendError {
+                permanent: true,
+                message: format!("render: {e:#}"),
+                bounce: false,
+            })
+        }
+    };
+    Made {
+        delivery,
+        generation,
+        domain_permit,
+        window_permit,
+        copy,
+    }
+}
+
 /// A lane's copy buffer that grew past this for a large copy is let go
 /// afterwards, so a lane does not keep its biggest copy's size for ever.
 const KEEP_COPY_BUF: usize = 256 * 1024;
@@ -244,80 +338,104 @@ async fn send_round(
         let shared = shared.clone();
         let mut lane = transport.lane();
         senders.push(tokio::spawn(async move {
-            // The lane's copy buffer: one allocation of a copy's size per
-            // lane, not per copy.
+            // The lane's copy buffers, kept from copy to copy: one
+            // allocation of a copy's size per buffer, not per copy. The
+            // second holds the copy taken ahead.
             let mut copy = Vec::new();
+            let mut spare = Vec::new();
+            // The copy taken while the one before it was sent: made, and
+            // with its envelope at the relay if that one said so.
+            let mut ahead: Option<Made> = None;
+            // A job that was already in the queue when this lane took the
+            // one before it: taken along (it held the receiver then, so
+            // nothing waited for it), to ride behind that one; not made yet.
+            let mut waiting: Option<Job> = None;
             loop {
-                let job = { rx.lock().await.recv().await };
-                let Some(job) = job else { break };
-                let Shared {
-                    ctx,
-                    list,
-                    campaign: c,
-                    ..
-                } = &*shared;
-                let id = job.delivery.subscriber;
-                // The copy may have waited for its pace slot, its permits
-                // and this lane: a person who left meanwhile gets nothing
-                // (their delivery is already skipped and counted).
-                if !still_due(ctx, c.id, &job) {
-                    continue;
-                }
-                let Job {
-                    delivery,
-                    generation,
-                    to,
-                    domain_permit,
-                    window_permit,
-                } = job;
-                let token = copy_token(ctx, c, id, &to.email);
-                let rendered = if ctx.dkim.is_some() {
-                    // Signing takes up to milliseconds a copy (RSA): on the
-                    // blocking pool it is spread over the cores while this
-                    // runtime's one thread goes on sending. The buffer goes
-                    // along and comes back.
-                    let (shared, token) = (shared.clone(), token.clone());
-                    let mut out = std::mem::take(&mut copy);
-                    tokio::task::spawn_blocking(move || {
-                        let rendered = shared.render_into(id, &to, &token, &mut out);
-                        (rendered, out, to)
-                    })
-                    .await
-                    .map_err(|e| anyhow::anyhow!("signing stopped: {e}"))
-                    .and_then(|(rendered, out, to)| {
-                        copy = out;
-                        rendered.map(|()| to)
-                    })
-                } else {
-                    shared.render_into(id, &to, &token, &mut copy).map(|()| to)
-                };
-                let outcome = match rendered {
-                    Ok(to) => {
-                        let reverse_path =
-                            lists::list_address(list, "bounces", Some(&token), &ctx.config.domain);
-                        let to = std::slice::from_ref(&to.email);
-                        Outcome::Relay(lane.send(&reverse_path, to, &copy).await)
+                let made = match ahead.take() {
+                    Some(made) => {
+                        std::mem::swap(&mut copy, &mut spare);
+                        made
                     }
-                    Err(e) => {
-                        // Validated at queue time, so this is a defect, not bad input.
-                        tracing::error!(campaign = c.id, error = %format!("{e:#}"), "rendering failed");
-                        Outcome::Render(SendError {
-                            permanent: true,
-                            message: format!("render: {e:#}"),
-                            bounce: false,
-                        })
+                    None => {
+                        let job = match waiting.take() {
+                            Some(job) => Some(job),
+                            None => {
+                                let mut rx = rx.lock().await;
+                                let job = rx.recv().await;
+                                if job.is_some() && lane.sends_ahead() {
+                                    waiting = rx.try_recv().ok();
+                                }
+                                job
+                            }
+                        };
+                        let Some(job) = job else { break };
+                        // The copy may have waited for its pace slot, its
+                        // permits and this lane: a person who left meanwhile
+                        // gets nothing (their delivery is already skipped
+                        // and counted).
+                        if !still_due(&shared.ctx, shared.campaign.id, &job) {
+                            continue;
+                        }
+                        make(&shared, job, &mut copy).await
                     }
                 };
-                if copy.capacity() > KEEP_COPY_BUF {
-                    copy = Vec::new();
+                let (outcome, next_failed) = match &made.copy {
+                    Ok(this) => {
+                        // The next copy, if one was or is ready right now
+                        // (never waited for while this one is unfinished):
+                        // made before its envelope goes with this copy's end
+                        // of data, since once the relay says 354 only
+                        // hanging up ends its transaction.
+                        let mut next = None;
+                        if lane.sends_ahead() {
+                            let job = waiting.take().or_else(|| {
+                                rx.try_lock().ok().and_then(|mut rx| rx.try_recv().ok())
+                            });
+                            if let Some(job) =
+                                job.filter(|job| still_due(&shared.ctx, shared.campaign.id, job))
+                            {
+                                next = Some(make(&shared, job, &mut spare).await);
+                            }
+                        }
+                        let with = next.as_ref().and_then(|m| {
+                            let to = m.copy.as_ref().ok()?;
+                            Some((
+                                to.reverse_path.as_str(),
+                                std::slice::from_ref(&to.email),
+                                &spare[..],
+                            ))
+                        });
+                        let to = std::slice::from_ref(&this.email);
+                        let (sent, went) =
+                            lane.send_ahead(&this.reverse_path, to, &copy, with).await;
+                        let next_failed = match (next, went) {
+                            (Some(next), Ahead::Failed(e)) => Some((next, Outcome::Relay(Err(e)))),
+                            (Some(next), _) => match &next.copy {
+                                // A copy that cannot be made goes no further.
+                                Err(e) => {
+                                    let e = e.clone();
+                                    Some((next, Outcome::Render(e)))
+                                }
+                                Ok(_) => {
+                                    ahead = Some(next);
+                                    None
+                                }
+                            },
+                            (None, _) => None,
+                        };
+                        (Outcome::Relay(sent), next_failed)
+                    }
+                    Err(e) => (Outcome::Render(e.clone()), None),
+                };
+                for buf in [&mut copy, &mut spare] {
+                    if buf.capacity() > KEEP_COPY_BUF {
+                        *buf = Vec::new();
+                    }
                 }
-                drop(domain_permit);
-                let _ = done_tx.send(Done {
-                    delivery,
-                    generation,
-                    outcome,
-                    _window_permit: Some(window_permit),
-                });
+                made.done(outcome, &done_tx);
+                if let Some((next, outcome)) = next_failed {
+                    next.done(outcome, &done_tx);
+                }
             }
             lane.close().await;
         }));

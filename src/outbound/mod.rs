@@ -136,19 +136,74 @@ async fn send_file(
         })
 }
 
+/// What became of the next copy given to [`Lane::send_ahead`].
+#[derive(Debug)]
+pub enum Ahead {
+    /// Not sent, or sent on a session that broke before the relay
+    /// answered it (so nothing of it was refused or delivered): the next
+    /// copy goes on its own, as usual.
+    NotSent,
+    /// Its envelope went with this copy's end of data and the relay waits
+    /// for its bytes: the lane's next send must be that copy.
+    Open,
+    /// Its envelope went and failed: that copy's outcome.
+    Failed(SendError),
+}
+
 impl Lane {
+    /// Sends one message.
     pub async fn send(
         &mut self,
         reverse_path: &str,
         forward_path: &[String],
         raw: &[u8],
     ) -> Result<(), SendError> {
-        let envelope = envelope(reverse_path, forward_path)?;
+        self.send_ahead(reverse_path, forward_path, raw, None)
+            .await
+            .0
+    }
+
+    /// True if a next copy given to [`Lane::send_ahead`] can go with this
+    /// one: a relay lane whose session pipelines DATA, or has yet to open.
+    pub fn sends_ahead(&self) -> bool {
         match self {
-            Lane::File(t) => send_file(t, &envelope, raw).await,
+            Lane::File(_) => false,
+            Lane::Relay(_, conn) => conn.as_ref().is_none_or(|s| s.sends_ahead()),
+        }
+    }
+
+    /// Sends one message, and where the relay pipelines DATA writes the
+    /// envelope of `next` (reverse path, forward path, its rendered bytes)
+    /// behind this message's final "." in the same write (RFC 2920's
+    /// second example): one write and one read a copy instead of two.
+    /// The first result is this message's, as `send` would give it. With
+    /// `Ahead::Open` the lane's next send must be `next`, with the same
+    /// paths and bytes; it then writes only the message.
+    pub async fn send_ahead(
+        &mut self,
+        reverse_path: &str,
+        forward_path: &[String],
+        raw: &[u8],
+        next: Option<(&str, &[String], &[u8])>,
+    ) -> (Result<(), SendError>, Ahead) {
+        let this = match envelope(reverse_path, forward_path) {
+            Ok(e) => e,
+            Err(e) => return (Err(e), Ahead::NotSent),
+        };
+        match self {
+            Lane::File(t) => (send_file(t, &this, raw).await, Ahead::NotSent),
             Lane::Relay(settings, conn) => {
                 if let Some(session) = conn.as_ref() {
-                    if session.used.elapsed() >= LANE_IDLE {
+                    if session.is_open() {
+                        // Its envelope went ahead and the relay waits for
+                        // its bytes: no idle or hang-up check (a relay gone
+                        // meanwhile fails this write, transiently). Any
+                        // other copy here is a defect; hanging up ends the
+                        // open transaction with nothing delivered.
+                        if !session.holds(&this, raw) {
+                            *conn = None;
+                        }
+                    } else if session.used.elapsed() >= LANE_IDLE {
                         // The relay may have hung up on an idle session; a
                         // fresh one is cheaper than finding out.
                         if let Some(old) = conn.take() {
@@ -161,7 +216,10 @@ impl Lane {
                         *conn = None;
                     }
                 }
-                Self::relay_send(settings, conn, &envelope, raw).await
+                // A next copy with an envelope we cannot write goes on its
+                // own, and fails there.
+                let next = next.and_then(|(rp, fp, raw)| Some((envelope(rp, fp).ok()?, raw)));
+                Self::relay_send(settings, conn, &this, raw, next).await
             }
         }
     }
@@ -171,19 +229,36 @@ impl Lane {
         conn: &mut Option<Box<Session>>,
         envelope: &Envelope,
         raw: &[u8],
-    ) -> Result<(), SendError> {
+        next: Option<(Envelope, &[u8])>,
+    ) -> (Result<(), SendError>, Ahead) {
         if conn.is_none() {
-            *conn = Some(Box::new(Session::open(settings).await?));
+            match Session::open(settings).await {
+                Ok(s) => *conn = Some(Box::new(s)),
+                Err(e) => return (Err(e), Ahead::NotSent),
+            }
         }
         let session = conn.as_mut().expect("connected above");
-        session.send(envelope, raw).await.map_err(|failed| {
-            if !failed.keep {
-                // A 421, a hang-up or silence: the next message opens a
-                // fresh session.
-                *conn = None;
-            }
+        let next = next.as_ref().map(|(e, raw)| (e, *raw));
+        let (this, ahead) = session.send_ahead(envelope, raw, next).await;
+        let mut keep = true;
+        let this = this.map_err(|failed| {
+            keep &= failed.keep;
             failed.error
-        })
+        });
+        let ahead = match ahead {
+            smtp::Ahead::NotSent => Ahead::NotSent,
+            smtp::Ahead::Open => Ahead::Open,
+            smtp::Ahead::Failed(failed) => {
+                keep &= failed.keep;
+                Ahead::Failed(failed.error)
+            }
+        };
+        if !keep {
+            // A 421, a hang-up or silence: the next message opens a fresh
+            // session.
+            *conn = None;
+        }
+        (this, ahead)
     }
 
     /// Ends the session politely.

@@ -2,7 +2,10 @@
 //! implicit TLS), EHLO, AUTH PLAIN or LOGIN, then one message at a time
 //! with as few writes and round trips as the relay allows: with PIPELINING
 //! (RFC 2920) MAIL, RCPT and DATA go in one write and the dot-stuffed
-//! message in the next; with CHUNKING (RFC 3030) MAIL, RCPT and `BDAT n
+//! message in the next, and the next copy's MAIL, RCPT and DATA, when the
+//! caller has it ready, ride behind the final "." in that same write
+//! ([`Session::send_ahead`]: one write and one read a copy); with
+//! CHUNKING (RFC 3030) MAIL, RCPT and `BDAT n
 //! LAST` with the message's own bytes go in one (a relay that offers
 //! CHUNKING and then refuses BDAT gets the copy again with DATA, and DATA
 //! from then on, in later sessions too; if it lost step, reading the
@@ -365,6 +368,19 @@ impl From<Fault> for Failed {
     }
 }
 
+/// What became of the next copy's envelope given to
+/// [`Session::send_ahead`].
+pub enum Ahead {
+    /// Not written, or written on a session that broke before the relay
+    /// answered it: the next copy goes on its own, as usual.
+    NotSent,
+    /// The relay took it and waits for the message (354): the session's
+    /// next send must be that copy.
+    Open,
+    /// The envelope was refused or lost: that copy's outcome.
+    Failed(Failed),
+}
+
 /// One session with the relay.
 pub struct Session {
     wire: Wire,
@@ -386,6 +402,9 @@ pub struct Session {
     not_recipient: bool,
     /// `RelaySettings::bdat_refused`.
     bdat_refused: Arc<AtomicBool>,
+    /// The copy (envelope, length) whose envelope went ahead and was
+    /// taken: the relay said 354 and waits for its bytes.
+    open: Option<(Envelope, usize)>,
 }
 
 impl Session {
@@ -462,6 +481,7 @@ impl Session {
             used: Instant::now(),
             fd,
             not_recipient: false,
+            open: None,
         })
     }
 
@@ -475,30 +495,135 @@ impl Session {
         self.wire.start < self.wire.end
     }
 
+    /// True if the relay takes a next copy's envelope behind this copy's
+    /// final "." ([`Session::send_ahead`]): it offers PIPELINING, and
+    /// copies go with DATA (with CHUNKING a copy already goes in one write).
+    pub fn sends_ahead(&self) -> bool {
+        self.caps & smtp_proto::EXT_PIPELINING != 0 && self.caps & smtp_proto::EXT_CHUNKING == 0
+    }
+
+    /// True while the relay holds an open transaction (its 354 came) for a
+    /// copy whose envelope went ahead: only that copy's bytes may follow,
+    /// and QUIT would be read as message text.
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// True if the open transaction is this copy's.
+    pub fn holds(&self, envelope: &Envelope, raw: &[u8]) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|(e, len)| e == envelope && *len == raw.len())
+    }
+
     /// Sends one message. On a refusal the session is reset (RSET) and
     /// kept where SMTP allows; after a 421, silence or a hang-up it is not.
     pub async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Failed> {
+        self.send_ahead(envelope, raw, None).await.0
+    }
+
+    /// Sends one message as [`Session::send`] does, and where the relay
+    /// allows ([`Session::sends_ahead`]) writes `next`'s envelope (MAIL,
+    /// RCPT, DATA) behind its final "." in the same write, as RFC 2920's
+    /// second example does: the relay answers the "." and the envelope
+    /// together, one round trip a copy. The reply to the "." decides this
+    /// copy; the envelope's replies decide `next` on their own. If the
+    /// relay took the envelope (`Ahead::Open`), the session's next send
+    /// must be `next` (same envelope, same bytes), and writes only its
+    /// body: once the relay said 354 only hanging up ends the transaction
+    /// without a message. `next` is rendered already for that reason: a
+    /// copy that cannot be made is never announced.
+    pub async fn send_ahead(
+        &mut self,
+        envelope: &Envelope,
+        raw: &[u8],
+        next: Option<(&Envelope, &[u8])>,
+    ) -> (Result<(), Failed>, Ahead) {
         self.not_recipient = false;
-        let mut result = self.transaction(envelope, raw).await;
-        if let Err(Step::BdatRefused(f)) = result {
-            // The relay offered CHUNKING but does not take BDAT: the rest
-            // of this session uses DATA, and this copy goes again with it
-            // once RSET has ended the refused transaction in step.
-            self.caps &= !smtp_proto::EXT_CHUNKING;
-            self.bdat_refused.store(true, Ordering::Relaxed);
-            result = match self.wire.command(b"RSET\r\n", 2).await {
-                Ok(_) if !self.has_unread() => {
-                    self.not_recipient = false;
-                    self.transaction(envelope, raw).await
+        // The rcpt count of `next`'s envelope, once it is written.
+        let mut written = None;
+        let result = match self.open.take() {
+            Some((open, len)) if open == *envelope && len == raw.len() => {
+                self.message(raw, false, next, &mut written).await
+            }
+            Some(_) => {
+                // Another copy's transaction is open: nothing but hanging
+                // up ends it without a message (`Lane` never gets here).
+                return (
+                    Err(Failed {
+                        error: SendError::transient("the session holds another copy's transaction"),
+                        keep: false,
+                    }),
+                    Ahead::NotSent,
+                );
+            }
+            None => self.transaction(envelope, raw, next, &mut written).await,
+        };
+        let result = match result {
+            Err(Step::BdatRefused(f)) => {
+                // The relay offered CHUNKING but does not take BDAT: the
+                // rest of this session uses DATA, and this copy goes again
+                // with it once RSET has ended the refused transaction in
+                // step.
+                self.caps &= !smtp_proto::EXT_CHUNKING;
+                self.bdat_refused.store(true, Ordering::Relaxed);
+                match self.wire.command(b"RSET\r\n", 2).await {
+                    Ok(_) if !self.has_unread() => {
+                        self.not_recipient = false;
+                        self.transaction(envelope, raw, next, &mut written).await
+                    }
+                    // Out of step (it read the chunk as commands): the copy
+                    // was not refused, it goes again, with DATA.
+                    _ => Err(Step::HangUp(Fault::Broken(format!(
+                        "the relay refused BDAT ({}) and lost step; the copy goes again with DATA",
+                        f.error().message
+                    )))),
                 }
-                // Out of step (it read the chunk as commands): the copy
-                // was not refused, it goes again, with DATA.
-                _ => Err(Step::HangUp(Fault::Broken(format!(
-                    "the relay refused BDAT ({}) and lost step; the copy goes again with DATA",
-                    f.error().message
-                )))),
-            };
+            }
+            r => r,
+        };
+        let this = self.finish(result).await;
+        let (Some(rcpts), Some((next_envelope, next_raw))) = (written, next) else {
+            return (this, Ahead::NotSent);
+        };
+        if let Err(Failed { keep: false, .. }) = &this {
+            // The session is gone (a 421, a hang-up, silence) before the
+            // relay answered the envelope: nothing of the next copy was
+            // refused or can have been delivered (no byte of it was sent),
+            // so it goes on its own, on a fresh session, as it would have
+            // without riding here.
+            return (this, Ahead::NotSent);
         }
+        // The relay answered the "." and stays: the envelope's replies.
+        self.not_recipient = false;
+        let mut step = self.pipelined_replies(rcpts + 2).await;
+        if step.is_ok() {
+            step = self.judge_envelope(rcpts, false, false).map(drop);
+        }
+        if step.is_ok() && self.has_unread() {
+            // More than the replies we asked for: out of step, and the
+            // relay now waits for a message.
+            step = Err(Step::HangUp(Fault::Broken(
+                "the relay sent replies nobody asked for".into(),
+            )));
+        }
+        let ahead = match step {
+            Ok(()) => {
+                self.open = Some((next_envelope.clone(), next_raw.len()));
+                Ahead::Open
+            }
+            Err(step) => match self.finish(Err(step)).await {
+                Err(failed) => Ahead::Failed(failed),
+                Ok(()) => unreachable!("finish keeps a failure"),
+            },
+        };
+        (this, ahead)
+    }
+
+    /// What a transaction's result means for the copy and the session:
+    /// RSET after a refusal inside it, and a refusal that is not about
+    /// the recipient counts on nobody's bounce score.
+    async fn finish(&mut self, result: Result<(), Step>) -> Result<(), Failed> {
         if self.out.capacity() > KEEP_OUT_BUF {
             self.out = Vec::new();
         }
@@ -530,47 +655,58 @@ impl Session {
         })
     }
 
-    async fn transaction(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<(), Step> {
+    /// MAIL FROM's parameters for this envelope and message: SMTPUTF8 for
+    /// non-ASCII addresses, BODY=8BITMIME for a non-ASCII message (as
+    /// lettre did), neither to a relay that does not offer it.
+    fn params(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, &'static str> {
         let from: &str = envelope.from().map_or("", |a| a.as_ref());
+        let has = |ext: u32| self.caps & ext != 0;
+        let mut params = String::new();
+        if !from.is_ascii()
+            || envelope
+                .to()
+                .iter()
+                .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+        {
+            if !has(smtp_proto::EXT_SMTP_UTF8) {
+                return Err(
+                    "the envelope has non-ASCII addresses but the relay does not offer SMTPUTF8",
+                );
+            }
+            params.push_str(" SMTPUTF8");
+        }
+        if !raw.is_ascii() {
+            if !has(smtp_proto::EXT_8BIT_MIME) {
+                return Err(
+                    "the message has non-ASCII bytes but the relay does not offer 8BITMIME",
+                );
+            }
+            params.push_str(" BODY=8BITMIME");
+        }
+        Ok(params)
+    }
+
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope,
+        raw: &[u8],
+        next: Option<(&Envelope, &[u8])>,
+        written: &mut Option<usize>,
+    ) -> Result<(), Step> {
         let to = envelope.to();
         let has = |ext: u32| self.caps & ext != 0;
         let (pipelining, chunking) = (
             has(smtp_proto::EXT_PIPELINING),
             has(smtp_proto::EXT_CHUNKING),
         );
-        // As lettre did: SMTPUTF8 for non-ASCII addresses, BODY=8BITMIME
-        // for a non-ASCII message, and neither sent to a relay that does
-        // not offer it.
-        let mut params = String::new();
-        if !from.is_ascii() || to.iter().any(|a| !AsRef::<str>::as_ref(a).is_ascii()) {
-            if !has(smtp_proto::EXT_SMTP_UTF8) {
-                return Err(Step::Unsendable(
-                    "the envelope has non-ASCII addresses but the relay does not offer SMTPUTF8",
-                ));
-            }
-            params.push_str(" SMTPUTF8");
-        }
-        if !raw.is_ascii() {
-            if !has(smtp_proto::EXT_8BIT_MIME) {
-                return Err(Step::Unsendable(
-                    "the message has non-ASCII bytes but the relay does not offer 8BITMIME",
-                ));
-            }
-            params.push_str(" BODY=8BITMIME");
-        }
+        let params = self.params(envelope, raw).map_err(Step::Unsendable)?;
 
         // The envelope: MAIL, each RCPT, then DATA; or, with CHUNKING and
         // one recipient, the whole message as `BDAT n LAST`. Each command's
         // end offset in `out`, for lock-step.
         self.out.clear();
-        let ends = &mut self.ends;
-        ends.clear();
-        let _ = write!(Bytes(&mut self.out), "MAIL FROM:<{from}>{params}\r\n");
-        ends.push(self.out.len());
-        for rcpt in to {
-            let _ = write!(Bytes(&mut self.out), "RCPT TO:<{rcpt}>\r\n");
-            ends.push(self.out.len());
-        }
+        self.ends.clear();
+        put_envelope(&mut self.out, &mut self.ends, envelope, &params);
         let bdat_now = chunking && to.len() == 1;
         if bdat_now {
             bdat_head(&mut self.out, raw);
@@ -582,11 +718,9 @@ impl Session {
             self.out.extend_from_slice(b"DATA\r\n");
         }
         if bdat_now || !chunking {
-            ends.push(self.out.len());
+            self.ends.push(self.out.len());
         }
 
-        let replies = &mut self.replies;
-        replies.clear();
         if pipelining {
             // With BDAT the message follows its command from its own
             // buffer, in the same vectored write.
@@ -595,17 +729,11 @@ impl Session {
                 .write_parts([&self.out, body])
                 .await
                 .map_err(Step::Ended)?;
-            for _ in 0..ends.len() {
-                let r = self.wire.reply().await.map_err(Step::Ended)?;
-                let closing = r.code == 421;
-                replies.push(r);
-                if closing {
-                    break;
-                }
-            }
+            self.pipelined_replies(self.ends.len()).await?;
         } else {
+            self.replies.clear();
             let mut from = 0;
-            for (i, &end) in ends.iter().enumerate() {
+            for (i, &end) in self.ends.iter().enumerate() {
                 self.wire
                     .write(&self.out[from..end])
                     .await
@@ -614,17 +742,48 @@ impl Session {
                 let r = self.wire.reply().await.map_err(Step::Ended)?;
                 let want = if i == to.len() + 1 && !chunking { 3 } else { 2 };
                 let stop = r.code / 100 != want;
-                replies.push(r);
+                self.replies.push(r);
                 if stop {
                     break;
                 }
             }
         }
+        if self.judge_envelope(to.len(), chunking, bdat_now)? {
+            return Ok(());
+        }
+        self.message(raw, chunking, next, written).await
+    }
 
+    /// Reads the replies to `count` pipelined commands into `replies`;
+    /// after a 421 no more come.
+    async fn pipelined_replies(&mut self, count: usize) -> Result<(), Step> {
+        self.replies.clear();
+        for _ in 0..count {
+            let r = self.wire.reply().await.map_err(Step::Ended)?;
+            let closing = r.code == 421;
+            self.replies.push(r);
+            if closing {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the replies to an envelope of `rcpts` recipients (MAIL, each
+    /// RCPT, then DATA or BDAT if it was sent) say: true if the message
+    /// went with them (`BDAT n LAST`) and is taken, false if it is to
+    /// follow.
+    fn judge_envelope(
+        &mut self,
+        rcpts: usize,
+        chunking: bool,
+        bdat_now: bool,
+    ) -> Result<bool, Step> {
+        let replies = &mut self.replies;
         // The first refusal of MAIL or a RCPT fails the message, as with
         // lettre; the replies after it were read to stay in step.
         let mut refused = None;
-        for (i, r) in replies.iter().take(1 + to.len()).enumerate() {
+        for (i, r) in replies.iter().take(1 + rcpts).enumerate() {
             match r.code / 100 {
                 2 => {}
                 4 | 5 => {
@@ -638,7 +797,7 @@ impl Session {
             }
         }
         // The reply to DATA or BDAT, if it came.
-        let last = (replies.len() > 1 + to.len()).then(|| replies.swap_remove(1 + to.len()));
+        let last = (replies.len() > 1 + rcpts).then(|| replies.swap_remove(1 + rcpts));
         if let Some(i) = refused {
             let taken = !chunking && last.as_ref().is_some_and(|d| d.code / 100 == 3);
             let f = Fault::Refused(replies.swap_remove(i));
@@ -668,25 +827,52 @@ impl Session {
             }
             expect(last, if chunking { 2 } else { 3 }).map_err(Step::reset_or_end)?;
             self.not_recipient = false;
-            if bdat_now {
-                return Ok(());
-            }
         }
+        Ok(bdat_now)
+    }
 
-        // The message: dot-stuffed after DATA's 354, or as one BDAT chunk.
-        // Sent from the copy's own buffer where no byte changes (BDAT, or
-        // DATA with no line to stuff); else stuffed into `out`.
+    /// The message: dot-stuffed after DATA's 354, or as one BDAT chunk.
+    /// Sent from the copy's own buffer where no byte changes (BDAT, or
+    /// DATA with no line to stuff); else stuffed into `out`. With DATA
+    /// and a `next` copy the relay can take, `next`'s envelope follows the
+    /// final "." in the same write, and `written` says how many RCPTs it
+    /// has.
+    async fn message(
+        &mut self,
+        raw: &[u8],
+        chunking: bool,
+        next: Option<(&Envelope, &[u8])>,
+        written: &mut Option<usize>,
+    ) -> Result<(), Step> {
         self.out.clear();
-        let parts: [&[u8]; 2] = if chunking {
+        let layout = if chunking {
             bdat_head(&mut self.out, raw);
-            [&self.out, raw]
+            Layout::OutThenRaw
         } else if needs_stuffing(raw) {
             stuff_into(&mut self.out, raw);
-            [&self.out, b""]
-        } else if raw.is_empty() || raw.ends_with(b"\r\n") {
-            [raw, b".\r\n"]
+            Layout::Out
         } else {
-            [raw, b"\r\n.\r\n"]
+            let end: &[u8] = if raw.is_empty() || raw.ends_with(b"\r\n") {
+                b".\r\n"
+            } else {
+                b"\r\n.\r\n"
+            };
+            self.out.extend_from_slice(end);
+            Layout::RawThenOut
+        };
+        if let Some((next_envelope, next_raw)) = next.filter(|_| self.sends_ahead()) {
+            // A copy this relay cannot take goes on its own, to fail there.
+            if let Ok(params) = self.params(next_envelope, next_raw) {
+                self.ends.clear();
+                put_envelope(&mut self.out, &mut self.ends, next_envelope, &params);
+                self.out.extend_from_slice(b"DATA\r\n");
+                *written = Some(next_envelope.to().len());
+            }
+        }
+        let parts: [&[u8]; 2] = match layout {
+            Layout::OutThenRaw => [&self.out, raw],
+            Layout::Out => [&self.out, b""],
+            Layout::RawThenOut => [raw, &self.out],
         };
         self.wire.write_parts(parts).await.map_err(Step::Ended)?;
         // A relay silent after the final "." may have taken the message:
@@ -704,7 +890,11 @@ impl Session {
     pub async fn quit(mut self) {
         let timeout = self.wire.timeout;
         let _ = tokio::time::timeout(timeout, async {
-            let _ = self.wire.command(b"QUIT\r\n", 2).await;
+            // In an open transaction QUIT would be message text: closing
+            // alone ends it, with nothing delivered.
+            if self.open.is_none() {
+                let _ = self.wire.command(b"QUIT\r\n", 2).await;
+            }
             let _ = match &mut self.wire.stream {
                 Stream::Plain(s) => s.shutdown().await,
                 Stream::Tls(s) => s.shutdown().await,
@@ -742,6 +932,28 @@ impl Step {
             f @ Fault::Refused(_) => Step::Reset(f),
             f => Step::Ended(f),
         }
+    }
+}
+
+/// How a message's bytes and `out` make up its write.
+enum Layout {
+    /// `BDAT n LAST`, then the copy's own bytes.
+    OutThenRaw,
+    /// The dot-stuffed copy with its terminator.
+    Out,
+    /// The copy's own bytes, then its terminator.
+    RawThenOut,
+}
+
+/// Appends MAIL FROM (with `params`) and each RCPT TO to `out`, and each
+/// command's end offset to `ends`.
+fn put_envelope(out: &mut Vec<u8>, ends: &mut Vec<usize>, envelope: &Envelope, params: &str) {
+    let from: &str = envelope.from().map_or("", |a| a.as_ref());
+    let _ = write!(Bytes(out), "MAIL FROM:<{from}>{params}\r\n");
+    ends.push(out.len());
+    for rcpt in envelope.to() {
+        let _ = write!(Bytes(out), "RCPT TO:<{rcpt}>\r\n");
+        ends.push(out.len());
     }
 }
 
