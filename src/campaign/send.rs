@@ -45,9 +45,9 @@ pub const UNSYNCED_PER_LANE: usize = 4;
 const RECORD_BATCH: usize = 512;
 /// How long the recorder waits for more outcomes before it writes and
 /// flushes, unless three quarters of the lanes' run-ahead is already
-/// waiting on it. Each flush costs a log write on sled's IO pool (whose
-/// `notify_all` wakes all its threads), an fdatasync and a look at the
-/// blobs: the fewer flushes a message shares, the less CPU it costs.
+/// waiting on it. Each flush costs a log write on sled's IO pool (a
+/// thread woken for it), an fdatasync and a look at the blobs: the fewer
+/// flushes a message shares, the less CPU it costs.
 const RECORD_LINGER: Duration = Duration::from_millis(8);
 /// Messages in flight to one recipient domain at once: hosted mail
 /// (Gmail, Outlook) throttles senders per domain.
