@@ -28,8 +28,8 @@ use serde::Deserialize;
 
 use crate::store::compact::encode_pending_into;
 use crate::store::error::{Result, StoreError};
-use crate::store::keys::{delivery_key, sub_key, T};
-use crate::store::reads::touch;
+use crate::store::keys::{delivery_key, T};
+use crate::store::reads::{list_range, touch};
 use crate::store::records::{Status, RECORD_VERSION};
 use crate::store::{Store, Tx};
 
@@ -86,16 +86,7 @@ impl Store {
         limit: usize,
         mut f: impl FnMut(Candidate<'_>),
     ) -> Result<Option<String>> {
-        let mut prefix = list.as_bytes().to_vec();
-        prefix.push(0);
-        let start = match after {
-            Some(email) => {
-                let mut k = sub_key(list, email);
-                k.push(0);
-                k
-            }
-            None => prefix.clone(),
-        };
+        let (prefix, start) = list_range(list, after);
         let tree = self.tree(T::Subscribers);
         let (mut read, mut last) = (0, None);
         for kv in tree.range(start..) {

@@ -355,7 +355,7 @@ pub(super) fn touch(tree: &sled::Tree, key: &[u8]) -> Result<()> {
 
 /// The key prefix of `list`'s subscriber records, and the key a read in
 /// address order starts at: just after `after`, or the list's first.
-fn list_range(list: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn list_range(list: &str, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
     let mut prefix = list.as_bytes().to_vec();
     prefix.push(0);
     let start = match after {
