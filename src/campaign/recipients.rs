@@ -343,4 +343,91 @@ mod tests {
         assert_eq!(started.total, 39);
         assert_eq!(ids(&ctx, id), (1..40).collect::<Vec<u64>>());
     }
+
+    /// Fixed again with what an earlier fixing left (a crash, a pause),
+    /// the campaign paused after the worker read it and resumed while the
+    /// first run is read: nothing the earlier fixing left may stay, so
+    /// nobody who no longer matches gets a copy and `total` is what
+    /// matches now.
+    #[test]
+    fn a_resume_while_the_list_is_read_keeps_nothing_of_the_last_fixing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        people(&ctx, 30);
+        let region = [("region".to_string(), "Jämtland".to_string())];
+        let c = queue(&ctx, region.to_vec());
+        let id = c.id;
+        // What an earlier, cut-short fixing left: 1 and 2, who do not
+        // match (any more).
+        ctx.store
+            .write(|tx| {
+                for p in [1, 2] {
+                    let s = tx.subscriber_by_id(p)?.unwrap();
+                    tx.put_delivery(&pending(id, s));
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The worker holds `c` as it read it (scheduled); an admin pauses
+        // it before its fixing begins, and resumes it while the list is
+        // read.
+        campaign::steer(&ctx, id, campaign::Steer::Pause).unwrap();
+        let started = fix(&ctx, c, RUN_BYTES, |ctx| {
+            campaign::steer(ctx, id, campaign::Steer::Resume).unwrap();
+        })
+        .unwrap();
+        // Not started (paused, or scheduled again) is fine: resumed, the
+        // next round fixes it afresh.
+        let started = if started.status == CampaignStatus::Sending {
+            started
+        } else {
+            if started.status == CampaignStatus::Paused {
+                campaign::steer(&ctx, id, campaign::Steer::Resume).unwrap();
+            }
+            let c = ctx.store.campaign(id).unwrap().unwrap();
+            fix(&ctx, c, RUN_BYTES, |_| {}).unwrap()
+        };
+        let want: Vec<u64> = (1..=30).filter(|p| p % 3 == 0).collect();
+        assert_eq!(started.status, CampaignStatus::Sending);
+        assert_eq!(ids(&ctx, id), want, "1 and 2 match no filter");
+        assert_eq!(started.total, want.len() as u64);
+    }
+
+    /// Forgotten (erased) between the reading and the writing, before or
+    /// after their run is written: no delivery, and no frozen copy of
+    /// their address, stays.
+    #[test]
+    fn a_person_forgotten_while_recipients_are_fixed_gets_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let n = READ as u64 + 300;
+        people(&ctx, n);
+        let c = queue(&ctx, vec![]);
+        let email = |id: u64| format!("p{:05}@example.org", n - id);
+        let mut runs = 0;
+        let started = fix(&ctx, c, 1, |ctx| {
+            runs += 1;
+            if runs != 2 {
+                return;
+            }
+            // The first run (the highest ids) is written; the second (the
+            // lowest) is read, not written.
+            for gone in [1, n] {
+                crate::people::forget(ctx, &email(gone)).unwrap();
+            }
+        })
+        .unwrap();
+        let got = ids(&ctx, started.id);
+        assert!(!got.contains(&1) && !got.contains(&n), "forgotten");
+        assert_eq!(got.len() as u64, n - 2);
+        assert_eq!(started.total, n - 2);
+        let all = ctx
+            .store
+            .deliveries_after(started.id, None, usize::MAX)
+            .unwrap();
+        assert!(all.iter().all(|d| d
+            .to
+            .as_ref()
+            .is_some_and(|t| t.email != email(1) && t.email != email(n))));
+    }
 }
