@@ -83,17 +83,31 @@ fn fix(
 ) -> anyhow::Result<Campaign> {
     let store = &ctx.store;
     // What an earlier fixing of this campaign wrote (a crash, a pause):
-    // its people are read again below, as they are now.
-    let mut going = true;
-    while going {
-        going = store.write_frozen(|tx| {
-            Ok(still_scheduled(tx, c.id)? && tx.remove_deliveries(c.id, LAND)? > 0)
+    // its people are read again below, as they are now. A campaign no
+    // longer scheduled (paused or cancelled since the caller read it) is
+    // not fixed now: were it resumed while the list is read, what the
+    // earlier fixing left would be sent as it was.
+    loop {
+        let removed = store.write_frozen(|tx| {
+            if !still_scheduled(tx, c.id)? {
+                return Ok(None);
+            }
+            Ok(Some(tx.remove_deliveries(c.id, LAND)?))
         })?;
+        match removed {
+            None => return Ok(store.campaign(c.id)?.unwrap_or(c)),
+            Some(0) => break,
+            Some(_) => {}
+        }
     }
     let watch = store.watch_subscribers();
     let mut run = FrozenRun::default();
     let mut cursor: Option<String> = None;
     let mut read_all = false;
+    // A write that found the campaign paused or cancelled: the list was
+    // not all frozen, so it must not start even if resumed since (the
+    // next round fixes it again, from the start).
+    let mut stopped = false;
     'runs: while !read_all {
         while run.size() < run_bytes {
             cursor = store.candidates_after(&c.list, cursor.as_deref(), READ, |s| {
@@ -135,6 +149,7 @@ fn fix(
                 Ok(true)
             })?;
             if !scheduled {
+                stopped = true;
                 break 'runs;
             }
             at = end;
@@ -145,7 +160,7 @@ fn fix(
     let now = ctx.now();
     let started = store.write(|tx| {
         let mut fresh = tx.campaign(c.id)?.unwrap_or(c);
-        if fresh.status != CampaignStatus::Scheduled {
+        if stopped || fresh.status != CampaignStatus::Scheduled {
             // Paused or cancelled while recipients were being fixed.
             return Ok(fresh);
         }
@@ -167,7 +182,9 @@ fn fix(
         Ok(fresh)
     })?;
     drop(watch);
-    tracing::info!(campaign = started.id, list = %started.list, recipients = started.total, "campaign started");
+    if started.started_at.is_some() {
+        tracing::info!(campaign = started.id, list = %started.list, recipients = started.total, "campaign started");
+    }
     Ok(started)
 }
 

@@ -33,8 +33,10 @@ use crate::store::reads::{list_range, touch};
 use crate::store::records::{Status, RECORD_VERSION};
 use crate::store::{Store, Tx};
 
-/// What fixing a campaign's recipients reads of a subscriber record,
-/// borrowed from its stored bytes where it can be.
+/// What fixing a campaign's recipients reads of a subscriber record:
+/// the address and name borrowed from its stored bytes where they hold
+/// no JSON escape; the attributes are copied (serde borrows a `Cow` only
+/// as a field of its own, not inside a map).
 pub struct Candidate<'a> {
     pub id: u64,
     pub status: Status,
