@@ -431,3 +431,24 @@ fn leaving_while_the_recipients_are_frozen_sends_nothing_and_the_counts_add_up()
         }
     );
 }
+
+/// X is second in key order: the lane takes X's job while the first copy
+/// is sent, and (to a relay with PIPELINING) X's MAIL, RCPT and DATA ride
+/// behind that copy's final "."; the relay holds its answer. X leaves, the
+/// door acknowledges, the relay is let go and says 354 to X's DATA: X's
+/// copy must still not go. The leave came before X's bytes were written,
+/// so X is skipped as X would be had the job waited in the queue.
+#[test]
+fn a_copy_whose_envelope_went_ahead_is_not_sent_when_its_person_leaves_before_its_body() {
+    let s = Scene::with_x_at(1, |copies| copies.get(1));
+    let (link, _) = unsubscribe_targets(s.copy());
+    let path = link
+        .strip_prefix("https://lista.example.se")
+        .unwrap()
+        .to_string();
+    s.leave_mid_round(
+        || {},
+        || assert_eq!(one_click(&s.r.d.http, &path), 200),
+        "unsubscribed",
+    );
+}
