@@ -354,6 +354,19 @@ async fn send_round(
                 let made = match ahead.take() {
                     Some(made) => {
                         std::mem::swap(&mut copy, &mut spare);
+                        // Its person may have left since it was taken (its
+                        // send waited for the copy before it): its envelope
+                        // may be at the relay, but none of its bytes is, and
+                        // hanging up ends that transaction with nothing sent.
+                        if !still_due(
+                            &shared.ctx,
+                            shared.campaign.id,
+                            &made.delivery,
+                            made.generation,
+                        ) {
+                            lane.hang_up_open();
+                            continue;
+                        }
                         made
                     }
                     None => {
@@ -373,7 +386,12 @@ async fn send_round(
                         // permits and this lane: a person who left meanwhile
                         // gets nothing (their delivery is already skipped
                         // and counted).
-                        if !still_due(&shared.ctx, shared.campaign.id, &job) {
+                        if !still_due(
+                            &shared.ctx,
+                            shared.campaign.id,
+                            &job.delivery,
+                            job.generation,
+                        ) {
                             continue;
                         }
                         make(&shared, job, &mut copy).await
@@ -391,9 +409,14 @@ async fn send_round(
                             let job = waiting.take().or_else(|| {
                                 rx.try_lock().ok().and_then(|mut rx| rx.try_recv().ok())
                             });
-                            if let Some(job) =
-                                job.filter(|job| still_due(&shared.ctx, shared.campaign.id, job))
-                            {
+                            if let Some(job) = job.filter(|job| {
+                                still_due(
+                                    &shared.ctx,
+                                    shared.campaign.id,
+                                    &job.delivery,
+                                    job.generation,
+                                )
+                            }) {
                                 next = Some(make(&shared, job, &mut spare).await);
                             }
                         }
@@ -427,10 +450,13 @@ async fn send_round(
                     }
                     Err(e) => (Outcome::Render(e.clone()), None),
                 };
-                for buf in [&mut copy, &mut spare] {
-                    if buf.capacity() > KEEP_COPY_BUF {
-                        *buf = Vec::new();
-                    }
+                if copy.capacity() > KEEP_COPY_BUF {
+                    copy = Vec::new();
+                }
+                // `spare` holds the copy taken ahead, if any: it is sent
+                // next, from there.
+                if ahead.is_none() && spare.capacity() > KEEP_COPY_BUF {
+                    spare = Vec::new();
                 }
                 made.done(outcome, &done_tx);
                 if let Some((next, outcome)) = next_failed {
@@ -575,12 +601,12 @@ async fn send_round(
 /// False if someone stopped being confirmed since the job's delivery was
 /// read and this delivery is no longer what it was (skipped, or gone).
 /// A store that cannot be read leaves it due, as before the check.
-fn still_due(ctx: &Context, campaign: u64, job: &Job) -> bool {
-    if ctx.store.skip_generation() == job.generation {
+fn still_due(ctx: &Context, campaign: u64, delivery: &Delivery, generation: u64) -> bool {
+    if ctx.store.skip_generation() == generation {
         return true;
     }
-    match ctx.store.delivery(campaign, job.delivery.subscriber) {
-        Ok(Some(fresh)) => fresh.state == job.delivery.state,
+    match ctx.store.delivery(campaign, delivery.subscriber) {
+        Ok(Some(fresh)) => fresh.state == delivery.state,
         Ok(None) => false,
         Err(_) => true,
     }

@@ -261,6 +261,17 @@ impl Lane {
         (this, ahead)
     }
 
+    /// Hangs up a session that holds an open transaction (a copy whose
+    /// envelope went ahead and that is not to be sent after all): the
+    /// relay drops it with nothing delivered. Any other session stays.
+    pub fn hang_up_open(&mut self) {
+        if let Lane::Relay(_, conn) = self {
+            if conn.as_ref().is_some_and(|s| s.is_open()) {
+                *conn = None;
+            }
+        }
+    }
+
     /// Ends the session politely.
     pub async fn close(&mut self) {
         if let Lane::Relay(_, conn) = self {
