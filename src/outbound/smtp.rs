@@ -546,9 +546,11 @@ impl Session {
             Some((open, len)) if open == *envelope && len == raw.len() => {
                 self.message(raw, false, next, &mut written).await
             }
-            Some(_) => {
+            Some(other) => {
                 // Another copy's transaction is open: nothing but hanging
                 // up ends it without a message (`Lane` never gets here).
+                // It stays marked open, so `quit` hangs up too.
+                self.open = Some(other);
                 return (
                     Err(Failed {
                         error: SendError::transient("the session holds another copy's transaction"),
