@@ -17,16 +17,14 @@
 //! (idle, hung up) is `outbound`'s (mod.rs) business.
 
 use std::fmt::Write as _;
-use std::io::IoSlice;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::{EhloResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
@@ -34,10 +32,9 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::daemon::config::Tls;
 
-/// What we read from the relay at once. smtp-proto refuses a reply over
-/// its `MAX_RESPONSE_LENGTH` (4 KiB, all lines together), so a hostile
-/// relay makes a session hold at most this plus 4 KiB.
-const READ_BUF: usize = 4096;
+mod wire;
+use wire::{expect, silent, Stream, Wire};
+
 /// A write buffer that grew past this for a large message is shrunk
 /// afterwards, so a lane does not keep its biggest message's size for ever.
 const KEEP_OUT_BUF: usize = 256 * 1024;
@@ -172,147 +169,6 @@ fn refusal(r: &Response<String>) -> SendError {
         // advertises CHUNKING and then refuses BDAT must not bounce the
         // list. (501 stays a bounce: at RCPT it is a bad address.)
         bounce: permanent && !matches!(r.code, 500 | 502 | 503 | 504),
-    }
-}
-
-fn silent(limit: Duration) -> String {
-    format!("the relay did not answer within {} s", limit.as_secs())
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-/// A connection with its reply reader.
-struct Wire {
-    stream: Stream,
-    timeout: Duration,
-    buf: Box<[u8]>,
-    /// Unparsed bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
-    parser: ResponseReceiver,
-}
-
-impl Wire {
-    fn new(stream: Stream, timeout: Duration) -> Wire {
-        Wire {
-            stream,
-            timeout,
-            buf: vec![0; READ_BUF].into_boxed_slice(),
-            start: 0,
-            end: 0,
-            parser: ResponseReceiver::default(),
-        }
-    }
-
-    /// Writes all of `bytes` (one write call where the kernel takes it).
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), Fault> {
-        let write = async {
-            match &mut self.stream {
-                Stream::Plain(s) => s.write_all(bytes).await,
-                Stream::Tls(s) => {
-                    s.write_all(bytes).await?;
-                    s.flush().await
-                }
-            }
-        };
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Fault::Broken(format!("network error: {e}"))),
-            Err(_) => Err(Fault::Broken(silent(self.timeout))),
-        }
-    }
-
-    /// Writes `parts` one after the other, in as few (vectored) writes as
-    /// the kernel takes: a copy goes from its own buffer, not copied next
-    /// to its command.
-    async fn write_parts<const N: usize>(&mut self, parts: [&[u8]; N]) -> Result<(), Fault> {
-        let write = async {
-            match &mut self.stream {
-                Stream::Plain(s) => {
-                    let mut slices = parts.map(IoSlice::new);
-                    let mut rest = &mut slices[..];
-                    IoSlice::advance_slices(&mut rest, 0);
-                    while !rest.is_empty() {
-                        let n = s.write_vectored(rest).await?;
-                        if n == 0 {
-                            return Err(std::io::ErrorKind::WriteZero.into());
-                        }
-                        IoSlice::advance_slices(&mut rest, n);
-                    }
-                    Ok(())
-                }
-                Stream::Tls(s) => {
-                    for part in parts {
-                        s.write_all(part).await?;
-                    }
-                    s.flush().await
-                }
-            }
-        };
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Fault::Broken(format!("network error: {e}"))),
-            Err(_) => Err(Fault::Broken(silent(self.timeout))),
-        }
-    }
-
-    /// The next reply, whole: from bytes already read (several replies may
-    /// come in one read) or read now (one reply may come in many).
-    async fn reply(&mut self) -> Result<Response<String>, Fault> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            if self.start < self.end {
-                let mut bytes = self.buf[self.start..self.end].iter();
-                let parsed = self.parser.parse(&mut bytes);
-                self.start = self.end - bytes.len();
-                match parsed {
-                    Ok(reply) => {
-                        self.parser.reset();
-                        return Ok(reply);
-                    }
-                    Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
-                    Err(e) => {
-                        return Err(Fault::Broken(format!(
-                            "the relay's reply is not SMTP: {e:?}"
-                        )))
-                    }
-                }
-            }
-            self.start = 0;
-            self.end = 0;
-            let read = async {
-                match &mut self.stream {
-                    Stream::Plain(s) => s.read(&mut self.buf).await,
-                    Stream::Tls(s) => s.read(&mut self.buf).await,
-                }
-            };
-            self.end = match tokio::time::timeout_at(deadline, read).await {
-                Ok(Ok(0)) => return Err(Fault::Broken("the relay closed the connection".into())),
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(Fault::Broken(format!("network error: {e}"))),
-                Err(_) => return Err(Fault::Broken(silent(self.timeout))),
-            };
-        }
-    }
-
-    /// Sends one command and reads its reply, which must be `want`.
-    async fn command(&mut self, line: &[u8], want: u16) -> Result<Response<String>, Fault> {
-        self.write(line).await?;
-        expect(self.reply().await?, want)
-    }
-}
-
-/// A reply of the class of `want` (2 for 2xx, 3 for 3xx) passes; 4xx and
-/// 5xx are refusals; anything else means we no longer understand each
-/// other.
-fn expect(r: Response<String>, want: u16) -> Result<Response<String>, Fault> {
-    match r.code / 100 {
-        c if c == want => Ok(r),
-        4 | 5 => Err(Fault::Refused(r)),
-        _ => Err(Fault::Broken(refusal(&r).message)),
     }
 }
 
