@@ -883,6 +883,7 @@ async fn auth(wire: &mut Wire, caps: &EhloResponse<String>, login: &Login) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smtp_proto::response::parser::ResponseReceiver;
 
     fn stuffed(raw: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
