@@ -82,7 +82,7 @@ pub(crate) async fn record(
             };
             record_one(ctx, tx, c, done, now)?;
         }
-        for c in campaigns.values() {
+        for (_, c) in campaigns {
             tx.put_campaign_cached(c, cache);
         }
         Ok(())

@@ -40,7 +40,11 @@ use crate::token::Purpose;
 /// Messages the lanes may have sent (or be sending) before their outcome
 /// is durable, per lane: the window is this times `outbound.connections`,
 /// shared by the lanes. A kill -9 can send at most the window twice.
-pub const UNSYNCED_PER_LANE: usize = 4;
+/// Each group commit costs a log write, an fdatasync and the wake-ups
+/// around them (about half a millisecond of CPU here): with 4 a flush
+/// covered about 24 messages at 10k, with 8 about 48, and the daemon's CPU
+/// per message fell by a tenth (BENCHMARKS.md, issue 17, fifth round).
+pub const UNSYNCED_PER_LANE: usize = 8;
 /// Outcomes written in one transaction at most.
 const RECORD_BATCH: usize = 512;
 /// How long the recorder waits for more outcomes before it writes and

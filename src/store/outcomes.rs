@@ -177,28 +177,29 @@ impl Tx<'_> {
                 None => return Ok(None),
             },
         };
-        if let Some(c) = &cache.campaign {
-            if c.id == id && cache.bytes == bytes {
-                return Ok(Some(c.clone()));
-            }
+        // The remembered campaign is handed out, not copied (a
+        // newsletter's holds its whole text): until `put_campaign_cached`
+        // gives one back, the next read decodes.
+        if cache.campaign.as_ref().is_some_and(|c| c.id == id) && cache.bytes == bytes {
+            return Ok(cache.campaign.take());
         }
         let c: Campaign = decode(bytes)?;
         cache.bytes.clear();
         cache.bytes.extend_from_slice(bytes);
-        cache.campaign = Some(c.clone());
+        cache.campaign = None;
         Ok(Some(c))
     }
 
     /// [`Tx::put_campaign`], remembering in `cache` what was written.
-    pub fn put_campaign_cached(&mut self, c: &Campaign, cache: &mut CampaignCache) {
-        self.put_campaign(c);
+    pub fn put_campaign_cached(&mut self, c: Campaign, cache: &mut CampaignCache) {
+        self.put_campaign(&c);
         if let Some(Some(v)) = self
             .changes
             .get(&(T::Campaigns, c.id.to_be_bytes().to_vec()))
         {
             cache.bytes.clear();
             cache.bytes.extend_from_slice(v);
-            cache.campaign = Some(c.clone());
+            cache.campaign = Some(c);
         }
     }
 }
@@ -313,7 +314,7 @@ mod tests {
                     let mut c = tx.campaign_cached(7, &mut cache)?.unwrap();
                     assert_eq!(c.sent, round - 1);
                     c.sent += 1;
-                    tx.put_campaign_cached(&c, &mut cache);
+                    tx.put_campaign_cached(c, &mut cache);
                     Ok(())
                 })
                 .unwrap();
@@ -366,7 +367,7 @@ mod tests {
                 let before = c.sent;
                 tx.put_outcome(&delivery(7, s, DeliveryState::Sent));
                 c.sent += 1;
-                tx.put_campaign_cached(&c, cache);
+                tx.put_campaign_cached(c, cache);
                 Ok(before)
             })
         };
@@ -414,7 +415,7 @@ mod tests {
                 let mut c = tx.campaign_cached(7, &mut cache)?.unwrap();
                 tx.put_outcome(&delivery(7, 1, DeliveryState::Sent));
                 c.sent += 1;
-                tx.put_campaign_cached(&c, &mut cache);
+                tx.put_campaign_cached(c, &mut cache);
                 // Subscriber 2 leaves in the same write (a 5xx that
                 // disables them would do it the same way).
                 let mut s = tx.subscriber_by_id(2)?.unwrap();

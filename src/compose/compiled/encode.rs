@@ -46,13 +46,44 @@ impl Stats {
     /// first `\n` in every line after the first: so 76 bytes make the
     /// first line too long and 75 any other.
     fn add_line(&mut self, index: usize, line: &[u8]) {
-        self.len += line.len();
-        self.escaping += line
-            .iter()
-            .filter(|b| !matches!(b, b'\t' | b' '..=b'~'))
-            .count();
-        self.ascii &= line.is_ascii();
-        self.too_long |= line.len() >= if index == 0 { 76 } else { 75 };
+        self.add_counted(index, line.len(), Counted::of(line));
+    }
+
+    /// [`Stats::add_line`] for a line of `len` bytes counted already.
+    fn add_counted(&mut self, index: usize, len: usize, counted: Counted) {
+        self.len += len;
+        self.escaping += counted.escaping;
+        self.ascii &= counted.high < 0x80;
+        self.too_long |= len >= if index == 0 { 76 } else { 75 };
+    }
+}
+
+/// What [`Stats`] reads of some bytes besides their length, which adds
+/// up piece by piece: a line with a slot has its text pieces counted once,
+/// when the campaign compiles, and only its values per copy.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counted {
+    /// Bytes outside `\t` and ` `..=`~`.
+    escaping: usize,
+    /// Every byte OR-ed: 0x80 or more means one was not ASCII.
+    high: u8,
+}
+
+impl Counted {
+    fn of(bytes: &[u8]) -> Counted {
+        let mut c = Counted::default();
+        for &b in bytes {
+            c.escaping += usize::from(!matches!(b, b'\t' | b' '..=b'~'));
+            c.high |= b;
+        }
+        c
+    }
+
+    fn add(self, other: Counted) -> Counted {
+        Counted {
+            escaping: self.escaping + other.escaping,
+            high: self.high | other.high,
+        }
     }
 }
 
@@ -69,12 +100,13 @@ enum Segment {
     /// Lines without a slot with the CRLFs between them, as 7bit (the text
     /// with CRLF) and as quoted-printable.
     Fixed { seven: Vec<u8>, qp: Vec<u8> },
-    /// A line with a slot: its pieces (no `\n` in them), its index, and
-    /// whether a line follows it.
+    /// A line with a slot: its pieces (no `\n` in them), its index,
+    /// whether a line follows it, and its text pieces counted.
     Line {
         pieces: Vec<Piece>,
         index: usize,
         last: bool,
+        text: Counted,
     },
 }
 
@@ -128,10 +160,15 @@ impl Part {
         for (index, line) in lines.into_iter().enumerate() {
             let last = index + 1 == n;
             if line.iter().any(|p| !matches!(p, Piece::Text(_))) {
+                let text = line.iter().fold(Counted::default(), |c, p| match p {
+                    Piece::Text(t) => c.add(Counted::of(t.as_bytes())),
+                    _ => c,
+                });
                 segments.push(Segment::Line {
                     pieces: line,
                     index,
                     last,
+                    text,
                 });
                 continue;
             }
@@ -179,10 +216,17 @@ impl Part {
         filled.lines.clear();
         let mut stats = self.fixed;
         for s in &self.segments {
-            if let Segment::Line { pieces, index, .. } = s {
+            if let Segment::Line {
+                pieces,
+                index,
+                text,
+                ..
+            } = s
+            {
                 let start = filled.bytes.len();
-                fill_line(pieces, values, &mut filled.bytes)?;
-                stats.add_line(*index, &filled.bytes[start..]);
+                let values = fill_line(pieces, values, &mut filled.bytes)?;
+                let len = filled.bytes.len() - start;
+                stats.add_counted(*index, len, text.add(values));
                 filled.lines.push((start, filled.bytes.len()));
             }
         }
@@ -231,8 +275,11 @@ fn content(line: &[u8], last: bool) -> &[u8] {
 }
 
 /// A line's pieces with the values filled in (HTML-escaped as often as
-/// the slot says); `None` if a value holds a CR or LF.
-fn fill_line(pieces: &[Piece], values: &[Cow<'_, str>], out: &mut Vec<u8>) -> Option<()> {
+/// the slot says), and the values' bytes as written counted (a space
+/// `Piece::Space` writes counts as nothing); `None` if a value holds a
+/// CR or LF.
+fn fill_line(pieces: &[Piece], values: &[Cow<'_, str>], out: &mut Vec<u8>) -> Option<Counted> {
+    let mut counted = Counted::default();
     for p in pieces {
         match p {
             Piece::Text(t) => out.extend_from_slice(t.as_bytes()),
@@ -241,6 +288,7 @@ fn fill_line(pieces: &[Piece], values: &[Cow<'_, str>], out: &mut Vec<u8>) -> Op
                 if value.contains(['\r', '\n']) {
                     return None;
                 }
+                let at = out.len();
                 match escapes {
                     0 => out.extend_from_slice(value.as_bytes()),
                     1 => escape_into(value, out),
@@ -252,6 +300,7 @@ fn fill_line(pieces: &[Piece], values: &[Cow<'_, str>], out: &mut Vec<u8>) -> Op
                         escape_into(&escaped, out);
                     }
                 }
+                counted = counted.add(Counted::of(&out[at..]));
             }
             Piece::Space(slot) => {
                 if !values[*slot].is_empty() {
@@ -260,7 +309,7 @@ fn fill_line(pieces: &[Piece], values: &[Cow<'_, str>], out: &mut Vec<u8>) -> Op
             }
         }
     }
-    Some(())
+    Some(counted)
 }
 
 /// `handlebars::html_escape(value)` written into `out` (its characters
@@ -302,15 +351,17 @@ pub(super) fn qp_line(input: &[u8], out: &mut Vec<u8>) {
         }
         was_cr = false;
         if QP_LIMIT - on_line >= 3 && !needs_encoding(byte) {
-            let max_run = QP_LIMIT - on_line - 2;
-            let mut run = 1;
-            out.push(byte);
-            while i < input.len() && run < max_run && !needs_encoding(input[i]) {
-                out.push(input[i]);
-                run += 1;
-                i += 1;
-            }
-            on_line += run;
+            // The run: this byte and those after it that need no
+            // escaping, at most `QP_LIMIT - on_line - 2`, copied at once.
+            let begin = i - 1;
+            let limit = input.len().min(begin + (QP_LIMIT - on_line - 2));
+            let end = input[i..limit]
+                .iter()
+                .position(|&b| needs_encoding(b))
+                .map_or(limit, |at| i + at);
+            out.extend_from_slice(&input[begin..end]);
+            on_line += end - begin;
+            i = end;
             backup = out.len();
             continue;
         }
@@ -377,6 +428,71 @@ mod tests {
             String::from_utf8(out).unwrap(),
             handlebars::html_escape(value)
         );
+    }
+
+    /// `measure` counts a line's text pieces once and its values per
+    /// copy; its verdict is the one the stats of each whole filled line
+    /// give, at the 7bit line limit, the quoted-printable third and the
+    /// fall back to base64, with values escaped once, twice or not at all.
+    #[test]
+    fn measure_counts_as_the_whole_lines_would() {
+        let text = |t: &str| Piece::Text(t.to_string());
+        let slot = |slot, escapes| Piece::Slot { slot, escapes };
+        let long = "x".repeat(70);
+        let parts = [
+            vec![text("Hej "), slot(0, 1), text("!\nrad två\n"), slot(1, 0)],
+            vec![text(&long), Piece::Space(0), slot(0, 0), text("\nslut")],
+            vec![
+                slot(0, 2),
+                text(" \u{e5}\u{e4}\u{f6} "),
+                slot(1, 1),
+                text("\n\t="),
+            ],
+            vec![slot(1, 0)],
+        ];
+        let names = [
+            "",
+            "Åsa",
+            "a",
+            "<b>&",
+            "x".repeat(5).as_str(),
+            "y".repeat(80).as_str(),
+            "📬📬📬📬📬📬📬📬📬📬📬📬📬📬📬📬📬📬📬📬",
+            "\u{1}\u{7f}",
+        ]
+        .map(str::to_string);
+        for pieces in &parts {
+            let part = Part::new(pieces);
+            for a in &names {
+                for b in &names {
+                    let values = [Cow::Borrowed(a.as_str()), Cow::Borrowed(b.as_str())];
+                    let mut filled = Filled::default();
+                    let got = part.measure(&values, &mut filled);
+                    // The reference: every line whole, filled, counted.
+                    let mut whole = Vec::new();
+                    for p in pieces {
+                        let mut one = Vec::new();
+                        assert!(fill_line(std::slice::from_ref(p), &values, &mut one).is_some());
+                        whole.extend_from_slice(&one);
+                    }
+                    let mut stats = Stats::empty();
+                    let lines: Vec<&[u8]> = whole.split(|&b| b == b'\n').collect();
+                    stats.len += lines.len() - 1;
+                    stats.escaping += lines.len() - 1;
+                    for (i, line) in lines.iter().enumerate() {
+                        stats.add_line(i, line);
+                    }
+                    let want = if stats.ascii && !stats.too_long {
+                        Some(Encoding::SevenBit)
+                    } else if stats.escaping <= stats.len / 3 {
+                        Some(Encoding::QuotedPrintable)
+                    } else {
+                        None
+                    };
+                    assert_eq!(got, want, "{pieces:?} {a:?} {b:?}");
+                }
+            }
+        }
     }
 
     #[test]
