@@ -36,7 +36,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn a_newsletter_reaches_every_subscriber_through_a_kill_9() {
     let sink = Sink::start(Mode::Accept);
     let mut d = smtp_daemon(&sink);
-    let n = 120;
+    let n = 160;
     for i in 0..n {
         let region = if i % 2 == 0 { "Jämtland" } else { "Skåne" };
         d.cli_ok(&[
@@ -79,8 +79,11 @@ fn a_newsletter_reaches_every_subscriber_through_a_kill_9() {
     sink.delay_ms.store(20, std::sync::atomic::Ordering::SeqCst);
     let out = d.cli_ok(&["queue", "lokal-finansiering", md.to_str().unwrap()]);
     let id = out.split_whitespace().nth(1).unwrap().to_string();
-    wait_for("the send to begin", || {
-        sink.recipients("-bounces+").len() >= 20
+    // Killed with more copies out than the bound allows duplicates, so
+    // the bound below can fail.
+    let window = UNSYNCED_PER_LANE * CONNECTIONS;
+    wait_for("the send to be well under way", || {
+        sink.recipients("-bounces+").len() > 2 * window
     });
     d.kill9();
     let before = sink.recipients("-bounces+").len();
