@@ -6,6 +6,9 @@
 # Usage: BIN=path/to/utskick scripts/bench-send-mem.sh N [CONNECTIONS]
 # DKIM=1: every copy signed with a fresh RSA-2048 key (`dkim-keygen`).
 # SPLIT=1, PERF_OUT=FILE: see below (fixing the recipients vs the send).
+# METRICS=1: also the store's group commits (from /metrics) and the
+# daemon's write syscalls and bytes written to disk during the send
+# (/proc/PID/io), on stderr.
 # The seeded data dir is kept in $SEEDS (default /var/tmp/utskick-seeds) and
 # copied for each run. Needs /usr/sbin/smtp-sink (apt-get install postfix).
 set -euo pipefail
@@ -74,6 +77,8 @@ if [ -n "${PERF_OUT:-}" ]; then
   perfpid=$!
   sleep 1
 fi
+io() { awk '/^(syscw|write_bytes)/ { printf "%s %s ", $1, $2 }' "/proc/$dpid/io"; }
+[ "${METRICS:-0}" = 1 ] && io0=$(io)
 c0=$(cpu "$dpid"); t0=$(date +%s%N)
 id=$("$bin" --config "$work/u.toml" queue lokal-finansiering "$root/bench/newsletter.md" | awk '{print $2}')
 # SPLIT=1: the daemon's CPU also when the campaign is first seen sending,
@@ -86,6 +91,11 @@ fi
 until "$bin" --config "$work/u.toml" status "$id" --json 2>/dev/null | grep -q '"status":"done"'; do sleep 0.05; done
 t1=$(date +%s%N); c1=$(cpu "$dpid")
 if [ -n "${perfpid:-}" ]; then kill -INT "$perfpid"; wait "$perfpid" || true; fi
+if [ "${METRICS:-0}" = 1 ]; then
+  echo "io before the queue: $io0; after the send: $(io)" >&2
+  mport=$(awk -F'"' '/^\[metrics\]/ { m = 1 } m && /^listen/ { print $2; exit }' "$work/u.toml")
+  curl -s "http://$mport/metrics" | grep -E '^utskick_store_commit' >&2 || true
+fi
 hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$dpid/status")
 "$bin" --config "$work/u.toml" status "$id" --json
 peak=$(awk '$2 > m { m = $2; line = $0 } END { print line }' "$work/rss")
