@@ -52,10 +52,16 @@ pub fn is_valid(addr: &str) -> bool {
     local_ok && domain_ok
 }
 
+/// `addr` without the space and angle brackets around it, as
+/// [`normalize`] reads it.
+pub fn trimmed(addr: &str) -> &str {
+    addr.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
 /// The form addresses are stored and compared in: trimmed, the domain in lower
 /// case. The local part keeps its case (RFC 5321 §2.4 leaves it to the host).
 pub fn normalize(addr: &str) -> String {
-    let addr = addr.trim().trim_start_matches('<').trim_end_matches('>');
+    let addr = trimmed(addr);
     match split(addr) {
         Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
         None => addr.to_string(),

@@ -19,7 +19,7 @@ use crate::compose::system::AutoSubmitted;
 use crate::daemon::context::Context;
 use crate::daemon::lists;
 use crate::daemon::lists::List;
-use crate::mail::message::clip_name;
+use crate::mail::message::clip_name_owned;
 use crate::people::csvfile::Row;
 use crate::store::{Consent, Pending, PendingAction, Status, Subscriber, Tx, RECORD_VERSION};
 use crate::token::Purpose;
@@ -171,12 +171,11 @@ pub fn import(
             report.skipped.push((row.line, Skip::Forgotten));
             continue;
         }
-        let name = clip_name(&row.name);
-        let attributes: BTreeMap<String, String> = row
-            .attributes
-            .into_iter()
-            .map(|(k, v)| (k, clip_name(&v)))
-            .collect();
+        let name = clip_name_owned(row.name);
+        let mut attributes = row.attributes;
+        for v in attributes.values_mut() {
+            *v = clip_name_owned(std::mem::take(v));
+        }
         ready.push(Ready {
             line: row.line,
             email,

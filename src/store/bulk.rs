@@ -41,6 +41,9 @@ impl Store {
     ) -> anyhow::Result<R> {
         let _guard = self.writer();
         let mut tx = Tx::new(self, true);
+        // Room for the statuses an import's write reads (a thousand rows),
+        // so the map is not grown row by row.
+        tx.stored.get_mut().reserve(1_024);
         let result = f(&mut tx)?;
         let records_only = tx
             .changes

@@ -123,11 +123,15 @@ pub(crate) fn list_of_key(key: &[u8]) -> &[u8] {
 /// `Asa@x.se` and `asa@x.se` are one person (as in Mailman); the record
 /// keeps the spelling they used.
 pub(crate) fn sub_key(list: &str, email: &str) -> Vec<u8> {
-    let email = email.to_lowercase();
     let mut k = Vec::with_capacity(list.len() + email.len() + 1);
     k.extend_from_slice(list.as_bytes());
     k.push(0);
-    k.extend_from_slice(email.as_bytes());
+    if email.is_ascii() {
+        // What `to_lowercase` gives an ASCII text, without its copy.
+        k.extend(email.bytes().map(|b| b.to_ascii_lowercase()));
+    } else {
+        k.extend_from_slice(email.to_lowercase().as_bytes());
+    }
     k
 }
 
@@ -160,4 +164,18 @@ pub(crate) fn encode_sized<R: Serialize>(r: &R, capacity: usize) -> Vec<u8> {
 
 pub(crate) fn day_of(now: DateTime<Utc>) -> i64 {
     now.timestamp().div_euclid(crate::time::SECS_PER_DAY)
+}
+
+#[cfg(test)]
+mod sub_key_tests {
+    use super::*;
+
+    #[test]
+    fn sub_key_lowers_the_whole_address() {
+        for email in ["Asa@Example.SE", "åsa@EXAMPLE.se", "ÅSA@x.se", "a@b"] {
+            let mut want = b"lf\0".to_vec();
+            want.extend_from_slice(email.to_lowercase().as_bytes());
+            assert_eq!(sub_key("lf", email), want);
+        }
+    }
 }

@@ -60,7 +60,9 @@ impl Tx<'_> {
     }
 
     pub fn subscriber(&self, list: &str, email: &str) -> Result<Option<Subscriber>> {
-        let key = sub_key(list, &address::normalize(email));
+        // `sub_key` lowers the whole address, so of `address::normalize`
+        // only its trimming changes the key.
+        let key = sub_key(list, address::trimmed(email));
         if let Some(change) = self.changes.get(&(T::Subscribers, key.clone())) {
             return change.as_deref().map(decode).transpose();
         }
@@ -123,12 +125,11 @@ impl Tx<'_> {
     pub fn random_id(&self) -> Result<u64> {
         loop {
             let id = rand::random::<u64>() | 1;
-            let taken = self
-                .changes
-                .contains_key(&(T::Pending, id.to_be_bytes().to_vec()))
-                || self
-                    .changes
-                    .contains_key(&(T::Ids, id.to_be_bytes().to_vec()))
+            let mut key = (T::Pending, id.to_be_bytes().to_vec());
+            let mut taken = self.changes.contains_key(&key);
+            key.0 = T::Ids;
+            taken = taken
+                || self.changes.contains_key(&key)
                 || self.store.tree(T::Pending).contains_key(id.to_be_bytes())?
                 || (!self.ids_at_commit
                     && self.store.tree(T::Ids).contains_key(id.to_be_bytes())?);
