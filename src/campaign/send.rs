@@ -142,6 +142,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// [`still_due`] for a delivery of this campaign.
+    fn still_due(&self, delivery: &Delivery, generation: u64) -> bool {
+        still_due(&self.ctx, self.campaign.id, delivery, generation)
+    }
+
     /// One copy for subscriber `id` (frozen as `to`), signed, written
     /// into `out` (emptied first): a lane's buffer, kept from copy to copy.
     fn render_into(
@@ -362,12 +367,7 @@ async fn send_round(
                         // send waited for the copy before it): its envelope
                         // may be at the relay, but none of its bytes is, and
                         // hanging up ends that transaction with nothing sent.
-                        if !still_due(
-                            &shared.ctx,
-                            shared.campaign.id,
-                            &made.delivery,
-                            made.generation,
-                        ) {
+                        if !shared.still_due(&made.delivery, made.generation) {
                             lane.hang_up_open();
                             continue;
                         }
@@ -390,12 +390,7 @@ async fn send_round(
                         // permits and this lane: a person who left meanwhile
                         // gets nothing (their delivery is already skipped
                         // and counted).
-                        if !still_due(
-                            &shared.ctx,
-                            shared.campaign.id,
-                            &job.delivery,
-                            job.generation,
-                        ) {
+                        if !shared.still_due(&job.delivery, job.generation) {
                             continue;
                         }
                         make(&shared, job, &mut copy).await
@@ -413,14 +408,9 @@ async fn send_round(
                             let job = waiting.take().or_else(|| {
                                 rx.try_lock().ok().and_then(|mut rx| rx.try_recv().ok())
                             });
-                            if let Some(job) = job.filter(|job| {
-                                still_due(
-                                    &shared.ctx,
-                                    shared.campaign.id,
-                                    &job.delivery,
-                                    job.generation,
-                                )
-                            }) {
+                            if let Some(job) =
+                                job.filter(|job| shared.still_due(&job.delivery, job.generation))
+                            {
                                 next = Some(make(&shared, job, &mut spare).await);
                             }
                         }

@@ -40,8 +40,7 @@ pub(crate) const MAX_MESSAGE_ID_CHARS: usize = 250;
 
 /// A display name as stored: header-safe and of sane length.
 pub fn clip_name(name: &str) -> String {
-    if name.len() <= MAX_NAME_CHARS && address::is_header_safe(name) {
-        // Most names: at most as many characters as bytes, nothing to clean.
+    if clipped_already(name) {
         return name.to_string();
     }
     address::header_safe(name)
@@ -53,10 +52,16 @@ pub fn clip_name(name: &str) -> String {
 /// [`clip_name`] of an owned name: the name itself when it needs no change
 /// (an import's rows, most of which do not).
 pub fn clip_name_owned(name: String) -> String {
-    if name.len() <= MAX_NAME_CHARS && address::is_header_safe(&name) {
+    if clipped_already(&name) {
         return name;
     }
     clip_name(&name)
+}
+
+/// True when [`clip_name`] would change nothing (most names): no more
+/// characters than bytes, and those bytes within the limit and clean.
+fn clipped_already(name: &str) -> bool {
+    name.len() <= MAX_NAME_CHARS && address::is_header_safe(name)
 }
 
 pub(crate) fn message_id(msg: &Message<'_>) -> Option<String> {

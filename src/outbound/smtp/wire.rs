@@ -53,20 +53,7 @@ impl Wire {
 
     /// Writes all of `bytes` (one write call where the kernel takes it).
     pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), Fault> {
-        let write = async {
-            match &mut self.stream {
-                Stream::Plain(s) => s.write_all(bytes).await,
-                Stream::Tls(s) => {
-                    s.write_all(bytes).await?;
-                    s.flush().await
-                }
-            }
-        };
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Fault::Broken(format!("network error: {e}"))),
-            Err(_) => Err(Fault::Broken(silent(self.timeout))),
-        }
+        self.write_parts([bytes]).await
     }
 
     /// Writes `parts` one after the other, in as few (vectored) writes as
