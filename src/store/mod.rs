@@ -46,9 +46,11 @@ use sled::Transactional;
 /// sled's page cache. The store is small (one record per person per list);
 /// sled's 1 GiB default would only hold memory hostage. sled counts pages
 /// by their size on disk, and holds more than this in memory; it keeps to
-/// it at all only because scans `reads::touch` what they read (BENCHMARKS.md,
-/// "Memory": 61 MB peak for a 100,000 recipient send with 8 MiB).
-pub const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
+/// it at all only because scans `reads::touch` what they read. A 100,000
+/// recipient send peaked at 54–56 MB with 8 MiB and at 48–52 MB with 4,
+/// for the same CPU (BENCHMARKS.md, "Issue 17, sixth round"); the limit
+/// is 64.
+pub const CACHE_CAPACITY: u64 = 4 * 1024 * 1024;
 
 /// sled's page cache for a process that holds the store alone to write
 /// much into it (an import without a daemon): the records go in address
