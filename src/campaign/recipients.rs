@@ -27,7 +27,7 @@ use crate::campaign::matches_by;
 use crate::daemon::context::Context;
 use crate::store::{
     Campaign, CampaignStatus, Delivery, DeliveryState, Frozen, FrozenRun, Status, Subscriber,
-    RECORD_VERSION,
+    RECORD_VERSION, WATCH_KEYS,
 };
 
 /// Subscriber records read at a time (outside the writer lock).
@@ -45,7 +45,7 @@ pub(crate) const RUN_BYTES: usize = 4 * 1024 * 1024;
 /// Freezes the recipients of `c` and moves it to `sending` (or `done`,
 /// when nobody matches). Returns it as stored.
 pub(crate) fn start(ctx: &Context, c: Campaign) -> anyhow::Result<Campaign> {
-    fix(ctx, c, RUN_BYTES, |_| {})
+    fix(ctx, c, RUN_BYTES, WATCH_KEYS, |_| {})
 }
 
 /// Is a subscriber with these properties a recipient of `c`?
@@ -73,12 +73,14 @@ fn still_scheduled(tx: &crate::store::Tx<'_>, id: u64) -> anyhow::Result<bool> {
         .is_some_and(|now| now.status == CampaignStatus::Scheduled))
 }
 
-/// `start`, with runs of `run_bytes`, calling `between` after each run is
-/// read and before it is written (tests change the list there).
+/// `start`, with runs of `run_bytes` and a watch that holds up to
+/// `watch_keys` changed records, calling `between` after each run is read
+/// and before it is written (tests change the list there).
 fn fix(
     ctx: &Context,
     c: Campaign,
     run_bytes: usize,
+    watch_keys: usize,
     mut between: impl FnMut(&Context),
 ) -> anyhow::Result<Campaign> {
     let store = &ctx.store;
@@ -100,7 +102,7 @@ fn fix(
             Some(_) => {}
         }
     }
-    let watch = store.watch_subscribers();
+    let watch = store.watch_subscribers_up_to(watch_keys);
     let mut run = FrozenRun::default();
     let mut cursor: Option<String> = None;
     let mut read_all = false;
@@ -281,6 +283,18 @@ mod tests {
     /// its writing: each gets a delivery as they are when it is written.
     #[test]
     fn a_change_between_reading_and_writing_is_seen() {
+        change_between_reading_and_writing(WATCH_KEYS);
+    }
+
+    /// As above, with a watch that holds one changed record and is past
+    /// its limit at the second: everyone is read again, with the same
+    /// result.
+    #[test]
+    fn a_watch_past_its_limit_reads_everyone_again() {
+        change_between_reading_and_writing(1);
+    }
+
+    fn change_between_reading_and_writing(watch_keys: usize) {
         let dir = tempfile::tempdir().unwrap();
         let ctx = context(dir.path());
         let n = READ as u64 + 300;
@@ -298,7 +312,7 @@ mod tests {
             .unwrap();
         let list = ctx.lists.get(LIST).unwrap().clone();
         let mut runs = 0;
-        let started = fix(&ctx, c, 1, |ctx| {
+        let started = fix(&ctx, c, 1, watch_keys, |ctx| {
             runs += 1;
             // The second run holds the smallest ids: after it is read,
             // 3 leaves; 6 moves away from the filter; 7 moves into it.
@@ -345,7 +359,7 @@ mod tests {
         people(&ctx, 40);
         let c = queue(&ctx, vec![]);
         let id = c.id;
-        let paused = fix(&ctx, c, RUN_BYTES, |ctx| {
+        let paused = fix(&ctx, c, RUN_BYTES, WATCH_KEYS, |ctx| {
             campaign::steer(ctx, id, campaign::Steer::Pause).unwrap();
         })
         .unwrap();
@@ -356,7 +370,7 @@ mod tests {
         crate::subscription::by_admin::admin_remove(&ctx, &list, "p00000@example.org").unwrap();
         let c = ctx.store.campaign(id).unwrap().unwrap();
         assert_eq!(c.status, CampaignStatus::Scheduled);
-        let started = fix(&ctx, c, RUN_BYTES, |_| {}).unwrap();
+        let started = fix(&ctx, c, RUN_BYTES, WATCH_KEYS, |_| {}).unwrap();
         assert_eq!(started.total, 39);
         assert_eq!(ids(&ctx, id), (1..40).collect::<Vec<u64>>());
     }
@@ -389,7 +403,7 @@ mod tests {
         // it before its fixing begins, and resumes it while the list is
         // read.
         campaign::steer(&ctx, id, campaign::Steer::Pause).unwrap();
-        let started = fix(&ctx, c, RUN_BYTES, |ctx| {
+        let started = fix(&ctx, c, RUN_BYTES, WATCH_KEYS, |ctx| {
             campaign::steer(ctx, id, campaign::Steer::Resume).unwrap();
         })
         .unwrap();
@@ -402,7 +416,7 @@ mod tests {
                 campaign::steer(&ctx, id, campaign::Steer::Resume).unwrap();
             }
             let c = ctx.store.campaign(id).unwrap().unwrap();
-            fix(&ctx, c, RUN_BYTES, |_| {}).unwrap()
+            fix(&ctx, c, RUN_BYTES, WATCH_KEYS, |_| {}).unwrap()
         };
         let want: Vec<u64> = (1..=30).filter(|p| p % 3 == 0).collect();
         assert_eq!(started.status, CampaignStatus::Sending);
@@ -422,7 +436,7 @@ mod tests {
         let c = queue(&ctx, vec![]);
         let email = |id: u64| format!("p{:05}@example.org", n - id);
         let mut runs = 0;
-        let started = fix(&ctx, c, 1, |ctx| {
+        let started = fix(&ctx, c, 1, WATCH_KEYS, |ctx| {
             runs += 1;
             if runs != 2 {
                 return;

@@ -17,7 +17,10 @@
 //! before the reading, records every subscriber record a write changes
 //! (under the writer lock, in `Store::commit` and `Store::write_records`);
 //! [`Tx::put_frozen`] refuses an entry whose record changed, and the
-//! caller reads that one again under the lock.
+//! caller reads that one again under the lock. A watch keeps at most
+//! [`WATCH_KEYS`] of them (an import of a million rows may run beside a
+//! fixing): past that it forgets them all and refuses every entry, so
+//! each one is read again under the lock, slower but as right.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -67,6 +70,38 @@ struct Lean<'a> {
     attributes: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     #[serde(default)]
     digest: bool,
+}
+
+/// The most changed records a [`SubscriberWatch`] holds (8 bytes each,
+/// about 1.5 MB at most with the set's own room); past it the watch says
+/// that every record changed.
+pub const WATCH_KEYS: usize = 65_536;
+
+/// What a [`SubscriberWatch`] has seen change since it began.
+#[derive(Default)]
+pub(super) struct Changed {
+    keys: HashSet<u64>,
+    /// More than its limit changed: every record counts as changed.
+    all: bool,
+    limit: usize,
+}
+
+impl Changed {
+    fn note(&mut self, h: u64) {
+        if self.all {
+            return;
+        }
+        if self.keys.len() >= self.limit && !self.keys.contains(&h) {
+            self.all = true;
+            self.keys = HashSet::new();
+            return;
+        }
+        self.keys.insert(h);
+    }
+
+    fn saw(&self, h: u64) -> bool {
+        self.all || self.keys.contains(&h)
+    }
 }
 
 /// The hash a watch records a subscriber key by. Two keys with one hash
@@ -125,7 +160,16 @@ impl Store {
     /// Starts recording which subscriber records change from now on (any
     /// write that changes or removes one), until the watch is dropped.
     pub fn watch_subscribers(&self) -> SubscriberWatch {
-        let changed = Arc::new(Mutex::new(HashSet::new()));
+        self.watch_subscribers_up_to(WATCH_KEYS)
+    }
+
+    /// [`Store::watch_subscribers`] that holds at most `limit` changed
+    /// records before it says that every record changed.
+    pub(crate) fn watch_subscribers_up_to(&self, limit: usize) -> SubscriberWatch {
+        let changed = Arc::new(Mutex::new(Changed {
+            limit,
+            ..Changed::default()
+        }));
         // Under the writer lock: every write lands either before the
         // watch began, or is recorded by it.
         let _guard = self.writer();
@@ -152,7 +196,7 @@ impl Store {
             }
             let h = key_hash(key);
             for w in watches.iter() {
-                lock(w).insert(h);
+                lock(w).note(h);
             }
         }
     }
@@ -165,12 +209,12 @@ fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
 /// See [`Store::watch_subscribers`].
 pub struct SubscriberWatch {
     store: Store,
-    changed: Arc<Mutex<HashSet<u64>>>,
+    changed: Arc<Mutex<Changed>>,
 }
 
 impl SubscriberWatch {
     fn saw(&self, key_hash: u64) -> bool {
-        lock(&self.changed).contains(&key_hash)
+        lock(&self.changed).saw(key_hash)
     }
 }
 
@@ -416,5 +460,53 @@ mod tests {
         drop(before);
         drop(after);
         assert!(lock(&store.inner.watches).is_empty());
+    }
+
+    /// Past its limit a watch lets its keys go and refuses everyone,
+    /// also the records that never changed.
+    #[test]
+    fn a_watch_past_its_limit_refuses_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let people = [(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se"), (4, "d@x.se")];
+        store
+            .write(|tx| {
+                for (id, e) in people {
+                    tx.put_subscriber(&person(id, e, Status::Confirmed));
+                }
+                Ok(())
+            })
+            .unwrap();
+        let mut run = FrozenRun::default();
+        store
+            .candidates_after("lf", None, 10, |c| run.push(&c))
+            .unwrap();
+        let watch = store.watch_subscribers_up_to(2);
+        let change = |id: u64, e: &str| {
+            store
+                .write(|tx| {
+                    tx.put_subscriber(&person(id, e, Status::Unsubscribed));
+                    Ok(())
+                })
+                .unwrap()
+        };
+        let put = || {
+            store
+                .write(|tx| {
+                    Ok((0..run.len())
+                        .filter(|&i| tx.put_frozen(9, &run.entry(i), &watch))
+                        .map(|i| run.entry(i).id)
+                        .collect::<Vec<_>>())
+                })
+                .unwrap()
+        };
+        change(1, "a@x.se");
+        change(1, "a@x.se");
+        change(2, "b@x.se");
+        assert_eq!(put(), [3, 4], "two changed records, within the limit");
+        assert_eq!(lock(&watch.changed).keys.len(), 2);
+        change(3, "c@x.se");
+        assert_eq!(put(), Vec::<u64>::new(), "past it: everyone");
+        assert!(lock(&watch.changed).keys.is_empty(), "its keys let go");
     }
 }

@@ -29,7 +29,7 @@ mod workspace;
 pub use durable::CommitStats;
 use durable::Durable;
 pub use error::{Result, StoreError};
-pub use freeze::{Candidate, FrozenEntry, FrozenRun, SubscriberWatch};
+pub use freeze::{Candidate, FrozenEntry, FrozenRun, SubscriberWatch, WATCH_KEYS};
 use keys::*;
 pub use outcomes::CampaignCache;
 pub use records::*;
@@ -85,7 +85,7 @@ struct Inner {
     /// holds only while this has not.
     skips: std::sync::atomic::AtomicU64,
     /// What each [`SubscriberWatch`] has seen change (`freeze`).
-    watches: Mutex<Vec<Arc<Mutex<std::collections::HashSet<u64>>>>>,
+    watches: Mutex<Vec<Arc<Mutex<freeze::Changed>>>>,
 }
 
 impl Store {
