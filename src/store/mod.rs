@@ -55,7 +55,7 @@ pub const CACHE_CAPACITY: u64 = 4 * 1024 * 1024;
 /// sled's page cache for a process that holds the store alone to write
 /// much into it (an import without a daemon): the records go in address
 /// order, but their ids are random, so each one lands on a random page of
-/// the id index. With 8 MiB most of those pages are out of the cache, and
+/// the id index. With a few MiB most of those pages are out of the cache, and
 /// each insert reads one back from the log and decodes it (and evicts
 /// another): import's CPU per row grew with the store, 42 µs into an empty
 /// one and 74 µs into one of 900,000. The index of a million ids and the
