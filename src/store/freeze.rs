@@ -413,13 +413,14 @@ mod tests {
         assert_eq!(store.deliveries_after(7, None, 10).unwrap().len(), 1);
     }
 
-    #[test]
-    fn a_watch_sees_every_record_changed_after_it_began() {
+    /// A store with `people` confirmed in list "lf", and the run they
+    /// are read into.
+    fn read_confirmed(people: &[(u64, &str)]) -> (tempfile::TempDir, Store, FrozenRun) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
             .write(|tx| {
-                for (id, e) in [(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se")] {
+                for &(id, e) in people {
                     tx.put_subscriber(&person(id, e, Status::Confirmed));
                 }
                 Ok(())
@@ -429,6 +430,12 @@ mod tests {
         store
             .candidates_after("lf", None, 10, |c| run.push(&c))
             .unwrap();
+        (dir, store, run)
+    }
+
+    #[test]
+    fn a_watch_sees_every_record_changed_after_it_began() {
+        let (_dir, store, run) = read_confirmed(&[(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se")]);
         let before = store.watch_subscribers();
         // Changed by an ordinary write, and by an import's.
         store
@@ -467,21 +474,8 @@ mod tests {
     /// also the records that never changed.
     #[test]
     fn a_watch_past_its_limit_refuses_every_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let people = [(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se"), (4, "d@x.se")];
-        store
-            .write(|tx| {
-                for (id, e) in people {
-                    tx.put_subscriber(&person(id, e, Status::Confirmed));
-                }
-                Ok(())
-            })
-            .unwrap();
-        let mut run = FrozenRun::default();
-        store
-            .candidates_after("lf", None, 10, |c| run.push(&c))
-            .unwrap();
+        let (_dir, store, run) =
+            read_confirmed(&[(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se"), (4, "d@x.se")]);
         let watch = store.watch_subscribers_up_to(2);
         let change = |id: u64, e: &str| {
             store
