@@ -114,7 +114,7 @@ fn fix(
     let mut stopped = false;
     'runs: while !read_all {
         // One watch a run: a watch past its limit slows this run alone.
-        let watch = store.watch_subscribers_up_to(watch_keys);
+        let watch = store.watch_subscribers(watch_keys);
         while run.size() < run_bytes {
             cursor = store.candidates_after(&c.list, cursor.as_deref(), READ, |s| {
                 if wanted(&c, s.id, s.status, s.digest, |k| s.attribute(k)) {

@@ -43,10 +43,7 @@ pub fn clip_name(name: &str) -> String {
     if clipped_already(name) {
         return name.to_string();
     }
-    address::header_safe(name)
-        .chars()
-        .take(MAX_NAME_CHARS)
-        .collect()
+    clipped(name)
 }
 
 /// [`clip_name`] of an owned name: the name itself when it needs no change
@@ -55,7 +52,15 @@ pub fn clip_name_owned(name: String) -> String {
     if clipped_already(&name) {
         return name;
     }
-    clip_name(&name)
+    clipped(&name)
+}
+
+/// `name` made header-safe and cut to [`MAX_NAME_CHARS`] characters.
+fn clipped(name: &str) -> String {
+    address::header_safe(name)
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .collect()
 }
 
 /// True when [`clip_name`] would change nothing (most names): no more

@@ -79,7 +79,6 @@ struct Lean<'a> {
 pub const WATCH_KEYS: usize = 57_344;
 
 /// What a [`SubscriberWatch`] has seen change since it began.
-#[derive(Default)]
 pub(super) struct Changed {
     keys: HashSet<u64>,
     /// More than its limit changed: every record counts as changed.
@@ -88,6 +87,14 @@ pub(super) struct Changed {
 }
 
 impl Changed {
+    fn new(limit: usize) -> Changed {
+        Changed {
+            keys: HashSet::new(),
+            all: false,
+            limit,
+        }
+    }
+
     fn note(&mut self, h: u64) {
         if self.all {
             return;
@@ -159,18 +166,11 @@ impl Store {
     }
 
     /// Starts recording which subscriber records change from now on (any
-    /// write that changes or removes one), until the watch is dropped.
-    pub fn watch_subscribers(&self) -> SubscriberWatch {
-        self.watch_subscribers_up_to(WATCH_KEYS)
-    }
-
-    /// [`Store::watch_subscribers`] that holds at most `limit` changed
-    /// records before it says that every record changed.
-    pub(crate) fn watch_subscribers_up_to(&self, limit: usize) -> SubscriberWatch {
-        let changed = Arc::new(Mutex::new(Changed {
-            limit,
-            ..Changed::default()
-        }));
+    /// write that changes or removes one), until the watch is dropped; at
+    /// most `limit` of them ([`WATCH_KEYS`]), past which it says that
+    /// every record changed.
+    pub fn watch_subscribers(&self, limit: usize) -> SubscriberWatch {
+        let changed = Arc::new(Mutex::new(Changed::new(limit)));
         // Under the writer lock: every write lands either before the
         // watch began, or is recorded by it.
         let _guard = self.writer();
@@ -392,7 +392,7 @@ mod tests {
             ]
         );
         run.sort();
-        let watch = store.watch_subscribers();
+        let watch = store.watch_subscribers(WATCH_KEYS);
         store
             .write(|tx| {
                 for i in 0..run.len() {
@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn a_watch_sees_every_record_changed_after_it_began() {
         let (_dir, store, run) = read_confirmed(&[(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se")]);
-        let before = store.watch_subscribers();
+        let before = store.watch_subscribers(WATCH_KEYS);
         // Changed by an ordinary write, and by an import's.
         store
             .write(|tx| {
@@ -452,7 +452,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let after = store.watch_subscribers();
+        let after = store.watch_subscribers(WATCH_KEYS);
         let put = |watch: &SubscriberWatch| {
             store
                 .write(|tx| {
@@ -476,7 +476,7 @@ mod tests {
     fn a_watch_past_its_limit_refuses_every_entry() {
         let (_dir, store, run) =
             read_confirmed(&[(1, "a@x.se"), (2, "b@x.se"), (3, "c@x.se"), (4, "d@x.se")]);
-        let watch = store.watch_subscribers_up_to(2);
+        let watch = store.watch_subscribers(2);
         let change = |id: u64, e: &str| {
             store
                 .write(|tx| {
