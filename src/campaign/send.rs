@@ -36,6 +36,7 @@ use crate::outbound::{Ahead, SendError, Transport};
 use crate::store::{Campaign, CampaignStatus, Delivery, DeliveryState, Frozen, Status, Subscriber};
 use crate::time::SECS_PER_HOUR as HOUR;
 use crate::token::Purpose;
+use lettre::address::Envelope;
 
 /// Messages the lanes may have sent (or be sending) before their outcome
 /// is durable, per lane: the window is this times `outbound.connections`,
@@ -179,10 +180,12 @@ struct Made {
     copy: Result<Addressed, SendError>,
 }
 
-/// A made copy's envelope.
+/// A made copy's SMTP envelope (VERP sender, the recipient), parsed once
+/// when the copy is made: a copy that goes ahead is written twice, its
+/// envelope behind the copy before it and then its bytes. One that
+/// cannot be parsed fails as the relay client would have failed it.
 struct Addressed {
-    reverse_path: String,
-    email: String,
+    envelope: Result<Envelope, SendError>,
 }
 
 impl Made {
@@ -238,8 +241,10 @@ async fn make(shared: &Arc<Shared>, job: Job, out: &mut Vec<u8>) -> Made {
     };
     let copy = match rendered {
         Ok(to) => Ok(Addressed {
-            reverse_path: lists::list_address(list, "bounces", Some(&token), &ctx.config.domain),
-            email: to.email,
+            envelope: crate::outbound::envelope(
+                &lists::list_address(list, "bounces", Some(&token), &ctx.config.domain),
+                std::slice::from_ref(&to.email),
+            ),
         }),
         Err(e) => {
             // Validated at queue time, so this is a defect, not bad input.
@@ -414,17 +419,16 @@ async fn send_round(
                                 next = Some(make(&shared, job, &mut spare).await);
                             }
                         }
+                        // A next copy whose envelope cannot be written goes
+                        // on its own, and fails there.
                         let with = next.as_ref().and_then(|m| {
-                            let to = m.copy.as_ref().ok()?;
-                            Some((
-                                to.reverse_path.as_str(),
-                                std::slice::from_ref(&to.email),
-                                &spare[..],
-                            ))
+                            let envelope = m.copy.as_ref().ok()?.envelope.as_ref().ok()?;
+                            Some((envelope, &spare[..]))
                         });
-                        let to = std::slice::from_ref(&this.email);
-                        let (sent, went) =
-                            lane.send_ahead(&this.reverse_path, to, &copy, with).await;
+                        let (sent, went) = match &this.envelope {
+                            Ok(envelope) => lane.send_envelope_ahead(envelope, &copy, with).await,
+                            Err(e) => (Err(e.clone()), Ahead::NotSent),
+                        };
                         let next_failed = match (next, went) {
                             (Some(next), Ahead::Failed(e)) => Some((next, Outcome::Relay(Err(e)))),
                             (Some(next), _) => match &next.copy {

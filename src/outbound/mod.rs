@@ -93,7 +93,11 @@ pub enum Lane {
     Relay(Arc<RelaySettings>, Option<Box<Session>>),
 }
 
-fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, SendError> {
+/// The SMTP envelope of a message: its paths parsed and checked once
+/// (a campaign builds each copy's when it makes the copy, not again for
+/// each write it rides in). A bad recipient is a permanent failure that
+/// counts as a bounce; a bad sender one that does not.
+pub fn envelope(reverse_path: &str, forward_path: &[String]) -> Result<Envelope, SendError> {
     let from = if reverse_path.is_empty() {
         None
     } else {
@@ -190,8 +194,24 @@ impl Lane {
             Ok(e) => e,
             Err(e) => return (Err(e), Ahead::NotSent),
         };
+        // A next copy with an envelope we cannot write goes on its own,
+        // and fails there.
+        let next = next.and_then(|(rp, fp, raw)| Some((envelope(rp, fp).ok()?, raw)));
+        self.send_envelope_ahead(&this, raw, next.as_ref().map(|(e, raw)| (e, *raw)))
+            .await
+    }
+
+    /// [`Lane::send_ahead`] with the envelopes built already
+    /// ([`envelope`]); `next` is left out by a caller whose envelope
+    /// could not be built.
+    pub async fn send_envelope_ahead(
+        &mut self,
+        this: &Envelope,
+        raw: &[u8],
+        next: Option<(&Envelope, &[u8])>,
+    ) -> (Result<(), SendError>, Ahead) {
         match self {
-            Lane::File(t) => (send_file(t, &this, raw).await, Ahead::NotSent),
+            Lane::File(t) => (send_file(t, this, raw).await, Ahead::NotSent),
             Lane::Relay(settings, conn) => {
                 if let Some(session) = conn.as_ref() {
                     if session.is_open() {
@@ -200,7 +220,7 @@ impl Lane {
                         // meanwhile fails this write, transiently). Any
                         // other copy here is a defect; hanging up ends the
                         // open transaction with nothing delivered.
-                        if !session.holds(&this, raw) {
+                        if !session.holds(this, raw) {
                             *conn = None;
                         }
                     } else if session.used.elapsed() >= LANE_IDLE {
@@ -216,10 +236,7 @@ impl Lane {
                         *conn = None;
                     }
                 }
-                // A next copy with an envelope we cannot write goes on its
-                // own, and fails there.
-                let next = next.and_then(|(rp, fp, raw)| Some((envelope(rp, fp).ok()?, raw)));
-                Self::relay_send(settings, conn, &this, raw, next).await
+                Self::relay_send(settings, conn, this, raw, next).await
             }
         }
     }
@@ -229,7 +246,7 @@ impl Lane {
         conn: &mut Option<Box<Session>>,
         envelope: &Envelope,
         raw: &[u8],
-        next: Option<(Envelope, &[u8])>,
+        next: Option<(&Envelope, &[u8])>,
     ) -> (Result<(), SendError>, Ahead) {
         if conn.is_none() {
             match Session::open(settings).await {
@@ -238,7 +255,6 @@ impl Lane {
             }
         }
         let session = conn.as_mut().expect("connected above");
-        let next = next.as_ref().map(|(e, raw)| (e, *raw));
         let (this, ahead) = session.send_ahead(envelope, raw, next).await;
         let mut keep = true;
         let this = this.map_err(|failed| {

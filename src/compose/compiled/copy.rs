@@ -109,11 +109,21 @@ fn safe(value: String) -> String {
 /// control character a space, and `bracket_safe` drops spaces).
 fn unsubscribe(url: &str, mailto: &str) -> String {
     let safe = |c: &char| !c.is_control() && !c.is_whitespace() && !matches!(c, '<' | '>' | ',');
+    // Ours are printable ASCII without those: copied whole, not char by
+    // char (a filtered extend was a tenth of a copy's writing).
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b','))
+    };
+    let push = |value: &mut String, s: &str| match plain(s) {
+        true => value.push_str(s),
+        false => value.extend(s.chars().filter(safe)),
+    };
     let mut value = String::with_capacity(url.len() + mailto.len() + 14);
     value.push('<');
-    value.extend(url.chars().filter(safe));
+    push(&mut value, url);
     value.push_str(">, <mailto:");
-    value.extend(mailto.chars().filter(safe));
+    push(&mut value, mailto);
     value.push('>');
     value
 }
@@ -161,6 +171,14 @@ mod tests {
                 "<m>,\u{7f} n\u{85}o",
             ),
             ("", ""),
+            // Printable ASCII all through (copied whole), and with one
+            // character that is not (filtered) at either end.
+            (
+                "https://lista.example.se/unsubscribe/abcdefghij234567",
+                "lokal-finansiering-unsubscribe+abcdefghij234567@lista.example.se",
+            ),
+            ("https://x.se/u/abc\u{7f}", "~l@x.se"),
+            ("\u{a0}https://x.se/u/abc", "l@x.se\t"),
         ] {
             let want = header_safe(&format!(
                 "<{}>, <mailto:{}>",
