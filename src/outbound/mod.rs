@@ -14,7 +14,6 @@ use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lettre::address::Envelope;
 use lettre::{AsyncFileTransport, AsyncTransport, Tokio1Executor};
 use tokio::task::JoinSet;
 
@@ -23,6 +22,7 @@ use crate::daemon::context::{Context, Metrics};
 use crate::store::OutMail;
 use crate::time::{SECS_PER_HOUR as HOUR, SECS_PER_MINUTE as MIN};
 
+pub use lettre::address::Envelope;
 pub use smtp::{stuff_into, Login, RelaySettings, SendError, Session, TlsClient};
 
 /// Retry delays after the 1st, 2nd, … transient failure; after the last the
