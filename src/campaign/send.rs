@@ -32,11 +32,10 @@ use crate::compose::compiled::CompiledOr;
 use crate::compose::mime::Prepared;
 use crate::daemon::context::Context;
 use crate::daemon::lists::{self, List};
-use crate::outbound::{Ahead, SendError, Transport};
+use crate::outbound::{Ahead, Envelope, SendError, Transport};
 use crate::store::{Campaign, CampaignStatus, Delivery, DeliveryState, Frozen, Status, Subscriber};
 use crate::time::SECS_PER_HOUR as HOUR;
 use crate::token::Purpose;
-use lettre::address::Envelope;
 
 /// Messages the lanes may have sent (or be sending) before their outcome
 /// is durable, per lane: the window is this times `outbound.connections`,
