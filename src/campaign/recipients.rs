@@ -105,6 +105,13 @@ fn fix(
             Some(_) => {}
         }
     }
+    // Did any subscriber record change while the list was read and
+    // frozen? If none did, each recipient was read once and nobody left,
+    // so the deliveries written are the campaign's total; otherwise they
+    // are counted from the store (someone moved and was read twice, or
+    // left and had theirs dropped). Begun before the first read.
+    let quiet = store.watch_subscribers(0);
+    let mut written: u64 = 0;
     let mut run = FrozenRun::default();
     let mut cursor: Option<String> = None;
     let mut read_all = false;
@@ -131,6 +138,7 @@ fn fix(
         let mut at = 0;
         while at < run.len() {
             let end = (at + LAND).min(run.len());
+            let mut batch: u64 = 0;
             let scheduled = store.write_frozen(|tx| {
                 if !still_scheduled(tx, c.id)? {
                     return Ok(false);
@@ -138,6 +146,7 @@ fn fix(
                 for i in at..end {
                     let e = run.entry(i);
                     if tx.put_frozen(c.id, &e, &watch) {
+                        batch += 1;
                         continue;
                     }
                     // Changed since it was read: as it is now.
@@ -150,6 +159,7 @@ fn fix(
                         })
                     {
                         tx.put_delivery(&pending(c.id, s));
+                        batch += 1;
                     }
                 }
                 Ok(true)
@@ -158,6 +168,7 @@ fn fix(
                 stopped = true;
                 break 'runs;
             }
+            written += batch;
             at = end;
         }
         run.clear();
@@ -171,10 +182,16 @@ fn fix(
             // Paused or cancelled while recipients were being fixed.
             return Ok(fresh);
         }
-        // The deliveries written, not the sum of the batches: someone
-        // frozen in an early batch who left before the last had theirs
-        // dropped, and must not be waited for.
-        let total = tx.delivery_count(fresh.id)?;
+        // The deliveries stored, which are the sum of the batches only if
+        // no subscriber record changed meanwhile (under this write's lock,
+        // `quiet` has seen every write before it): someone frozen in an
+        // early batch who left before the last had theirs dropped, and
+        // must not be waited for; someone who moved was read twice.
+        let total = if quiet.saw_any() {
+            tx.delivery_count(fresh.id)?
+        } else {
+            written
+        };
         fresh.status = if total == 0 {
             CampaignStatus::Done
         } else {
@@ -352,6 +369,54 @@ mod tests {
             to.attributes,
             BTreeMap::from([("region".to_string(), "Jämtland".to_string())])
         );
+    }
+
+    /// With no subscriber record written while the list is read (runs of
+    /// one read each, a filter, what a cut-short fixing left), `total` is
+    /// the sum of the batches, and it is the deliveries stored; a record
+    /// written meanwhile, even one of another list, makes the fixing count
+    /// them from the store instead, with the same answer.
+    #[test]
+    fn total_is_the_deliveries_stored_with_or_without_changes() {
+        for change in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let ctx = context(dir.path());
+            let n = 3 * READ as u64 + 7;
+            people(&ctx, n);
+            let c = queue(&ctx, vec![("region".into(), "Jämtland".into())]);
+            ctx.store
+                .write(|tx| {
+                    let s = tx.subscriber_by_id(1)?.unwrap();
+                    tx.put_delivery(&pending(c.id, s));
+                    Ok(())
+                })
+                .unwrap();
+            let id = c.id;
+            let started = fix(&ctx, c, 1, WATCH_KEYS, |ctx| {
+                if change {
+                    ctx.store
+                        .write(|tx| {
+                            let s = Subscriber::new(
+                                n + 1,
+                                "partnerskap",
+                                "ny@example.org",
+                                "Ny",
+                                Status::Confirmed,
+                                ctx.now(),
+                            );
+                            tx.put_subscriber(&s);
+                            Ok(())
+                        })
+                        .unwrap();
+                }
+            })
+            .unwrap();
+            let want: Vec<u64> = (1..=n).filter(|id| id % 3 == 0).collect();
+            assert_eq!(ids(&ctx, id), want, "change {change}");
+            assert_eq!(started.total, want.len() as u64, "change {change}");
+            let stored = ctx.store.write(|tx| Ok(tx.delivery_count(id)?)).unwrap();
+            assert_eq!(started.total, stored, "change {change}");
+        }
     }
 
     /// Paused while its recipients are fixed: it stops there, and fixed

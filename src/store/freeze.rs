@@ -217,6 +217,14 @@ impl SubscriberWatch {
     fn saw(&self, key_hash: u64) -> bool {
         lock(&self.changed).saw(key_hash)
     }
+
+    /// True if any subscriber record changed since the watch began (a
+    /// watch of limit 0 keeps no keys, only this). Read under the writer
+    /// lock, it covers every write that landed before.
+    pub fn saw_any(&self) -> bool {
+        let changed = lock(&self.changed);
+        changed.all || !changed.keys.is_empty()
+    }
 }
 
 impl Drop for SubscriberWatch {
