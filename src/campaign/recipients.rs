@@ -293,6 +293,18 @@ mod tests {
         campaign::create(ctx, new).unwrap()
     }
 
+    /// What an earlier, cut-short fixing of `campaign` left: a delivery
+    /// to subscriber 1, who matches no Jämtland filter.
+    fn left_by_an_earlier_fixing(ctx: &Context, campaign: u64) {
+        ctx.store
+            .write(|tx| {
+                let s = tx.subscriber_by_id(1)?.unwrap();
+                tx.put_delivery(&pending(campaign, s));
+                Ok(())
+            })
+            .unwrap();
+    }
+
     fn ids(ctx: &Context, c: u64) -> Vec<u64> {
         let all = ctx.store.deliveries_after(c, None, usize::MAX).unwrap();
         assert!(all.iter().all(|d| d.state == DeliveryState::Pending));
@@ -322,15 +334,7 @@ mod tests {
         people(&ctx, n);
         let region = [("region".to_string(), "Jämtland".to_string())];
         let c = queue(&ctx, region.to_vec());
-        // What an earlier, cut-short fixing left: someone who no longer
-        // matches.
-        ctx.store
-            .write(|tx| {
-                let s = tx.subscriber_by_id(1)?.unwrap();
-                tx.put_delivery(&pending(c.id, s));
-                Ok(())
-            })
-            .unwrap();
+        left_by_an_earlier_fixing(&ctx, c.id);
         let list = ctx.lists.get(LIST).unwrap().clone();
         let mut runs = 0;
         let started = fix(&ctx, c, 1, watch_keys, |ctx| {
@@ -384,13 +388,7 @@ mod tests {
             let n = 3 * READ as u64 + 7;
             people(&ctx, n);
             let c = queue(&ctx, vec![("region".into(), "Jämtland".into())]);
-            ctx.store
-                .write(|tx| {
-                    let s = tx.subscriber_by_id(1)?.unwrap();
-                    tx.put_delivery(&pending(c.id, s));
-                    Ok(())
-                })
-                .unwrap();
+            left_by_an_earlier_fixing(&ctx, c.id);
             let id = c.id;
             let started = fix(&ctx, c, 1, WATCH_KEYS, |ctx| {
                 if change {
